@@ -1,0 +1,194 @@
+"""The `kopt` command line. Imports stay inside commands so `kopt --help` is instant."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="kopt: find faster, verified versions of kernels and programs.")
+runs_app = typer.Typer(no_args_is_help=True, help="Inspect run directories.")
+app.add_typer(runs_app, name="runs")
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"kopt: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command("eval")
+def eval_cmd(
+    task: Optional[Path] = typer.Argument(None, help="KernelBench task file (Model, get_inputs, get_init_inputs)"),
+    solution: Optional[Path] = typer.Argument(None, help="solution file defining ModelNew"),
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    suite: Optional[Path] = typer.Option(None, help="KernelBench checkout (with --level and --problem)"),
+    level: Optional[int] = typer.Option(None, help="KernelBench level, with --suite"),
+    problem: Optional[int] = typer.Option(None, help="problem number in the level, with --suite"),
+    compile_only: bool = typer.Option(False, "--compile-only", help="build and load, do not run"),
+    trials: int = typer.Option(5, help="correctness trials (random seeds)"),
+    atol: float = typer.Option(1e-4, help="absolute tolerance (fp32)"),
+    rtol: float = typer.Option(1e-4, help="relative tolerance (fp32)"),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for both sides (default: half the cores)"),
+    run_dir: Optional[Path] = typer.Option(None, help="also record the evaluation in this run directory"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Evaluate SOLUTION against TASK: correctness, tamper checks, speedup with a CI."""
+    from kopt.agent.errors import KoptError, UserInputError
+
+    try:
+        if suite is not None:
+            from kopt.agent.targets.kernelbench import resolve_problem
+
+            if level is None or problem is None:
+                raise UserInputError("--suite needs --level and --problem (e.g. --level 1 --problem 19)")
+            if task is not None and solution is None:
+                task, solution = None, task
+            task = resolve_problem(suite, level, problem)
+        if task is None or solution is None:
+            raise UserInputError("usage: kopt eval TASK SOLUTION (or kopt eval --suite DIR --level L --problem N SOLUTION)")
+        from kopt.sandboxes.evaluator import EvalConfig, evaluate
+
+        cfg = EvalConfig(device=device, compile_only=compile_only, trials=trials, atol=atol, rtol=rtol,
+                         threads=threads)
+        result = evaluate(task, solution, cfg)
+    except KoptError as e:
+        _fail(str(e), e.exit_code)
+    if run_dir is not None:
+        _record_eval(run_dir, task, solution, result)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        _print_eval(result)
+    raise typer.Exit(0 if result["verdict"] in ("faster", "same", "slower", "unverified") else 1)
+
+
+def _record_eval(run_dir: Path, task: Path, solution: Path, result: dict) -> None:
+    from kopt.agent.core import Candidate, Evaluation, new_id
+    from kopt.agent.store import Store
+    from kopt.sandboxes.machine import fingerprint
+
+    store = Store.open_run_dir(run_dir)
+    run_id = store.get_meta("run_id") or new_id()
+    store.set_meta("run_id", run_id)
+    store.start_run(run_id, "eval", str(task), {})
+    cand = Candidate(code=Path(solution).read_text(), proposer={"model": "user"}, plan_step=str(solution))
+    store.add_candidate(run_id, cand)
+    store.add_evaluation(run_id, Evaluation(cand.id, result, machine=fingerprint()))
+    store.set_status(run_id, "done")
+    store.close()
+
+
+def _print_eval(r: dict) -> None:
+    from rich.console import Console
+
+    con = Console()
+    colour = {"faster": "green", "same": "yellow", "slower": "yellow"}.get(r["verdict"], "red")
+    con.print(f"[bold {colour}]{r['verdict']}[/]  {r['solution']}  vs  {r['task']}  ({r['device']}, kernel: "
+              f"{r['kernel']})")
+    if r.get("speedup") is not None:
+        lo, hi = r["speedup_ci"]
+        con.print(f"speedup {r['speedup']:.3f}x  (95% CI {lo:.3f}-{hi:.3f})   reference {r['ref_ms']:.4f} ms"
+                  f"   solution {r['new_ms']:.4f} ms")
+    if r.get("reason"):
+        con.print(f"reason: {r['reason']}", markup=False)
+    c = r.get("checks", {})
+    if "trials" in c:
+        con.print(f"checks: {c['trials']} trials on {c['shapes']} shape(s), max abs err {c.get('max_abs_err', 0):.3g}, "
+                  f"{c.get('timed_calls_checked', 0)} timed outputs checked", markup=False)
+    if r.get("degenerate"):
+        con.print(f"[red]degenerate task:[/] {r['degenerate_reason']}")
+    for w in c.get("warnings", []):
+        con.print(f"warning: {w}", markup=False)
+
+
+@runs_app.command("list")
+def runs_list(root: Path = typer.Argument(Path("runs"), help="folder holding run directories"),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """List run directories with their status and best verified speedup."""
+    from kopt.agent.store import Store, find_runs
+
+    rows = []
+    for d in find_runs(root) if root.exists() else []:
+        store = Store.open_run_dir(d)
+        for run in store.runs():
+            evals = store.evaluations(run["id"])
+            best = max((e.speedup for e in evals if e.result.get("correct") and e.speedup), default=None)
+            rows.append({"dir": str(d), "id": run["id"], "command": run["command"], "target": run["target"],
+                         "status": run["status"], "evaluations": len(evals), "best_speedup": best})
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no runs under {root}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("run dir", "command", "target", "status", "evals", "best")
+    for r in rows:
+        best = f"{r['best_speedup']:.3f}x" if r["best_speedup"] else "-"
+        t.add_row(r["dir"], r["command"], Path(r["target"]).name, r["status"], str(r["evaluations"]), best)
+    Console().print(t)
+
+
+@runs_app.command("show")
+def runs_show(run: Path = typer.Argument(..., help="run directory"),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show a run: its candidates and every evaluation."""
+    from kopt.agent.store import STORE_FILE, Store
+
+    if not (run / STORE_FILE).exists():
+        _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
+    store = Store.open_run_dir(run)
+    info = {"runs": store.runs(), "candidates": [], "evaluations": []}
+    for c in store.candidates():
+        info["candidates"].append({"id": c.id, "parents": c.parent_ids, "plan_step": c.plan_step,
+                                   "skills": c.skills, "proposer": c.proposer})
+    for e in store.evaluations():
+        info["evaluations"].append({"candidate": e.candidate_id, **{k: e.result.get(k) for k in
+                                    ("verdict", "speedup", "speedup_ci", "reason")}})
+    store.close()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    for r in info["runs"]:
+        con.print(f"[bold]{r['id']}[/] {r['command']} {r['target']} ({r['status']})")
+    t = Table("candidate", "verdict", "speedup", "CI", "reason")
+    for e in info["evaluations"]:
+        ci = e["speedup_ci"]
+        t.add_row(e["candidate"], e["verdict"] or "", f"{e['speedup']:.3f}" if e["speedup"] else "-",
+                  f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-", (e["reason"] or "")[:80])
+    con.print(t)
+
+
+@app.command("doctor")
+def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Report what this machine can do: sandbox isolation, compilers, GPU, valgrind."""
+    from kopt.sandboxes.doctor import report
+
+    info = report()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for k, v in info.items():
+        typer.echo(f"{k:<22} {v}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("kopt: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

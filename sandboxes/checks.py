@@ -1,0 +1,101 @@
+"""Output comparison and task-quality flags. Runs in kopt's process, never the candidate's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Tolerance:
+    atol: float = 1e-4
+    rtol: float = 1e-4
+
+
+# Half precision cannot meet fp32 tolerances; these follow the dtype's epsilon.
+_DTYPE_TOL = {"float16": (1e-2, 1e-2), "bfloat16": (2e-2, 2e-2)}
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    max_abs_err: float
+    reason: str = ""
+
+
+def _flatten(x, path="out"):
+    if isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            yield from _flatten(v, f"{path}[{i}]")
+    else:
+        yield path, x
+
+
+def compare(ref, new, tol: Tolerance) -> Comparison:
+    """Compare one call's outputs: structure, shape, dtype, NaN/Inf, allclose and a
+    relative-norm test (so an all-zeros output cannot pass when the reference's values
+    are small but not zero)."""
+    import torch
+
+    ref_items, new_items = list(_flatten(ref)), list(_flatten(new))
+    if len(ref_items) != len(new_items):
+        return Comparison(False, float("inf"), f"returned {len(new_items)} outputs, expected {len(ref_items)}")
+    worst = 0.0
+    for (path, r), (_, n) in zip(ref_items, new_items):
+        if not isinstance(r, torch.Tensor):
+            if isinstance(n, torch.Tensor) or r != n:
+                return Comparison(False, float("inf"), f"{path}: got {n!r}, expected {r!r}")
+            continue
+        if type(n) is not torch.Tensor:
+            return Comparison(False, float("inf"), f"{path}: got {type(n).__name__}, expected a torch.Tensor")
+        if n.shape != r.shape:
+            return Comparison(False, float("inf"), f"{path}: wrong shape {tuple(n.shape)}, expected {tuple(r.shape)}")
+        if n.dtype != r.dtype:
+            return Comparison(False, float("inf"), f"{path}: wrong dtype {n.dtype}, expected {r.dtype}")
+        if not r.is_floating_point() and not r.is_complex():
+            if not torch.equal(n, r):
+                return Comparison(False, float("inf"), f"{path}: integer/bool values differ")
+            continue
+        if torch.equal(n, r):
+            continue
+        atol, rtol = _DTYPE_TOL.get(str(r.dtype).removeprefix("torch."), (tol.atol, tol.rtol))
+        ref_finite, new_finite = torch.isfinite(r), torch.isfinite(n)
+        if bool((~new_finite & ref_finite).any()):
+            return Comparison(False, float("inf"), f"{path}: NaN/Inf where the reference has none")
+        if not torch.equal(torch.isnan(r), torch.isnan(n)):
+            return Comparison(False, float("inf"), f"{path}: NaN pattern differs from the reference")
+        diff = torch.where(ref_finite, (n - r).abs(), torch.zeros((), dtype=r.dtype))
+        err = float(diff.max()) if diff.numel() else 0.0
+        worst = max(worst, err)
+        if not torch.allclose(n, r, atol=atol, rtol=rtol, equal_nan=True):
+            return Comparison(False, err, f"{path}: values differ (max abs err {err:.3g}, atol={atol}, rtol={rtol})")
+        ref_norm = float(torch.linalg.vector_norm(torch.where(ref_finite, r, 0), dtype=torch.float64))
+        diff_norm = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
+        if ref_norm > 0 and diff_norm > max(10 * rtol, 1e-6) * ref_norm:
+            return Comparison(False, err, f"{path}: relative error {diff_norm / ref_norm:.3g} too large")
+    return Comparison(True, worst)
+
+
+def degeneracy(ref_outputs: list, inputs: list) -> str | None:
+    """Why a task's reference output cannot tell a real solution from a trivial one, or None.
+
+    Flags outputs that are (numerically) constant across trials, ~zero everywhere, or
+    equal to one of the inputs.
+    """
+    import torch
+
+    tensors = [[t for _, t in _flatten(o) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+               for o in ref_outputs]
+    if not tensors or not tensors[0]:
+        return None
+    first = [t.double() for t in tensors[0]]
+    if all(float(t.abs().max()) <= 1e-2 if t.numel() else True for ts in tensors for t in ts):
+        return "reference output is within +-0.01 of zero for every trial (an all-zeros kernel passes)"
+    if len(tensors) > 1 and all(
+            len(ts) == len(first) and all(t.shape == f.shape and torch.allclose(t.double(), f, atol=1e-6)
+                                          for t, f in zip(ts, first)) for ts in tensors[1:]):
+        return "reference output does not change with the inputs (a constant passes)"
+    for out, ins in zip(ref_outputs, inputs):
+        outs = [t for _, t in _flatten(out) if isinstance(t, torch.Tensor)]
+        if not any(any(isinstance(x, torch.Tensor) and x.shape == o.shape and x.dtype == o.dtype
+                       and torch.equal(x, o) for x in ins) for o in outs):
+            return None
+    return "reference output equals one of its inputs (returning the input passes)"

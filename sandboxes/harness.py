@@ -1,0 +1,275 @@
+"""The worker that runs inside the sandbox: loads a task (role `ref`) or a solution
+(role `new`), runs forward calls on inputs it is given and ships outputs back.
+
+It never compares or times anything that decides a verdict: kopt's own process does
+both, out of the candidate's reach. What this file does check (patched timers, spawned
+processes, reads of the task file, network use) is reported through a separate alarm
+channel, as a second line of defence.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+
+from kopt.sandboxes import protocol
+
+_perf_counter = time.perf_counter
+_ORIGINALS = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
+              "time.time": time.time, "time.monotonic": time.monotonic}
+
+
+class Alarm:
+    """Writes rule violations to kopt on a channel of their own (JSON lines)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.phase = "setup"
+        self.blocked_paths: set[str] = set()
+
+    def raise_alarm(self, rule: str, detail: str) -> None:
+        try:
+            os.write(self.fd, (json.dumps({"rule": rule, "detail": detail[:300]}) + "\n").encode())
+        except OSError:
+            pass
+
+    def hook(self, event: str, args: tuple) -> None:
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            try:
+                path = os.path.realpath(os.fsdecode(args[0]))
+            except (TypeError, ValueError):
+                return
+            if path in self.blocked_paths:
+                self.raise_alarm("reads the reference task", path)
+                raise PermissionError("kopt: a solution may not read the reference task file")
+        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo"):
+            self.raise_alarm("network access", f"{event} {args[1:2]!r}")
+            raise PermissionError("kopt: no network access during evaluation")
+        elif self.phase == "run" and event in ("subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn",
+                                                "os.system", "os.exec"):
+            self.raise_alarm("spawns a process during forward", event)
+            raise PermissionError("kopt: no processes may be started during forward")
+
+
+def load_module(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def classify_setup_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError) or "Error building extension" in text or "CompileError" in text \
+            or type(exc).__name__ == "CalledProcessError" or "error: " in text and "g++" in text:
+        return "compile_error"
+    return "runtime_error"
+
+
+def error_text(exc: BaseException, limit: int = 3000) -> str:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, MemoryError) or "DefaultCPUAllocator: can't allocate memory" in tb \
+            or "std::bad_alloc" in tb:
+        tb = "memory limit exceeded: " + tb
+    return tb[-limit:]
+
+
+def scalable_constants(module) -> dict[str, int]:
+    """Integer module constants that shape the inputs but not the model."""
+
+    def names(code) -> set[str]:
+        out = set(code.co_names)
+        for const in code.co_consts:
+            if hasattr(const, "co_names"):
+                out |= names(const)
+        return out
+
+    used_by_inputs = names(module.get_inputs.__code__)
+    used_by_init = names(module.get_init_inputs.__code__)
+    return {k: v for k, v in vars(module).items()
+            if k in used_by_inputs and k not in used_by_init and type(v) is int and v >= 4}
+
+
+class Worker:
+    def __init__(self, role: str, chan_in: int, chan_out: int, alarm: Alarm):
+        self.role, self.fd_in, self.fd_out, self.alarm = role, chan_in, chan_out, alarm
+        self.torch = None
+        self.model = None
+        self.task = None
+        self.device = "cpu"
+        self.inputs: list = []
+        self.payload = b""
+        self.outs: list = []
+        self.outs_repeat: list = []
+
+    # -- commands -------------------------------------------------------------------------
+    def cmd_setup(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        import torch
+
+        self.torch = torch
+        torch.set_num_threads(int(h.get("threads", 1)))
+        self.device = h.get("device", "cpu")
+        if self.role == "ref":
+            self.task = load_module(h["task"], "kopt_task")
+            torch.manual_seed(42)
+            init = list(self.task.get_init_inputs())
+            self.model = self.task.Model(*init).to(self.device)
+            return {"ok": True, "constants": scalable_constants(self.task)}, protocol.dumps_tensors(init)
+        init = protocol.loads_tensors(payload)
+        self.alarm.blocked_paths = {os.path.realpath(h["task"])}
+        sys.addaudithook(self.alarm.hook)
+        originals = dict(_ORIGINALS)
+        if self.device == "cuda":
+            originals["torch.cuda.synchronize"] = torch.cuda.synchronize
+        try:
+            mod = load_module(h["solution"], "kopt_solution")
+        except BaseException as e:  # noqa: BLE001 - any failure of untrusted code is a verdict
+            return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
+        if not isinstance(getattr(mod, "ModelNew", None), type):
+            return {"ok": False, "kind": "runtime_error",
+                    "error": "the solution defines no class ModelNew"}, b""
+        try:
+            torch.manual_seed(42)
+            self.model = mod.ModelNew(*init).to(self.device)
+        except TypeError as e:
+            return {"ok": False, "kind": "runtime_error",
+                    "error": f"ModelNew(*get_init_inputs()) failed: {e} -- ModelNew must take the same "
+                             f"constructor arguments as Model"}, b""
+        except BaseException as e:  # noqa: BLE001
+            return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
+        self.originals = originals
+        self.check_tamper()
+        return {"ok": True}, b""
+
+    def check_tamper(self) -> None:
+        current = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
+                   "time.time": time.time, "time.monotonic": time.monotonic}
+        if "torch.cuda.synchronize" in self.originals:
+            current["torch.cuda.synchronize"] = self.torch.cuda.synchronize
+        for name, fn in self.originals.items():
+            if current[name] is not fn:
+                self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
+
+    def make_inputs(self, seed: int, signed: bool, scale: dict) -> list:
+        torch = self.torch
+        saved = {k: getattr(self.task, k) for k in scale}
+        try:
+            for k, v in scale.items():
+                setattr(self.task, k, v)
+            torch.manual_seed(seed)
+            inputs = list(self.task.get_inputs())
+        finally:
+            for k, v in saved.items():
+                setattr(self.task, k, v)
+        if signed:
+            gen = torch.Generator().manual_seed(seed + 1)
+            for i, x in enumerate(inputs):
+                if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() and bool(x.min() >= 0):
+                    flip = torch.rand(x.shape, generator=gen) < 0.5
+                    inputs[i] = torch.where(flip.to(x.device), -x, x)
+        return inputs
+
+    def cmd_make_inputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        t0 = _perf_counter()
+        sets = [self.make_inputs(int(s), bool(h.get("signed")), h.get("scale") or {}) for s in h["seeds"]]
+        gen_s = (_perf_counter() - t0) / max(1, len(sets))
+        return {"ok": True, "gen_s": gen_s}, protocol.dumps_tensors(sets)
+
+    def _load(self, payload: bytes) -> None:
+        torch = self.torch
+        sets = protocol.loads_tensors(payload)
+        self.inputs = [[x.to(self.device) if isinstance(x, torch.Tensor) else x for x in s] for s in sets]
+
+    def cmd_load_inputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        self.payload = payload
+        self._load(payload)
+        return {"ok": True}, b""
+
+    def _forward_all(self) -> list:
+        torch = self.torch
+        model = self.model
+        with torch.no_grad():
+            outs = [model(*x) for x in self.inputs]
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return outs
+
+    def cmd_run(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        self.alarm.phase = "run"
+        try:
+            self.outs = self._forward_all()
+            self.outs_repeat = []
+            if h.get("repeat"):
+                first_inputs = self.inputs
+                self._load(self.payload)
+                self.outs_repeat = self._forward_all()
+                self.inputs = first_inputs
+        except BaseException as e:  # noqa: BLE001
+            return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
+        finally:
+            self.alarm.phase = "idle"
+        if self.role == "new":
+            self.check_tamper()
+        return {"ok": True}, b""
+
+    def cmd_outputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        torch = self.torch
+
+        def plain(y):
+            if type(y) is torch.Tensor:
+                if y.device.type == "meta" or y.is_sparse:
+                    raise TypeError("output tensor has no real storage")
+                return y.detach().to("cpu", copy=True).contiguous()
+            if isinstance(y, (tuple, list)) and type(y) in (tuple, list):
+                return [plain(v) for v in y]
+            if type(y) in (int, float, bool) or y is None:
+                return y
+            raise TypeError(f"output is a {type(y).__module__}.{type(y).__qualname__}, "
+                            f"not a plain torch.Tensor")
+
+        try:
+            body = {"outs": [plain(y) for y in self.outs], "repeat": [plain(y) for y in self.outs_repeat]}
+            if h.get("with_inputs"):
+                body["inputs_after"] = [plain(list(x)) for x in self.inputs]
+        except TypeError as e:
+            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
+        return {"ok": True}, protocol.dumps_tensors(body)
+
+    def serve(self) -> None:
+        handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "make_inputs": self.cmd_make_inputs,
+                    "load_inputs": self.cmd_load_inputs, "run": self.cmd_run, "outputs": self.cmd_outputs}
+        while True:
+            try:
+                h, payload = protocol.recv(self.fd_in)
+            except protocol.ProtocolError:
+                return
+            if h.get("cmd") == "exit":
+                return
+            try:
+                reply, data = handlers[h["cmd"]](h, payload)
+            except BaseException as e:  # noqa: BLE001 - report, never die silently
+                reply, data = {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
+            protocol.send(self.fd_out, reply, data)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--role", choices=["ref", "new"], required=True)
+    p.add_argument("--fd-in", type=int, required=True)
+    p.add_argument("--fd-out", type=int, required=True)
+    p.add_argument("--fd-alarm", type=int, required=True)
+    a = p.parse_args()
+    import torch  # noqa: F401 - import while kopt talks to the other worker
+
+    Worker(a.role, a.fd_in, a.fd_out, Alarm(a.fd_alarm)).serve()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

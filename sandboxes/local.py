@@ -1,0 +1,212 @@
+"""The local sandbox: one untrusted worker process with OS limits.
+
+Containment, readable in one screen: a new session (so the whole group can be killed),
+rlimits (address space, CPU, open files, file size, processes), a scrubbed environment
+whose HOME and TMPDIR are a private temp dir, and -- where `unshare` works -- fresh
+network and PID namespaces, so the worker has no network and every process it starts
+dies with it (it is PID 1 of its namespace).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Limits:
+    """Per-worker limits. Defaults are safe for a 2-core, 24 GiB machine."""
+
+    wall_s: float = 300.0
+    memory_mb: int = 8192
+    nofile: int = 1024
+    nproc: int = 4096
+    fsize_mb: int = 2048
+    output_bytes: int = 64 << 10
+    network: bool = False
+
+
+SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
+                 "LD_LIBRARY_PATH", "TRITON_INTERPRET", "CC", "CXX", "SYSTEMROOT")
+
+
+@functools.lru_cache(maxsize=1)
+def namespace_prefix() -> tuple[str, ...]:
+    """The `unshare` prefix that works here (net + pid namespaces), or () with none."""
+    exe = shutil.which("unshare")
+    if not exe:
+        return ()
+    candidates = [(exe, "--net", "--pid", "--fork", "--kill-child")]
+    candidates.insert(0 if os.geteuid() != 0 else 1,
+                      (exe, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"))
+    for prefix in candidates:
+        try:
+            r = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if r.returncode == 0:
+            return prefix
+    return ()
+
+
+def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: os.environ[k] for k in SAFE_ENV_KEYS if k in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(HOME=home, TMPDIR=home, PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    env.update(extra or {})
+    return env
+
+
+class _Tail:
+    """Keeps the first and last bytes of a stream; never buffers it whole."""
+
+    def __init__(self, limit: int):
+        self.limit, self.head, self.tail, self.total = limit, b"", b"", 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if len(self.head) < self.limit // 2:
+            take = self.limit // 2 - len(self.head)
+            self.head += chunk[:take]
+            chunk = chunk[take:]
+        self.tail = (self.tail + chunk)[-self.limit // 2:]
+
+    def text(self) -> str:
+        gap = self.total - len(self.head) - len(self.tail)
+        mid = f"\n... [{gap} bytes cut] ...\n".encode() if gap > 0 else b""
+        return (self.head + mid + self.tail).decode(errors="replace")
+
+
+@dataclass
+class Worker:
+    """A running sandboxed worker with a private duplex channel (to_fd, from_fd)."""
+
+    proc: subprocess.Popen
+    to_fd: int
+    from_fd: int
+    alarm_fd: int
+    workdir: Path
+    output: _Tail
+    isolated: bool
+    _drain: threading.Thread | None = field(default=None, repr=False)
+
+    def namespace_pids(self) -> list[int]:
+        """Every live process in the worker's PID namespace except its PID 1."""
+        root = self.root_pid()
+        if root is None:
+            return []
+        try:
+            ns = os.readlink(f"/proc/{root}/ns/pid")
+        except OSError:
+            return []
+        out = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in (root, self.proc.pid):
+                try:
+                    if os.readlink(f"/proc/{entry}/ns/pid") == ns and _state(int(entry)) != "Z":
+                        out.append(int(entry))
+                except OSError:
+                    pass
+        return out if self.isolated else []
+
+    def root_pid(self) -> int | None:
+        """Host pid of the python worker (the child of `unshare`, or the process itself)."""
+        if not self.isolated:
+            return self.proc.pid
+        try:
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(kids[0]) if kids else None
+
+    def thread_count(self) -> int:
+        pid = self.root_pid()
+        try:
+            return len(os.listdir(f"/proc/{pid}/task"))
+        except (OSError, TypeError):
+            return 0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for fd in (self.to_fd, self.from_fd, self.alarm_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self._drain:
+            self._drain.join(timeout=2)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _limit_self(limits: Limits) -> None:
+    def cap(res, value):
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+
+    cap(resource.RLIMIT_AS, limits.memory_mb << 20)
+    cap(resource.RLIMIT_CPU, int(limits.wall_s) + 5)
+    cap(resource.RLIMIT_NOFILE, limits.nofile)
+    cap(resource.RLIMIT_NPROC, limits.nproc)
+    cap(resource.RLIMIT_FSIZE, limits.fsize_mb << 20)
+    cap(resource.RLIMIT_CORE, 0)
+
+
+def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | None = None,
+                 cpus: set[int] | None = None) -> Worker:
+    """Start `argv` sandboxed; it receives --fd-in/--fd-out/--fd-alarm for the channel."""
+    workdir = Path(tempfile.mkdtemp(prefix="kopt-sbx-"))
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    alarm_r, alarm_w = os.pipe()
+    from kopt.sandboxes.protocol import widen_pipe
+
+    for fd in (to_w, from_w):
+        widen_pipe(fd)
+    prefix = () if limits.network else namespace_prefix()
+    cmd = [*prefix, *argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
+
+    def preexec():
+        _limit_self(limits)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    proc = subprocess.Popen(cmd, cwd=workdir, env=scrubbed_env(str(workdir), env_extra),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            pass_fds=(to_r, from_w, alarm_w), start_new_session=True, preexec_fn=preexec)
+    for fd in (to_r, from_w, alarm_w):
+        os.close(fd)
+    tail = _Tail(limits.output_bytes)
+
+    def drain():
+        for chunk in iter(lambda: proc.stdout.read1(1 << 16), b""):
+            tail.feed(chunk)
+
+    t = threading.Thread(target=drain, daemon=True)
+    t.start()
+    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), t)
