@@ -104,6 +104,38 @@ def _print_eval(r: dict) -> None:
         con.print(f"warning: {w}", markup=False)
 
 
+@app.command("optimize")
+def optimize(
+    target: Path = typer.Argument(..., help="KernelBench task file"),
+    model: str = typer.Option("rules", help="rules | openai/<name> | litellm/<provider>/<name> | hf:<path>"),
+    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or OPENAI_BASE_URL)"),
+    budget: int = typer.Option(12, help="evaluations (re-evaluations included)"),
+    max_time: Optional[float] = typer.Option(None, help="seconds"),
+    max_tokens: Optional[int] = typer.Option(None, help="LLM tokens"),
+    max_cost: Optional[float] = typer.Option(None, help="dollars"),
+    run_dir: Optional[Path] = typer.Option(None, help="default runs/<timestamp>-<target>"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir"),
+    device: str = typer.Option("cpu", help="cpu or cuda"),
+    as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
+) -> None:
+    """Search for a faster verified ModelNew for TARGET; leaves best/ and reports in the run dir."""
+    from kopt.agent.errors import KoptError, UserInputError
+
+    try:
+        from kopt.agent.optimize import run_optimize
+
+        if resume and run_dir is None:
+            raise UserInputError("--resume needs --run-dir DIR (the run to continue)")
+        summary = run_optimize(target, model=model, base_url=base_url, budget=budget, max_time=max_time,
+                               max_tokens=max_tokens, max_cost=max_cost, run_dir=run_dir, resume=resume,
+                               device=device, quiet=as_json)
+    except KoptError as e:
+        _fail(str(e), e.exit_code)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    raise typer.Exit(0 if summary.get("best_speedup") else 1)
+
+
 @runs_app.command("list")
 def runs_list(root: Path = typer.Argument(Path("runs"), help="folder holding run directories"),
               as_json: bool = typer.Option(False, "--json")) -> None:

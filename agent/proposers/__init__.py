@@ -1,0 +1,35 @@
+"""Proposer backends, chosen by `--model`: one file per backend, one line each here."""
+from __future__ import annotations
+
+from kopt.agent.errors import UserInputError
+
+
+def make_proposer(model: str | None, base_url: str | None = None, **kw):
+    model = model or "rules"
+    if model == "rules":
+        from kopt.agent.proposers.rules import RulesProposer
+
+        return RulesProposer()
+    if model.startswith("openai/"):
+        from kopt.agent.coder import LLMProposer
+        from kopt.agent.proposers.openai_compat import OpenAIChat
+
+        return LLMProposer(OpenAIChat(model.removeprefix("openai/"), base_url=base_url, **kw))
+    if model.startswith("litellm/"):
+        from kopt.agent.coder import LLMProposer
+        from kopt.agent.proposers.litellm_chat import LiteLLMChat
+
+        return LLMProposer(LiteLLMChat(model.removeprefix("litellm/"), **kw))
+    if model.startswith("hf:"):
+        from kopt.agent.coder import LLMProposer
+        from kopt.agent.proposers.hf_local import HFChat
+
+        return LLMProposer(HFChat(model.removeprefix("hf:"), **kw))
+    raise UserInputError(f"unknown --model {model!r}: use rules, openai/<name>, litellm/<provider>/<name> or hf:<path>")
+
+
+def model_label(model: str | None) -> str:
+    model = model or "rules"
+    if model == "rules":
+        return "rules (built-in skill-rule proposer, no LLM)"
+    return model

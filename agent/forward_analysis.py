@@ -1,0 +1,245 @@
+"""Reads a KernelBench task's `Model.forward` and finds runs of elementwise statements
+that one fused pass over memory can replace.
+
+Only straight-line forwards are understood (`x = op(x)` statements and a `return`);
+anything else is left alone, so the `rules` proposer stays honest: it proposes what it
+can prove it understands and lets the evaluator judge the rest.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+# call name -> C++ expression; {0} is the operand, {kw} named arguments with defaults
+UNARY: dict[str, tuple[str, dict[str, float]]] = {
+    "relu": ("({0} > 0.f ? {0} : 0.f)", {}),
+    "relu6": ("fminf(fmaxf({0}, 0.f), 6.f)", {}),
+    "sigmoid": ("(1.f / (1.f + expf(-{0})))", {}),
+    "tanh": ("tanhf({0})", {}),
+    "gelu": ("(0.5f * {0} * (1.f + erff({0} * 0.70710678118654752f)))", {}),
+    "silu": ("({0} / (1.f + expf(-{0})))", {}),
+    "mish": ("({0} * tanhf({0} > 20.f ? {0} : log1pf(expf({0}))))", {}),
+    "softplus": ("({0} * {beta} > {threshold} ? {0} : log1pf(expf({0} * {beta})) / {beta})",
+                 {"beta": 1.0, "threshold": 20.0}),
+    "elu": ("({0} > 0.f ? {0} : {alpha} * (expf({0}) - 1.f))", {"alpha": 1.0}),
+    "selu": ("(1.0507009873554805f * ({0} > 0.f ? {0} : 1.6732632423543772f * (expf({0}) - 1.f)))", {}),
+    "leaky_relu": ("({0} > 0.f ? {0} : {negative_slope} * {0})", {"negative_slope": 0.01}),
+    "hardtanh": ("fminf(fmaxf({0}, {min_val}), {max_val})", {"min_val": -1.0, "max_val": 1.0}),
+    "hardswish": ("({0} * fminf(fmaxf({0} + 3.f, 0.f), 6.f) / 6.f)", {}),
+    "hardsigmoid": ("(fminf(fmaxf({0} + 3.f, 0.f), 6.f) / 6.f)", {}),
+    "softsign": ("({0} / (1.f + fabsf({0})))", {}),
+    "tanhshrink": ("({0} - tanhf({0}))", {}),
+    "logsigmoid": ("(-log1pf(expf(-{0})))", {}),
+    "exp": ("expf({0})", {}),
+    "log": ("logf({0})", {}),
+    "sqrt": ("sqrtf({0})", {}),
+    "rsqrt": ("(1.f / sqrtf({0}))", {}),
+    "abs": ("fabsf({0})", {}),
+    "neg": ("(-{0})", {}),
+    "erf": ("erff({0})", {}),
+    "sin": ("sinf({0})", {}),
+    "cos": ("cosf({0})", {}),
+    "square": ("({0} * {0})", {}),
+}
+POSITIONAL = {"leaky_relu": ["negative_slope"], "hardtanh": ["min_val", "max_val"], "elu": ["alpha"],
+              "softplus": ["beta", "threshold"], "clamp": ["min", "max"], "clip": ["min", "max"]}
+BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+class NotElementwise(Exception):
+    pass
+
+
+@dataclass
+class Operand:
+    """A value the kernel needs from Python: a `self.<attr>` scalar or per-channel tensor."""
+
+    python: str  # expression in forward's scope, e.g. "self.scale"
+
+
+@dataclass
+class FusedRun:
+    """Consecutive statements `var = f(var)` compiled into one C++ expression."""
+
+    var: str
+    start: int  # index into forward's statements
+    stop: int
+    stmts: list[str]  # C++ statements updating `v`, using operands o0, o1, ...
+    operands: list[Operand] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    fresh: bool = False  # the value is a temporary of forward: safe to overwrite in place
+
+
+class _ExprCompiler:
+    def __init__(self, var: str, current: str, operands: list[Operand], ops: list[str]):
+        self.var, self.current, self.operands, self.ops = var, current, operands, ops
+
+    def number(self, node: ast.AST) -> float | None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            v = self.number(node.operand)
+            return -v if v is not None else None
+        return None
+
+    def lit(self, value: float) -> str:
+        return f"{value!r}f" if "e" in repr(value) or "." in repr(value) else f"{value}.f"
+
+    def operand(self, node: ast.AST) -> str:
+        src = ast.unparse(node)
+        for i, o in enumerate(self.operands):
+            if o.python == src:
+                return f"o{i}"
+        self.operands.append(Operand(src))
+        return f"o{len(self.operands) - 1}"
+
+    def compile(self, node: ast.AST) -> str:
+        num = self.number(node)
+        if num is not None:
+            return self.lit(num)
+        if isinstance(node, ast.Name) and node.id == self.var:
+            return self.current
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return self.operand(node)
+        if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
+            return f"({self.compile(node.left)} {BINOPS[type(node.op)]} {self.compile(node.right)})"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            exp = self.number(node.right)
+            base = self.compile(node.left)
+            if exp in (2.0, 3.0):
+                self.ops.append("pow")
+                return "(" + " * ".join([base] * int(exp)) + ")"
+            if exp == 0.5:
+                return f"sqrtf({base})"
+            raise NotElementwise("non-integer power")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return f"(-{self.compile(node.operand)})"
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        raise NotElementwise(ast.unparse(node))
+
+    def call(self, node: ast.Call) -> str:
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        args = list(node.args)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == self.var:
+            args = [func.value, *args]  # method form: x.relu()
+        elif isinstance(func, ast.Attribute) and not _is_namespace(func.value):
+            raise NotElementwise(ast.unparse(node))
+        name = name.rstrip("_") if name.endswith("_") and name[:-1] in UNARY else name
+        kwargs = {k.arg: k.value for k in node.keywords}
+        if kwargs.pop("inplace", None) is not None and not args:
+            raise NotElementwise("inplace form")
+        if not args:
+            raise NotElementwise(ast.unparse(node))
+        operand = self.compile(args[0])
+        if name in ("clamp", "clip", "clamp_min", "clamp_max"):
+            names = {"clamp_min": ["min"], "clamp_max": ["max"]}.get(name, ["min", "max"])
+            bounds = dict(zip(names, args[1:]))
+            bounds.update({k: v for k, v in kwargs.items() if k in ("min", "max")})
+            out = operand
+            if bounds.get("min") is not None and not _is_none(bounds["min"]):
+                out = f"fmaxf({out}, {self.compile(bounds['min'])})"
+            if bounds.get("max") is not None and not _is_none(bounds["max"]):
+                out = f"fminf({out}, {self.compile(bounds['max'])})"
+            self.ops.append("clamp")
+            return out
+        if name == "gelu":
+            approx = kwargs.pop("approximate", None)
+            if approx is not None and isinstance(approx, ast.Constant) and approx.value == "tanh":
+                self.ops.append("gelu_tanh")
+                v = operand
+                return (f"(0.5f * {v} * (1.f + tanhf(0.7978845608028654f * ({v} + 0.044715f * {v} * {v} * {v}))))")
+        if name not in UNARY:
+            raise NotElementwise(f"unknown call {name}")
+        template, defaults = UNARY[name]
+        params = dict(defaults)
+        for key, value in zip(POSITIONAL.get(name, []), args[1:]):
+            params[key] = value
+        for key, value in kwargs.items():
+            if key not in defaults:
+                raise NotElementwise(f"{name}({key}=...)")
+            params[key] = value
+        rendered = {k: (self.lit(v) if isinstance(v, float) else self.compile(v)) for k, v in params.items()}
+        self.ops.append(name)
+        return template.format(operand, **rendered)
+
+
+def _is_namespace(node: ast.AST) -> bool:
+    text = ast.unparse(node)
+    return text in ("torch", "F", "torch.nn.functional", "nn.functional", "torch.special")
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _assigns_var(stmt: ast.stmt) -> str | None:
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+        return stmt.targets[0].id
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        return stmt.target.id
+    return None
+
+
+def _value(stmt: ast.stmt) -> ast.AST:
+    if isinstance(stmt, ast.AugAssign):
+        return ast.BinOp(left=ast.Name(id=stmt.target.id, ctx=ast.Load()), op=stmt.op, right=stmt.value)
+    return stmt.value
+
+
+def _produces_fresh(stmt: ast.stmt) -> bool:
+    """Does this statement make a new tensor (not a view of an input)?"""
+    value = _value(stmt)
+    if not isinstance(value, ast.Call):
+        return isinstance(value, ast.BinOp)
+    text = ast.unparse(value.func)
+    views = ("view", "reshape", "transpose", "permute", "flatten", "squeeze", "unsqueeze", "expand",
+             "narrow", "select", "t", "contiguous", "detach")
+    return text.split(".")[-1] not in views
+
+
+def find_fusable_runs(forward: ast.FunctionDef) -> list[FusedRun]:
+    """Maximal runs of `var = elementwise(var, ...)` statements in forward's body."""
+    body = forward.body
+    runs: list[FusedRun] = []
+    i = 0
+    while i < len(body):
+        var = _assigns_var(body[i])
+        j, stmts, operands, ops = i, [], [], []
+        while j < len(body) and var is not None and _assigns_var(body[j]) == var:
+            trial_ops: list[str] = []
+            trial_operands = list(operands)
+            try:
+                new_expr = _ExprCompiler(var, "v", trial_operands, trial_ops).compile(_value(body[j]))
+            except NotElementwise:
+                break
+            if not _uses_var(_value(body[j]), var):
+                break
+            stmts, operands, ops = stmts + [f"v = {new_expr};"], trial_operands, ops + trial_ops
+            j += 1
+        if j > i:
+            fresh = i > 0 and _assigns_var(body[i - 1]) == var and _produces_fresh(body[i - 1])
+            runs.append(FusedRun(var, i, j, stmts, [Operand(o.python) for o in operands], ops, fresh))
+            i = j
+        else:
+            i += 1
+    return runs
+
+
+def _uses_var(node: ast.AST, var: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == var for n in ast.walk(node))
+
+
+def model_class(tree: ast.Module) -> ast.ClassDef:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Model":
+            return node
+    raise ValueError("no class Model")
+
+
+def forward_of(cls: ast.ClassDef) -> ast.FunctionDef:
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "forward":
+            return node
+    raise ValueError("Model has no forward")

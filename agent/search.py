@@ -1,0 +1,207 @@
+"""The POLCA-style search loop behind `kopt optimize` (design §5).
+
+A candidate's priority is the mean reward over *all* its evaluations; each iteration
+re-evaluates the top-k on fresh seeds (a lucky measurement decays), expands them into
+children through the proposer, filters near-duplicates with the epsilon-net, and
+evaluates the children. Every candidate and evaluation is in the store the moment it
+exists, so a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel, Field
+
+from kopt.agent.core import Candidate, Evaluation
+from kopt.agent.novelty import EpsilonNet
+from kopt.agent.store import Store
+from kopt.agent.summarizer import summarize
+from kopt.rl_finetune.rewards import VERIFIED, reward
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.machine import fingerprint
+
+
+class SearchConfig(BaseModel):
+    budget: int = Field(12, ge=1, description="evaluations, re-evaluations included")
+    max_time: float | None = Field(None, description="seconds of wall time")
+    max_tokens: int | None = None
+    max_cost: float | None = Field(None, description="dollars")
+    top_k: int = Field(2, ge=1)
+    max_evals_per_candidate: int = Field(3, ge=1, description="re-evaluations stop here")
+    epsilon: float = Field(0.005, ge=0, description="novelty radius of the epsilon-net")
+    ucb_c: float = Field(0.0, ge=0, description="exploration bonus c*sqrt(ln N / n); 0 = pure mean")
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+def reference_solution(task_source: str) -> str:
+    """The task's own Model renamed ModelNew: the baseline every run starts from."""
+    tree = ast.parse(task_source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Model":
+            node.name = "ModelNew"
+        elif isinstance(node, ast.Name) and node.id == "Model":
+            node.id = "ModelNew"
+    return ast.unparse(tree) + "\n"
+
+
+@dataclass
+class Stats:
+    evaluations: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    elapsed: float = 0.0
+
+
+class Search:
+    def __init__(self, task_path: Path, proposer, store: Store, run_id: str, run_dir: Path,
+                 cfg: SearchConfig, on_event: Callable[[dict], None] | None = None):
+        self.task_path, self.proposer, self.store, self.run_id = Path(task_path), proposer, store, run_id
+        self.run_dir, self.cfg = Path(run_dir), cfg
+        self.on_event = on_event or (lambda e: None)
+        self.task_source = self.task_path.read_text()
+        self.cands: dict[str, Candidate] = {c.id: c for c in store.candidates(run_id)}
+        self.evals: dict[str, list[dict]] = {cid: [] for cid in self.cands}
+        for e in store.evaluations(run_id):
+            self.evals.setdefault(e.candidate_id, []).append(e.result)
+        self.expanded: set[str] = set(store.get_meta("expanded", []))
+        self.duplicates: dict[str, str] = store.get_meta("duplicates", {})
+        self.net = EpsilonNet(cfg.epsilon)
+        for c in self.cands.values():
+            if c.id not in self.duplicates:
+                self.net.add(c.id, c.code)
+        self.stats = Stats(evaluations=sum(len(v) for v in self.evals.values()),
+                           tokens=sum(int(c.proposer.get("tokens_in", 0)) + int(c.proposer.get("tokens_out", 0))
+                                      for c in self.cands.values()),
+                           cost=sum(float(c.proposer.get("cost", 0.0)) for c in self.cands.values()),
+                           elapsed=float(store.get_meta("elapsed", 0.0)))
+        self.started = time.monotonic()
+        self.stop_reason = ""
+
+    # -- scoring --------------------------------------------------------------------------
+    def mean_score(self, cid: str) -> float:
+        scores = [r for r in (reward(x) for x in self.evals.get(cid, [])) if r is not None]
+        if not scores:
+            return -1.0
+        bonus = 0.0
+        if self.cfg.ucb_c:
+            total = max(1, self.stats.evaluations)
+            bonus = self.cfg.ucb_c * math.sqrt(math.log(total) / len(scores))
+        return statistics.fmean(scores) + bonus
+
+    def verified(self, cid: str) -> bool:
+        results = self.evals.get(cid, [])
+        return bool(results) and all(r.get("correct") and r.get("verdict") in VERIFIED for r in results)
+
+    def mean_speedup(self, cid: str) -> float | None:
+        sp = [r["speedup"] for r in self.evals.get(cid, []) if r.get("speedup")]
+        return statistics.fmean(sp) if sp else None
+
+    def best(self) -> str | None:
+        ok = [cid for cid in self.cands if self.verified(cid)]
+        return max(ok, key=lambda c: (self.mean_speedup(c) or 0.0), default=None)
+
+    # -- budget ---------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.stats.elapsed + time.monotonic() - self.started
+
+    def out_of_budget(self) -> str:
+        c = self.cfg
+        if self.stats.evaluations >= c.budget:
+            return f"evaluation budget spent ({c.budget})"
+        if c.max_time is not None and self.elapsed() >= c.max_time:
+            return f"time limit reached ({c.max_time:.0f}s)"
+        if c.max_tokens is not None and self.stats.tokens >= c.max_tokens:
+            return f"token limit reached ({c.max_tokens})"
+        if c.max_cost is not None and self.stats.cost >= c.max_cost:
+            return f"cost limit reached (${c.max_cost:.2f})"
+        return ""
+
+    # -- the steps --------------------------------------------------------------------------
+    def add_candidate(self, cand: Candidate) -> bool:
+        """Store a candidate; False (and no evaluation owed) if it is a near-duplicate."""
+        self.cands[cand.id] = cand
+        self.evals.setdefault(cand.id, [])
+        self.store.add_candidate(self.run_id, cand)
+        self.stats.tokens += int(cand.proposer.get("tokens_in", 0)) + int(cand.proposer.get("tokens_out", 0))
+        self.stats.cost += float(cand.proposer.get("cost", 0.0))
+        admitted, near, dist = self.net.admit(cand.id, cand.code)
+        if not admitted:
+            self.duplicates[cand.id] = near
+            self.store.set_meta("duplicates", self.duplicates)
+            self.on_event({"type": "duplicate", "candidate": cand.id, "near": near, "distance": dist})
+        return admitted
+
+    def evaluate(self, cid: str) -> dict:
+        path = self.run_dir / "candidates" / f"{cid}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.cands[cid].code)
+        result = evaluate(self.task_path, path, self.cfg.eval)
+        self.store.add_evaluation(self.run_id, Evaluation(cid, result, machine=fingerprint()))
+        self.evals[cid].append(result)
+        self.stats.evaluations += 1
+        self.store.set_meta("elapsed", self.elapsed())
+        self.on_event({"type": "evaluation", "candidate": cid, "result": result, "stats": self.stats,
+                       "best": self.best(), "best_speedup": self.mean_speedup(self.best() or "")})
+        return result
+
+    def context(self, parent: Candidate) -> dict:
+        return {"task_source": self.task_source, "task_path": str(self.task_path), "parent": parent,
+                "parent_results": self.evals.get(parent.id, []),
+                "lessons": summarize(self.cands, self.evals, self.duplicates),
+                "run_id": self.run_id}
+
+    def run(self) -> str | None:
+        if not self.cands:
+            root = Candidate(code=reference_solution(self.task_source), plan_step="reference (baseline)",
+                             proposer={"model": "reference"})
+            self.add_candidate(root)
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted (Ctrl-C); resume with --resume"
+        self.store.set_meta("elapsed", self.elapsed())
+        return self.best()
+
+    def _pending(self) -> list[str]:
+        return [cid for cid, ev in self.evals.items() if not ev and cid not in self.duplicates]
+
+    def _loop(self) -> None:
+        while True:
+            for cid in self._pending():  # proposed before a kill, or new: evaluate first
+                if (reason := self.out_of_budget()):
+                    self.stop_reason = reason
+                    return
+                self.evaluate(cid)
+            if (reason := self.out_of_budget()):
+                self.stop_reason = reason
+                return
+            ranked = sorted((c for c in self.cands if self.evals.get(c) and c not in self.duplicates),
+                            key=self.mean_score, reverse=True)
+            top = [c for c in ranked if self.mean_score(c) > 0.1][: self.cfg.top_k] or ranked[:1]
+            progressed = False
+            for cid in top:
+                if len(self.evals[cid]) < self.cfg.max_evals_per_candidate and self.verified(cid):
+                    if (reason := self.out_of_budget()):
+                        self.stop_reason = reason
+                        return
+                    self.evaluate(cid)  # re-evaluation on fresh seeds
+                    progressed = True
+            for cid in top:
+                if cid in self.expanded:
+                    continue
+                children = self.proposer.propose(self.context(self.cands[cid]))
+                self.expanded.add(cid)
+                self.store.set_meta("expanded", sorted(self.expanded))
+                self.on_event({"type": "expanded", "candidate": cid, "children": len(children)})
+                for child in children:
+                    self.add_candidate(child)
+                    progressed = True
+            if not progressed and not self._pending():
+                self.stop_reason = "search exhausted: the proposer has nothing new for the best candidates"
+                return

@@ -1,0 +1,35 @@
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    """Linear layer followed by a chain of activations."""
+
+    def __init__(self, in_features, out_features, scale):
+        super(Model, self).__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.scale = scale
+        self.bias = nn.Parameter(torch.randn(out_features) * 0.1)
+
+    def forward(self, x):
+        x = self.linear(x)
+        x = F.gelu(x)
+        x = x * self.scale + self.bias
+        x = torch.tanh(x)
+        x = F.hardtanh(x, min_val=-0.5, max_val=0.5)
+        return x
+
+
+batch_size = 256
+in_features = 64
+out_features = 2048
+scale = 1.7
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features, scale]
