@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/kopt eval benchmarks/examples/relu_task.py benchmarks/examples/relu_copy.py
+	$(VENV)/bin/kopt optimize benchmarks/examples/activation_chain.py --budget 6
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -18,6 +18,7 @@ from typing import Callable
 
 from pydantic import BaseModel, Field
 
+from kopt.agent.coder import ProposerUnavailable
 from kopt.agent.core import Candidate, Evaluation
 from kopt.agent.novelty import EpsilonNet
 from kopt.agent.store import Store
@@ -195,7 +196,11 @@ class Search:
             for cid in top:
                 if cid in self.expanded:
                     continue
-                children = self.proposer.propose(self.context(self.cands[cid]))
+                try:
+                    children = self.proposer.propose(self.context(self.cands[cid]))
+                except ProposerUnavailable as e:
+                    self.stop_reason = f"proposer unavailable: {e}"
+                    return
                 self.expanded.add(cid)
                 self.store.set_meta("expanded", sorted(self.expanded))
                 self.on_event({"type": "expanded", "candidate": cid, "children": len(children)})

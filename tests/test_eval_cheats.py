@@ -75,14 +75,14 @@ def load_task_module(task: str):
 # -- positive controls ---------------------------------------------------------------------------
 
 def test_honest_copy_is_correct_and_same():
-    res = run_eval("relu", "relu_honest")
+    res = run_eval("double_matmul", "double_matmul_honest", rounds=7, max_timing_s=4)
     assert res["compiled"] is True and res["correct"] is True, res
     assert res["verdict"] == "same", res
     assert res["checks"]["trials"] >= 5 and res["checks"]["shapes"] >= 2, res["checks"]
 
 
 def test_dropping_redundant_work_is_faster():
-    res = run_eval("double_matmul", "double_matmul_once")
+    res = run_eval("double_matmul", "double_matmul_once", rounds=9, max_timing_s=5)
     assert res["correct"] is True, res
     assert res["verdict"] == "faster", res
     assert res["speedup_ci"][0] > 1.1, res
@@ -108,10 +108,12 @@ def test_returns_a_constant():
 
 
 def test_caches_outputs_by_data_ptr():
+    """Only right while the caller never reuses an input buffer for new values."""
     assert_caught(run_eval("relu", "cache_data_ptr"), "incorrect", *VALUES_WRONG)
 
 
 def test_caches_outputs_by_cheap_value_fingerprint():
+    """Eight possible keys: the trials plus the timed calls (all checked) must hit a stale entry."""
     assert_caught(run_eval("relu", "cache_fingerprint"), "incorrect", *VALUES_WRONG)
 
 
