@@ -48,6 +48,8 @@ class EvalConfig(BaseModel):
     setup_timeout_s: float = 600.0
     call_timeout_s: float = 120.0
     memory_mb: int = 8192
+    hidden_paths: list[str] = Field(default_factory=list,
+                                    description="hidden from the candidate, besides the task file (e.g. the run dir)")
 
 
 class Verdict(Exception):
@@ -163,7 +165,8 @@ class _Session:
         argv = [sys.executable, "-m", "kopt.sandboxes.harness"]
         env = _worker_env(cfg, self.threads, source, kernel)
         self.ref = Channel(start_worker([*argv, "--role", "ref"], limits, env, cpus), "reference")
-        self.new = Channel(start_worker([*argv, "--role", "new"], limits, env, cpus), "candidate")
+        hidden = Limits(**{**limits.__dict__, "hide_paths": (str(task_path), *cfg.hidden_paths)})
+        self.new = Channel(start_worker([*argv, "--role", "new"], hidden, env, cpus), "candidate")
         self.task_path, self.sol_path = task_path, sol_path
         self.baseline_threads = 0
 
@@ -297,16 +300,20 @@ def _exchange(s: _Session, seeds: list[int], signed: bool = False, scale: dict |
     """One round: the same fresh inputs to both sides, candidate first, outputs back here."""
     from kopt.sandboxes.protocol import loads_tensors
 
+    cpu0 = s.ref.worker.cpu_seconds()
     gen, payload = s.ref_call({"cmd": "make_inputs", "seeds": seeds, "signed": signed, "scale": scale or {}})
-    times = {}
+    times = {"gen_cpu": s.ref.worker.cpu_seconds() - cpu0}
+    workers = {"new": s.new.worker, "ref": s.ref.worker}
     order = [("new", s.new_call), ("ref", s.ref_call)]
     if timed and seeds[0] % 2:
         order.reverse()
     for role, call in order:
         call({"cmd": "load_inputs"}, payload)  # each side loads right before it runs: same cache state
+        c0 = workers[role].cpu_seconds()
         t0 = time.perf_counter()
         call({"cmd": "run", "repeat": repeat and role == "new"})
         times[role] = time.perf_counter() - t0
+        times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
         if role == "new":
             s.police("forward")
     times["gen_s"] = gen.get("gen_s", 0.0)
@@ -326,16 +333,6 @@ def _check_round(ref_body: dict, new_body: dict, tol: Tolerance, label: str, che
 
     if len(new_body.get("outs", [])) != len(ref_body["outs"]):
         raise Verdict("rejected", f"{label}: candidate returned outputs for the wrong number of calls")
-    for i, (r, n) in enumerate(zip(ref_body["outs"], new_body["outs"])):
-        c = compare(r, n, tol)
-        checks["max_abs_err"] = max(checks.get("max_abs_err", 0.0), c.max_abs_err if c.ok else 0.0)
-        if not c.ok:
-            raise Verdict("incorrect", f"{label}, call {i + 1}: {c.reason}")
-    for i, (r, n) in enumerate(zip(ref_body["outs"], new_body.get("repeat", []))):
-        c = compare(r, n, tol)
-        if not c.ok:
-            raise Verdict("incorrect", f"{label}, call {i + 1} repeated on the same inputs: {c.reason} "
-                                       f"(non-deterministic or stateful between calls)")
     if "inputs_after" in ref_body:
         for i, (r, n) in enumerate(zip(ref_body["inputs_after"], new_body.get("inputs_after", []))):
             for j, (a, b) in enumerate(zip(r, n)):
@@ -343,6 +340,17 @@ def _check_round(ref_body: dict, new_body: dict, tol: Tolerance, label: str, che
                     and a.shape == b.shape and a.dtype == b.dtype else a == b
                 if not same:
                     raise Verdict("incorrect", f"{label}, call {i + 1}: input {j} was modified in place")
+    for i, (r, n) in enumerate(zip(ref_body["outs"], new_body["outs"])):
+        c = compare(r, n, tol)
+        checks["max_abs_err"] = max(checks.get("max_abs_err", 0.0), c.max_abs_err if c.ok else 0.0)
+        if not c.ok:
+            raise Verdict("incorrect", f"{label}, call {i + 1}: {c.reason}")
+    refs = ref_body["outs"]
+    for i, n in enumerate(new_body.get("repeat", [])):
+        c = compare(refs[(i + 1) % len(refs)], n, tol)
+        if not c.ok:
+            raise Verdict("incorrect", f"{label}, call {i + 1} repeated with new values in the same input "
+                                       f"tensors: {c.reason} (caches by pointer, or keeps state between calls)")
 
 
 def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> None:
@@ -396,14 +404,15 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     tol = Tolerance(cfg.atol, cfg.rtol)
     checks = res["checks"]
     # warm-up round, also sizes the rounds and fixes the thread baseline
-    ref_body, new_body, times = _exchange(s, [secrets.randbits(31)], timed=True)
+    warm = [secrets.randbits(31) for _ in range(3)]
+    ref_body, new_body, times = _exchange(s, warm, timed=True)
     _check_round(ref_body, new_body, tol, "warm-up call", checks)
     s.baseline_threads = s.new.worker.thread_count()
     ping = _roundtrip_s(s.ref_call) + _roundtrip_s(s.new_call)
     overhead = {"ref": sorted(ping)[len(ping) // 2]}  # one value for both sides: no bias between them
     overhead["new"] = overhead["ref"]
-    per_call = max(1e-6, min(times[r] - overhead[r] for r in ("ref", "new")))
-    slowest = max(times[r] for r in ("ref", "new"))
+    per_call = max(1e-6, min(times[r] - overhead[r] for r in ("ref", "new")) / len(warm))
+    slowest = max(times[r] for r in ("ref", "new")) / len(warm)
     rounds = max(5, min(cfg.rounds, int(cfg.max_timing_s / (2 * slowest))))
     calls = min(math.ceil(cfg.round_ms / 1000 / per_call),
                 int(cfg.input_budget_s / (rounds * max(times["gen_s"], 1e-6))),
@@ -424,6 +433,22 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
         checks["suspicious"] = f"speedup above {cfg.sanity_cap:g}x held up on re-measurement"
 
 
+def _check_work_outside_forward(s: _Session, start: dict, inside: dict, checks: dict) -> None:
+    """CPU the candidate burns while it is *not* being timed, against the reference's.
+
+    Both sides do the same harness work between timed calls (load inputs, ship outputs).
+    A candidate that defers its computation to a thread, or to whatever runs after
+    `forward` returns, shows up here in the kernel's accounting, which it cannot patch.
+    """
+    outside = {role: (w.worker.cpu_seconds() - start[role]) - inside[role]
+               for role, w in (("ref", s.ref), ("new", s.new))}
+    checks["cpu_outside_forward_s"] = {k: round(v, 3) for k, v in outside.items()}
+    if outside["new"] > 1.5 * outside["ref"] + 0.25:
+        raise Verdict("rejected", f"work outside the timed forward calls: the candidate used "
+                                  f"{outside['new']:.2f}s of CPU between calls vs {outside['ref']:.2f}s for the "
+                                  f"reference (deferred or background computation)")
+
+
 def _roundtrip_s(call, n: int = 7) -> list[float]:
     """Costs of empty requests; their median is subtracted from every timed round."""
     samples = []
@@ -437,11 +462,16 @@ def _roundtrip_s(call, n: int = 7) -> list[float]:
 def _timed_rounds(s: _Session, cfg: EvalConfig, tol: Tolerance, calls: int, rounds: int, checks: dict,
                   overhead: dict):
     ref_ms, new_ms = [], []
+    start = {"ref": s.ref.worker.cpu_seconds(), "new": s.new.worker.cpu_seconds()}
+    inside = {"ref": 0.0, "new": 0.0}
     for r in range(rounds):
         seeds = [secrets.randbits(31) for _ in range(calls)]
         ref_body, new_body, times = _exchange(s, seeds, timed=True)
         _check_round(ref_body, new_body, tol, f"timed round {r + 1}", checks)
+        inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"]
+        inside["new"] += times["new_run_cpu"]
         ref_ms.append(max(times["ref"] - overhead["ref"], 1e-7) * 1000 / calls)
         new_ms.append(max(times["new"] - overhead["new"], 1e-7) * 1000 / calls)
     checks["timed_calls_checked"] = checks.get("timed_calls_checked", 0) + rounds * calls
+    _check_work_outside_forward(s, start, inside, checks)
     return estimate_speedup(ref_ms, new_ms, seed=secrets.randbits(31))

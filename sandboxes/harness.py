@@ -23,6 +23,15 @@ _ORIGINALS = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": ti
               "time.time": time.time, "time.monotonic": time.monotonic}
 
 
+def _torch_functions(torch) -> dict:
+    """The torch functions the harness relies on after `forward` returns."""
+    out = {f"torch.Tensor.{m}": getattr(torch.Tensor, m) for m in
+           ("detach", "to", "clone", "contiguous", "copy_", "cpu", "__reduce_ex__")}
+    out.update({f"torch.{f}": getattr(torch, f) for f in ("save", "load", "equal", "no_grad")})
+    out["torch.cuda.synchronize"] = torch.cuda.synchronize
+    return out
+
+
 class Alarm:
     """Writes rule violations to kopt on a channel of their own (JSON lines)."""
 
@@ -53,6 +62,14 @@ class Alarm:
                                                 "os.system", "os.exec"):
             self.raise_alarm("spawns a process during forward", event)
             raise PermissionError("kopt: no processes may be started during forward")
+
+
+def _snapshot(torch, y):
+    if type(y) is torch.Tensor:
+        return y.clone()
+    if type(y) in (tuple, list):
+        return type(y)(_snapshot(torch, v) for v in y)
+    return y
 
 
 def load_module(path: str, name: str):
@@ -106,6 +123,7 @@ class Worker:
         self.payload = b""
         self.outs: list = []
         self.outs_repeat: list = []
+        self.inputs_after: list = []
 
     # -- commands -------------------------------------------------------------------------
     def cmd_setup(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
@@ -123,9 +141,7 @@ class Worker:
         init = protocol.loads_tensors(payload)
         self.alarm.blocked_paths = {os.path.realpath(h["task"])}
         sys.addaudithook(self.alarm.hook)
-        originals = dict(_ORIGINALS)
-        if self.device == "cuda":
-            originals["torch.cuda.synchronize"] = torch.cuda.synchronize
+        originals = {**_ORIGINALS, **_torch_functions(torch)}
         try:
             mod = load_module(h["solution"], "kopt_solution")
         except BaseException as e:  # noqa: BLE001 - any failure of untrusted code is a verdict
@@ -148,11 +164,9 @@ class Worker:
 
     def check_tamper(self) -> None:
         current = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
-                   "time.time": time.time, "time.monotonic": time.monotonic}
-        if "torch.cuda.synchronize" in self.originals:
-            current["torch.cuda.synchronize"] = self.torch.cuda.synchronize
+                   "time.time": time.time, "time.monotonic": time.monotonic, **_torch_functions(self.torch)}
         for name, fn in self.originals.items():
-            if current[name] is not fn:
+            if current.get(name) is not fn:
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
 
     def make_inputs(self, seed: int, signed: bool, scale: dict) -> list:
@@ -203,12 +217,20 @@ class Worker:
         self.alarm.phase = "run"
         try:
             self.outs = self._forward_all()
-            self.outs_repeat = []
+            self.outs_repeat, self.inputs_after = [], []
             if h.get("repeat"):
-                first_inputs = self.inputs
-                self._load(self.payload)
+                # Same tensors (same data_ptr), next trial's values: a cache keyed by pointer,
+                # or any state carried between calls, now returns the wrong answer.
+                self.inputs_after = [[x.clone() if isinstance(x, self.torch.Tensor) else x for x in s]
+                                     for s in self.inputs]
+                self.outs = [_snapshot(self.torch, y) for y in self.outs]  # may alias the inputs
+                fresh = protocol.loads_tensors(self.payload)
+                n = len(self.inputs)
+                for i, slot in enumerate(self.inputs):
+                    for x, v in zip(slot, fresh[(i + 1) % n]):
+                        if isinstance(x, self.torch.Tensor):
+                            x.copy_(v)
                 self.outs_repeat = self._forward_all()
-                self.inputs = first_inputs
         except BaseException as e:  # noqa: BLE001
             return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
         finally:
@@ -235,7 +257,7 @@ class Worker:
         try:
             body = {"outs": [plain(y) for y in self.outs], "repeat": [plain(y) for y in self.outs_repeat]}
             if h.get("with_inputs"):
-                body["inputs_after"] = [plain(list(x)) for x in self.inputs]
+                body["inputs_after"] = [plain(list(x)) for x in (self.inputs_after or self.inputs)]
         except TypeError as e:
             return {"ok": False, "kind": "rejected", "error": str(e)}, b""
         return {"ok": True}, protocol.dumps_tensors(body)

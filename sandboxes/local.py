@@ -31,6 +31,7 @@ class Limits:
     fsize_mb: int = 2048
     output_bytes: int = 64 << 10
     network: bool = False
+    hide_paths: tuple[str, ...] = ()  # files/folders the worker must not see (mount namespace)
 
 
 SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
@@ -54,6 +55,30 @@ def namespace_prefix() -> tuple[str, ...]:
         if r.returncode == 0:
             return prefix
     return ()
+
+
+# Runs inside the new mount namespace before the worker: covers each hidden file with
+# /dev/null and each hidden folder with an empty read-only tmpfs, then execs the worker.
+_HIDE_SCRIPT = ('while [ "$1" != "--" ]; do '
+                'if [ -d "$1" ]; then mount -t tmpfs -o size=4k,ro kopt-hidden "$1" || exit 97; '
+                'else mount --bind /dev/null "$1" || exit 97; fi; shift; done; shift; exec "$@"')
+
+
+@functools.lru_cache(maxsize=1)
+def can_hide_paths() -> bool:
+    """Whether a mount namespace can hide files from a worker on this machine."""
+    prefix = namespace_prefix()
+    if not prefix or not shutil.which("mount"):
+        return False
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(b"secret")
+        f.flush()
+        try:
+            r = subprocess.run([*prefix, "--mount", "/bin/sh", "-c", _HIDE_SCRIPT, "probe", f.name, "--",
+                                "cat", f.name], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return r.returncode == 0 and b"secret" not in r.stdout
 
 
 def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -126,6 +151,14 @@ class Worker:
             return None
         return int(kids[0]) if kids else None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the worker process, all its threads, from the kernel."""
+        try:
+            fields = Path(f"/proc/{self.root_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError, TypeError):
+            return 0.0
+
     def thread_count(self) -> int:
         pid = self.root_pid()
         try:
@@ -190,6 +223,9 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
         widen_pipe(fd)
     prefix = () if limits.network else namespace_prefix()
     cmd = [*prefix, *argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
+    hide = [p for p in limits.hide_paths if os.path.exists(p)]
+    if prefix and hide and can_hide_paths():
+        cmd = [*prefix, "--mount", "/bin/sh", "-c", _HIDE_SCRIPT, "kopt-hide", *hide, "--", *cmd[len(prefix):]]
 
     def preexec():
         _limit_self(limits)

@@ -159,7 +159,11 @@ def test_patches_the_timer():
 @pytest.mark.parametrize("how", ["read_reference_import", "read_reference_open", "read_reference_subprocess"])
 def test_reads_the_reference_task(tmp_path, how):
     sol = from_template(tmp_path, how, TASK_PATH=(TASKS / "relu.py").resolve())
-    assert_caught(run_eval("relu", sol), "rejected", "reference")
+    if how == "read_reference_subprocess":
+        # a child process escapes the audit hook; the mount namespace shows it an empty file
+        assert_caught(run_eval("relu", sol), ("rejected", "runtime_error"), "reference", "Model")
+    else:
+        assert_caught(run_eval("relu", sol), "rejected", "reference")
 
 
 def test_opens_a_network_connection(tmp_path):
@@ -227,3 +231,10 @@ def test_subclasses_model():
 
 def test_returns_a_lazy_tensor_subclass():
     assert_caught(run_eval("relu", "tensor_subclass"), ("rejected", "incorrect"), "tensor")
+
+
+def test_deferred_work_in_a_thread_without_patching():
+    """No harness function patched: either the output is read unfinished, or the kernel's CPU
+    accounting shows the work done between timed calls."""
+    assert_caught(run_eval("double_matmul", "deferred_copy"), ("rejected", "incorrect"),
+                  "outside the timed", "values differ")
