@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/kopt optimize benchmarks/examples/activation_chain.py --budget 6
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 clean:

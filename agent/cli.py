@@ -48,7 +48,8 @@ def eval_cmd(
                 task, solution = None, task
             task = resolve_problem(suite, level, problem)
         if task is None or solution is None:
-            raise UserInputError("usage: kopt eval TASK SOLUTION (or kopt eval --suite DIR --level L --problem N SOLUTION)")
+            raise UserInputError("usage: kopt eval TASK SOLUTION "
+                                 "(or kopt eval --suite DIR --level L --problem N SOLUTION)")
         from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
         cfg = EvalConfig(device=device, compile_only=compile_only, trials=trials, atol=atol, rtol=rtol,

@@ -53,7 +53,8 @@ def run_optimize(target: Path, model: str = "rules", base_url: str | None = None
     else:
         run_dir = run_dir or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{task.name}"
         if (run_dir / STORE_FILE).exists():
-            raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, or pick another --run-dir")
+            raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, "
+                                 f"or pick another --run-dir")
     proposer = make_proposer(model, base_url)
     store = Store.open_run_dir(run_dir)
     run_id = store.get_meta("run_id")

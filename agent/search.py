@@ -12,11 +12,9 @@ import ast
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-from pydantic import BaseModel, Field
 
 from kopt.agent.coder import ProposerUnavailable
 from kopt.agent.core import Candidate, Evaluation
@@ -26,6 +24,7 @@ from kopt.agent.summarizer import summarize
 from kopt.rl_finetune.rewards import VERIFIED, reward
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 from kopt.sandboxes.machine import fingerprint
+from pydantic import BaseModel, Field
 
 
 class SearchConfig(BaseModel):

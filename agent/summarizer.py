@@ -19,12 +19,13 @@ def summarize(cands: dict[str, Candidate], evals: dict[str, list[dict]], duplica
         if cands[cid].plan_step:
             lines.append(f"WORKED ({sp:.2f}x): {cands[cid].plan_step[:160]}")
     failures = Counter()
-    for cid, rs in evals.items():
+    for rs in evals.values():
         for r in rs:
             if not r.get("correct") and r.get("reason"):
                 failures[(r.get("verdict"), r["reason"][:160])] += 1
     for (verdict, reason), n in failures.most_common(4):
         lines.append(f"FAILED ({verdict}, x{n}): {reason}")
     if duplicates:
-        lines.append(f"{len(duplicates)} proposal(s) were near-duplicates of earlier ones: propose something different.")
+        lines.append(f"{len(duplicates)} proposal(s) were near-duplicates of earlier ones: "
+                     f"propose something different.")
     return "\n".join(lines[:limit])

@@ -57,21 +57,37 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
         if torch.equal(n, r):
             continue
         atol, rtol = _DTYPE_TOL.get(str(r.dtype).removeprefix("torch."), (tol.atol, tol.rtol))
-        ref_finite, new_finite = torch.isfinite(r), torch.isfinite(n)
-        if bool((~new_finite & ref_finite).any()):
-            return Comparison(False, float("inf"), f"{path}: NaN/Inf where the reference has none")
-        if not torch.equal(torch.isnan(r), torch.isnan(n)):
-            return Comparison(False, float("inf"), f"{path}: NaN pattern differs from the reference")
-        diff = torch.where(ref_finite, (n - r).abs(), torch.zeros((), dtype=r.dtype))
+        diff = (n - r).abs()
+        within = diff <= atol + rtol * r.abs()  # False wherever either side is NaN
+        if not bool(within.all()):
+            c = _explain_mismatch(path, r, n, diff, atol, rtol)
+            if c is not None:
+                return c
+            diff = torch.where(torch.isfinite(r), diff, torch.zeros((), dtype=diff.dtype))
         err = float(diff.max()) if diff.numel() else 0.0
         worst = max(worst, err)
-        if not torch.allclose(n, r, atol=atol, rtol=rtol, equal_nan=True):
-            return Comparison(False, err, f"{path}: values differ (max abs err {err:.3g}, atol={atol}, rtol={rtol})")
-        ref_norm = float(torch.linalg.vector_norm(torch.where(ref_finite, r, 0), dtype=torch.float64))
+        ref_norm = float(torch.linalg.vector_norm(torch.where(torch.isfinite(r), r, 0), dtype=torch.float64)) \
+            if not bool(within.all()) else float(torch.linalg.vector_norm(r, dtype=torch.float64))
         diff_norm = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
         if ref_norm > 0 and diff_norm > max(10 * rtol, 1e-6) * ref_norm:
             return Comparison(False, err, f"{path}: relative error {diff_norm / ref_norm:.3g} too large")
     return Comparison(True, worst)
+
+
+def _explain_mismatch(path, r, n, diff, atol, rtol) -> Comparison | None:
+    """The slow path: why elements differ; None when only matching NaN/Inf differ."""
+    import torch
+
+    ref_finite, new_finite = torch.isfinite(r), torch.isfinite(n)
+    if bool((~new_finite & ref_finite).any()):
+        return Comparison(False, float("inf"), f"{path}: NaN/Inf where the reference has none")
+    if not torch.equal(torch.isnan(r), torch.isnan(n)):
+        return Comparison(False, float("inf"), f"{path}: NaN pattern differs from the reference")
+    if not torch.allclose(n, r, atol=atol, rtol=rtol, equal_nan=True):
+        finite_diff = torch.where(ref_finite, diff, torch.zeros((), dtype=diff.dtype))
+        err = float(finite_diff.max()) if finite_diff.numel() else 0.0
+        return Comparison(False, err, f"{path}: values differ (max abs err {err:.3g}, atol={atol}, rtol={rtol})")
+    return None
 
 
 def degeneracy(ref_outputs: list, inputs: list) -> str | None:
@@ -99,3 +115,49 @@ def degeneracy(ref_outputs: list, inputs: list) -> str | None:
                        and torch.equal(x, o) for x in ins) for o in outs):
             return None
     return "reference output equals one of its inputs (returning the input passes)"
+
+
+@dataclass
+class RoundCheck:
+    verdict: str | None  # None: every call matched
+    reason: str = ""
+    max_abs_err: float = 0.0
+
+
+def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, tol: Tolerance,
+                label: str) -> RoundCheck:
+    """All of one round's checks: inputs untouched, every output, and the repeat pass
+    (same input tensors refilled with the next call's values)."""
+    import torch
+
+    outs = new_body.get("outs")
+    if not isinstance(outs, list) or len(outs) != len(ref_outs):
+        return RoundCheck("rejected", f"{label}: candidate returned outputs for the wrong number of calls")
+    if ref_inputs_after is not None:
+        for i, (r, n) in enumerate(zip(ref_inputs_after, new_body.get("inputs_after") or [])):
+            for j, (a, b) in enumerate(zip(r, n)):
+                same = torch.equal(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) \
+                    and a.shape == b.shape and a.dtype == b.dtype else a == b
+                if not same:
+                    return RoundCheck("incorrect", f"{label}, call {i + 1}: input {j} was modified in place")
+    worst = 0.0
+    for i, (r, n) in enumerate(zip(ref_outs, outs)):
+        c = compare(r, n, tol)
+        if not c.ok:
+            return RoundCheck("incorrect", f"{label}, call {i + 1}: {c.reason}", worst)
+        worst = max(worst, c.max_abs_err)
+    for i, n in enumerate(new_body.get("repeat") or []):
+        c = compare(ref_outs[(i + 1) % len(ref_outs)], n, tol)
+        if not c.ok:
+            return RoundCheck("incorrect", f"{label}, call {i + 1} repeated with new values in the same input "
+                                           f"tensors: {c.reason} (caches by pointer, or keeps state between calls)",
+                              worst)
+    return RoundCheck(None, "", worst)
+
+
+def has_nonfinite(outs) -> bool:
+    import torch
+
+    if isinstance(outs, (list, tuple)):
+        return any(has_nonfinite(v) for v in outs)
+    return isinstance(outs, torch.Tensor) and outs.is_floating_point() and not bool(torch.isfinite(outs).all())

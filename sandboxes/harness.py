@@ -262,9 +262,36 @@ class Worker:
             return {"ok": False, "kind": "rejected", "error": str(e)}, b""
         return {"ok": True}, protocol.dumps_tensors(body)
 
+    # -- reference role only: the comparisons happen here, never in the candidate ---------
+    def cmd_compare(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        from kopt.sandboxes.checks import Tolerance, check_round, has_nonfinite
+
+        try:
+            body = protocol.loads_tensors(payload)
+            if not isinstance(body, dict):
+                raise TypeError("not a dict")
+        except Exception as e:  # noqa: BLE001 - a hostile payload is a verdict
+            return {"ok": True, "verdict": "rejected",
+                    "reason": f"outputs are not plain tensors: {str(e).splitlines()[0][:200]}"}, b""
+        rc = check_round(self.outs, self.inputs if h.get("with_inputs") else None, body,
+                         Tolerance(h["atol"], h["rtol"]), h["label"])
+        if h.get("base"):
+            self.base = (self.outs, self.inputs)
+        return {"ok": True, "verdict": rc.verdict, "reason": rc.reason, "max_abs_err": rc.max_abs_err,
+                "ref_nonfinite": has_nonfinite(self.outs)}, b""
+
+    def cmd_degeneracy(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        from kopt.sandboxes.checks import degeneracy
+
+        outs, inputs = getattr(self, "base", ([], []))
+        return {"ok": True, "reason": degeneracy(outs, inputs)}, b""
+
     def serve(self) -> None:
-        handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "make_inputs": self.cmd_make_inputs,
+        handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup,
+                    "make_inputs": self.cmd_make_inputs,
                     "load_inputs": self.cmd_load_inputs, "run": self.cmd_run, "outputs": self.cmd_outputs}
+        if self.role == "ref":
+            handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy)
         while True:
             try:
                 h, payload = protocol.recv(self.fd_in)

@@ -25,7 +25,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("KOPT_CACHE_DIR") or Path.home() / ".cache" / "kopt")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_id(cxx: str) -> str:
     try:
         out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
 KB = Path(__file__).parent / "fixtures" / "kb"

@@ -9,10 +9,12 @@ from kopt.agent.coder import LLMProposer, ProposerUnavailable  # noqa: E402
 from kopt.agent.core import Candidate  # noqa: E402
 from kopt.agent.errors import UserInputError  # noqa: E402
 from kopt.agent.proposers.openai_compat import OpenAIChat  # noqa: E402
+
 from tests.chat_server import ChatServer  # noqa: E402
 
 PARENT = "import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"
-GOOD = "```python\nimport torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return x.clamp_min(0)\n```"
+GOOD = ("```python\nimport torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n"
+        "        return x.clamp_min(0)\n```")
 EDIT = ("<<<<<<< SEARCH\n        return torch.relu(x)\n=======\n        return x.clamp(min=0)\n>>>>>>> REPLACE")
 BAD_EDIT = "<<<<<<< SEARCH\n        return torch.sigmoid(x)\n=======\n        return x\n>>>>>>> REPLACE"
 PLAN = "1. replace relu with clamp\n2. fuse"

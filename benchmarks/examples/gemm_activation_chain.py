@@ -7,7 +7,7 @@ class Model(nn.Module):
     """Linear layer followed by a chain of activations."""
 
     def __init__(self, in_features, out_features, scale):
-        super(Model, self).__init__()
+        super().__init__()
         self.linear = nn.Linear(in_features, out_features)
         self.scale = scale
         self.bias = nn.Parameter(torch.randn(out_features) * 0.1)
