@@ -60,10 +60,12 @@ class Stats:
 
 class Search:
     def __init__(self, task_path: Path, proposer, store: Store, run_id: str, run_dir: Path,
-                 cfg: SearchConfig, on_event: Callable[[dict], None] | None = None):
+                 cfg: SearchConfig, on_event: Callable[[dict], None] | None = None,
+                 evaluator: Callable[[Path, Path, EvalConfig], dict] = evaluate):
         self.task_path, self.proposer, self.store, self.run_id = Path(task_path), proposer, store, run_id
         self.run_dir, self.cfg = Path(run_dir), cfg
         self.on_event = on_event or (lambda e: None)
+        self.evaluator = evaluator  # kopt's sandboxed evaluate(); benchmarks plug in a simulator
         self.task_source = self.task_path.read_text()
         self.cands: dict[str, Candidate] = {c.id: c for c in store.candidates(run_id)}
         self.evals: dict[str, list[dict]] = {cid: [] for cid in self.cands}
@@ -141,7 +143,7 @@ class Search:
         path = self.run_dir / "candidates" / f"{cid}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.cands[cid].code)
-        result = evaluate(self.task_path, path, self.cfg.eval)
+        result = self.evaluator(self.task_path, path, self.cfg.eval)
         self.store.add_evaluation(self.run_id, Evaluation(cid, result, machine=fingerprint()))
         self.evals[cid].append(result)
         self.stats.evaluations += 1

@@ -37,7 +37,7 @@ class EvalConfig(BaseModel):
     threads: int | None = Field(None, description="torch/OpenMP threads, equal for both sides")
     noise_floor: float = Field(0.1, description="'faster' needs the CI's lower bound above 1 + this")
     rounds: int = Field(15, ge=3, description="timed rounds per side")
-    round_ms: float = Field(10.0, description="target duration of one timed round")
+    round_ms: float = Field(5.0, description="target duration of one timed round")
     max_timing_s: float = Field(30.0, description="time budget for the timed rounds")
     input_budget_s: float = Field(1.5, description="time budget for making fresh inputs for timed calls")
     data_budget_mb: float = Field(512.0, description="inputs + outputs moved for timed calls, all rounds")
