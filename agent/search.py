@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from kopt.agent.coder import ProposerUnavailable
 from kopt.agent.core import Candidate, Evaluation
 from kopt.agent.novelty import EpsilonNet
@@ -24,7 +26,6 @@ from kopt.agent.summarizer import summarize
 from kopt.rl_finetune.rewards import VERIFIED, reward
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 from kopt.sandboxes.machine import fingerprint
-from pydantic import BaseModel, Field
 
 
 class SearchConfig(BaseModel):

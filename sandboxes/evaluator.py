@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from kopt.agent.errors import EnvironmentMissing, UserInputError
 from kopt.agent.targets.kernelbench import load_solution_source, load_task
 from kopt.sandboxes import protocol
@@ -26,7 +28,6 @@ from kopt.sandboxes.local import Limits, Worker, start_worker
 from kopt.sandboxes.native import cache_root, compiler_id
 from kopt.sandboxes.static_scan import scan
 from kopt.sandboxes.timing import estimate_speedup, speed_verdict
-from pydantic import BaseModel, Field
 
 
 class EvalConfig(BaseModel):
@@ -135,18 +136,24 @@ def _toolchain_id() -> str:
     return f"{torch_version}|{cxx}|{sys.version.split()[0]}"
 
 
-def _worker_env(cfg: EvalConfig, threads: int, source: str, kernel: str) -> dict[str, str]:
-    key = hashlib.sha256((source + "\0" + _toolchain_id()).encode()).hexdigest()[:24]
+def _worker_env(cfg: EvalConfig, threads: int, kernel: str) -> dict[str, str]:
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "OMP_WAIT_POLICY": "PASSIVE",
            # fixed malloc thresholds: glibc's adaptive ones drift per process and
            # make two identical programs differ by 10-20% on allocation-heavy calls
-           "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
-           "KOPT_CACHE_DIR": str(cache_root()),
-           "TORCH_EXTENSIONS_DIR": str(cache_root() / "torch_extensions" / key)}
+           "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
     if kernel == "triton" and cfg.device == "cpu":
         env["TRITON_INTERPRET"] = "1"
     return env
+
+
+def build_cache_dir(source: str) -> Path:
+    """A worker's own writable build cache, keyed by its code and toolchain: re-evaluating a
+    candidate reuses its builds, and no candidate can plant a build another one loads."""
+    key = hashlib.sha256((source + "\0" + _toolchain_id()).encode()).hexdigest()[:24]
+    path = cache_root() / "sbx" / key
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _default_threads() -> int:
@@ -165,10 +172,13 @@ class _Session:
         if cfg.device == "cuda":
             limits.memory_mb = 1 << 40  # CUDA maps far more address space than it uses
         argv = [sys.executable, "-m", "kopt.sandboxes.harness"]
-        env = _worker_env(cfg, self.threads, source, kernel)
-        self.ref = Channel(start_worker([*argv, "--role", "ref"], limits, env, cpus), "reference")
-        hidden = Limits(**{**limits.__dict__, "hide_paths": (str(task_path), *cfg.hidden_paths)})
-        self.new = Channel(start_worker([*argv, "--role", "new"], hidden, env, cpus), "candidate")
+        env = _worker_env(cfg, self.threads, kernel)
+        ref_limits = Limits(**{**limits.__dict__, "cache_dir": str(build_cache_dir(task_path.read_text()))})
+        self.ref = Channel(start_worker([*argv, "--role", "ref"], ref_limits, env, cpus), "reference")
+        new_limits = Limits(**{**limits.__dict__, "hide_paths": (str(task_path), *cfg.hidden_paths),
+                               "cache_dir": str(build_cache_dir(source))})
+        self.new = Channel(start_worker([*argv, "--role", "new"], new_limits, env, cpus), "candidate")
+        self.source = source
         self.task_path, self.sol_path = task_path, sol_path
         self.baseline_threads = 0
 
@@ -287,7 +297,7 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         common = {"device": cfg.device, "threads": s.threads, "task": str(task_path)}
         reply, init_payload = s.ref_call({"cmd": "setup", **common}, timeout=cfg.setup_timeout_s)
         constants = reply.get("constants", {})
-        s.new_call({"cmd": "setup", **common, "solution": str(sol_path)}, init_payload,
+        s.new_call({"cmd": "setup", **common, "solution": str(sol_path), "source": s.source}, init_payload,
                    timeout=cfg.setup_timeout_s)
         phases = res["checks"].setdefault("phase_s", {})
         phases["setup"] = round(time.perf_counter() - t0, 2)

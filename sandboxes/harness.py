@@ -142,8 +142,12 @@ class Worker:
         self.alarm.blocked_paths = {os.path.realpath(h["task"])}
         sys.addaudithook(self.alarm.hook)
         originals = {**_ORIGINALS, **_torch_functions(torch)}
+        # the solution arrives as text: its own path may be hidden from this process
+        local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
+        with open(local, "w") as f:
+            f.write(h["source"])
         try:
-            mod = load_module(h["solution"], "kopt_solution")
+            mod = load_module(local, "kopt_solution")
         except BaseException as e:  # noqa: BLE001 - any failure of untrusted code is a verdict
             return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
         if not isinstance(getattr(mod, "ModelNew", None), type):

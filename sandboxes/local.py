@@ -27,11 +27,13 @@ class Limits:
     wall_s: float = 300.0
     memory_mb: int = 8192
     nofile: int = 1024
-    nproc: int = 4096
+    nproc: int = 512
     fsize_mb: int = 2048
     output_bytes: int = 64 << 10
     network: bool = False
     hide_paths: tuple[str, ...] = ()  # files/folders the worker must not see (mount namespace)
+    tmp_mb: int = 2048  # size of the private tmpfs work dir inside the jail
+    cache_dir: str | None = None  # host folder the worker may write (its own build cache)
 
 
 SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
@@ -57,28 +59,79 @@ def namespace_prefix() -> tuple[str, ...]:
     return ()
 
 
-# Runs inside the new mount namespace before the worker: covers each hidden file with
-# /dev/null and each hidden folder with an empty read-only tmpfs, then execs the worker.
-_HIDE_SCRIPT = ('while [ "$1" != "--" ]; do '
-                'if [ -d "$1" ]; then mount -t tmpfs -o size=4k,ro kopt-hidden "$1" || exit 97; '
-                'else mount --bind /dev/null "$1" || exit 97; fi; shift; done; shift; exec "$@"')
+JAIL = Path(__file__).with_name("jail.sh")
+# Secrets a worker must never read even though the host's file system stays visible.
+SENSITIVE_HOME = (".ssh", ".aws", ".azure", ".gnupg", ".netrc", ".docker", ".kube", ".config", ".git-credentials",
+                  ".pypirc", ".bash_history", ".python_history", ".cache/huggingface", ".local/share/keyrings")
+
+
+def default_hidden() -> list[str]:
+    home = Path.home()
+    return [str(home / name) for name in SENSITIVE_HOME]
 
 
 @functools.lru_cache(maxsize=1)
-def can_hide_paths() -> bool:
-    """Whether a mount namespace can hide files from a worker on this machine."""
+def can_jail() -> bool:
+    """Whether jail.sh works here: a hidden file unreadable, the host read-only, /tmp private."""
     prefix = namespace_prefix()
     if not prefix or not shutil.which("mount"):
         return False
-    with tempfile.NamedTemporaryFile() as f:
-        f.write(b"secret")
-        f.flush()
+    with tempfile.TemporaryDirectory() as d:
+        secret, work = Path(d) / "secret", Path(d) / "work"
+        secret.write_text("secret")
+        work.mkdir()
+        probe = f"cat {secret} 2>/dev/null; touch {d}/escaped 2>/dev/null; touch {work}/ok && echo wrote"
         try:
-            r = subprocess.run([*prefix, "--mount", "/bin/sh", "-c", _HIDE_SCRIPT, "probe", f.name, "--",
-                                "cat", f.name], capture_output=True, timeout=10)
+            r = subprocess.run([*prefix, "--mount", "/bin/sh", str(JAIL), "16", str(work), "", str(secret), "--",
+                                "/bin/sh", "-c", probe], capture_output=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             return False
-        return r.returncode == 0 and b"secret" not in r.stdout
+        return (r.returncode == 0 and b"secret" not in r.stdout and b"wrote" in r.stdout
+                and not (Path(d) / "escaped").exists() and not (work / "ok").exists())
+
+
+class PidsCgroup:
+    """A pids cgroup (v1 or v2) capping how many processes a worker tree may hold."""
+
+    def __init__(self, max_pids: int):
+        self.path: Path | None = None
+        for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+            if (root / "cgroup.procs").exists() and (root == Path("/sys/fs/cgroup/pids") or "pids" in _read(
+                    root / "cgroup.subtree_control")):
+                try:
+                    path = Path(tempfile.mkdtemp(prefix="kopt-", dir=root))
+                    (path / "pids.max").write_text(str(max_pids))
+                    self.path = path
+                    break
+                except OSError:
+                    continue
+
+    def enter(self) -> None:
+        """Called in the child before exec: it and all its descendants join the cgroup."""
+        if self.path:
+            with open(self.path / "cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
+    def remove(self) -> None:
+        if not self.path:
+            return
+        for _ in range(50):
+            try:
+                for pid in _read(self.path / "cgroup.procs").split():
+                    os.kill(int(pid), signal.SIGKILL)
+                self.path.rmdir()
+                return
+            except (OSError, ValueError):
+                import time
+
+                time.sleep(0.05)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -120,6 +173,8 @@ class Worker:
     workdir: Path
     output: _Tail
     isolated: bool
+    jailed: bool = False
+    cgroup: PidsCgroup | None = None
     _drain: threading.Thread | None = field(default=None, repr=False)
 
     def namespace_pids(self) -> list[int]:
@@ -185,6 +240,8 @@ class Worker:
                 pass
         if self._drain:
             self._drain.join(timeout=2)
+        if self.cgroup:
+            self.cgroup.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -222,17 +279,27 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     for fd in (to_w, from_w):
         widen_pipe(fd)
     prefix = () if limits.network else namespace_prefix()
-    cmd = [*prefix, *argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
-    hide = [p for p in limits.hide_paths if os.path.exists(p)]
-    if prefix and hide and can_hide_paths():
-        cmd = [*prefix, "--mount", "/bin/sh", "-c", _HIDE_SCRIPT, "kopt-hide", *hide, "--", *cmd[len(prefix):]]
+    cmd = [*argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
+    env = scrubbed_env(str(workdir), env_extra)
+    jailed = bool(prefix) and can_jail()
+    if jailed:
+        hide = [p for p in (*limits.hide_paths, *default_hidden()) if os.path.exists(p)]
+        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), str(limits.tmp_mb), str(workdir), limits.cache_dir or "",
+               *hide, "--", *cmd]
+    else:
+        cmd = [*prefix, *cmd]
+    if limits.cache_dir:
+        env.update(KOPT_CACHE_DIR=limits.cache_dir,
+                   TORCH_EXTENSIONS_DIR=str(Path(limits.cache_dir) / "torch_extensions"))
+    cgroup = PidsCgroup(limits.nproc)
 
     def preexec():
+        cgroup.enter()
         _limit_self(limits)
         if cpus:
             os.sched_setaffinity(0, cpus)
 
-    proc = subprocess.Popen(cmd, cwd=workdir, env=scrubbed_env(str(workdir), env_extra),
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             pass_fds=(to_r, from_w, alarm_w), start_new_session=True, preexec_fn=preexec)
     for fd in (to_r, from_w, alarm_w):
@@ -245,4 +312,4 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
 
     t = threading.Thread(target=drain, daemon=True)
     t.start()
-    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), t)
+    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), jailed, cgroup, t)

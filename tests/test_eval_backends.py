@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
 KB = Path(__file__).parent / "fixtures" / "kb"
