@@ -65,6 +65,9 @@ class Search:
                  evaluator: Callable[[Path, Path, EvalConfig], dict] = evaluate):
         self.task_path, self.proposer, self.store, self.run_id = Path(task_path), proposer, store, run_id
         self.run_dir, self.cfg = Path(run_dir), cfg
+        hidden = str(self.run_dir.resolve())  # the store and every candidate's code stay out of reach
+        if hidden not in cfg.eval.hidden_paths:
+            cfg.eval.hidden_paths.append(hidden)
         self.on_event = on_event or (lambda e: None)
         self.evaluator = evaluator  # kopt's sandboxed evaluate(); benchmarks plug in a simulator
         self.task_source = self.task_path.read_text()

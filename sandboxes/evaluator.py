@@ -302,6 +302,10 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         phases = res["checks"].setdefault("phase_s", {})
         phases["setup"] = round(time.perf_counter() - t0, 2)
         res["compiled"] = True
+        w = s.new.worker
+        res["checks"]["sandbox"] = ("jail (namespaces, read-only host, private work dir)" if w.jailed else
+                                    "namespaces (no mount isolation: weaker)" if w.isolated else
+                                    "rlimits only (weaker isolation)")
         s.police("setup")
         if cfg.compile_only:
             raise Verdict("unverified", "compiled and loaded; not run (--compile-only)")
