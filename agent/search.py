@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from kopt.agent.coder import ProposerUnavailable
 from kopt.agent.core import Candidate, Evaluation
-from kopt.agent.novelty import EpsilonNet
+from kopt.agent.novelty import make_net
 from kopt.agent.store import Store
 from kopt.agent.summarizer import summarize
 from kopt.rl_finetune.rewards import VERIFIED, reward
@@ -35,7 +35,9 @@ class SearchConfig(BaseModel):
     max_cost: float | None = Field(None, description="dollars")
     top_k: int = Field(2, ge=1)
     max_evals_per_candidate: int = Field(3, ge=1, description="re-evaluations stop here")
-    epsilon: float = Field(0.005, ge=0, description="novelty radius of the epsilon-net")
+    novelty: str = Field("auto", description="auto | tokens | embedding: the epsilon-net's distance")
+    epsilon: float = Field(0.005, ge=0, description="novelty radius over token 5-gram Jaccard distance")
+    epsilon_embedding: float = Field(0.0015, ge=0, description="novelty radius over embedding cosine distance")
     ucb_c: float = Field(0.0, ge=0, description="exploration bonus c*sqrt(ln N / n); 0 = pure mean")
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
@@ -77,7 +79,7 @@ class Search:
             self.evals.setdefault(e.candidate_id, []).append(e.result)
         self.expanded: set[str] = set(store.get_meta("expanded", []))
         self.duplicates: dict[str, str] = store.get_meta("duplicates", {})
-        self.net = EpsilonNet(cfg.epsilon)
+        self.net = make_net(cfg.novelty, cfg.epsilon, cfg.epsilon_embedding)
         for c in self.cands.values():
             if c.id not in self.duplicates:
                 self.net.add(c.id, c.code)
@@ -105,12 +107,13 @@ class Search:
         return bool(results) and all(r.get("correct") and r.get("verdict") in VERIFIED for r in results)
 
     def mean_speedup(self, cid: str) -> float | None:
+        """The median over a candidate's evaluations: one lucky measurement cannot crown it."""
         sp = [r["speedup"] for r in self.evals.get(cid, []) if r.get("speedup")]
-        return statistics.fmean(sp) if sp else None
+        return statistics.median(sp) if sp else None
 
     def best(self) -> str | None:
         ok = [cid for cid in self.cands if self.verified(cid)]
-        return max(ok, key=lambda c: (self.mean_speedup(c) or 0.0), default=None)
+        return max(ok, key=lambda c: (self.mean_speedup(c) or 0.0, len(self.evals[c])), default=None)
 
     # -- budget ---------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -174,6 +177,9 @@ class Search:
         self.store.set_meta("elapsed", self.elapsed())
         return self.best()
 
+    def _reevaluable(self, cid: str) -> bool:
+        return self.verified(cid) and len(self.evals[cid]) < self.cfg.max_evals_per_candidate
+
     def _pending(self) -> list[str]:
         return [cid for cid, ev in self.evals.items() if not ev and cid not in self.duplicates]
 
@@ -187,12 +193,14 @@ class Search:
             if (reason := self.out_of_budget()):
                 self.stop_reason = reason
                 return
-            ranked = sorted((c for c in self.cands if self.evals.get(c) and c not in self.duplicates),
-                            key=self.mean_score, reverse=True)
-            top = [c for c in ranked if self.mean_score(c) > 0.1][: self.cfg.top_k] or ranked[:1]
+            # the queue: evaluated candidates with work left (a re-evaluation or an expansion);
+            # one that has had both leaves it but can still be the best
+            active = [c for c in self.cands if self.evals.get(c) and c not in self.duplicates
+                      and (c not in self.expanded or self._reevaluable(c))]
+            top = sorted(active, key=self.mean_score, reverse=True)[: self.cfg.top_k]
             progressed = False
             for cid in top:
-                if len(self.evals[cid]) < self.cfg.max_evals_per_candidate and self.verified(cid):
+                if self._reevaluable(cid):
                     if (reason := self.out_of_budget()):
                         self.stop_reason = reason
                         return
@@ -213,5 +221,5 @@ class Search:
                     self.add_candidate(child)
                     progressed = True
             if not progressed and not self._pending():
-                self.stop_reason = "search exhausted: the proposer has nothing new for the best candidates"
+                self.stop_reason = "search exhausted: the proposer has nothing new for any candidate"
                 return

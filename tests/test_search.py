@@ -44,7 +44,7 @@ class ScriptedProposer:
 def run_search(tmp_path, codes, **cfg):
     store = Store.open_run_dir(tmp_path)
     s = Search(TASK, ScriptedProposer(codes), store, "r1", tmp_path,
-               SearchConfig(eval=FAST_EVAL, **cfg))
+               SearchConfig(eval=FAST_EVAL, novelty="tokens", **cfg))
     best = s.run()
     return s, best, store
 
@@ -67,7 +67,7 @@ def test_budget_limits_stop_cleanly(tmp_path):
     s, _, store = run_search(tmp_path, [], budget=2)
     assert s.stop_reason.startswith("evaluation budget spent") and len(store.evaluations()) == 2
     s2, _, _ = run_search(tmp_path / "t", [], budget=50, max_time=0.1)
-    assert s2.stop_reason.startswith("time limit") and s2.stats.evaluations == 1
+    assert s2.stop_reason.startswith("time limit") and s2.stats.evaluations <= 1
 
 
 def _evals(db: Path) -> list[tuple]:

@@ -19,7 +19,7 @@ def make_proposer(model: str | None, base_url: str | None = None, **kw):
         from kopt.agent.coder import LLMProposer
         from kopt.agent.proposers.litellm_chat import LiteLLMChat
 
-        return LLMProposer(LiteLLMChat(model.removeprefix("litellm/"), **kw))
+        return LLMProposer(LiteLLMChat(model.removeprefix("litellm/"), base_url=base_url, **kw))
     if model.startswith("hf:"):
         from kopt.agent.coder import LLMProposer
         from kopt.agent.proposers.hf_local import HFChat

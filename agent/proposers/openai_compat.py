@@ -32,6 +32,8 @@ class OpenAIChat:
         except o.NotFoundError:
             raise UserInputError(f"model {self.model!r} not found on the server (404): check --model and "
                                  f"--base-url") from None
+        except o.BadRequestError as e:
+            raise ProposerUnavailable(f"{self.name}: the server rejected the request (400): {e}"[:300]) from None
         except (o.APITimeoutError, o.APIConnectionError, o.RateLimitError, o.InternalServerError,
                 o.APIStatusError) as e:
             raise ProposerUnavailable(f"{self.name}: gave up after retries: {type(e).__name__}: {e}"[:300]) from None

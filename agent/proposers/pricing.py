@@ -8,15 +8,17 @@ import functools
 @functools.lru_cache(maxsize=1)
 def _table() -> dict:
     try:
-        import litellm
+        from kopt.agent.proposers.litellm_chat import import_litellm
 
-        return dict(litellm.model_cost)
+        return dict(import_litellm().model_cost)
     except Exception:  # noqa: BLE001 - litellm is optional and heavy
         return {}
 
 
 def price_of(model: str, tokens_in: int, tokens_out: int) -> float:
-    entry = _table().get(model) or _table().get(model.split("/")[-1])
+    """Exact model names only: a local server's model that shares a hosted model's last
+    name component is not charged the hosted price."""
+    entry = _table().get(model)
     if not entry:
         return 0.0
     return tokens_in * float(entry.get("input_cost_per_token") or 0) + \

@@ -1,9 +1,15 @@
 """`rules`: the built-in proposer that needs no LLM.
 
-It applies the mechanical skills it can prove it understands -- today, fusing runs of
-elementwise statements in `forward` into one OpenMP C++ pass (in place when the value
-is a temporary) -- and says so in every candidate it makes. The evaluator keeps what is
-really faster; when no rule applies it proposes nothing rather than guessing.
+It applies the mechanical skills it can prove it understands and says so in every
+candidate it makes:
+- runs of elementwise statements in `forward` become one OpenMP C++ pass over memory (in
+  place when the value is a temporary);
+- a GroupNorm / InstanceNorm / LayerNorm module call, or a softmax / log_softmax over the
+  last dim, becomes one C++ kernel per row or (sample, group) that also applies the cheap
+  elementwise statements before it and all the elementwise statements after it.
+When a forward has both, a second candidate fuses only the elementwise runs, in case
+PyTorch's own norm kernel wins on this machine. The evaluator keeps what is really
+faster; when no rule applies it proposes nothing rather than guessing.
 """
 from __future__ import annotations
 
@@ -11,16 +17,39 @@ import ast
 
 from kopt.agent.core import Candidate
 from kopt.agent.cpu_codegen import describe, generate
-from kopt.agent.forward_analysis import find_fusable_runs, forward_of, model_class
+from kopt.agent.cpu_norm_analysis import NormRun, find_norm_runs
+from kopt.agent.forward_analysis import FusedRun, find_fusable_runs, forward_of, model_class
 
 BASE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno")
-# name, extra flags, skill ids; each one child of the reference. Without -ffast-math GCC
-# keeps expf/erff/tanhf scalar and the fused loop measured ~8x *slower* than eager
-# PyTorch (whose kernels are vectorised), so only the vectorised variant is proposed.
-VARIANTS = [
-    ("vectorised math (-ffast-math: SIMD exp/erf/tanh)", ("-ffast-math",),
-     ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]),
-]
+# Without -ffast-math GCC keeps expf/erff/tanhf scalar and the fused loop measured ~8x
+# *slower* than eager PyTorch (whose kernels are vectorised), so only the vectorised
+# variant is proposed.
+FLAGS = BASE_FLAGS + ("-ffast-math",)
+FLAG_NAME = "vectorised math (-ffast-math: SIMD exp/erf/tanh)"
+ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
+NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
+
+
+def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
+    """(plan step, runs, skills) for each candidate the rules make for this task."""
+    try:
+        cls = model_class(ast.parse(task_source))
+        fwd = forward_of(cls)
+    except (ValueError, SyntaxError):
+        return []
+    norms = find_norm_runs(cls)
+    claimed = frozenset(i for r in norms for i in range(r.start, r.stop))
+    combined: list[FusedRun | NormRun] = sorted([*norms, *find_fusable_runs(fwd, claimed)], key=lambda r: r.start)
+    out = []
+    if norms:
+        out.append((f"{describe(combined)}: one OpenMP C++ kernel per row / (sample, group), two passes "
+                    f"(statistics, then normalise + elementwise); {FLAG_NAME}", combined,
+                    NORM_SKILLS + (ELEMENTWISE_SKILLS[:1] if len(combined) > len(norms) else [])))
+    plain = find_fusable_runs(fwd)
+    if plain:
+        out.append((f"{describe(plain)} into one OpenMP C++ pass over memory; {FLAG_NAME}", plain,
+                    list(ELEMENTWISE_SKILLS)))
+    return out
 
 
 class RulesProposer:
@@ -31,28 +60,13 @@ class RulesProposer:
         self.cost = 0.0
 
     def plan(self, task_source: str) -> list[str]:
-        runs = self._runs(task_source)
-        if not runs:
-            return []
-        return [f"{describe(runs)} into one OpenMP C++ pass over memory; {name}" for name, _, _ in VARIANTS]
+        return [step for step, _, _ in plans(task_source)]
 
     def propose(self, context: dict) -> list[Candidate]:
         parent: Candidate = context["parent"]
         if parent.parent_ids:  # only the reference is expanded: no rule builds on a fused kernel yet
             return []
         src = context["task_source"]
-        runs = self._runs(src)
-        out = []
-        for name, extra, skills in VARIANTS:
-            code = generate(src, runs, BASE_FLAGS + extra)
-            step = f"{describe(runs)} into one OpenMP C++ pass over memory; {name}"
-            out.append(Candidate(code=code, parent_ids=[parent.id], plan_step=step, skills=list(skills),
-                                 proposer={"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}))
-        return out if runs else []
-
-    @staticmethod
-    def _runs(task_source: str):
-        try:
-            return find_fusable_runs(forward_of(model_class(ast.parse(task_source))))
-        except (ValueError, SyntaxError):
-            return []
+        return [Candidate(code=generate(src, runs, FLAGS), parent_ids=[parent.id], plan_step=step,
+                          skills=skills, proposer={"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0})
+                for step, runs, skills in plans(src)]
