@@ -1,6 +1,7 @@
 """`kopt doctor`: what isolation, toolchains and accelerators this machine offers."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -14,13 +15,34 @@ def _version(cmd: list[str]) -> str:
     return text[0] if text and out.returncode == 0 else "not found"
 
 
+def _pids_cgroup() -> str:
+    """Whether a pids cgroup can be made here (the probe one is removed at once)."""
+    from kopt.sandboxes.local import Cgroups
+
+    cg = Cgroups(64, None)
+    if cg.path is None:
+        return "no (process count capped by RLIMIT_NPROC only, which root ignores)"
+    where = str(cg.path.parent)
+    cg.remove()
+    return f"yes ({where})"
+
+
 def report() -> dict:
-    from kopt.sandboxes.local import namespace_prefix
+    from kopt.sandboxes.local import can_jail, namespace_prefix
 
     prefix = namespace_prefix()
+    jail = can_jail()
     info = {
-        "sandbox": "local (namespaces: " + ("net+pid" if prefix else "none; rlimits only, weaker isolation") + ")",
+        # the same words evaluate() records in checks["sandbox"]
+        "sandbox": ("jail (namespaces, read-only host, private work dir)" if jail else
+                    "namespaces (no mount isolation: weaker)" if prefix else "rlimits only (weaker isolation)"),
+        "jail": "yes" if jail else "no",
+        "pids cgroup": _pids_cgroup(),
+        "namespaces": "net+pid" if prefix else "none",
         "user namespaces": "yes" if "--user" in prefix else ("not needed (root)" if prefix else "no"),
+        "worker user": ("root in a user namespace" if "--user" in prefix else
+                        "root with full capabilities (no user namespace)" if os.geteuid() == 0 else
+                        "the same user as kopt"),
         "bubblewrap": shutil.which("bwrap") or "not found",
         "docker engine": "yes" if shutil.which("docker") and _version(["docker", "info", "--format",
                                                                       "{{.ServerVersion}}"]) != "not found"

@@ -117,7 +117,9 @@ class Channel:
         rc = w.proc.returncode
         tail = w.output.text().strip().splitlines()[-3:]
         how = f"exit code {rc}" if rc is not None and rc >= 0 else f"signal {-(rc or 0)}"
-        if rc in (-9, 137) or any("MemoryError" in line or "bad_alloc" in line for line in tail):
+        if w.cgroup and w.cgroup.memory_exceeded():
+            how += ", memory limit exceeded"
+        elif rc in (-9, 137) or any("MemoryError" in line or "bad_alloc" in line for line in tail):
             how += " (memory limit?)"
         return f"{self.role} process died ({how}): " + " | ".join(tail)[-400:]
 

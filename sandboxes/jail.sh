@@ -1,8 +1,13 @@
 #!/bin/sh
-# Runs as root of fresh mount/net/pid namespaces, before the worker. Puts a private,
-# size-capped tmpfs on the work dir, keeps the worker's own build-cache folder writable
-# (at its usual path, so cached builds stay valid), hides the given paths, makes every
-# other host mount read-only, then execs the worker.
+# Runs as root of fresh mount/net/pid namespaces, before the worker:
+#  - a private, size-capped tmpfs on the work dir;
+#  - the worker's own build-cache folder stays writable at its usual path (so cached builds
+#    stay valid); the given paths are hidden;
+#  - every host mount (/sys and /dev included) read-only; a fresh /proc that shows only
+#    this PID namespace, its /proc/sys read-only; a private /dev/shm;
+#  - then the worker runs with no capabilities at all and no way to gain any (its uid is
+#    kept: with every host mount read-only it owns nothing writable, and paths such as a
+#    venv under /root stay reachable).
 #   jail.sh TMP_MB WORK_DIR CACHE_DIR HIDE... -- COMMAND...
 set -u
 tmp_mb=$1; work=$2; cache=$3; shift 3
@@ -17,10 +22,12 @@ done
 shift
 echo "$hosts" | while IFS= read -r m; do
   case "$m" in
-    /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;;
+    /proc|/proc/*) ;;
     *) mount -o remount,bind,ro "$m" 2>/dev/null ;;
   esac
 done
-[ -d /dev/shm ] && mount -t tmpfs -o size=64m kopt-shm /dev/shm
+mount -t proc -o nosuid,nodev,noexec,hidepid=0 kopt-proc /proc || exit 97
+mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
+[ -d /dev/shm ] && mount -t tmpfs -o "size=64m,mode=1777" kopt-shm /dev/shm
 cd "$work" || exit 97
-exec "$@"
+exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"

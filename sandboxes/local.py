@@ -33,6 +33,7 @@ class Limits:
     network: bool = False
     hide_paths: tuple[str, ...] = ()  # files/folders the worker must not see (mount namespace)
     tmp_mb: int = 2048  # size of the private tmpfs work dir inside the jail
+    cache_mb: int = 512  # a build-cache folder larger than this after the run is discarded
     cache_dir: str | None = None  # host folder the worker may write (its own build cache)
 
 
@@ -74,7 +75,7 @@ def default_hidden() -> list[str]:
 def can_jail() -> bool:
     """Whether jail.sh works here: a hidden file unreadable, the host read-only, /tmp private."""
     prefix = namespace_prefix()
-    if not prefix or not shutil.which("mount"):
+    if not prefix or not shutil.which("mount") or not shutil.which("setpriv"):
         return False
     with tempfile.TemporaryDirectory() as d:
         secret, work = Path(d) / "secret", Path(d) / "work"
@@ -82,49 +83,95 @@ def can_jail() -> bool:
         work.mkdir()
         probe = f"cat {secret} 2>/dev/null; touch {d}/escaped 2>/dev/null; touch {work}/ok && echo wrote"
         try:
-            r = subprocess.run([*prefix, "--mount", "/bin/sh", str(JAIL), "16", str(work), "", str(secret), "--",
-                                "/bin/sh", "-c", probe], capture_output=True, timeout=20)
+            r = subprocess.run([*prefix, "--mount", "/bin/sh", str(JAIL), "16", str(work), "", str(secret),
+                                "--", "/bin/sh", "-c", probe], capture_output=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             return False
         return (r.returncode == 0 and b"secret" not in r.stdout and b"wrote" in r.stdout
                 and not (Path(d) / "escaped").exists() and not (work / "ok").exists())
 
 
-class PidsCgroup:
-    """A pids cgroup (v1 or v2) capping how many processes a worker tree may hold."""
+class Cgroups:
+    """Per-worker cgroups (v1 or v2): a process cap (`pids`) and a memory cap (`memory`) for
+    the whole tree -- rlimits are per process and root ignores RLIMIT_NPROC."""
 
-    def __init__(self, max_pids: int):
-        self.path: Path | None = None
-        for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-            if (root / "cgroup.procs").exists() and (root == Path("/sys/fs/cgroup/pids") or "pids" in _read(
-                    root / "cgroup.subtree_control")):
-                try:
-                    path = Path(tempfile.mkdtemp(prefix="kopt-", dir=root))
-                    (path / "pids.max").write_text(str(max_pids))
-                    self.path = path
-                    break
-                except OSError:
-                    continue
+    def __init__(self, max_pids: int, memory_mb: int | None):
+        self.paths: list[Path] = []
+        wanted = {"pids": ("pids.max", str(max_pids))}
+        if memory_mb:
+            wanted["memory"] = ("memory.limit_in_bytes" if Path("/sys/fs/cgroup/memory").is_dir() else "memory.max",
+                                str(memory_mb << 20))
+        for controller, (knob, value) in wanted.items():
+            base = _cgroup_base(controller)
+            if base is None:
+                continue
+            try:
+                path = Path(tempfile.mkdtemp(prefix="kopt-", dir=base))
+                (path / knob).write_text(value)
+                self.paths.append(path)
+            except OSError:
+                continue
+
+    @property
+    def path(self) -> Path | None:
+        return self.paths[0] if self.paths else None
+
+    def memory_exceeded(self) -> bool:
+        """Whether the tree hit its memory cap (the kernel's OOM killer acted or allocations failed)."""
+        for path in self.paths:
+            if (path / "memory.failcnt").exists():
+                return _read(path / "memory.failcnt").strip() not in ("", "0")
+            if (path / "memory.events").exists():
+                return any(line.split()[0] == "oom_kill" and line.split()[1] != "0"
+                           for line in _read(path / "memory.events").splitlines() if line.strip())
+        return False
 
     def enter(self) -> None:
-        """Called in the child before exec: it and all its descendants join the cgroup."""
-        if self.path:
-            with open(self.path / "cgroup.procs", "w") as f:
+        """Called in the child before exec: it and all its descendants join the cgroups."""
+        for path in self.paths:
+            with open(path / "cgroup.procs", "w") as f:
                 f.write(str(os.getpid()))
 
     def remove(self) -> None:
-        if not self.path:
-            return
-        for _ in range(50):
-            try:
-                for pid in _read(self.path / "cgroup.procs").split():
-                    os.kill(int(pid), signal.SIGKILL)
-                self.path.rmdir()
-                return
-            except (OSError, ValueError):
-                import time
+        import time
 
-                time.sleep(0.05)
+        for path in self.paths:
+            for _ in range(100):
+                try:
+                    for pid in _read(path / "cgroup.procs").split():
+                        os.kill(int(pid), signal.SIGKILL)
+                    path.rmdir()
+                    break
+                except (OSError, ValueError):
+                    time.sleep(0.05)
+
+
+def _cgroup_base(controller: str) -> Path | None:
+    """Where this process may create a child cgroup for `controller` (v1 first, then v2)."""
+    v1 = Path("/sys/fs/cgroup") / controller
+    if (v1 / "cgroup.procs").exists():
+        for line in _read(Path("/proc/self/cgroup")).splitlines():
+            parts = line.split(":", 2)
+            if len(parts) == 3 and controller in parts[1].split(","):
+                own = v1 / parts[2].lstrip("/")
+                if (own / "cgroup.procs").exists():
+                    return own
+        return v1
+    v2 = Path("/sys/fs/cgroup")
+    if controller in _read(v2 / "cgroup.subtree_control").split():
+        return v2
+    return None
+
+
+def _folder_mb(path: str) -> float:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total / 2**20
 
 
 def _read(path: Path) -> str:
@@ -174,7 +221,9 @@ class Worker:
     output: _Tail
     isolated: bool
     jailed: bool = False
-    cgroup: PidsCgroup | None = None
+    cgroup: Cgroups | None = None
+    cache_dir: str | None = None
+    cache_mb: int = 512
     _drain: threading.Thread | None = field(default=None, repr=False)
 
     def namespace_pids(self) -> list[int]:
@@ -243,6 +292,8 @@ class Worker:
         if self.cgroup:
             self.cgroup.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cache_dir and _folder_mb(self.cache_dir) > self.cache_mb:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)  # a disk filler keeps nothing
 
 
 def _state(pid: int) -> str:
@@ -291,7 +342,8 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     if limits.cache_dir:
         env.update(KOPT_CACHE_DIR=limits.cache_dir,
                    TORCH_EXTENSIONS_DIR=str(Path(limits.cache_dir) / "torch_extensions"))
-    cgroup = PidsCgroup(limits.nproc)
+    # the memory cap covers the whole tree, the private work dir's files (tmpfs) included
+    cgroup = Cgroups(limits.nproc, limits.memory_mb if limits.memory_mb < 1 << 30 else None)
 
     def preexec():
         cgroup.enter()
@@ -312,4 +364,5 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
 
     t = threading.Thread(target=drain, daemon=True)
     t.start()
-    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), jailed, cgroup, t)
+    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), jailed, cgroup, limits.cache_dir,
+                  limits.cache_mb, t)
