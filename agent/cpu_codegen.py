@@ -1,4 +1,5 @@
-"""Writes a `ModelNew` whose elementwise runs are one OpenMP C++ pass over memory.
+"""Writes a `ModelNew` whose elementwise runs (and normalisations, see `cpu_norm_codegen`)
+are one OpenMP C++ pass over memory.
 
 The class keeps the reference's `__init__` verbatim (so the same seed gives the same
 parameters) and replaces each fused run of `forward` with a call into a shared library
@@ -9,6 +10,11 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from kopt.agent.cpu_math import PRELUDE
+from kopt.agent.cpu_norm_analysis import NormRun
+from kopt.agent.cpu_norm_codegen import kernel_source as norm_kernel_source
+from kopt.agent.cpu_norm_codegen import replacement as norm_replacement
+from kopt.agent.cpu_norm_codegen import runtime as norm_runtime
 from kopt.agent.forward_analysis import FusedRun, forward_of, model_class
 
 KERNEL = """
@@ -102,31 +108,38 @@ def kernel_source(name: str, run: FusedRun) -> str:
                          body_last="\n".join("  " + line for line in body.splitlines()))
 
 
-def generate(task_source: str, runs: list[FusedRun], flags: tuple[str, ...]) -> str:
-    """The whole solution file for the given runs of the task's forward."""
+def generate(task_source: str, runs: list[FusedRun | NormRun], flags: tuple[str, ...]) -> str:
+    """The whole solution file for the given runs of the task's forward: elementwise runs
+    (`FusedRun`) and normalisations with their elementwise neighbours (`NormRun`)."""
     tree = ast.parse(task_source)
     cls = model_class(tree)
     fwd = forward_of(cls)
-    cpp = "#include <cmath>\n#include <cstdint>\n" + "".join(kernel_source(f"fused_{i}", r)
-                                                          for i, r in enumerate(runs))
+    names = {id(r): (f"norm_{i}" if isinstance(r, NormRun) else f"fused_{i}") for i, r in enumerate(runs)}
+    cpp = PRELUDE + "".join(
+        (norm_kernel_source if isinstance(r, NormRun) else kernel_source)(names[id(r)], r) for r in runs)
     new_body: list[ast.stmt] = []
-    index = 0
     for i, stmt in enumerate(fwd.body):
         run = next((r for r in runs if r.start == i), None)
-        if run is not None:
+        if isinstance(run, NormRun):
+            new_body += norm_replacement(run, names[id(run)], fwd.body[run.start: run.stop])
+        elif run is not None:
             operands = ", ".join(o.python for o in run.operands)
-            call = (f"{run.var} = _run_fused(_LIB.fused_{index}, {run.var}, [{operands}], "
+            call = (f"{run.var} = _run_fused(_LIB.{names[id(run)]}, {run.var}, [{operands}], "
                     f"inplace={run.fresh})")
             new_body.append(ast.parse(call).body[0])
-            index += 1
         elif not any(r.start < i < r.stop for r in runs):
             new_body.append(stmt)
     new_cls = _rename_class(cls, fwd, new_body)
     header = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    helpers = []
+    if any(isinstance(r, FusedRun) for r in runs):
+        helpers.append(RUNTIME.strip())
+    if any(isinstance(r, NormRun) for r in runs):
+        helpers.append(norm_runtime())
     lines = [ast.unparse(h) for h in header]
     lines += ["import ctypes", "import torch", "from kopt.sandboxes.native import load_cpp", "",
               f"_FLAGS = {tuple(flags)!r}", f"_CPP = r'''{cpp}'''", "_LIB = load_cpp(_CPP, _FLAGS)",
-              RUNTIME.strip(), "", ast.unparse(new_cls), ""]
+              "\n\n".join(helpers), "", ast.unparse(new_cls), ""]
     return "\n".join(dict.fromkeys(lines[: len(header) + 3])) + "\n" + "\n".join(lines[len(header) + 3:])
 
 
@@ -145,12 +158,16 @@ def _rename_class(cls: ast.ClassDef, fwd: ast.FunctionDef, body: list[ast.stmt])
             new.body[i] = f
     if new.body and isinstance(new.body[0], ast.Expr) and isinstance(getattr(new.body[0], "value", None),
                                                                       ast.Constant):
-        new.body[0] = ast.Expr(ast.Constant("Fused elementwise runs (kopt rules proposer)."))
+        new.body[0] = ast.Expr(ast.Constant("Fused elementwise and normalisation runs (kopt rules proposer)."))
     return ast.fix_missing_locations(new)
 
 
-def describe(runs: list[FusedRun]) -> str:
-    return "; ".join(f"fuse {'+'.join(r.ops) or 'arith'} ({r.stop - r.start} statements)" for r in runs)
+def describe(runs: list[FusedRun | NormRun]) -> str:
+    parts = []
+    for r in runs:
+        ops = "+".join(dict.fromkeys(r.ops)) or "arith"
+        parts.append(f"fuse {ops} ({r.stop - r.start} statements)")
+    return "; ".join(parts)
 
 
 __all__ = ["generate", "kernel_source", "describe", "textwrap"]

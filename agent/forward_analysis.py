@@ -10,33 +10,34 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-# call name -> C++ expression; {0} is the operand, {kw} named arguments with defaults
+# call name -> C++ expression; {0} is the operand, {kw} named arguments with defaults;
+# kexp / ktanh / kerf / kmish are the inline vectorisable versions in `kopt.agent.cpu_math`
 UNARY: dict[str, tuple[str, dict[str, float]]] = {
     "relu": ("({0} > 0.f ? {0} : 0.f)", {}),
     "relu6": ("fminf(fmaxf({0}, 0.f), 6.f)", {}),
-    "sigmoid": ("(1.f / (1.f + expf(-{0})))", {}),
-    "tanh": ("tanhf({0})", {}),
-    "gelu": ("(0.5f * {0} * (1.f + erff({0} * 0.70710678118654752f)))", {}),
-    "silu": ("({0} / (1.f + expf(-{0})))", {}),
-    "mish": ("({0} * tanhf({0} > 20.f ? {0} : log1pf(expf({0}))))", {}),
-    "softplus": ("({0} * {beta} > {threshold} ? {0} : log1pf(expf({0} * {beta})) / {beta})",
+    "sigmoid": ("(1.f / (1.f + kexp(-{0})))", {}),
+    "tanh": ("ktanh({0})", {}),
+    "gelu": ("(0.5f * {0} * (1.f + kerf({0} * 0.70710678118654752f)))", {}),
+    "silu": ("({0} / (1.f + kexp(-{0})))", {}),
+    "mish": ("kmish({0})", {}),
+    "softplus": ("({0} * {beta} > {threshold} ? {0} : log1pf(kexp({0} * {beta})) / {beta})",
                  {"beta": 1.0, "threshold": 20.0}),
-    "elu": ("({0} > 0.f ? {0} : {alpha} * (expf({0}) - 1.f))", {"alpha": 1.0}),
-    "selu": ("(1.0507009873554805f * ({0} > 0.f ? {0} : 1.6732632423543772f * (expf({0}) - 1.f)))", {}),
+    "elu": ("({0} > 0.f ? {0} : {alpha} * (kexp({0}) - 1.f))", {"alpha": 1.0}),
+    "selu": ("(1.0507009873554805f * ({0} > 0.f ? {0} : 1.6732632423543772f * (kexp({0}) - 1.f)))", {}),
     "leaky_relu": ("({0} > 0.f ? {0} : {negative_slope} * {0})", {"negative_slope": 0.01}),
     "hardtanh": ("fminf(fmaxf({0}, {min_val}), {max_val})", {"min_val": -1.0, "max_val": 1.0}),
     "hardswish": ("({0} * fminf(fmaxf({0} + 3.f, 0.f), 6.f) / 6.f)", {}),
     "hardsigmoid": ("(fminf(fmaxf({0} + 3.f, 0.f), 6.f) / 6.f)", {}),
     "softsign": ("({0} / (1.f + fabsf({0})))", {}),
-    "tanhshrink": ("({0} - tanhf({0}))", {}),
-    "logsigmoid": ("(-log1pf(expf(-{0})))", {}),
-    "exp": ("expf({0})", {}),
+    "tanhshrink": ("({0} - ktanh({0}))", {}),
+    "logsigmoid": ("(-log1pf(kexp(-{0})))", {}),
+    "exp": ("expf({0})", {}),  # libm: exact overflow to inf, which kexp clamps
     "log": ("logf({0})", {}),
     "sqrt": ("sqrtf({0})", {}),
     "rsqrt": ("(1.f / sqrtf({0}))", {}),
     "abs": ("fabsf({0})", {}),
     "neg": ("(-{0})", {}),
-    "erf": ("erff({0})", {}),
+    "erf": ("kerf({0})", {}),
     "sin": ("sinf({0})", {}),
     "cos": ("cosf({0})", {}),
     "square": ("({0} * {0})", {}),
@@ -149,7 +150,7 @@ class _ExprCompiler:
             if approx is not None and isinstance(approx, ast.Constant) and approx.value == "tanh":
                 self.ops.append("gelu_tanh")
                 v = operand
-                return (f"(0.5f * {v} * (1.f + tanhf(0.7978845608028654f * ({v} + 0.044715f * {v} * {v} * {v}))))")
+                return (f"(0.5f * {v} * (1.f + ktanh(0.7978845608028654f * ({v} + 0.044715f * {v} * {v} * {v}))))")
         if name not in UNARY:
             raise NotElementwise(f"unknown call {name}")
         template, defaults = UNARY[name]
@@ -199,28 +200,45 @@ def _produces_fresh(stmt: ast.stmt) -> bool:
     return text.split(".")[-1] not in views
 
 
-def find_fusable_runs(forward: ast.FunctionDef) -> list[FusedRun]:
-    """Maximal runs of `var = elementwise(var, ...)` statements in forward's body."""
+def compile_statement(stmt: ast.stmt, var: str, operands: list[Operand]) -> tuple[str, list[str]] | None:
+    """`var = f(var)` as one C++ statement updating `v`, or None if it is not elementwise in
+    `var`. New `self.<attr>` operands are appended to `operands` only on success."""
+    if _assigns_var(stmt) != var or not _uses_var(_value(stmt), var):
+        return None
+    ops: list[str] = []
+    trial = list(operands)
+    try:
+        expr = _ExprCompiler(var, "v", trial, ops).compile(_value(stmt))
+    except NotElementwise:
+        return None
+    operands[:] = trial
+    return f"v = {expr};", ops
+
+
+def produces_fresh(body: list[ast.stmt], start: int, var: str) -> bool:
+    """Is `var` a temporary of forward right before statement `start` (safe to overwrite)?"""
+    return start > 0 and _assigns_var(body[start - 1]) == var and _produces_fresh(body[start - 1])
+
+
+def find_fusable_runs(forward: ast.FunctionDef, barriers: frozenset[int] = frozenset()) -> list[FusedRun]:
+    """Maximal runs of `var = elementwise(var, ...)` statements in forward's body; statements
+    whose index is in `barriers` (claimed by another rule) are never part of a run."""
     body = forward.body
     runs: list[FusedRun] = []
     i = 0
     while i < len(body):
         var = _assigns_var(body[i])
         j, stmts, operands, ops = i, [], [], []
-        while j < len(body) and var is not None and _assigns_var(body[j]) == var:
-            trial_ops: list[str] = []
-            trial_operands = list(operands)
-            try:
-                new_expr = _ExprCompiler(var, "v", trial_operands, trial_ops).compile(_value(body[j]))
-            except NotElementwise:
+        while j < len(body) and var is not None and j not in barriers:
+            compiled = compile_statement(body[j], var, operands)
+            if compiled is None:
                 break
-            if not _uses_var(_value(body[j]), var):
-                break
-            stmts, operands, ops = stmts + [f"v = {new_expr};"], trial_operands, ops + trial_ops
+            stmts.append(compiled[0])
+            ops += compiled[1]
             j += 1
         if j > i:
-            fresh = i > 0 and _assigns_var(body[i - 1]) == var and _produces_fresh(body[i - 1])
-            runs.append(FusedRun(var, i, j, stmts, [Operand(o.python) for o in operands], ops, fresh))
+            runs.append(FusedRun(var, i, j, stmts, [Operand(o.python) for o in operands], ops,
+                                 produces_fresh(body, i, var)))
             i = j
         else:
             i += 1

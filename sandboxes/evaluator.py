@@ -338,8 +338,9 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
         call({"cmd": "load_inputs"}, payload)  # each side loads right before it runs: same cache state
         c0 = workers[role].cpu_seconds()
         t0 = time.perf_counter()
-        call({"cmd": "run", "repeat": repeat and role == "new"})
+        reply, _ = call({"cmd": "run", "repeat": repeat and role == "new", "trace": base and role == "new"})
         times[role] = time.perf_counter() - t0
+        times[f"{role}_native_calls"] = reply.get("native_calls", 0)
         times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
         if role == "new":
             s.police("forward")
@@ -371,7 +372,7 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
     if scaled:
         groups.append(("scaled-shape trial (" + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ")",
                        [secrets.randbits(31) for _ in range(2)], False, scaled))
-    ran, shapes, base_nonfinite = 0, 0, False
+    ran, shapes, base_nonfinite, native_calls = 0, 0, False, 0
     for label, group_seeds, signed, scale in groups:
         base = label == "trial"
         try:
@@ -383,6 +384,7 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
             continue
         if base:
             base_nonfinite = times["check"]["ref_nonfinite"]
+            native_calls = times["new_native_calls"]
         elif times["check"]["ref_nonfinite"] and not base_nonfinite:
             checks.setdefault("skipped", []).append(f"{label.split(' (')[0]}: the reference is not finite there")
             continue
@@ -390,6 +392,10 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
         ran += len(group_seeds)
         shapes += 1 if (base or scale) else 0
     checks.update(trials=ran, shapes=shapes, atol=cfg.atol, rtol=cfg.rtol)
+    if res["kernel"] in ("cpp", "cuda", "triton", "cupy") and not native_calls:
+        checks["ghost_kernel"] = (f"the solution builds a {res['kernel']} kernel but forward never called "
+                                  f"into it: counted as a plain PyTorch solution")
+        res["kernel"] = "torch"
     reason = s.ref_call({"cmd": "degeneracy"})[0].get("reason")
     res["degenerate"] = reason is not None
     if reason:

@@ -39,6 +39,8 @@ class Alarm:
         self.fd = fd
         self.phase = "setup"
         self.blocked_paths: set[str] = set()
+        self.native_calls = 0  # calls into the solution's own compiled code while forward ran
+        self.extension_modules: set[str] = set()
 
     def raise_alarm(self, rule: str, detail: str) -> None:
         try:
@@ -70,6 +72,44 @@ def _snapshot(torch, y):
     if type(y) in (tuple, list):
         return type(y)(_snapshot(torch, v) for v in y)
     return y
+
+
+def count_ctypes_calls(alarm: Alarm) -> None:
+    """Every library loaded through ctypes gets function pointers that count their calls
+    made while forward runs (how a kernel that is built but never called is told apart)."""
+    import ctypes
+
+    original_init = ctypes.CDLL.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        base = self._FuncPtr
+
+        class CountedFuncPtr(base):
+            _flags_, _restype_ = base._flags_, base._restype_
+
+            def __call__(self, *call_args):
+                if alarm.phase == "run":
+                    alarm.native_calls += 1
+                return base.__call__(self, *call_args)
+
+        self._FuncPtr = CountedFuncPtr
+
+    ctypes.CDLL.__init__ = init
+
+
+def record_extension_modules(alarm: Alarm) -> None:
+    """Remember the names of modules torch.utils.cpp_extension builds and loads (it does not
+    put them in sys.modules), so calls into them can be counted."""
+    import torch.utils.cpp_extension as cpp_extension
+
+    original = cpp_extension._import_module_from_library
+
+    def import_and_record(module_name, path, is_python_module):
+        alarm.extension_modules.add(module_name)
+        return original(module_name, path, is_python_module)
+
+    cpp_extension._import_module_from_library = import_and_record
 
 
 def load_module(path: str, name: str):
@@ -141,6 +181,9 @@ class Worker:
         init = protocol.loads_tensors(payload)
         self.alarm.blocked_paths = {os.path.realpath(h["task"])}
         sys.addaudithook(self.alarm.hook)
+        count_ctypes_calls(self.alarm)
+        if "cpp_extension" in h.get("source", ""):
+            record_extension_modules(self.alarm)
         originals = {**_ORIGINALS, **_torch_functions(torch)}
         # the solution arrives as text: its own path may be hidden from this process
         local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
@@ -217,10 +260,42 @@ class Worker:
             torch.cuda.synchronize()
         return outs
 
+    def _trace_native(self):
+        """A profiler that counts calls into code the solution built itself (extension modules
+        under its build cache or work dir, Triton launches, CuPy kernels); ctypes calls are
+        counted by the audit hook. Used on one untimed pass: a kernel defined but never run
+        leaves the count at zero."""
+        roots = tuple(p for p in (os.environ.get("KOPT_CACHE_DIR"), os.environ.get("TORCH_EXTENSIONS_DIR"),
+                                  os.getcwd()) if p)
+        alarm = self.alarm
+
+        def profile(frame, event, arg):
+            if event == "c_call":
+                owner = getattr(arg, "__self__", None)  # an extension's module-level function: its module
+                if not isinstance(owner, type(sys)):
+                    owner = sys.modules.get(getattr(arg, "__module__", "") or "")
+                module = owner
+                path = getattr(module, "__file__", None) or ""
+                name = getattr(arg, "__module__", "") or ""
+                if path.startswith(roots) and not path.endswith(".py") or name in alarm.extension_modules \
+                        or name.startswith("cupy"):
+                    alarm.native_calls += 1
+            elif event == "call" and frame.f_code.co_name == "run" and "/triton/runtime/" in frame.f_code.co_filename:
+                alarm.native_calls += 1
+
+        return profile
+
     def cmd_run(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         self.alarm.phase = "run"
         try:
-            self.outs = self._forward_all()
+            if h.get("trace"):
+                sys.setprofile(self._trace_native())
+                try:
+                    self.outs = self._forward_all()
+                finally:
+                    sys.setprofile(None)
+            else:
+                self.outs = self._forward_all()
             self.outs_repeat, self.inputs_after = [], []
             if h.get("repeat"):
                 # Same tensors (same data_ptr), next trial's values: a cache keyed by pointer,
@@ -241,7 +316,7 @@ class Worker:
             self.alarm.phase = "idle"
         if self.role == "new":
             self.check_tamper()
-        return {"ok": True}, b""
+        return {"ok": True, "native_calls": self.alarm.native_calls}, b""
 
     def cmd_outputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         torch = self.torch

@@ -238,3 +238,9 @@ def test_deferred_work_in_a_thread_without_patching():
     accounting shows the work done between timed calls."""
     assert_caught(run_eval("double_matmul", "deferred_copy"), ("rejected", "incorrect"),
                   "outside the timed", "values differ")
+
+
+def test_kernel_defined_but_never_run_counts_as_torch():
+    res = run_eval("relu", "ghost_kernel")
+    assert res["correct"] is True and res["kernel"] == "torch", res
+    assert "never called" in res["checks"]["ghost_kernel"]
