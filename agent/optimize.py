@@ -31,8 +31,8 @@ def _progress(quiet: bool):
             r, st = e["result"], e["stats"]
             sp = f"{r['speedup']:.3f}x" if r.get("speedup") else "-"
             best = f"{e['best_speedup']:.3f}x" if e.get("best_speedup") else "-"
-            con.print(f"[eval {st.evaluations}] {e['candidate']} {r['verdict']:<13} {sp:>8}  best {best}  "
-                      f"tokens {st.tokens}  ${st.cost:.4f}  {(r.get('reason') or '')[:70]}", markup=False)
+            con.print(f"[iter {e['iteration']} eval {st.evaluations}] {e['candidate']} {r['verdict']:<13} {sp:>8}  "
+                      f"best {best}  tokens {st.tokens}  ${st.cost:.4f}  {(r.get('reason') or '')[:70]}", markup=False)
         elif e["type"] == "duplicate":
             con.print(f"[skip] {e['candidate']} is a near-duplicate of {e['near']} (distance {e['distance']:.3f})",
                       markup=False)

@@ -90,6 +90,7 @@ class Search:
                            elapsed=float(store.get_meta("elapsed", 0.0)))
         self.started = time.monotonic()
         self.stop_reason = ""
+        self.iteration = 0
 
     # -- scoring --------------------------------------------------------------------------
     def mean_score(self, cid: str) -> float:
@@ -156,6 +157,7 @@ class Search:
         self.stats.evaluations += 1
         self.store.set_meta("elapsed", self.elapsed())
         self.on_event({"type": "evaluation", "candidate": cid, "result": result, "stats": self.stats,
+                       "iteration": self.iteration,
                        "best": self.best(), "best_speedup": self.mean_speedup(self.best() or "")})
         return result
 
@@ -185,6 +187,7 @@ class Search:
 
     def _loop(self) -> None:
         while True:
+            self.iteration += 1
             for cid in self._pending():  # proposed before a kill, or new: evaluate first
                 if (reason := self.out_of_budget()):
                     self.stop_reason = reason
