@@ -105,6 +105,13 @@ def degeneracy(ref_outputs: list, inputs: list) -> str | None:
     first = [t.double() for t in tensors[0]]
     if all(float(t.abs().max()) <= 1e-2 if t.numel() else True for ts in tensors for t in ts):
         return "reference output is within +-0.01 of zero for every trial (an all-zeros kernel passes)"
+    if len(tensors) >= 3 and all(len(ts) == len(first) for ts in tensors):
+        spread = [float(torch.stack([ts[k].double() for ts in tensors]).std(dim=0).max())
+                  for k in range(len(first)) if all(ts[k].shape == first[k].shape for ts in tensors)]
+        if spread and max(spread) < 1e-2 and not all(
+                torch.allclose(ts[k].double(), first[k], atol=1e-6) for ts in tensors[1:] for k in range(len(first))):
+            return (f"reference output barely depends on the inputs (per-element std < 0.01 over {len(tensors)} "
+                    f"seeds): a constant passes")
     if len(tensors) > 1 and all(
             len(ts) == len(first) and all(t.shape == f.shape and torch.allclose(t.double(), f, atol=1e-6)
                                           for t, f in zip(ts, first)) for ts in tensors[1:]):
@@ -161,3 +168,24 @@ def has_nonfinite(outs) -> bool:
     if isinstance(outs, (list, tuple)):
         return any(has_nonfinite(v) for v in outs)
     return isinstance(outs, torch.Tensor) and outs.is_floating_point() and not bool(torch.isfinite(outs).all())
+
+
+def insensitive_to_weights(torch, model, inputs: list, out) -> str | None:
+    """Re-draw every floating parameter, run again, put the weights back: an output that did
+    not move means the weights play no part (a solution may ignore them and still pass)."""
+    params = [p for p in model.parameters() if p.is_floating_point() and p.numel()]
+    if not params:
+        return None
+    saved = [p.detach().clone() for p in params]
+    gen = torch.Generator().manual_seed(12345)
+    try:
+        with torch.no_grad():
+            for p in params:
+                p.copy_(torch.randn(p.shape, generator=gen).to(p.device, p.dtype) * (p.std() + 0.1))
+            again = model(*[v.clone() if isinstance(v, torch.Tensor) else v for v in inputs])
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)
+    same = compare(out, again, Tolerance(1e-6, 1e-6)).ok
+    return "reference output does not change when its weights are re-drawn" if same else None

@@ -47,6 +47,7 @@ class EvalConfig(BaseModel):
     setup_timeout_s: float = 600.0
     call_timeout_s: float = 120.0
     memory_mb: int = 8192
+    quality_seeds: int = Field(10, ge=2, description="reference-only runs for the task-quality flags")
     hidden_paths: list[str] = Field(default_factory=list,
                                     description="hidden from the candidate, besides the task file (e.g. the run dir)")
 
@@ -324,11 +325,13 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
 
 
 def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, scale: dict | None = None,
-              with_inputs: bool = False, repeat: bool = False, timed: bool = False, base: bool = False) -> dict:
+              with_inputs: bool = False, repeat: bool = False, timed: bool = False, base: bool = False,
+              dists: list[str] | None = None) -> dict:
     """One round: the same fresh inputs to both sides, then the candidate's outputs go to
     the reference worker to be checked there (a process the candidate never ran in)."""
     cpu0 = s.ref.worker.cpu_seconds()
-    gen, payload = s.ref_call({"cmd": "make_inputs", "seeds": seeds, "signed": signed, "scale": scale or {}})
+    gen, payload = s.ref_call({"cmd": "make_inputs", "seeds": seeds, "signed": signed, "scale": scale or {},
+                               "dists": dists})
     times = {"gen_cpu": s.ref.worker.cpu_seconds() - cpu0, "gen_s": gen.get("gen_s", 0.0)}
     workers = {"new": s.new.worker, "ref": s.ref.worker}
     order = [("new", s.new_call), ("ref", s.ref_call)]
@@ -365,28 +368,32 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
     checks = res["checks"]
     seeds = [secrets.randbits(31) for _ in range(cfg.trials)]
     n_signed = cfg.trials // 2 if cfg.trials > 1 else 0
-    groups = [("trial", seeds[: cfg.trials - n_signed], False, {})]
+    # (label, seeds, signed, scaled constants, input distribution)
+    groups = [("trial", seeds[: cfg.trials - n_signed], False, {}, "")]
     if n_signed:
-        groups.append(("signed-input trial", seeds[cfg.trials - n_signed:], True, {}))
+        groups.append(("signed-input trial", seeds[cfg.trials - n_signed:], True, {}, ""))
+    for dist, what in (("heavy", "heavy-tailed"), ("large", "x100"), ("small", "x1e-3")):
+        groups.append((f"distribution trial ({what} inputs)", [secrets.randbits(31)], False, {}, dist))
     scaled = {k: v // 2 + 1 for k, v in constants.items()}
     if scaled:
         groups.append(("scaled-shape trial (" + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ")",
-                       [secrets.randbits(31) for _ in range(2)], False, scaled))
+                       [secrets.randbits(31) for _ in range(2)], False, scaled, ""))
     ran, shapes, base_nonfinite, native_calls = 0, 0, False, 0
-    for label, group_seeds, signed, scale in groups:
+    for label, group_seeds, signed, scale, dist in groups:
         base = label == "trial"
         try:
-            times = _exchange(s, group_seeds, label, signed, scale, with_inputs=True, repeat=True, base=base)
+            times = _exchange(s, group_seeds, label, signed, scale, with_inputs=True, repeat=True, base=base,
+                              dists=[dist] * len(group_seeds) if dist else None)
         except UserInputError:
             if base:
                 raise
-            checks.setdefault("skipped", []).append(f"{label.split(' (')[0]}: the reference rejects these inputs")
+            checks.setdefault("skipped", []).append(f"{label}: the reference rejects these inputs")
             continue
         if base:
             base_nonfinite = times["check"]["ref_nonfinite"]
             native_calls = times["new_native_calls"]
         elif times["check"]["ref_nonfinite"] and not base_nonfinite:
-            checks.setdefault("skipped", []).append(f"{label.split(' (')[0]}: the reference is not finite there")
+            checks.setdefault("skipped", []).append(f"{label}: the reference is not finite there")
             continue
         _raise_if_failed(times, checks)
         ran += len(group_seeds)
@@ -396,7 +403,8 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
         checks["ghost_kernel"] = (f"the solution builds a {res['kernel']} kernel but forward never called "
                                   f"into it: counted as a plain PyTorch solution")
         res["kernel"] = "torch"
-    reason = s.ref_call({"cmd": "degeneracy"})[0].get("reason")
+    reason = s.ref_call({"cmd": "degeneracy", "seeds": [secrets.randbits(31) for _ in range(cfg.quality_seeds)]},
+                        timeout=cfg.setup_timeout_s)[0].get("reason")
     res["degenerate"] = reason is not None
     if reason:
         res["degenerate_reason"] = reason

@@ -66,6 +66,21 @@ class Alarm:
             raise PermissionError("kopt: no processes may be started during forward")
 
 
+def reshape_distribution(torch, x, dist: str, seed: int):
+    """The task's own input, re-shaped in distribution: heavy-tailed (log-normal factors),
+    large (x100) or small (x1e-3) magnitudes. Integer inputs (indices, labels) stay as they are."""
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel()):
+        return x
+    if dist == "large":
+        return x * 100.0
+    if dist == "small":
+        return x * 1e-3
+    if dist == "heavy":
+        gen = torch.Generator().manual_seed(seed + 2)
+        return x * torch.exp(torch.randn(x.shape, generator=gen) * 1.5).to(x.device, x.dtype)
+    return x
+
+
 def _snapshot(torch, y):
     if type(y) is torch.Tensor:
         return y.clone()
@@ -216,7 +231,7 @@ class Worker:
             if current.get(name) is not fn:
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
 
-    def make_inputs(self, seed: int, signed: bool, scale: dict) -> list:
+    def make_inputs(self, seed: int, signed: bool, scale: dict, dist: str = "") -> list:
         torch = self.torch
         saved = {k: getattr(self.task, k) for k in scale}
         try:
@@ -233,11 +248,15 @@ class Worker:
                 if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() and bool(x.min() >= 0):
                     flip = torch.rand(x.shape, generator=gen) < 0.5
                     inputs[i] = torch.where(flip.to(x.device), -x, x)
+        if dist:
+            inputs = [reshape_distribution(torch, x, dist, seed) for x in inputs]
         return inputs
 
     def cmd_make_inputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         t0 = _perf_counter()
-        sets = [self.make_inputs(int(s), bool(h.get("signed")), h.get("scale") or {}) for s in h["seeds"]]
+        dists = h.get("dists") or [""] * len(h["seeds"])
+        sets = [self.make_inputs(int(s), bool(h.get("signed")), h.get("scale") or {}, d)
+                for s, d in zip(h["seeds"], dists)]
         gen_s = (_perf_counter() - t0) / max(1, len(sets))
         return {"ok": True, "gen_s": gen_s}, protocol.dumps_tensors(sets)
 
@@ -360,10 +379,20 @@ class Worker:
                 "ref_nonfinite": has_nonfinite(self.outs)}, b""
 
     def cmd_degeneracy(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
-        from kopt.sandboxes.checks import degeneracy
+        """Task-quality flags from the reference alone over many seeds (robust-kbench style):
+        ~zero or constant outputs, per-element spread below 0.01, output equal to an input,
+        output unchanged when the weights are re-drawn."""
+        from kopt.sandboxes.checks import degeneracy, insensitive_to_weights
 
-        outs, inputs = getattr(self, "base", ([], []))
-        return {"ok": True, "reason": degeneracy(outs, inputs)}, b""
+        torch = self.torch
+        outs, inputs = [], []
+        with torch.no_grad():
+            for seed in h["seeds"]:
+                x = self.make_inputs(int(seed), False, {})
+                inputs.append(x)
+                outs.append(self.model(*[v.clone() if isinstance(v, torch.Tensor) else v for v in x]))
+            reason = degeneracy(outs, inputs) or insensitive_to_weights(torch, self.model, inputs[0], outs[0])
+        return {"ok": True, "reason": reason}, b""
 
     def serve(self) -> None:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup,

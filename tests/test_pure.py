@@ -102,3 +102,31 @@ def test_embedding_net_when_the_local_model_is_installed():
     assert not net.admit("b", code + "\n\n")[0]
     other = "import numpy as np\n\ndef matmul(a, b):\n    return np.einsum('ij,jk->ik', a, b)\n"
     assert net.admit("c", other)[0]
+
+
+def test_quality_flags_spread_and_weights():
+    from kopt.sandboxes.checks import insensitive_to_weights
+
+    xs = [[torch.randn(8, 8)] for _ in range(5)]
+    flat = [torch.full((8,), 3.0) + 1e-3 * x[0][0] for x in xs]  # moves, but by < 0.01
+    assert "barely depends" in degeneracy(flat, xs)
+
+    class IgnoresWeights(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(8, 8))
+
+        def forward(self, x):
+            return torch.tanh(x) + 0 * self.w.sum().detach().clamp(max=0) * 0
+
+    class UsesWeights(IgnoresWeights):
+        def forward(self, x):
+            return x @ self.w
+
+    x = [torch.randn(4, 8)]
+    m = IgnoresWeights()
+    assert "weights" in insensitive_to_weights(torch, m, x, m(*x))
+    m2 = UsesWeights()
+    w_before = m2.w.detach().clone()
+    assert insensitive_to_weights(torch, m2, x, m2(*x)) is None
+    assert torch.equal(m2.w, w_before), "weights must be restored"
