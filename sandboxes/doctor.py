@@ -40,8 +40,9 @@ def report() -> dict:
         "pids cgroup": _pids_cgroup(),
         "namespaces": "net+pid" if prefix else "none",
         "user namespaces": "yes" if "--user" in prefix else ("not needed (root)" if prefix else "no"),
-        "worker user": ("root in a user namespace" if "--user" in prefix else
-                        "root with full capabilities (no user namespace)" if os.geteuid() == 0 else
+        "worker user": ("kopt's user, no capabilities (setpriv), read-only host" if jail else
+                        "root in a user namespace" if "--user" in prefix else
+                        "root with full capabilities (weaker: no jail)" if os.geteuid() == 0 else
                         "the same user as kopt"),
         "bubblewrap": shutil.which("bwrap") or "not found",
         "docker engine": "yes" if shutil.which("docker") and _version(["docker", "info", "--format",
@@ -51,6 +52,12 @@ def report() -> dict:
         "nvcc": _version(["nvcc", "--version"]).replace("\n", " ") if shutil.which("nvcc") else "not found",
         "valgrind": _version(["valgrind", "--version"]),
     }
+    try:
+        from kopt.sandboxes.machine import memory_bandwidth_gbs
+
+        info["memory bandwidth"] = f"{memory_bandwidth_gbs():.1f} GB/s (copy; the floor for 'physically possible')"
+    except Exception as e:  # noqa: BLE001 - a report line, never a crash
+        info["memory bandwidth"] = f"not measured ({type(e).__name__})"
     try:
         import torch
 

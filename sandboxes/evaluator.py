@@ -270,12 +270,31 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
             raise Verdict("unverified", f"{static.kernel} kernels need a GPU: run with --device cuda on a CUDA "
                                         f"machine", compiled=False)
         _run(t.path, Path(solution).resolve(), source, static.kernel, cfg, res)
+        if (res.get("speedup") or 0) > cfg.sanity_cap:
+            _remeasure(t.path, Path(solution).resolve(), source, static.kernel, cfg, res)
     except Verdict as v:
         res["verdict"], res["reason"] = v.verdict, v.reason
         res["compiled"] = res["compiled"] or v.compiled and v.verdict != "compile_error"
         res["correct"] = res["correct"] and v.verdict in ("unverified",)
     checks["eval_s"] = round(time.perf_counter() - started, 2)
     return res
+
+
+def _remeasure(task: Path, sol: Path, source: str, kernel: str, cfg: EvalConfig, res: dict) -> None:
+    """A speedup above the sanity cap is measured again from scratch (fresh processes, new
+    seeds and inputs); the lower of the two stands, and the result says so."""
+    first = res["speedup"]
+    again = _result_base(res["task"], res["solution"], cfg, kernel)
+    try:
+        _run(task, sol, source, kernel, cfg, again)
+    except Verdict as v:
+        raise Verdict(v.verdict, f"on re-measurement of a {first:.1f}x speedup: {v.reason}") from None
+    keep = again if again["speedup"] < first else res
+    for key in ("speedup", "speedup_ci", "ref_ms", "new_ms", "verdict"):
+        res[key] = keep[key]
+    res["checks"]["remeasured"] = {"first": first, "second": again["speedup"]}
+    if res["speedup"] > cfg.sanity_cap:
+        res["checks"]["suspicious"] = f"a speedup above {cfg.sanity_cap:g}x held up in fresh processes"
 
 
 def _check_environment(cfg: EvalConfig) -> None:
@@ -430,16 +449,12 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     calls = max(1, calls)
     checks["roundtrip_ms"] = round(1000 * min(overhead.values()), 4)
     est = _timed_rounds(s, cfg, calls, rounds, checks, overhead)
-    if est.speedup > cfg.sanity_cap:
-        again = _timed_rounds(s, cfg, calls, rounds, checks, overhead)
-        checks["remeasured"] = True
-        est = min(est, again, key=lambda e: e.speedup)
+    _check_physical_bound(est.new_ms, times["bytes_per_call"], checks)
     res.update(speedup=round(est.speedup, 4), speedup_ci=[round(est.ci[0], 4), round(est.ci[1], 4)],
                ref_ms=round(est.ref_ms, 6), new_ms=round(est.new_ms, 6))
     checks.update(rounds=est.rounds, calls_per_round=calls, threads=s.threads, noise_floor=cfg.noise_floor)
     res["verdict"] = speed_verdict(est, cfg.noise_floor)
-    if est.speedup > cfg.sanity_cap:
-        checks["suspicious"] = f"speedup above {cfg.sanity_cap:g}x held up on re-measurement"
+
 
 
 def _check_work_outside_forward(s: _Session, start: dict, inside: dict, checks: dict) -> None:
@@ -456,6 +471,22 @@ def _check_work_outside_forward(s: _Session, start: dict, inside: dict, checks: 
         raise Verdict("rejected", f"work outside the timed forward calls: the candidate used "
                                   f"{outside['new']:.2f}s of CPU between calls vs {outside['ref']:.2f}s for the "
                                   f"reference (deferred or background computation)")
+
+
+def _check_physical_bound(new_ms: float, bytes_per_call: float, checks: dict) -> None:
+    """A call cannot beat reading its inputs and writing its outputs once from memory. Only
+    for data well past the caches (32 MiB), with a 2x margin for measurement error."""
+    if bytes_per_call < 32 << 20:
+        return
+    from kopt.sandboxes.machine import memory_bandwidth_gbs
+
+    gbs = memory_bandwidth_gbs()
+    floor_ms = bytes_per_call / (gbs * 1e9) * 1000
+    checks["memory_floor_ms"] = round(floor_ms, 4)
+    if new_ms < floor_ms / 2:
+        raise Verdict("rejected", f"physically impossible: {new_ms:.4f} ms per call, but moving its "
+                                  f"{bytes_per_call / 2**20:.0f} MiB of inputs and outputs once takes "
+                                  f"{floor_ms:.4f} ms at this machine's {gbs:.1f} GB/s")
 
 
 def _roundtrip_s(call, n: int = 7) -> list[float]:

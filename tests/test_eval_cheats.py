@@ -244,3 +244,11 @@ def test_kernel_defined_but_never_run_counts_as_torch():
     res = run_eval("relu", "ghost_kernel")
     assert res["correct"] is True and res["kernel"] == "torch", res
     assert "never called" in res["checks"]["ghost_kernel"]
+
+
+def test_speedup_above_the_sanity_cap_is_remeasured_in_fresh_processes():
+    res = run_eval("double_matmul", "double_matmul_once", sanity_cap=1.2)
+    assert res["correct"] is True and res["verdict"] == "faster", res
+    again = res["checks"]["remeasured"]
+    assert again["second"] > 1.2 and res["speedup"] == min(again["first"], again["second"])
+    assert "fresh processes" in res["checks"]["suspicious"]

@@ -130,3 +130,15 @@ def test_quality_flags_spread_and_weights():
     w_before = m2.w.detach().clone()
     assert insensitive_to_weights(torch, m2, x, m2(*x)) is None
     assert torch.equal(m2.w, w_before), "weights must be restored"
+
+
+def test_faster_than_memory_allows_is_rejected(monkeypatch):
+    from kopt.sandboxes import evaluator, machine
+
+    monkeypatch.setattr(machine, "memory_bandwidth_gbs", lambda: 20.0)
+    checks: dict = {}
+    evaluator._check_physical_bound(5.0, 64 << 20, checks)  # 64 MiB in 5 ms: 13 GB/s, possible
+    assert checks["memory_floor_ms"] == pytest.approx(3.3554, rel=1e-3)
+    with pytest.raises(evaluator.Verdict, match="physically impossible"):
+        evaluator._check_physical_bound(0.5, 64 << 20, checks)
+    evaluator._check_physical_bound(1e-6, 1 << 20, {})  # small data may sit in cache: no verdict
