@@ -319,7 +319,8 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         common = {"device": cfg.device, "threads": s.threads, "task": str(task_path)}
         reply, init_payload = s.ref_call({"cmd": "setup", **common}, timeout=cfg.setup_timeout_s)
         constants = reply.get("constants", {})
-        s.new_call({"cmd": "setup", **common, "solution": str(sol_path), "source": s.source}, init_payload,
+        new_reply, _ = s.new_call({"cmd": "setup", **common, "solution": str(sol_path), "source": s.source},
+                                  init_payload,
                    timeout=cfg.setup_timeout_s)
         phases = res["checks"].setdefault("phase_s", {})
         phases["setup"] = round(time.perf_counter() - t0, 2)
@@ -332,6 +333,8 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         if cfg.compile_only:
             raise Verdict("unverified", "compiled and loaded; not run (--compile-only)")
         _correctness(s, cfg, res, constants)
+        if reply.get("params") and reply["params"] == new_reply.get("params"):
+            _reinit_trial(s, cfg, res)
         phases["correctness"] = round(time.perf_counter() - t0 - phases["setup"], 2)
         res["correct"] = True
         if kernel == "triton" and cfg.device == "cpu":
@@ -427,6 +430,23 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
     res["degenerate"] = reason is not None
     if reason:
         res["degenerate_reason"] = reason
+
+
+def _reinit_trial(s: _Session, cfg: EvalConfig, res: dict) -> None:
+    """When ModelNew's parameters line up with Model's, both are re-drawn from a secret seed
+    (a second initialisation scheme) for one more trial, then restored."""
+    seed = secrets.randbits(31)
+    s.ref_call({"cmd": "reinit", "seed": seed})
+    s.new_call({"cmd": "reinit", "seed": seed})
+    try:
+        times = _exchange(s, [secrets.randbits(31)], "re-initialised-weights trial", with_inputs=True)
+        if not times["check"]["ref_nonfinite"]:
+            _raise_if_failed(times, res["checks"])
+            res["checks"]["trials"] += 1
+            res["checks"]["weights_reinitialised"] = True
+    finally:
+        s.ref_call({"cmd": "reinit", "restore": True})
+        s.new_call({"cmd": "reinit", "restore": True})
 
 
 def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:

@@ -252,3 +252,7 @@ def test_speedup_above_the_sanity_cap_is_remeasured_in_fresh_processes():
     again = res["checks"]["remeasured"]
     assert again["second"] > 1.2 and res["speedup"] == min(again["first"], again["second"])
     assert "fresh processes" in res["checks"]["suspicious"]
+
+
+def test_right_only_for_the_seed_42_weights():
+    assert_caught(run_eval("linear", "frozen_weights"), "incorrect", "re-initialised-weights")
