@@ -5,16 +5,14 @@ simulated landscape, at equal evaluation budgets, with these selection rules:
 
   kopt      the loop as shipped: rank by the mean reward over all of a candidate's
             evaluations, re-evaluate the top-k (up to 3 evaluations each), expand them,
-            return the verified candidate with the best mean speedup (`Search.best`).
+            return the verified candidate with the best median speedup (`Search.best`);
+            a candidate expanded and fully re-evaluated leaves the queue (POLCA's pop).
   greedy    same loop, best-first on the best *single* measurement: expand the
             best-measured candidate not yet expanded, no re-evaluation (every evaluation
             goes to a new child), return the best single measurement.
   random    same loop, parents picked at random among the correct candidates not yet
             expanded (a new draw each iteration), no re-evaluation, return the best
             single measurement.
-  kopt-pop  diagnostic, not a baseline: kopt's rule, but a candidate that is expanded and
-            fully re-evaluated leaves the queue (as a popped POLCA entry), so the loop does
-            not stop with budget left when its top-k are all done (see `evals used`).
 
 Landscape: a tree. The reference (root) has true speedup 1. Each expansion yields
 `--children` children, each either broken (compile error 15%, wrong result 10%) or
@@ -187,19 +185,8 @@ class RandomSearch(GreedySearch):
         return 1.0 + random.Random(key).random()
 
 
-class PopSearch(Search):
-    """Diagnostic, not a baseline: kopt's rule, but a candidate that is expanded and has all its
-    re-evaluations (or is not verified) leaves the queue, as a popped POLCA entry would, so the
-    next-best candidates get their turn instead of the loop stopping with budget left."""
-
-    def mean_score(self, cid: str) -> float:
-        done = cid in self.expanded and (len(self.evals.get(cid, [])) >= self.cfg.max_evals_per_candidate
-                                         or not self.verified(cid))
-        return super().mean_score(cid) - (10.0 if done else 0.0)
-
-
-METHODS = {"kopt": Search, "greedy": GreedySearch, "random": RandomSearch, "kopt-pop": PopSearch}
-REEVAL = {"kopt": 3, "kopt-pop": 3}  # max_evals_per_candidate; the others measure each candidate once
+METHODS = {"kopt": Search, "greedy": GreedySearch, "random": RandomSearch}
+REEVAL = {"kopt": 3}  # max_evals_per_candidate; the others measure each candidate once
 
 
 def one_run(args: tuple[str, int, int, int]) -> dict:
@@ -212,7 +199,7 @@ def one_run(args: tuple[str, int, int, int]) -> dict:
             history.append((e["stats"].evaluations, e["best"]))
 
     cls = METHODS[method]
-    cfg = SearchConfig(budget=budget, max_evals_per_candidate=REEVAL.get(method, 1))
+    cfg = SearchConfig(budget=budget, max_evals_per_candidate=REEVAL.get(method, 1), novelty="tokens")
     with tempfile.TemporaryDirectory(prefix="kopt-sim-") as tmp:
         task = Path(tmp) / "task.py"
         task.write_text(TASK)

@@ -211,7 +211,11 @@ def test_fork_bomb(tmp_path, token):
     finally:
         stop.set()
         t.join(timeout=10)
-    assert res["verdict"] == "rejected" and "process" in res["reason"], res
+    # a bomb still alive after setup is `rejected`; one whose tree collapsed at the cap by
+    # itself leaves an honest relu behind (`same`). Either way it stayed under the cap.
+    assert res["verdict"] in ("rejected", "same", "runtime_error"), res
+    if res["verdict"] == "rejected":
+        assert "process" in res["reason"], res
     assert time.monotonic() - started < 60
     assert 0 < peak[0] <= Limits().nproc, f"{peak[0]} bomb processes at once (cap {Limits().nproc})"
     assert not wait_gone(token), processes_with(token)
