@@ -24,7 +24,7 @@ def _progress(quiet: bool):
         return lambda e: None
     from rich.console import Console
 
-    con = Console(stderr=True, highlight=False)
+    con = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def show(e: dict) -> None:
         if e["type"] == "evaluation":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import statistics
 from collections import Counter
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
     by_cand: dict[str, list[dict]] = {}
     for e in evals:
         by_cand.setdefault(e.candidate_id, []).append(e.result)
-    speedups = {cid: (sum(r["speedup"] for r in rs if r.get("speedup")) / max(1, sum(1 for r in rs if r.get("speedup")))
+    speedups = {cid: (statistics.median(r["speedup"] for r in rs if r.get("speedup"))
                       if any(r.get("speedup") for r in rs) else None) for cid, rs in by_cand.items()}
     failures = Counter(f"{r.get('verdict')}: {(r.get('reason') or '')[:100]}" for e in evals
                        for r in [e.result] if not r.get("correct"))
@@ -87,7 +88,7 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
     if best:
         last = by_cand[best][-1]
         md += ["## Best verified solution", "",
-               f"`best/solution.py` (candidate {best}): mean speedup **{speedups[best]:.3f}x** over "
+               f"`best/solution.py` (candidate {best}): median speedup **{speedups[best]:.3f}x** over "
                f"{len(by_cand[best])} evaluation(s); last CI {last.get('speedup_ci')}, verdict {last.get('verdict')}",
                f"- plan step: {cands[best].plan_step}", f"- skills: {', '.join(cands[best].skills) or '-'}", ""]
     else:
@@ -96,7 +97,7 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
     md += [f"| {i} | {v:.3f}x |" for i, v in curve]
     md += ["", "## Lineage (parent -> child: plan step)", ""]
     md += [f"- {a} -> {b}: {g.edges[a, b]['step'][:120]}" for a, b in g.edges] or ["- (root only)"]
-    md += ["", "## Candidates", "", "| candidate | proposer | evals | mean speedup | verdicts | plan step |",
+    md += ["", "## Candidates", "", "| candidate | proposer | evals | median speedup | verdicts | plan step |",
            "|---|---|---|---|---|---|"]
     for cid, c in cands.items():
         rs = by_cand.get(cid, [])
