@@ -167,7 +167,7 @@ def _default_threads() -> int:
 class _Session:
     """The two workers of one evaluation."""
 
-    def __init__(self, task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalConfig):
+    def __init__(self, task_path: Path, source: str, kernel: str, cfg: EvalConfig):
         self.cfg = cfg
         self.threads = cfg.threads or _default_threads()
         cpus = set(sorted(os.sched_getaffinity(0))[: self.threads])
@@ -182,7 +182,6 @@ class _Session:
                                "cache_dir": str(build_cache_dir(source))})
         self.new = Channel(start_worker([*argv, "--role", "new"], new_limits, env, cpus), "candidate")
         self.source = source
-        self.task_path, self.sol_path = task_path, sol_path
         self.baseline_threads = 0
 
     def close(self) -> None:
@@ -314,7 +313,7 @@ def _check_environment(cfg: EvalConfig) -> None:
 
 def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalConfig, res: dict) -> None:
     t0 = time.perf_counter()
-    s = _Session(task_path, sol_path, source, kernel, cfg)
+    s = _Session(task_path, source, kernel, cfg)
     try:
         common = {"device": cfg.device, "threads": s.threads, "task": str(task_path)}
         reply, init_payload = s.ref_call({"cmd": "setup", **common}, timeout=cfg.setup_timeout_s)

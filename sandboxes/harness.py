@@ -19,8 +19,15 @@ import traceback
 from kopt.sandboxes import protocol
 
 _perf_counter = time.perf_counter
-_ORIGINALS = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
-              "time.time": time.time, "time.monotonic": time.monotonic}
+
+
+def _timer_functions() -> dict:
+    """The clocks, as they are now; captured at import, compared after the candidate runs."""
+    return {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
+            "time.time": time.time, "time.monotonic": time.monotonic}
+
+
+_ORIGINALS = _timer_functions()
 
 
 def _torch_functions(torch) -> dict:
@@ -249,8 +256,7 @@ class Worker:
         return {"ok": True}, b""
 
     def check_tamper(self) -> None:
-        current = {"time.perf_counter": time.perf_counter, "time.perf_counter_ns": time.perf_counter_ns,
-                   "time.time": time.time, "time.monotonic": time.monotonic, **_torch_functions(self.torch)}
+        current = {**_timer_functions(), **_torch_functions(self.torch)}
         for name, fn in self.originals.items():
             if current.get(name) is not fn:
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
