@@ -244,6 +244,16 @@ def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(f"{k:<22} {v}")
 
 
+def _register_subcommands() -> None:
+    from kopt.agent.commands import bench, skills, stress, train
+
+    for module in (skills, stress, bench, train):
+        module.register(app, runs_app)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     try:
         app()
