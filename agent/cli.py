@@ -107,7 +107,7 @@ def _print_eval(r: dict) -> None:
 
 @app.command("optimize")
 def optimize(
-    target: Path = typer.Argument(..., help="KernelBench task file"),
+    target: Path = typer.Argument(..., help="KernelBench task file, program source, or git repository folder"),
     model: str = typer.Option("rules", help="rules | openai/<name> | litellm/<provider>/<name> | hf:<path>"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or OPENAI_BASE_URL)"),
     budget: int = typer.Option(12, help="evaluations (re-evaluations included)"),
@@ -117,9 +117,22 @@ def optimize(
     run_dir: Optional[Path] = typer.Option(None, help="default runs/<timestamp>-<target>"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
+    kind: Optional[str] = typer.Option(None, help="kernelbench | program | repo (default: detected)"),
+    tests: Optional[Path] = typer.Option(None, help="program: folder of NAME.in [/ NAME.out] test files"),
+    validator: Optional[Path] = typer.Option(None, help="program: input validator (exit 0 = legal input)"),
+    checker: Optional[str] = typer.Option(None, help="program: exact | tokens | float:TOL (output comparison)"),
+    std: Optional[str] = typer.Option(None, help="program: C/C++ standard, e.g. c++17"),
+    stress: Optional[Path] = typer.Option(None, help="program: extra inputs (e.g. from kopt stress --out)"),
+    test: Optional[str] = typer.Option(None, help="repo: test command (must pass on the original)"),
+    bench: Optional[str] = typer.Option(None, help="repo: benchmark command"),
+    bench_metric: Optional[str] = typer.Option(None, help="repo: regex whose group 1 is the bench's number"),
+    higher_is_better: bool = typer.Option(False, "--higher-is-better", help="repo: the bench number is a rate"),
+    focus: Optional[str] = typer.Option(None, help="repo: path.py:func to optimize instead of the profile's pick"),
+    branch: bool = typer.Option(False, "--branch", help="repo: also create branch kopt/<run> with the best patch"),
+    include_dirty: bool = typer.Option(False, "--include-dirty", help="repo: start from HEAD plus the dirty diff"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
 ) -> None:
-    """Search for a faster verified ModelNew for TARGET; leaves best/ and reports in the run dir."""
+    """Search for a faster verified version of TARGET; leaves best/ and reports in the run dir."""
     from kopt.agent.errors import KoptError, UserInputError
 
     try:
@@ -129,7 +142,11 @@ def optimize(
             raise UserInputError("--resume needs --run-dir DIR (the run to continue)")
         summary = run_optimize(target, model=model, base_url=base_url, budget=budget, max_time=max_time,
                                max_tokens=max_tokens, max_cost=max_cost, run_dir=run_dir, resume=resume,
-                               device=device, quiet=as_json)
+                               device=device, quiet=as_json, kind=kind,
+                               target_options={"tests": tests, "validator": validator, "checker": checker,
+                                               "std": std, "stress": stress, "test": test, "bench": bench,
+                                               "bench_metric": bench_metric, "higher_is_better": higher_is_better,
+                                               "focus": focus, "branch": branch, "include_dirty": include_dirty})
     except KoptError as e:
         _fail(str(e), e.exit_code)
     if as_json:

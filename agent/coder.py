@@ -14,12 +14,29 @@ from typing import Protocol
 
 from kopt.agent.core import Candidate
 from kopt.agent.edits import EditError, code_from_answer
+from kopt.agent.targets.kernelbench import KERNELBENCH_INSTRUCTIONS
 
-SYSTEM = ("You optimize PyTorch models for speed. You write a drop-in `ModelNew` (same constructor "
-          "arguments and outputs as `Model`) that uses custom kernels (C++ via ctypes or "
-          "torch.utils.cpp_extension.load_inline, CUDA, Triton) or better algorithms. Outputs must match "
-          "the reference within 1e-4 on random signed inputs of several shapes; never return inputs, "
-          "cached or constant results, never import the task file or call the reference Model.")
+SYSTEM = KERNELBENCH_INSTRUCTIONS  # a context without a target is a KernelBench task
+
+
+def _system(context: dict) -> str:
+    target = context.get("target")
+    return target.instructions if target is not None else SYSTEM
+
+
+def _lang(context: dict) -> str:
+    target = context.get("target")
+    return target.language if target is not None else "python"
+
+
+def _view(context: dict, code: str) -> str:
+    target = context.get("target")
+    return target.view(code) if target is not None else code
+
+
+def _apply(context: dict, answer: str, parent_code: str) -> tuple[str, str]:
+    target = context.get("target")
+    return target.apply_answer(answer, parent_code) if target is not None else code_from_answer(answer, parent_code)
 
 
 @dataclass
@@ -61,8 +78,8 @@ def parse_plan(text: str, limit: int = 4) -> list[str]:
 
 
 def plan_messages(context: dict) -> list[dict]:
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Task:\n```python\n{context['task_source']}\n```\n\n"
+    return [{"role": "system", "content": _system(context)},
+            {"role": "user", "content": f"Task:\n```{_lang(context)}\n{context['task_source']}\n```\n\n"
                                         f"Lessons so far:\n{context.get('lessons') or '(none)'}\n\n"
                                         "Write a short ordered plan (2-4 numbered steps, one line each) to make "
                                         "this faster, hottest operation first. Plan only, no code."}]
@@ -72,15 +89,16 @@ def code_messages(context: dict, step: str) -> list[dict]:
     parent: Candidate = context["parent"]
     last = (context.get("parent_results") or [{}])[-1]
     status = f"verdict {last.get('verdict')}, speedup {last.get('speedup')}" if last else "not evaluated"
-    return [{"role": "system", "content": SYSTEM},
+    lang = _lang(context)
+    return [{"role": "system", "content": _system(context)},
             {"role": "user", "content":
-                f"Task (reference):\n```python\n{context['task_source']}\n```\n\n"
-                f"Current solution ({status}):\n```python\n{parent.code}\n```\n\n"
+                f"Task (reference):\n```{lang}\n{context['task_source']}\n```\n\n"
+                f"Current solution ({status}):\n```{lang}\n{_view(context, parent.code)}\n```\n\n"
                 f"Lessons so far:\n{context.get('lessons') or '(none)'}\n\n"
                 f"Implement only this plan step as a small change: {step}\n"
                 "Answer with SEARCH/REPLACE blocks against the current solution:\n"
                 "<<<<<<< SEARCH\n(exact lines)\n=======\n(new lines)\n>>>>>>> REPLACE\n"
-                "or with one ```python block holding the whole new file."}]
+                f"or with one ```{lang} block holding the whole new file."}]
 
 
 class LLMProposer:
@@ -121,7 +139,7 @@ class LLMProposer:
             r = self._ask(messages)
             tokens_in, tokens_out, cost = tokens_in + r.tokens_in, tokens_out + r.tokens_out, cost + r.cost
             try:
-                code, kind = code_from_answer(r.text, parent.code)
+                code, kind = _apply(context, r.text, parent.code)
             except EditError as e:
                 errors.append(str(e))
                 messages = messages + [{"role": "assistant", "content": r.text},

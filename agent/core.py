@@ -5,6 +5,7 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -59,11 +60,29 @@ class Proposer(Protocol):
 
 
 class Target(Protocol):
-    """What is optimized: knows its reference, how to evaluate a candidate."""
+    """What is optimized (design §3): a KernelBench task, a program, or a repository.
 
-    name: str
-    kind: str
+    The search loop only talks to this interface, so every kind gets the same queue,
+    store, novelty filter, proposers and reports.
+    """
 
-    def reference_code(self) -> str: ...
+    name: str          # short, for run-dir names
+    kind: str          # "kernelbench" | "program" | "repo"
+    path: Path         # what the user pointed at
+    source: str        # the reference code a proposer reads
+    language: str      # code-fence language of candidates: python | cpp | c | diff
+    suffix: str        # file suffix a candidate is written with: .py | .cpp | .patch
+    instructions: str  # system prompt for LLM proposers: what a valid candidate is
 
-    def evaluate(self, candidate: Candidate) -> dict: ...
+    def baseline_code(self) -> str:
+        """The root candidate's code: the reference itself, as a candidate."""
+
+    def evaluate(self, candidate_file: Path, hidden_paths: list[str]) -> dict:
+        """One sandboxed measurement: a dict in the `kopt eval --json` shape (design §1).
+        `hidden_paths` (the run dir, ...) must be out of the candidate's reach."""
+
+    def view(self, code: str) -> str:
+        """What a proposer is shown of a candidate's code (a repo target shows files, not a diff)."""
+
+    def apply_answer(self, answer: str, parent_code: str) -> tuple[str, str]:
+        """(new candidate code, edit kind) from a model's answer; raises EditError."""

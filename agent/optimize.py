@@ -14,7 +14,7 @@ from kopt.agent.proposers import make_proposer, model_label
 from kopt.agent.report import write_reports
 from kopt.agent.search import Search, SearchConfig
 from kopt.agent.store import STORE_FILE, Store
-from kopt.agent.targets.kernelbench import load_task
+from kopt.agent.targets import load_target
 from kopt.sandboxes.evaluator import EvalConfig
 
 
@@ -45,8 +45,11 @@ def _progress(quiet: bool):
 def run_optimize(target: Path, model: str = "rules", base_url: str | None = None, budget: int = 12,
                  max_time: float | None = None, max_tokens: int | None = None, max_cost: float | None = None,
                  run_dir: Path | None = None, resume: bool = False, device: str = "cpu",
-                 quiet: bool = False, eval_cfg: EvalConfig | None = None) -> dict:
-    task = load_task(target)
+                 quiet: bool = False, eval_cfg: EvalConfig | None = None, kind: str | None = None,
+                 target_options: dict | None = None) -> dict:
+    """`target_options` are the kind-specific flags (program: tests, validator, ...; repo: test, bench, ...)."""
+    eval_cfg = eval_cfg or EvalConfig(device=device)
+    task = load_target(target, kind, eval_cfg, target_options)
     if resume:
         if not (run_dir / STORE_FILE).exists():
             raise UserInputError(f"nothing to resume: {run_dir} has no {STORE_FILE}")
@@ -55,21 +58,21 @@ def run_optimize(target: Path, model: str = "rules", base_url: str | None = None
         if (run_dir / STORE_FILE).exists():
             raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, "
                                  f"or pick another --run-dir")
-    proposer = make_proposer(model, base_url)
+    proposer = make_proposer(model, base_url, kind=task.kind)
     store = Store.open_run_dir(run_dir)
     run_id = store.get_meta("run_id")
     if run_id is None:
         run_id = new_id()
         store.set_meta("run_id", run_id)
         store.start_run(run_id, "optimize", str(task.path), {"model": model, "budget": budget})
-        store.add_target(run_id, str(task.path), "kernelbench", task.source)
+        store.add_target(run_id, str(task.path), task.kind, task.source)
     else:
         store.db.execute("UPDATE runs SET status='running' WHERE id=?", (run_id,))
     cfg = SearchConfig(budget=budget, max_time=max_time, max_tokens=max_tokens, max_cost=max_cost,
-                       eval=eval_cfg or EvalConfig(device=device))
+                       eval=eval_cfg)
     if not quiet:
         print(f"kopt optimize {task.path.name} with {model_label(model)}; run dir {run_dir}", file=sys.stderr)
-    search = Search(task.path, proposer, store, run_id, run_dir, cfg, _progress(quiet))
+    search = Search(task, proposer, store, run_id, run_dir, cfg, _progress(quiet))
     best = search.run()
     status = "interrupted" if search.stop_reason.startswith("interrupted") else "done"
     store.set_status(run_id, status)
@@ -78,13 +81,15 @@ def run_optimize(target: Path, model: str = "rules", base_url: str | None = None
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
-        (out / "solution.py").write_text(search.cands[best].code)
+        (out / f"solution{task.suffix}").write_text(search.cands[best].code)
+        if hasattr(task, "write_best"):  # e.g. a repo target also leaves best.patch / a branch
+            task.write_best(run_dir, search.cands[best].code)
         (out / "evaluations.json").write_text(json.dumps(search.evals[best], indent=2))
     summary = write_reports(run_dir, store, run_id, best, search.stop_reason, model_label(model))
     summary["run_dir"] = str(run_dir)
     store.close()
     if not quiet:
         sp = f"{summary['best_speedup']:.3f}x" if summary.get("best_speedup") else "none"
-        print(f"stopped: {search.stop_reason}\nbest verified speedup: {sp}  ->  {run_dir}/best/solution.py\n"
+        print(f"stopped: {search.stop_reason}\nbest verified speedup: {sp}  ->  {run_dir}/best/solution{task.suffix}\n"
               f"report: {run_dir}/report.md, {run_dir}/report.html", file=sys.stderr)
     return summary

@@ -88,7 +88,7 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
     if best:
         last = by_cand[best][-1]
         md += ["## Best verified solution", "",
-               f"`best/solution.py` (candidate {best}): median speedup **{speedups[best]:.3f}x** over "
+               f"`best/` (candidate {best}): median speedup **{speedups[best]:.3f}x** over "
                f"{len(by_cand[best])} evaluation(s); last CI {last.get('speedup_ci')}, verdict {last.get('verdict')}",
                f"- plan step: {cands[best].plan_step}", f"- skills: {', '.join(cands[best].skills) or '-'}", ""]
     else:

@@ -8,7 +8,6 @@ exists, so a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
-import ast
 import math
 import statistics
 import time
@@ -19,12 +18,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from kopt.agent.coder import ProposerUnavailable
-from kopt.agent.core import Candidate, Evaluation
+from kopt.agent.core import Candidate, Evaluation, Target
 from kopt.agent.novelty import make_net
 from kopt.agent.store import Store
 from kopt.agent.summarizer import summarize
+from kopt.agent.targets.kernelbench import KernelBenchTarget, reference_solution  # noqa: F401 (re-export)
 from kopt.rl_finetune.rewards import VERIFIED, reward
-from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.evaluator import EvalConfig
 from kopt.sandboxes.machine import fingerprint
 
 
@@ -42,17 +42,6 @@ class SearchConfig(BaseModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
-def reference_solution(task_source: str) -> str:
-    """The task's own Model renamed ModelNew: the baseline every run starts from."""
-    tree = ast.parse(task_source)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "Model":
-            node.name = "ModelNew"
-        elif isinstance(node, ast.Name) and node.id == "Model":
-            node.id = "ModelNew"
-    return ast.unparse(tree) + "\n"
-
-
 @dataclass
 class Stats:
     evaluations: int = 0
@@ -62,17 +51,22 @@ class Stats:
 
 
 class Search:
-    def __init__(self, task_path: Path, proposer, store: Store, run_id: str, run_dir: Path,
+    """`target` is any `Target` (a KernelBench task path is wrapped as one). `evaluator`, when
+    given, replaces the target's own evaluation (benchmarks plug in a simulator)."""
+
+    def __init__(self, target: Target | Path | str, proposer, store: Store, run_id: str, run_dir: Path,
                  cfg: SearchConfig, on_event: Callable[[dict], None] | None = None,
-                 evaluator: Callable[[Path, Path, EvalConfig], dict] = evaluate):
-        self.task_path, self.proposer, self.store, self.run_id = Path(task_path), proposer, store, run_id
+                 evaluator: Callable[[Path, Path, EvalConfig], dict] | None = None):
+        if isinstance(target, (str, Path)):
+            target = KernelBenchTarget.from_path(target, cfg.eval)
+        self.target, self.task_path = target, Path(target.path)
+        self.proposer, self.store, self.run_id = proposer, store, run_id
         self.run_dir, self.cfg = Path(run_dir), cfg
-        hidden = str(self.run_dir.resolve())  # the store and every candidate's code stay out of reach
-        if hidden not in cfg.eval.hidden_paths:
-            cfg.eval.hidden_paths.append(hidden)
+        # the store and every candidate's code stay out of the candidates' reach
+        self.hidden = [str(self.run_dir.resolve())]
         self.on_event = on_event or (lambda e: None)
-        self.evaluator = evaluator  # kopt's sandboxed evaluate(); benchmarks plug in a simulator
-        self.task_source = self.task_path.read_text()
+        self.evaluator = evaluator
+        self.task_source = target.source
         self.cands: dict[str, Candidate] = {c.id: c for c in store.candidates(run_id)}
         self.evals: dict[str, list[dict]] = {cid: [] for cid in self.cands}
         for e in store.evaluations(run_id):
@@ -148,10 +142,13 @@ class Search:
         return admitted
 
     def evaluate(self, cid: str) -> dict:
-        path = self.run_dir / "candidates" / f"{cid}.py"
+        path = self.run_dir / "candidates" / f"{cid}{self.target.suffix}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.cands[cid].code)
-        result = self.evaluator(self.task_path, path, self.cfg.eval)
+        if self.evaluator is not None:
+            result = self.evaluator(self.task_path, path, self.cfg.eval)
+        else:
+            result = self.target.evaluate(path, self.hidden)
         self.store.add_evaluation(self.run_id, Evaluation(cid, result, machine=fingerprint()))
         self.evals[cid].append(result)
         self.stats.evaluations += 1
@@ -163,13 +160,14 @@ class Search:
 
     def context(self, parent: Candidate) -> dict:
         return {"task_source": self.task_source, "task_path": str(self.task_path), "parent": parent,
+                "target": self.target, "kind": self.target.kind,
                 "parent_results": self.evals.get(parent.id, []),
                 "lessons": summarize(self.cands, self.evals, self.duplicates),
                 "run_id": self.run_id}
 
     def run(self) -> str | None:
         if not self.cands:
-            root = Candidate(code=reference_solution(self.task_source), plan_step="reference (baseline)",
+            root = Candidate(code=self.target.baseline_code(), plan_step="reference (baseline)",
                              proposer={"model": "reference"})
             self.add_candidate(root)
         try:

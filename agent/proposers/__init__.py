@@ -4,9 +4,18 @@ from __future__ import annotations
 from kopt.agent.errors import UserInputError
 
 
-def make_proposer(model: str | None, base_url: str | None = None, **kw):
+def make_proposer(model: str | None, base_url: str | None = None, kind: str = "kernelbench", **kw):
+    """The proposer for `--model`; `rules` picks the rule set of the target's kind."""
     model = model or "rules"
     if model == "rules":
+        if kind == "program":
+            from kopt.agent.proposers.program_rules import ProgramRulesProposer
+
+            return ProgramRulesProposer()
+        if kind == "repo":
+            from kopt.agent.proposers.repo_rules import RepoRulesProposer
+
+            return RepoRulesProposer()
         from kopt.agent.proposers.rules import RulesProposer
 
         return RulesProposer()

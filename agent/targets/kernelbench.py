@@ -103,3 +103,59 @@ def load_solution_source(path: str | Path) -> str:
         return p.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise UserInputError(f"cannot read solution file {p}: {e}") from None
+
+
+def reference_solution(task_source: str) -> str:
+    """The task's own Model renamed ModelNew: the baseline every run starts from."""
+    tree = ast.parse(task_source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Model":
+            node.name = "ModelNew"
+        elif isinstance(node, ast.Name) and node.id == "Model":
+            node.id = "ModelNew"
+    return ast.unparse(tree) + "\n"
+
+
+KERNELBENCH_INSTRUCTIONS = (
+    "You optimize PyTorch models for speed. You write a drop-in `ModelNew` (same constructor "
+    "arguments and outputs as `Model`) that uses custom kernels (C++ via ctypes or "
+    "torch.utils.cpp_extension.load_inline, CUDA, Triton) or better algorithms. Outputs must match "
+    "the reference within 1e-4 on random signed inputs of several shapes; never return inputs, "
+    "cached or constant results, never import the task file or call the reference Model.")
+
+
+class KernelBenchTarget:
+    """A KernelBench task as a search target: candidates are whole `ModelNew` files judged
+    by kopt's sandboxed evaluator."""
+
+    kind = "kernelbench"
+    language = "python"
+    suffix = ".py"
+    instructions = KERNELBENCH_INSTRUCTIONS
+
+    def __init__(self, task: KernelBenchTask, eval_cfg=None):
+        from kopt.sandboxes.evaluator import EvalConfig  # the evaluator imports this module
+
+        self.task, self.eval_cfg = task, eval_cfg or EvalConfig()
+        self.path, self.source, self.name = task.path, task.source, task.name
+
+    @classmethod
+    def from_path(cls, path: str | Path, eval_cfg=None) -> KernelBenchTarget:
+        return cls(load_task(path), eval_cfg)
+
+    def baseline_code(self) -> str:
+        return reference_solution(self.source)
+
+    def evaluate(self, candidate_file: Path, hidden_paths: list[str]) -> dict:
+        from kopt.sandboxes.evaluator import evaluate
+
+        hidden = list(dict.fromkeys([*self.eval_cfg.hidden_paths, *hidden_paths]))
+        return evaluate(self.path, candidate_file, self.eval_cfg.model_copy(update={"hidden_paths": hidden}))
+
+    def view(self, code: str) -> str:
+        return code
+
+    def apply_answer(self, answer: str, parent_code: str) -> tuple[str, str]:
+        from kopt.agent.edits import code_from_answer
+
+        return code_from_answer(answer, parent_code)
