@@ -39,6 +39,9 @@ class SearchConfig(BaseModel):
     epsilon: float = Field(0.005, ge=0, description="novelty radius over token 5-gram Jaccard distance")
     epsilon_embedding: float = Field(0.0015, ge=0, description="novelty radius over embedding cosine distance")
     ucb_c: float = Field(0.0, ge=0, description="exploration bonus c*sqrt(ln N / n); 0 = pure mean")
+    confirm_reserve: float = Field(0.2, ge=0, le=1, description="share of the evaluation budget kept to re-measure "
+                                                                "the contenders for best before the run ends")
+    confirm_margin: float = Field(0.15, ge=0, description="contenders: median speedup within this of the best's")
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
@@ -180,6 +183,43 @@ class Search:
     def _reevaluable(self, cid: str) -> bool:
         return self.verified(cid) and len(self.evals[cid]) < self.cfg.max_evals_per_candidate
 
+    def contender(self) -> str | None:
+        """The candidate whose next measurement is most likely to change the returned best:
+        among verified candidates whose median speedup is within `confirm_margin` of the
+        best one's, the highest-ranked with measurements left. A lucky single measurement
+        is what crowns a false best; a second and third one expose it."""
+        ok = sorted((c for c in self.cands if self.verified(c)), key=lambda c: self.mean_speedup(c) or 0.0,
+                    reverse=True)
+        if not ok:
+            return None
+        top = self.mean_speedup(ok[0]) or 0.0
+        for cid in ok:
+            if (self.mean_speedup(cid) or 0.0) * (1 + self.cfg.confirm_margin) < top:
+                return None
+            if len(self.evals[cid]) < self.cfg.max_evals_per_candidate:
+                return cid
+        return None
+
+    def _endgame(self) -> bool:
+        """With only the reserve of the budget left, measure the contenders for best before
+        exploring further; explore again only while a new child could still be confirmed.
+        True when the run should stop."""
+        reserve = int(self.cfg.budget * self.cfg.confirm_reserve)
+        if self.cfg.budget - self.stats.evaluations > reserve:
+            return False
+        while not (reason := self.out_of_budget()):
+            cid = self.contender()
+            if cid is None:
+                break
+            self.evaluate(cid)
+        if reason := self.out_of_budget():
+            self.stop_reason = reason
+            return True
+        if self.cfg.budget - self.stats.evaluations >= self.cfg.max_evals_per_candidate:
+            return False
+        self.stop_reason = "best confirmed: the budget left could not confirm a new candidate"
+        return True
+
     def _pending(self) -> list[str]:
         return [cid for cid, ev in self.evals.items() if not ev and cid not in self.duplicates]
 
@@ -187,10 +227,11 @@ class Search:
         while True:
             self.iteration += 1
             for cid in self._pending():  # proposed before a kill, or new: evaluate first
-                if (reason := self.out_of_budget()):
-                    self.stop_reason = reason
+                if self._endgame():
                     return
                 self.evaluate(cid)
+            if self._endgame():
+                return
             if (reason := self.out_of_budget()):
                 self.stop_reason = reason
                 return

@@ -6,7 +6,10 @@ simulated landscape, at equal evaluation budgets, with these selection rules:
   kopt      the loop as shipped: rank by the mean reward over all of a candidate's
             evaluations, re-evaluate the top-k (up to 3 evaluations each), expand them,
             return the verified candidate with the best median speedup (`Search.best`);
-            a candidate expanded and fully re-evaluated leaves the queue (POLCA's pop).
+            a candidate expanded and fully re-evaluated leaves the queue (POLCA's pop);
+            the last 20% of the budget first re-measures the contenders for best (median
+            within 15% of the best's) and explores only while a new child could still be
+            confirmed (`confirm_reserve`, `confirm_margin`).
   greedy    same loop, best-first on the best *single* measurement: expand the
             best-measured candidate not yet expanded, no re-evaluation (every evaluation
             goes to a new child), return the best single measurement.
@@ -34,7 +37,8 @@ Metrics per cell (runs = seeds):
                truly best evaluated candidate and stays so to the end (runs that hold it)
   evals        mean evaluations spent (the loop may stop before the budget)
   once         % of the false bests that were measured only once
-  stopped      % of runs that ended "search exhausted" before the budget was spent
+  stopped      % of runs that ended before the budget was spent (search exhausted, or the
+               best confirmed with too little budget left to confirm a new candidate)
 
     python benchmarks/search_efficiency.py [--runs 200] [--budgets 10 20 40] [--children 4]
 """
@@ -186,6 +190,7 @@ class RandomSearch(GreedySearch):
 
 
 METHODS = {"kopt": Search, "greedy": GreedySearch, "random": RandomSearch}
+OVERRIDES: dict = {}  # SearchConfig fields for every rule (--set name=value), to tune the loop
 REEVAL = {"kopt": 3}  # max_evals_per_candidate; the others measure each candidate once
 
 
@@ -199,7 +204,8 @@ def one_run(args: tuple[str, int, int, int]) -> dict:
             history.append((e["stats"].evaluations, e["best"]))
 
     cls = METHODS[method]
-    cfg = SearchConfig(budget=budget, max_evals_per_candidate=REEVAL.get(method, 1), novelty="tokens")
+    cfg = SearchConfig(budget=budget, max_evals_per_candidate=REEVAL.get(method, 1), novelty="tokens",
+                       **{**OVERRIDES, **({} if method in REEVAL else {"confirm_reserve": 0.0})})
     with tempfile.TemporaryDirectory(prefix="kopt-sim-") as tmp:
         task = Path(tmp) / "task.py"
         task.write_text(TASK)
@@ -225,7 +231,7 @@ def one_run(args: tuple[str, int, int, int]) -> dict:
             settle = n
     return {"false_best": false_best, "true": best_true, "oracle": oracle, "holds": best in top,
             "settle": settle, "evals": s.stats.evaluations, "once": len(s.evals[best]) == 1,
-            "exhausted": s.stop_reason.startswith("search exhausted")}
+            "exhausted": s.stop_reason.startswith(("search exhausted", "best confirmed"))}
 
 
 def cell(rows: list[dict]) -> dict:
