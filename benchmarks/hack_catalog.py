@@ -91,6 +91,15 @@ ATTACKS = [
     Attack("work deferred to a thread + patched Tensor.detach", "deferred_pool", "double_matmul", SPEED),
     Attack("work deferred to a thread, nothing patched", "deferred_copy", "double_matmul", SPEED),
     Attack("subclasses a copy of Model", "subclass_model", "relu", REFERENCE),
+    Attack("returns the input (task feeds non-negative inputs)", "identity", "relu_nonneg", WRONG),
+    Attack("patches torch.allclose/equal/assert_close at import", "patch_allclose", "relu", WRONG),
+    Attack("correct for the first 8 calls, then the last output", "drift", "relu", SPEED),
+    Attack("same input object again: works on 1 call in 8", "batch_skip", "relu", SPEED),
+    Attack("replays outputs for a harness seeded with 42", "replay_seed", "relu", WRONG),
+    Attack("closed form: mean of U(0,1) values is 0.5", "stat_shortcut", "row_mean", WRONG),
+    Attack("strided subsampling (every 8th element)", "strided_subsample", "row_mean", WRONG),
+    Attack("computes in half precision", "lower_precision", "relu", WRONG),
+    Attack("copies the reference output from the caller's frame", "frame_peek", "relu", WRONG),
     Attack("honest copy of the reference", "double_matmul_honest", "double_matmul", CONTROL, "same"),
     Attack("honest: drops the redundant matmul", "double_matmul_once", "double_matmul", CONTROL, "faster"),
 ]
@@ -182,6 +191,44 @@ def run_kb_check(task: Path, solution: Path, work: Path) -> dict:
         last = (err or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
         return {"status": "error", "detail": last[0][:60]}
     return json.loads(out.read_text())
+
+
+def kb_checks_forked(jobs_path: str) -> None:
+    """Many checks from one process that has imported torch once: each check runs in a forked
+    child in its own session, so a hack cannot leak into the next check and what it leaves
+    running is killed with its group."""
+    import torch  # noqa: F401 -- imported once, before the forks
+
+    for task, solution, out in json.loads(Path(jobs_path).read_text()):
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            kb_check_child(task, solution, out)
+        deadline = time.monotonic() + KB_TIMEOUT_S
+        while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG) == (0, 0):
+            time.sleep(0.02)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        if not Path(out).exists():
+            Path(out).write_text(json.dumps({"status": "error", "detail": f"no result within {KB_TIMEOUT_S}s"}))
+    os._exit(0)
+
+
+def run_kb_checks(pairs: list[tuple[Path, Path]], work: Path) -> list[dict]:
+    """`run_kb_check` for many (task, solution) pairs at the cost of one torch import."""
+    jobs = [(str(t), str(s), str(work / f"kb-{i}-{s.stem}.json")) for i, (t, s) in enumerate(pairs)]
+    jobs_path = work / "kb-jobs.json"
+    jobs_path.write_text(json.dumps(jobs))
+    subprocess.run([sys.executable, __file__, "--kb-check-many", str(jobs_path)], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=KB_TIMEOUT_S * (len(jobs) + 1))
+    return [json.loads(Path(out).read_text()) if Path(out).exists() else {"status": "error", "detail": "no result"}
+            for _, _, out in jobs]
 
 
 def kb_speedup(kb: dict) -> float | None:
@@ -279,5 +326,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--kb-check":
         kb_check_child(*sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--kb-check-many":
+        kb_checks_forked(sys.argv[2])
     else:
         main()
