@@ -78,11 +78,15 @@ def parse_plan(text: str, limit: int = 4) -> list[str]:
 
 
 def plan_messages(context: dict) -> list[dict]:
+    from kopt.skills.prompt import skills_section
+
     return [{"role": "system", "content": _system(context)},
             {"role": "user", "content": f"Task:\n```{_lang(context)}\n{context['task_source']}\n```\n\n"
+                                        f"Skills that may apply (kopt's skill library):\n{skills_section(context)}\n\n"
                                         f"Lessons so far:\n{context.get('lessons') or '(none)'}\n\n"
                                         "Write a short ordered plan (2-4 numbered steps, one line each) to make "
-                                        "this faster, hottest operation first. Plan only, no code."}]
+                                        "this faster, hottest operation first; start each step with the [id] of "
+                                        "the skill it applies, or [none]. Plan only, no code."}]
 
 
 def code_messages(context: dict, step: str) -> list[dict]:
@@ -147,7 +151,10 @@ class LLMProposer:
                                                                    "Try again."}]
                 continue
             prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+            from kopt.skills.prompt import skills_of_step
+
             return Candidate(code=code, parent_ids=[parent.id], plan_step=step, prompt=prompt, completion=r.text,
+                             skills=skills_of_step(step),
                              proposer={"model": self.name, "tokens_in": tokens_in, "tokens_out": tokens_out,
                                        "cost": cost, "plan": plan, "step": step_index, "edit": kind,
                                        "edit_errors": errors,

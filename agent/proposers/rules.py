@@ -56,12 +56,22 @@ def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[st
 class RulesProposer:
     name = "rules"
 
-    def __init__(self) -> None:
+    def __init__(self, retrieval: bool = True) -> None:
         self.tokens = 0
         self.cost = 0.0
+        self.retrieval = retrieval  # False: templates in declaration order (benchmarks/skill_ablation.py)
+
+    def ordered_plans(self, task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
+        """The skill library's retrieval decides which template is tried (evaluated) first."""
+        found = plans(task_source)
+        if not self.retrieval or len(found) < 2:
+            return found
+        from kopt.skills.prompt import order_templates
+
+        return order_templates(task_source, found, lambda p: p[2])
 
     def plan(self, task_source: str) -> list[str]:
-        return [step for step, _, _ in plans(task_source)]
+        return [step for step, _, _ in self.ordered_plans(task_source)]
 
     def propose(self, context: dict) -> list[Candidate]:
         parent: Candidate = context["parent"]
@@ -70,4 +80,4 @@ class RulesProposer:
         src = context["task_source"]
         return [Candidate(code=generate(src, runs, FLAGS), parent_ids=[parent.id], plan_step=step,
                           skills=skills, proposer={"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0})
-                for step, runs, skills in plans(src)]
+                for step, runs, skills in self.ordered_plans(src)]

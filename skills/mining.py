@@ -1,0 +1,427 @@
+"""Mining: slow -> fast pairs become new skill cards or evidence on existing ones.
+
+Pairs come from a run (a parent -> child step whose child is verified -- every evaluation
+correct -- and at least 1.1x faster than its parent by median speedup) or from a folder of
+`NAME.slow.EXT` / `NAME.fast.EXT` files (gain measured by `kopt.skills.measure`). For each
+pair: if the run already knows which skills the child applied, the gain is evidence on those
+cards; otherwise a card writer proposes a card -- the LLM from the diff and the measured
+gain, or, under `rules`, the tree-sitter diff classifier -- and a near-duplicate of an
+existing card is merged into it (evidence, triggers) instead of added. Nothing is written
+over a curated card: curated cards only receive evidence, in the user's overlay.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kopt.agent.errors import KoptError, UserInputError
+from kopt.skills.bm25 import tokens
+from kopt.skills.diff_classifier import Change, classify, language_of
+from kopt.skills.library import CardError, Library, parse_card
+from kopt.skills.measure import Gain, measure_pair
+from kopt.skills.schema import Card, Evidence, How, When
+
+MIN_GAIN = 1.1
+
+
+class NothingMined(KoptError):
+    """The work ran but found nothing to learn from (exit 1)."""
+
+    exit_code = 1
+
+
+@dataclass
+class Pair:
+    name: str
+    slow: str
+    fast: str
+    language: str  # c | cpp | python
+    gain: Gain
+    source: str
+    skills: list[str] = field(default_factory=list)
+
+    @property
+    def domain(self) -> str:
+        if self.language in ("c", "cpp"):
+            return "cuda" if "__global__" in self.fast else "cpp"
+        if "triton.jit" in self.fast:
+            return "triton"
+        if "__global__" in self.fast:
+            return "cuda"
+        if re.search(r"load_cpp|load_inline|cpp_extension", self.fast):
+            return "cpp"
+        return "python"
+
+
+@dataclass
+class Outcome:
+    pair: str
+    action: str  # evidence | new | merged | skipped
+    card: str | None
+    kinds: list[str]
+    speedup: float | None
+    method: str
+    note: str
+
+    def line(self) -> str:
+        gain = f"{self.speedup:.3f}x ({self.method})" if self.speedup else "unmeasured"
+        what = {"evidence": f"evidence on {self.card}", "new": f"new card {self.card}",
+                "merged": f"merged into {self.card}", "skipped": "skipped"}[self.action]
+        kinds = f" [{', '.join(self.kinds)}]" if self.kinds else ""
+        return f"{self.pair}: {what}{kinds}, {gain}" + (f" -- {self.note}" if self.note else "")
+
+
+# -- pairs -------------------------------------------------------------------------------------
+def pairs_from_dir(folder: Path, measure: bool = True) -> list[Pair]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserInputError(f"--pairs {folder}: not a folder (give a folder of NAME.slow.EXT / NAME.fast.EXT files)")
+    pairs = []
+    for slow in sorted(folder.glob("*.slow.*")):
+        name, ext = slow.name.split(".slow.", 1)
+        fast = folder / f"{name}.fast.{ext}"
+        language = language_of("." + ext)
+        if not fast.exists():
+            raise UserInputError(f"{slow} has no partner: add {fast.name} (pairs are NAME.slow.EXT and NAME.fast.EXT)")
+        if language is None:
+            raise UserInputError(f"{slow.name}: unsupported extension .{ext} (use .c, .cpp, .cc, .cu or .py)")
+        stdin = folder / f"{name}.in"
+        if ext.lower() in ("cu", "cuh"):
+            gain = Gain(None, "unmeasured", "CUDA sources are classified, not run")
+        elif measure:
+            gain = measure_pair(slow, fast, language, stdin if stdin.exists() else None)
+        else:
+            gain = Gain(None, "unmeasured", "not measured")
+        pairs.append(Pair(name, slow.read_text(errors="replace"), fast.read_text(errors="replace"), language, gain,
+                          str(folder.resolve())))
+    if not pairs:
+        raise UserInputError(f"no pairs in {folder}: name them NAME.slow.EXT and NAME.fast.EXT "
+                             f"(optional NAME.in: the input both read, used to check and measure them)")
+    return pairs
+
+
+def pairs_from_run(run_dir: Path) -> tuple[list[Pair], str]:
+    """Verified parent -> child improvements of at least MIN_GAIN, and a one-line summary."""
+    from kopt.agent.store import STORE_FILE, Store
+
+    run_dir = Path(run_dir)
+    if not (run_dir / STORE_FILE).exists():
+        raise UserInputError(f"{run_dir} is not a run directory (no {STORE_FILE}); see `kopt runs list`")
+    store = Store.open_run_dir(run_dir)
+    try:
+        cands = {c.id: c for c in store.candidates()}
+        evals: dict[str, list[dict]] = {}
+        for e in store.evaluations():
+            evals.setdefault(e.candidate_id, []).append(e.result)
+        targets = store.db.execute("SELECT path FROM targets").fetchall()
+    finally:
+        store.close()
+    task = Path(targets[0][0]).stem if targets else run_dir.name
+
+    def median_speedup(cid: str) -> float | None:
+        sp = [r["speedup"] for r in evals.get(cid, []) if r.get("speedup")]
+        return statistics.median(sp) if sp else None
+
+    pairs = []
+    for child in cands.values():
+        results = evals.get(child.id, [])
+        if not child.parent_ids or not results or not all(r.get("correct") for r in results):
+            continue
+        parent = cands.get(child.parent_ids[0])
+        c_sp = median_speedup(child.id)
+        p_sp = median_speedup(parent.id) if parent else None
+        if parent is None or c_sp is None:
+            continue
+        if p_sp is None and parent.proposer.get("model") == "reference":
+            p_sp = 1.0
+        if p_sp is None or c_sp / p_sp < MIN_GAIN:
+            continue
+        note = (f"median speedup {c_sp:.2f}x vs parent {p_sp:.2f}x over {len(results)} verified evaluation(s); "
+                f"step: {child.plan_step[:80]}")
+        gain = Gain(round(c_sp / p_sp, 3), "eval", note)
+        pairs.append(Pair(f"{task}:{child.id}", parent.code, child.code, "python", gain, str(run_dir.resolve()),
+                          list(child.skills)))
+    summary = f"{len(cands)} candidates, {sum(len(v) for v in evals.values())} evaluations"
+    return pairs, summary
+
+
+# -- what rules know about each kind of change ----------------------------------------------------
+# kind -> (curated card per domain, title, summary, keywords, risks)
+KINDS: dict[str, tuple[dict, str, str, list[str], list[str]]] = {
+    "algorithm": ({"cpp": "cpp-better-algorithm"}, "Lower the complexity with a better algorithm",
+                  "Replace a nested scan with sorting, binary search, a sweep or a cache of results.",
+                  ["nested loop", "quadratic", "search"], ["Ties, order and empty inputs behave differently."]),
+    "data-structure": ({"cpp": "cpp-hash-containers", "python": "python-set-membership"},
+                       "Pick a container with cheaper lookups", "Swap the container for one whose hot operation "
+                       "(lookup, membership, insertion) is cheaper.", ["lookup", "membership", "container"],
+                       ["Iteration order may change."]),
+    "loop-order": ({"cpp": "cpp-loop-order"}, "Reorder nested loops for contiguous inner access",
+                   "Interchange loops so the innermost loop walks memory with stride 1.", ["nested loops", "stride"],
+                   ["Only valid when iterations are independent in the new order."]),
+    "cache-blocking": ({"cpp": "cpp-cache-blocking"}, "Block loops for cache reuse",
+                       "Tile long loops so each block of data is reused while cached.", ["tiling", "cache"],
+                       ["Edge blocks need bounds."]),
+    "fusion": ({"cpp": "cpu-fuse-elementwise-chain", "python": "torch-fuse-elementwise-chain",
+                "cuda": "cuda-kernel-fusion", "triton": "triton-fused-epilogue"},
+               "Fuse consecutive operations into one pass", "Do several elementwise steps in one pass over memory.",
+               ["fuse", "elementwise"], ["Broadcasting and formulas must match the reference."]),
+    "loop-fusion": ({}, "Fuse consecutive loops over the same range into one",
+                    "Several loops that each stream the same range (and store temporaries between them) become one "
+                    "loop that does every step per element while it is in registers; the temporary arrays go away.",
+                    ["consecutive loops", "same range", "temporary array", "fuse"],
+                    ["Only valid when a later loop does not need results of an earlier one from other indices.",
+                     "Floating-point sums may be taken in a different order."]),
+    "fast-input": ({"cpp": "cpp-fast-io", "python": "python-fast-io"}, "Read input in bulk",
+                   "Read all input at once and parse it without per-token library overhead.", ["input", "stdin"],
+                   ["Must handle every number format the input can hold."]),
+    "buffered-output": ({"cpp": "cpp-buffered-output", "python": "python-fast-io"}, "Buffer output",
+                        "Write output in one go instead of flushing per line.", ["output", "flush"],
+                        ["Interactive programs need flushing."]),
+    "hoist-allocation": ({"cpp": "cpp-hoist-allocation"}, "Allocate once outside the hot loop",
+                         "Create buffers and containers once before the loop and reuse them.",
+                         ["allocation", "loop", "buffer"], ["Reused state must be reset each iteration."]),
+    "openmp": ({"cpp": "cpp-openmp-parallel-for"}, "Parallelise independent iterations",
+               "Run independent loop iterations on all cores.", ["parallel", "threads"], ["Shared writes race."]),
+    "simd": ({"cpp": "cpp-simd-friendly-loops"}, "Make the inner loop vectorise",
+             "Remove aliasing and branches so the compiler emits SIMD code.", ["simd", "vectorize"],
+             ["__restrict is a promise the caller must keep."]),
+    "compiler-flags": ({"cpp": "cpp-compiler-flags"}, "Compile with better flags",
+                       "Use optimisation and target flags suited to the machine.", ["flags", "-O3"],
+                       ["Native code may not run on other CPUs."]),
+    "avoid-copy": ({"python": "torch-avoid-contiguous-copies", "cpp": "cpp-pass-by-reference"},
+                   "Avoid needless copies", "Keep data where it is instead of copying it.", ["copy"],
+                   ["Aliasing: writes through a view change the original."]),
+    "in-place": ({"python": "torch-inplace-ops"}, "Work in place on temporaries",
+                 "Reuse a temporary's memory for the next step.", ["in-place"],
+                 ["Never modify inputs that the caller still holds."]),
+    "reserve": ({"cpp": "cpp-vector-reserve"}, "Reserve capacity up front",
+                "Reserve the final size before filling a container.", ["reserve"], ["Over-reserving wastes memory."]),
+    "strength-reduction": ({"cpp": "cpp-strength-reduction"}, "Use cheaper arithmetic in hot loops",
+                           "Replace division, pow and sqrt in loops by cheaper equivalents.", ["division", "pow"],
+                           ["Not bit-identical for floats."]),
+    "string-building": ({"python": "python-string-join"}, "Build strings once",
+                        "Collect pieces and join once instead of concatenating in a loop.", ["string", "join"],
+                        ["Separators must stay identical."]),
+}
+TRIGGERS = {
+    "loop-fusion": [r"for\s*\([^)]*\)[^{;]*[;{][\s\S]{0,200}\n\s*for\s*\([^)]*\)", r"(malloc|new|vector<)"],
+    "hoist-allocation": [r"for\s+\w+\s+in\s+[^:]+:\s*\n\s+\w+\s*=\s*(\[|list\(|dict\(|set\()"],
+}
+
+
+def hunks(slow: str, fast: str, limit: int = 14) -> tuple[str, str]:
+    """The changed lines of each side (first hunks, trimmed): the card's before/after sketch."""
+    a, b = slow.splitlines(), fast.splitlines()
+    before, after = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op != "equal":
+            before += a[i1:i2]
+            after += b[j1:j2]
+    trim = lambda lines: "\n".join(ln.rstrip() for ln in lines[:limit]) + ("\n..." if len(lines) > limit else "")
+    return trim(before) or "(nothing removed)", trim(after) or "(nothing added)"
+
+
+def unified_diff(slow: str, fast: str, limit: int = 300) -> str:
+    lines = list(difflib.unified_diff(slow.splitlines(), fast.splitlines(), "slow", "fast", lineterm="", n=2))
+    return "\n".join(lines[:limit]) + ("\n... (diff trimmed)" if len(lines) > limit else "")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48].strip("-") or "skill"
+
+
+# -- card writers ---------------------------------------------------------------------------------
+class RulesWriter:
+    """Names the skill with the diff classifier: an existing card when one covers the kind
+    of change in this domain, else a new card built from the kind's template and the pair."""
+
+    name = "rules"
+
+    def write(self, pair: Pair, changes: list[Change], library: Library) -> Card | str | None:
+        if not changes:
+            return None
+        kind = changes[0].kind
+        known, title, summary, keywords, risks = KINDS[kind]
+        if known.get(pair.domain) in library.cards:
+            return known[pair.domain]
+        before, after = hunks(pair.slow, pair.fast)
+        detail = "; ".join(c.detail for c in changes)
+        triggers = TRIGGERS.get(kind, [])
+        return Card(id=f"mined-{pair.domain}-{kind}", type="operator", domain=pair.domain, title=title,
+                    tags=[kind, *(c.kind for c in changes[1:])],
+                    when=When(code=triggers, keywords=keywords),
+                    how=How(summary=f"{summary} First seen in {pair.name}: {detail}.", before=before, after=after),
+                    risks=risks, origin="mined", signature=[c.kind for c in changes])
+
+
+CARD_EXAMPLE = """id: cpp-vector-reserve
+type: operator
+domain: cpp
+title: Reserve container capacity when the final size is known
+tags: [reserve, allocation]
+when:
+  code: ['\\.push_back\\(']
+  keywords: [push_back, reallocation]
+how:
+  summary: A vector grown by push_back reallocates about log2(n) times; reserve(n) first.
+  before: |
+    for (int i = 0; i < n; ++i) v.push_back(f(i));
+  after: |
+    v.reserve(n);
+    for (int i = 0; i < n; ++i) v.push_back(f(i));
+risks:
+  - Reserving far more than needed wastes memory."""
+
+
+def card_messages(pair: Pair, changes: list[Change], library: Library) -> list[dict]:
+    gain = (f"measured {pair.gain.speedup:.2f}x faster ({pair.gain.method}: {pair.gain.note})"
+            if pair.gain.speedup else f"not measured ({pair.gain.note})")
+    hints = "; ".join(f"{c.kind}: {c.detail}" for c in changes) or "none"
+    known = "\n".join(f"- {c.id}: {c.title}" for c in library.select(domain=pair.domain)) or "(none)"
+    return [{"role": "system", "content": "You distil code optimisations into reusable skill cards (YAML). "
+                                          "A card describes the general technique, not this one program."},
+            {"role": "user", "content":
+                f"A {pair.language} program was made faster ({gain}).\nStatic diff classifier: {hints}\n\n"
+                f"Diff (slow -> fast):\n```diff\n{unified_diff(pair.slow, pair.fast)}\n```\n\n"
+                f"Cards already in the library for domain {pair.domain}:\n{known}\n\n"
+                "Write ONE skill card for the technique that made it faster, as YAML in one ```yaml block, with "
+                "exactly these fields: id (lowercase words joined by '-'), type (operator or meta), domain "
+                "(cuda, triton, cpp, python or any), title, tags (list), when (code: list of Python regexes that "
+                "find the slow pattern in other programs; keywords: list), how (summary, before, after: short "
+                "general sketches), risks (list). No evidence field: kopt records the measurement itself.\n"
+                f"Example:\n```yaml\n{CARD_EXAMPLE}\n```"}]
+
+
+def card_from_answer(text: str, where: str) -> Card:
+    import yaml
+
+    m = re.search(r"```(?:ya?ml)?\s*\n(.*?)```", text, re.S)
+    body = m.group(1) if m else text
+    try:
+        data = yaml.safe_load(body)
+    except yaml.YAMLError as e:
+        raise CardError(f"{where}: the answer is not valid YAML ({getattr(e, 'problem', e)}); fix: answer with one "
+                        f"```yaml block holding the card") from None
+    if isinstance(data, dict):
+        data.pop("evidence", None)  # numbers come from kopt's measurement, never from the model
+        data["origin"] = "mined"
+    return parse_card(data, where)
+
+
+class LLMWriter:
+    """The model writes the card from the diff and the measured gain; an invalid card goes
+    back to it once with the validation error."""
+
+    def __init__(self, chat, retries: int = 1):
+        self.chat, self.retries = chat, retries
+        self.name = chat.name
+
+    def write(self, pair: Pair, changes: list[Change], library: Library) -> Card | str | None:
+        messages = card_messages(pair, changes, library)
+        error = None
+        for _ in range(self.retries + 1):
+            answer = self.chat.complete(messages).text
+            try:
+                card = card_from_answer(answer, f"card from {self.name} for {pair.name}")
+                return card.model_copy(update={"signature": [c.kind for c in changes]})
+            except CardError as e:
+                error = e
+                messages = messages + [{"role": "assistant", "content": answer},
+                                       {"role": "user", "content": f"That card is invalid: {e}. Send the corrected "
+                                                                   f"card."}]
+        raise error
+
+
+# -- merging -----------------------------------------------------------------------------------------
+def _words(card: Card) -> set[str]:
+    return set(tokens(" ".join([card.title, " ".join(card.tags), card.how.summary])))
+
+
+def near_duplicate(card: Card, library: Library, threshold: float = 0.45) -> Card | None:
+    """An existing card in the same domain that says the same thing: a mined card with the
+    same id or (for cards the classifier made) the same leading kind of change, or any card
+    whose title, tags and summary share most of their words with this one."""
+    best, best_sim = None, 0.0
+    mine = _words(card)
+    made_by_rules = card.id.startswith("mined-") and bool(card.signature)
+    for other in library.cards.values():
+        if other.domain != card.domain:
+            continue
+        if other.origin == "mined" and (other.id == card.id or
+                                        (made_by_rules and other.signature[:1] == card.signature[:1])):
+            return other
+        theirs = _words(other)
+        sim = len(mine & theirs) / max(1, len(mine | theirs))
+        if sim > best_sim:
+            best, best_sim = other, sim
+    return best if best_sim >= threshold else None
+
+
+def _merge_into(target: Card, new: Card) -> Card:
+    """A mined card absorbs a near-duplicate's triggers and tags (evidence is added separately)."""
+    when = When(code=list(dict.fromkeys(target.when.code + new.when.code)),
+                profile=list(dict.fromkeys(target.when.profile + new.when.profile)),
+                keywords=list(dict.fromkeys(target.when.keywords + new.when.keywords)))
+    return target.model_copy(update={"when": when, "tags": list(dict.fromkeys(target.tags + new.tags)),
+                                     "signature": list(dict.fromkeys(target.signature + new.signature))})
+
+
+# -- the miner -------------------------------------------------------------------------------------
+def mine(pairs: list[Pair], library: Library, writer) -> list[Outcome]:
+    out = []
+    for pair in pairs:
+        out.append(_mine_one(pair, library, writer))
+    return out
+
+
+def _mine_one(pair: Pair, library: Library, writer) -> Outcome:
+    g = pair.gain
+    skip = lambda why, kinds=(): Outcome(pair.name, "skipped", None, list(kinds), g.speedup, g.method, why)
+    if not g.ok:
+        return skip(g.note)
+    if g.speedup is not None and g.speedup < MIN_GAIN:
+        return skip(f"measured gain below {MIN_GAIN}x ({g.note})")
+    changes = classify(pair.slow, pair.fast, pair.language)
+    kinds = [c.kind for c in changes]
+    ev = Evidence(source=pair.source, task=pair.name, speedup=g.speedup, method=g.method,
+                  note="; ".join([*(c.detail for c in changes[:3]), g.note])[:400], date=time.strftime("%Y-%m-%d"))
+    known = list(dict.fromkeys(library.resolve(s) for s in pair.skills if library.resolve(s)))
+    if known:
+        for sid in known:
+            library.add_evidence(sid, ev)
+        return Outcome(pair.name, "evidence", ", ".join(known), kinds, g.speedup, g.method, g.note)
+    try:
+        card = writer.write(pair, changes, library)
+    except CardError as e:
+        return skip(str(e), kinds)
+    if card is None:
+        return skip("the diff classifier recognised no known kind of change", kinds)
+    if isinstance(card, str):  # rules: an existing card covers this change
+        library.add_evidence(card, ev)
+        return Outcome(pair.name, "evidence", card, kinds, g.speedup, g.method, g.note)
+    dup = near_duplicate(card, library)
+    if dup is not None:
+        if dup.origin == "mined":
+            merged = _merge_into(dup, card)
+            merged.evidence.append(ev)
+            library.save_card(merged)
+        else:
+            library.add_evidence(dup.id, ev)
+        return Outcome(pair.name, "merged", dup.id, kinds, g.speedup, g.method, g.note)
+    card = card.model_copy(update={"id": _free_id(card.id, library), "evidence": [ev], "origin": "mined"})
+    library.save_card(card)
+    return Outcome(pair.name, "new", card.id, kinds, g.speedup, g.method, g.note)
+
+
+def _free_id(wanted: str, library: Library) -> str:
+    wanted = _slug(wanted)
+    if wanted not in library.cards:
+        return wanted
+    n = 2
+    while f"{wanted}-{n}" in library.cards:
+        n += 1
+    return f"{wanted}-{n}"
