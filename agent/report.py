@@ -91,6 +91,11 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
                f"`best/` (candidate {best}): median speedup **{speedups[best]:.3f}x** over "
                f"{len(by_cand[best])} evaluation(s); last CI {last.get('speedup_ci')}, verdict {last.get('verdict')}",
                f"- plan step: {cands[best].plan_step}", f"- skills: {', '.join(cands[best].skills) or '-'}", ""]
+        checks = last.get("checks") or {}  # a repo target's tests and changed functions; a program's metrics
+        md[-1:] = [f"- {k.replace('_', ' ')}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                   for k, v in checks.items() if k in ("tests", "functions_changed", "files_changed", "metric",
+                                                       "ref_instructions", "new_instructions", "wall_speedup",
+                                                       "wall_speedup_ci", "flags", "metrics_disagree")] + [""]
     else:
         md += ["## No verified solution", ""]
     md += ["## Best verified speedup over evaluations", "", "| evaluation | best so far |", "|---|---|"]

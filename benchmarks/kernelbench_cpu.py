@@ -1,27 +1,25 @@
 """Where does the built-in `rules` proposer stand on KernelBench level-2-style CPU tasks?
 
-For each task in `benchmarks/examples/level2_cpu/` (or --tasks DIR), in KernelBench format,
-this prints one markdown table row with:
-- rules: the best verified speedup of a real `kopt optimize --model rules --budget N` run
-  (`run_optimize`, the sandboxed evaluator, default thread count), and what each proposed
-  candidate measured;
-- bound: time of the whole eager forward over the time of its GEMM/conv modules alone
-  (nn.Linear / nn.Conv* / nn.ConvTranspose*, called on the inputs they saw), i.e. the
-  speedup if everything after the GEMM/conv were free;
-- torch.compile: the speedup of `torch.compile(Model)` over eager (inductor, CPU), or
-  `n/a (ErrorClass)` when it fails here.
-The in-process timings use the evaluator's thread count and malloc settings, fresh inputs
-from `get_inputs()` cycled per call, eager / GEMM-only / compiled interleaved in rounds,
-median of the rounds; with one thread the clock is the thread's CPU time (steady on a
-loaded machine), else wall time.
+A `kopt bench` of `benchmarks/examples/level2_cpu/` (or --tasks DIR) with `--model rules`,
+through the same library functions (`run_bench`: --fit auto, sandboxed evaluator, per-task
+run dirs, fast_p), then one markdown row per task:
+- sizes: what `--fit auto` changed to fit this machine ("as written" if nothing);
+- eager ms: the reference's time per call, measured by the evaluator;
+- rules: the verified speedup of the rules' candidate (one-shot by default: the first
+  rule that applies, evaluated once; the reference itself never counts), and what each
+  proposed candidate measured;
+- bound: the whole eager forward over its GEMM/conv modules alone (nn.Linear / nn.Conv*,
+  called on the inputs they saw), i.e. the speedup if everything after them were free --
+  timed in-process, interleaved rounds, median;
+- torch.compile: the bench's compile baseline (with --compile; slow on a CPU).
+The fast_p summary of the bench follows the table.
 
-    python benchmarks/kernelbench_cpu.py [--tasks DIR] [--only a,b] [--budget 4] [--no-compile]
-                                         [--json OUT]
+    python benchmarks/kernelbench_cpu.py [--tasks DIR] [--only a,b] [--budget 1] [--compile]
+                                         [--run-dir D] [--json OUT]
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -32,163 +30,134 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TASKS = HERE / "examples" / "level2_cpu"
-# what the evaluator gives its workers (sandboxes/evaluator.py): same allocator behaviour
-ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
-       "OMP_WAIT_POLICY": "PASSIVE", "TORCHINDUCTOR_COMPILE_THREADS": "1"}
 
 
-def eval_threads() -> int:
-    """The evaluator's default: half the cores, at most 8."""
-    return max(1, min(8, len(os.sched_getaffinity(0)) // 2))
-
-
-def load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"task_{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def gemm_modules(model):
+def gemm_bound(task_file: Path, threads: int, rounds: int = 9, target_s: float = 0.03) -> float | None:
+    """eager forward time over the time of its GEMM/conv module calls alone."""
+    import torch
     import torch.nn as nn
 
+    from kopt.benchmarks.probe import load_source
+
+    mod = load_source(task_file.read_text(), str(task_file))
+    torch.set_num_threads(threads)
+    torch.manual_seed(42)
+    model = mod.Model(*mod.get_init_inputs())
     kinds = (nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
              nn.ConvTranspose3d)
-    return [m for m in model.modules() if isinstance(m, kinds)]
-
-
-def captured_calls(model, inputs):
-    """(module, args) for each GEMM/conv module call during one forward."""
-    import torch
-
-    calls, hooks = [], []
-    for m in gemm_modules(model):
-        hooks.append(m.register_forward_pre_hook(lambda mod, args: calls.append((mod, args))))
+    sets, calls = [], []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        sets.append(list(mod.get_inputs()))
+    hooks = [m.register_forward_pre_hook(lambda m, a: calls.append((m, a))) for m in model.modules()
+             if isinstance(m, kinds)]
     with torch.no_grad():
-        model(*inputs)
+        for s in sets:
+            model(*s)
     for h in hooks:
         h.remove()
-    return calls
-
-
-def clock():
-    return time.thread_time if eval_threads() == 1 else time.perf_counter
-
-
-def time_in_process(task, compile_too: bool, rounds: int = 15, target_s: float = 0.05) -> dict:
-    import torch
-
-    now = clock()
-    torch.set_num_threads(eval_threads())
-    torch.manual_seed(42)
-    model = task.Model(*task.get_init_inputs())
-    sets = []
-    for seed in range(8):
-        torch.manual_seed(seed)
-        sets.append(list(task.get_inputs()))
-    gemm_sets = [captured_calls(model, s) for s in sets]
-    fns = {"eager": lambda i: model(*sets[i])}
-    if gemm_sets[0]:
-        fns["gemm"] = lambda i: [m(*a) for m, a in gemm_sets[i]]
-    out = {"compile": None}
-    if compile_too:
-        try:
-            compiled = torch.compile(model)
-            with torch.no_grad():
-                for s in sets[:2]:
-                    y = compiled(*s)
-                torch.testing.assert_close(y, model(*sets[1]), atol=1e-4, rtol=1e-4)
-            fns["compiled"] = lambda i: compiled(*sets[i])
-        except Exception as e:  # noqa: BLE001 - any failure is reported, not fatal
-            out["compile"] = f"n/a ({type(e).__name__})"
+    if not calls:
+        return None
+    per_set = len(calls) // len(sets)
+    fns = {"eager": lambda i: model(*sets[i]),
+           "gemm": lambda i: [m(*a) for m, a in calls[i * per_set:(i + 1) * per_set]]}
+    samples: dict[str, list[float]] = {k: [] for k in fns}
     with torch.no_grad():
-        for f in fns.values():  # warm-up and per-call estimate
-            for i in range(len(sets)):
-                f(i)
-        t0 = now()
-        for i in range(len(sets)):
-            fns["eager"](i)
-        per_call = (now() - t0) / len(sets)
-        calls = max(len(sets), int(target_s / max(per_call, 1e-6)))
-        samples = {k: [] for k in fns}
+        t0 = time.perf_counter()
+        fns["eager"](0)
+        n = max(len(sets), int(target_s / max(time.perf_counter() - t0, 1e-6)))
         for r in range(rounds):
             for name in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-                f = fns[name]
-                t0 = now()
-                for c in range(calls):
-                    f(c % len(sets))
-                samples[name].append((now() - t0) / calls)
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    out["eager_ms"] = med["eager"] * 1000
-    out["bound"] = med["eager"] / med["gemm"] if "gemm" in med else None
-    if "compiled" in med:
-        out["compile"] = f"{med['eager'] / med['compiled']:.2f}x"
-    return out
+                t0 = time.perf_counter()
+                for c in range(n):
+                    fns[name](c % len(sets))
+                samples[name].append((time.perf_counter() - t0) / n)
+    return statistics.median(samples["eager"]) / statistics.median(samples["gemm"])
 
 
-def rules_run(path: Path, budget: int, run_root: Path) -> dict:
-    from kopt.agent.optimize import run_optimize
+def candidates(task_dir: Path) -> list[str]:
+    """What each rules candidate measured, e.g. 'norm: 1.85x faster/same'."""
     from kopt.agent.store import Store
 
-    run_dir = run_root / path.stem
-    summary = run_optimize(path, model="rules", budget=budget, run_dir=run_dir, quiet=True)
-    store = Store.open_run_dir(run_dir)
+    store = Store.open_run_dir(task_dir)
     try:
-        cands = {c.id: c for c in store.candidates()}
         results: dict[str, list[dict]] = {}
         for e in store.evaluations():
             results.setdefault(e.candidate_id, []).append(e.result)
+        out = []
+        for c in store.candidates():
+            if not c.parent_ids:
+                continue
+            rs = results.get(c.id, [])
+            sp = [r["speedup"] for r in rs if r.get("speedup")]
+            what = "norm" if "_run_norm" in c.code else "elementwise"
+            verdicts = "/".join(dict.fromkeys(r.get("verdict") or "?" for r in rs)) or "not evaluated"
+            out.append(f"{what}: " + (f"{statistics.fmean(sp):.2f}x " if sp else "") + verdicts)
+        return out
     finally:
         store.close()
-    proposed = []
-    for cid, cand in cands.items():
-        if not cand.parent_ids:
-            continue
-        rs = results.get(cid, [])
-        sp = [r["speedup"] for r in rs if r.get("speedup")]
-        what = "norm" if "_run_norm" in cand.code else "elementwise"
-        verdicts = "/".join(dict.fromkeys(r.get("verdict") or "?" for r in rs)) or "not evaluated"
-        proposed.append(f"{what}: " + (f"{statistics.fmean(sp):.2f}x " if sp else "") + verdicts)
-    best_is_proposed = bool(summary.get("best") and cands[summary["best"]].parent_ids)
-    return {"best": summary.get("best_speedup") if best_is_proposed else None, "proposed": proposed}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=Path, default=TASKS)
     ap.add_argument("--only", default="", help="comma-separated task names (file stems)")
-    ap.add_argument("--budget", type=int, default=4)
-    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    ap.add_argument("--no-rules", action="store_true", help="skip the rules runs (in-process numbers only)")
+    ap.add_argument("--budget", type=int, default=1,
+                    help="evaluations per task: 1 = one-shot (each rule's first candidate); N > 1 runs the search")
+    ap.add_argument("--compile", action="store_true", help="add the torch.compile baseline (slow on a CPU)")
+    ap.add_argument("--run-dir", type=Path, help="keep the bench here (default: a temporary folder)")
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args(argv)
-    if any(os.environ.get(k) != v for k, v in ENV.items()):  # allocator settings apply at process start
-        os.environ.update(ENV)
-        os.execv(sys.executable, [sys.executable, *sys.argv])
-    only = {s for s in args.only.split(",") if s}
-    paths = sorted(p for p in args.tasks.glob("*.py") if not only or p.stem in only)
-    if not paths:
-        print(f"no tasks in {args.tasks}", file=sys.stderr)
-        return 2
-    print(f"{len(paths)} task(s), {eval_threads()} thread(s) per side, rules budget {args.budget}, in-process "
-          f"clock: {'thread CPU time' if clock() is time.thread_time else 'wall'}\n")
-    print("| task | eager ms | bound (whole / GEMM-conv) | rules: best verified | rules: candidates "
-          "| torch.compile |")
-    print("|---|---|---|---|---|---|", flush=True)
-    rows = []
+
+    from kopt.agent.errors import KoptError
+    from kopt.benchmarks.bench_report import PS
+    from kopt.benchmarks.bench_runner import BenchConfig, load_results, run_bench
+    from kopt.benchmarks.probe import default_threads
+
+    cfg = BenchConfig(suite=str(args.tasks), tasks=args.only or None, model="rules", budget=args.budget,
+                      baselines=["eager", "compile"] if args.compile else ["eager"])
     with tempfile.TemporaryDirectory(prefix="kopt-kb-cpu-") as tmp:
-        for path in paths:
-            timing = time_in_process(load(path), not args.no_compile)
-            rules = {"best": None, "proposed": ["skipped"]} if args.no_rules else \
-                rules_run(path, args.budget, Path(tmp))
-            row = {"task": path.stem, **timing, **rules}
-            rows.append(row)
-            bound = f"{row['bound']:.2f}x" if row["bound"] else "n/a"
-            best = f"{row['best']:.2f}x" if row["best"] else "none (reference kept)"
-            print(f"| {path.stem} | {row['eager_ms']:.2f} | {bound} | {best} | {'; '.join(row['proposed']) or '-'} "
-                  f"| {row['compile'] or 'skipped'} |", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        bench_dir = args.run_dir or Path(tmp) / "bench"
+        started = time.time()
+        try:
+            summary = run_bench(cfg, bench_dir)
+        except KoptError as e:
+            print(f"kernelbench_cpu: {e}", file=sys.stderr)
+            return 2
+        wall = time.time() - started
+        load = os.getloadavg()[0]
+        print(f"{summary['total']} task(s), rules budget {args.budget}, {default_threads()} thread(s) per side, "
+              f"--fit auto; bench wall time {wall:.0f}s (load average {load:.1f} on {os.cpu_count()} cores)\n")
+        print("| task | sizes | eager ms | bound (whole / GEMM-conv) | rules: best verified | rules: candidates "
+              "| torch.compile |")
+        print("|---|---|---|---|---|---|---|")
+        rows = []
+        for r in load_results(bench_dir):
+            d = bench_dir / "tasks" / r["id"]
+            sizes = ", ".join(f"{k} {a}->{b}" for k, (a, b) in ((r.get("fit") or {}).get("sizes") or {}).items())
+            eager = ((r.get("baselines") or {}).get("eager") or {}).get("ms")
+            bound = gemm_bound(Path(r["task_file"]), default_threads()) if r.get("task_file") else None
+            comp = (r.get("baselines") or {}).get("compile")
+            if comp is None:
+                comp_text = "not run"
+            elif comp.get("skipped"):
+                comp_text = f"n/a ({comp['skipped'][:60]})"
+            else:
+                comp_text = f"{comp['speedup']:.2f}x" if comp.get("correct") else "incorrect"
+            best = f"{r['speedup']:.2f}x" if r.get("correct") else \
+                ("none (reference kept)" if r.get("status") == "done" else f"{r['status']}: {r.get('reason')}")
+            cands = candidates(d) if (d / "run.sqlite").exists() else []
+            rows.append({**r, "bound": bound})
+            print(f"| {r['name']} | {sizes or 'as written'} | {f'{eager:.2f}' if eager else '-'} | "
+                  f"{f'{bound:.2f}x' if bound else 'n/a'} | {best} | {'; '.join(cands) or '-'} | {comp_text} |",
+                  flush=True)
+        m = summary["metrics"]["all"]
+        fast = ", ".join(f"fast_{p:g} {100 * (m['fast_p'][f'{p:g}'] or 0):.0f}%" for p in PS)
+        geo = f"{m['geomean_speedup']:.2f}x" if m["geomean_speedup"] else "-"
+        print(f"\nfast_p over {m['scored']} scored task(s) ({m['degenerate_excluded']} degenerate excluded, "
+              f"{m['skipped']} skipped): {fast}; geomean speedup of correct tasks {geo}")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
 from kopt.agent.targets.kernelbench import load_solution_source, load_task
-from kopt.sandboxes import protocol
+from kopt.sandboxes import gpu_timing, protocol
 from kopt.sandboxes.local import Limits, Worker, start_worker
 from kopt.sandboxes.native import cache_root, compiler_id
 from kopt.sandboxes.static_scan import scan
@@ -50,6 +50,9 @@ class EvalConfig(BaseModel):
     quality_seeds: int = Field(10, ge=2, description="reference-only runs for the task-quality flags")
     hidden_paths: list[str] = Field(default_factory=list,
                                     description="hidden from the candidate, besides the task file (e.g. the run dir)")
+    gpu: int | None = Field(None, description="GPU index the workers see (CUDA_VISIBLE_DEVICES); set by --gpus")
+    nvcc_filter: bool = Field(False, description="CUDA/CuPy that cannot run here is still compiled with nvcc "
+                                                 "(when installed), so a search gets its compile errors early")
 
 
 class Verdict(Exception):
@@ -147,6 +150,8 @@ def _worker_env(cfg: EvalConfig, threads: int, kernel: str) -> dict[str, str]:
            "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
     if kernel == "triton" and cfg.device == "cpu":
         env["TRITON_INTERPRET"] = "1"
+    if cfg.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(cfg.gpu)
     return env
 
 
@@ -265,9 +270,17 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
             compile(source, str(solution), "exec")
         except SyntaxError as e:
             raise Verdict("compile_error", f"syntax error line {e.lineno}: {e.msg}", compiled=False) from None
+        if static.kernel == "triton":
+            _triton_precheck(source)
+        gpu_here = cfg.device == "cuda" and _gpu_visible()
+        if static.kernel in ("cuda", "cupy") and not gpu_here and (cfg.compile_only or cfg.nvcc_filter
+                                                                   and _nvcc_installed()):
+            _nvcc_compile_only(source, res, cfg.setup_timeout_s)
         if static.kernel in ("cuda", "cupy") and cfg.device == "cpu":
             raise Verdict("unverified", f"{static.kernel} kernels need a GPU: run with --device cuda on a CUDA "
-                                        f"machine", compiled=False)
+                                        f"machine (--compile-only checks that it compiles)", compiled=False)
+        if cfg.device == "cuda" and not gpu_here:  # --compile-only without a GPU: load it on the CPU
+            cfg = cfg.model_copy(update={"device": "cpu"})
         _run(t.path, Path(solution).resolve(), source, static.kernel, cfg, res)
         if (res.get("speedup") or 0) > cfg.sanity_cap:
             _remeasure(t.path, Path(solution).resolve(), source, static.kernel, cfg, res)
@@ -307,8 +320,49 @@ def _check_environment(cfg: EvalConfig) -> None:
     if cfg.device == "cuda":
         import torch
 
-    if cfg.device == "cuda" and not torch.cuda.is_available():
+    if cfg.device == "cuda" and not torch.cuda.is_available() and not cfg.compile_only:
         raise EnvironmentMissing("--device cuda but no CUDA GPU is visible to PyTorch; use --device cpu")
+
+
+def _gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _nvcc_installed() -> bool:
+    from kopt.sandboxes.cuda_compile import find_nvcc
+
+    return find_nvcc() is not None
+
+
+def _nvcc_compile_only(source: str, res: dict, timeout_s: float) -> None:
+    """CUDA and CuPy sources compiled with nvcc where they cannot run: the compiler's
+    errors become the verdict; a clean build is `unverified`, never correct."""
+    from kopt.sandboxes.cuda_compile import compile_cuda
+
+    report = compile_cuda(source, timeout_s=timeout_s)
+    res["checks"]["nvcc"] = report.as_checks()
+    if not report.ok:
+        raise Verdict("compile_error", report.first_error(), compiled=False)
+    if report.gaps:
+        raise Verdict("unverified", "could not be compiled on this machine: " + "; ".join(report.gaps),
+                      compiled=False)
+    if not report.units:
+        raise Verdict("unverified", "no CUDA source could be read from the solution without running it ("
+                      + "; ".join(report.unresolved or ["none found"]) + ")", compiled=False)
+    res["compiled"] = True
+    raise Verdict("unverified", f"compiled with nvcc for {report.arch} ({len(report.units)} unit(s)); not run: "
+                                f"no GPU here or --compile-only")
+
+
+def _triton_precheck(source: str) -> None:
+    """Errors in Triton kernels that need no GPU to find (see triton_check)."""
+    from kopt.sandboxes.triton_check import check_triton
+
+    problems = check_triton(source)
+    if problems:
+        raise Verdict("compile_error", problems[0], compiled=False)
 
 
 def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalConfig, res: dict) -> None:
@@ -339,7 +393,11 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         if kernel == "triton" and cfg.device == "cpu":
             raise Verdict("unverified", "Triton ran under TRITON_INTERPRET=1 on the CPU: correctness checked, "
                                         "timing is not meaningful (use --device cuda)")
+        gpu_before = s.new_call({"cmd": "gpu_state"})[0] if cfg.device == "cuda" else None
         _timing(s, cfg, res)
+        if gpu_before is not None:
+            _check_gpu_memory(s, gpu_before, res["checks"])
+            _compile_baseline(s, cfg, res)
         phases["timing"] = round(time.perf_counter() - t0 - phases["setup"] - phases["correctness"], 2)
     finally:
         s.close()
@@ -362,9 +420,12 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
         call({"cmd": "load_inputs"}, payload)  # each side loads right before it runs: same cache state
         c0 = workers[role].cpu_seconds()
         t0 = time.perf_counter()
-        reply, _ = call({"cmd": "run", "repeat": repeat and role == "new", "trace": base and role == "new"})
+        reply, _ = call({"cmd": "run", "repeat": repeat and role == "new", "trace": base and role == "new",
+                         "gpu_timing": timed and s.cfg.device == "cuda"})
         times[role] = time.perf_counter() - t0
         times[f"{role}_native_calls"] = reply.get("native_calls", 0)
+        if "event_ms" in reply:
+            times[f"{role}_gpu"] = (reply["event_ms"], reply["call_wall_ms"])
         times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
         if role == "new":
             s.police("forward")
@@ -468,7 +529,8 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     calls = max(1, calls)
     checks["roundtrip_ms"] = round(1000 * min(overhead.values()), 4)
     est = _timed_rounds(s, cfg, calls, rounds, checks, overhead)
-    _check_physical_bound(est.new_ms, times["bytes_per_call"], checks)
+    if cfg.device == "cpu":  # the floor is host memory bandwidth; a GPU's is another matter
+        _check_physical_bound(est.new_ms, times["bytes_per_call"], checks)
     res.update(speedup=round(est.speedup, 4), speedup_ci=[round(est.ci[0], 4), round(est.ci[1], 4)],
                ref_ms=round(est.ref_ms, 6), new_ms=round(est.new_ms, 6))
     checks.update(rounds=est.rounds, calls_per_round=calls, threads=s.threads, noise_floor=cfg.noise_floor)
@@ -518,6 +580,41 @@ def _roundtrip_s(call, n: int = 7) -> list[float]:
     return samples
 
 
+def _gpu_call_ms(times: dict) -> tuple[float, float]:
+    """Per-call CUDA event times of a round (reference, candidate), once they agree with the
+    clocks out of the candidate's reach (gpu_timing.cross_check)."""
+    rounds = {}
+    for role in ("ref", "new"):
+        event_ms, call_wall_ms = times[f"{role}_gpu"]
+        rounds[role] = gpu_timing.RoundTimes(list(event_ms), list(call_wall_ms), times[role] * 1000)
+    problem = gpu_timing.cross_check(rounds["ref"], rounds["new"])
+    if problem:
+        raise Verdict("rejected", problem)
+    return gpu_timing.per_call_ms(rounds["ref"]), gpu_timing.per_call_ms(rounds["new"])
+
+
+def _check_gpu_memory(s: _Session, before: dict, checks: dict) -> None:
+    """A wedged CUDA context fails the evaluation; a leak is noted. Either way the worker
+    process ends with this evaluation, so the next one starts on a clean GPU."""
+    after = s.new_call({"cmd": "gpu_state"})[0]
+    checks["gpu_memory"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in after.items() if k != "ok"}
+    problem, note = gpu_timing.memory_verdict(before, after)
+    if problem:
+        raise Verdict("runtime_error", problem)
+    if note:
+        checks["gpu_memory"]["note"] = note
+
+
+def _compile_baseline(s: _Session, cfg: EvalConfig, res: dict) -> None:
+    """Eager and torch.compile baselines both reported (GPU): `speedup` stays against eager."""
+    reply = s.ref_call({"cmd": "compile_baseline"}, timeout=cfg.setup_timeout_s)[0]
+    if "ms" in reply and res.get("new_ms"):
+        res["checks"]["torch_compile"] = {"ref_ms": round(reply["ms"], 6),
+                                          "speedup_vs_compile": round(reply["ms"] / res["new_ms"], 4)}
+    else:
+        res["checks"]["torch_compile"] = {"error": reply.get("error", "not measured")}
+
+
 def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks: dict,
                   overhead: dict):
     ref_ms, new_ms = [], []
@@ -529,8 +626,13 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
         _raise_if_failed(times, checks)
         inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"]
         inside["new"] += times["new_run_cpu"]
-        ref_ms.append(max(times["ref"] - overhead["ref"], 1e-7) * 1000 / calls)
-        new_ms.append(max(times["new"] - overhead["new"], 1e-7) * 1000 / calls)
+        if cfg.device == "cuda":
+            ref_call, new_call = _gpu_call_ms(times)
+        else:
+            ref_call = max(times["ref"] - overhead["ref"], 1e-7) * 1000 / calls
+            new_call = max(times["new"] - overhead["new"], 1e-7) * 1000 / calls
+        ref_ms.append(ref_call)
+        new_ms.append(new_call)
     checks["timed_calls_checked"] = checks.get("timed_calls_checked", 0) + rounds * calls
     _check_work_outside_forward(s, start, inside, checks)
     return estimate_speedup(ref_ms, new_ms, seed=secrets.randbits(31))

@@ -50,8 +50,14 @@ class LocalExecutor:
 EXECUTORS = ("local", "ray")
 
 
-def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None) -> Executor:
-    """The executor named by `--executor` (local threads, or Ray; Ray imports lazily)."""
+def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None,
+                  gpus: list[int] | None = None) -> Executor:
+    """The executor named by `--executor` (local threads, or Ray; Ray imports lazily).
+    `gpus` (from `--gpus 0,1`): locally, one evaluation per named GPU at a time."""
+    if kind == "local" and gpus:
+        from kopt.sandboxes.gpu_timing import GpuLeases
+
+        return LocalExecutor(len(gpus), evaluator=GpuLeases(evaluate, gpus))
     if kind == "local":
         return LocalExecutor(jobs)
     if kind == "ray":

@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 
-from kopt.sandboxes import protocol
+from kopt.sandboxes import gpu_timing, protocol
 
 _perf_counter = time.perf_counter
 
@@ -36,6 +36,9 @@ def _torch_functions(torch) -> dict:
            ("detach", "to", "clone", "contiguous", "copy_", "cpu", "__reduce_ex__")}
     out.update({f"torch.{f}": getattr(torch, f) for f in ("save", "load", "equal", "no_grad")})
     out["torch.cuda.synchronize"] = torch.cuda.synchronize
+    # what GPU timing relies on (its numbers are cross-checked in kopt as well)
+    out.update({f"torch.cuda.Event.{m}": getattr(torch.cuda.Event, m) for m in ("record", "elapsed_time")})
+    out.update({f"gpu_timing.GpuTimer.{m}": getattr(gpu_timing.GpuTimer, m) for m in ("run", "_cold")})
     return out
 
 
@@ -118,6 +121,50 @@ def count_ctypes_calls(alarm: Alarm) -> None:
         self._FuncPtr = CountedFuncPtr
 
     ctypes.CDLL.__init__ = init
+
+
+def count_cupy_launches(alarm: Alarm) -> None:
+    """CuPy launches its kernels from compiled code, with no Python call a profiler sees:
+    the kernel classes a solution builds from are swapped for subclasses that count each
+    launch made while forward runs (a RawKernel compiled but never launched counts zero)."""
+    try:
+        import cupy
+    except Exception:  # noqa: BLE001 - the solution's own import will report it
+        return
+
+    def counted(cls):
+        class Counted(cls):
+            def __call__(self, *args, **kwargs):
+                if alarm.phase == "run":
+                    alarm.native_calls += 1
+                return super().__call__(*args, **kwargs)
+
+        Counted.__name__ = Counted.__qualname__ = cls.__name__
+        return Counted
+
+    class CountedFunction:
+        def __init__(self, fn):
+            self._fn = fn
+
+        def __call__(self, *args, **kwargs):
+            if alarm.phase == "run":
+                alarm.native_calls += 1
+            return self._fn(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._fn, name)
+
+    for name in ("RawKernel", "ElementwiseKernel", "ReductionKernel"):
+        cls = getattr(cupy, name, None)
+        if isinstance(cls, type):
+            setattr(cupy, name, counted(cls))
+    if isinstance(getattr(cupy, "RawModule", None), type):
+        class CountedModule(cupy.RawModule):
+            def get_function(self, name):
+                return CountedFunction(super().get_function(name))
+
+        CountedModule.__name__ = CountedModule.__qualname__ = "RawModule"
+        cupy.RawModule = CountedModule
 
 
 def record_extension_modules(alarm: Alarm) -> None:
@@ -207,6 +254,8 @@ class Worker:
         count_ctypes_calls(self.alarm)
         if "cpp_extension" in h.get("source", ""):
             record_extension_modules(self.alarm)
+        if "cupy" in h.get("source", ""):
+            count_cupy_launches(self.alarm)
         originals = {**_ORIGINALS, **_torch_functions(torch)}
         # the solution arrives as text: its own path may be hidden from this process
         local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
@@ -311,8 +360,8 @@ class Worker:
 
     def _trace_native(self):
         """A profiler that counts calls into code the solution built itself (extension modules
-        under its build cache or work dir, Triton launches, CuPy kernels); ctypes calls are
-        counted by the audit hook. Used on one untimed pass: a kernel defined but never run
+        under its build cache or work dir, Triton launches); ctypes calls and CuPy launches are
+        counted by their wrappers. Used on one untimed pass: a kernel defined but never run
         leaves the count at zero."""
         roots = tuple(p for p in (os.environ.get("KOPT_CACHE_DIR"), os.environ.get("TORCH_EXTENSIONS_DIR"),
                                   os.getcwd()) if p)
@@ -326,18 +375,49 @@ class Worker:
                 module = owner
                 path = getattr(module, "__file__", None) or ""
                 name = getattr(arg, "__module__", "") or ""
-                if path.startswith(roots) and not path.endswith(".py") or name in alarm.extension_modules \
-                        or name.startswith("cupy"):
+                if path.startswith(roots) and not path.endswith(".py") or name in alarm.extension_modules:
                     alarm.native_calls += 1
             elif event == "call" and frame.f_code.co_name == "run" and "/triton/runtime/" in frame.f_code.co_filename:
                 alarm.native_calls += 1
 
         return profile
 
+    def _gpu_timer(self) -> gpu_timing.GpuTimer:
+        if getattr(self, "gpu_timer", None) is None:
+            self.gpu_timer = gpu_timing.GpuTimer(self.torch)
+        return self.gpu_timer
+
+    def cmd_gpu_state(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        """GPU memory and context health; the timer's flush buffer is allocated first, so it
+        is never mistaken for memory the solution leaked."""
+        if self.device == "cuda":
+            self._gpu_timer()
+        return {"ok": True, **gpu_timing.memory_state(self.torch)}, b""
+
+    def cmd_compile_baseline(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        """The reference under torch.compile, timed like the eager one on the last inputs:
+        a second baseline on the GPU. Its failure is a note, never a verdict."""
+        import statistics
+
+        torch = self.torch
+        try:
+            compiled = torch.compile(self.model)
+            with torch.no_grad():
+                for x in self.inputs[:2]:
+                    compiled(*x)  # compiles, then warms up
+            _, event_ms, _ = self._gpu_timer().run(compiled, self.inputs)
+        except Exception as e:  # noqa: BLE001 - no inductor/triton here, or the model does not compile
+            return {"ok": True, "error": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"}, b""
+        return {"ok": True, "ms": statistics.median(event_ms)}, b""
+
     def cmd_run(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         self.alarm.phase = "run"
+        gpu_times: dict = {}
         try:
-            if h.get("trace"):
+            if h.get("gpu_timing") and self.device == "cuda":
+                self.outs, gpu_times["event_ms"], gpu_times["call_wall_ms"] = self._gpu_timer().run(self.model,
+                                                                                                   self.inputs)
+            elif h.get("trace"):
                 sys.setprofile(self._trace_native())
                 try:
                     self.outs = self._forward_all()
@@ -365,7 +445,7 @@ class Worker:
             self.alarm.phase = "idle"
         if self.role == "new":
             self.check_tamper()
-        return {"ok": True, "native_calls": self.alarm.native_calls}, b""
+        return {"ok": True, "native_calls": self.alarm.native_calls, **gpu_times}, b""
 
     def cmd_outputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         torch = self.torch
@@ -426,10 +506,12 @@ class Worker:
 
     def serve(self) -> None:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "reinit": self.cmd_reinit,
+                    "gpu_state": self.cmd_gpu_state,
                     "make_inputs": self.cmd_make_inputs,
                     "load_inputs": self.cmd_load_inputs, "run": self.cmd_run, "outputs": self.cmd_outputs}
         if self.role == "ref":
-            handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy)
+            handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy,
+                            compile_baseline=self.cmd_compile_baseline)
         while True:
             try:
                 h, payload = protocol.recv(self.fd_in)

@@ -3,11 +3,23 @@ report says the cost is unknown rather than inventing one)."""
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
+from pathlib import Path
+
+SHIPPED_TABLE = "model_prices_and_context_window_backup.json"
 
 
 @functools.lru_cache(maxsize=1)
 def _table() -> dict:
+    """The price table litellm ships, read as JSON: importing litellm itself takes seconds."""
     try:
+        spec = importlib.util.find_spec("litellm")
+        if spec and spec.submodule_search_locations:
+            for folder in spec.submodule_search_locations:
+                shipped = Path(folder) / SHIPPED_TABLE
+                if shipped.exists():
+                    return json.loads(shipped.read_text())
         from kopt.agent.proposers.litellm_chat import import_litellm
 
         return dict(import_litellm().model_cost)

@@ -1,0 +1,1 @@
+"""WEDGE-style stress inputs: legal inputs (a validator says so) on which a program is slow."""

@@ -1,0 +1,109 @@
+"""`kopt stress` end to end: load the program, the validator, seeds and generators; search;
+write the inputs found; return the `--json` dict."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.agent.stress.generators import generated_inputs, llm_generators, load_generator
+from kopt.agent.stress.search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
+from kopt.agent.stress.validator import Validator
+from kopt.sandboxes.program_runner import (
+    FlagError,
+    build_runner,
+    compiler_version,
+    language_of,
+    source_flags_for,
+    valgrind_path,
+)
+
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+def read_seeds(folder: Path) -> list[tuple[str, bytes]]:
+    if not folder.is_dir():
+        raise UserInputError(f"seeds folder not found: {folder}")
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix != ".out")
+    if not files:
+        raise UserInputError(f"seeds folder {folder} holds no input files")
+    return [(f"seed {f.name}", f.read_bytes()) for f in files]
+
+
+def run_stress(program: Path, validator: Path, generator: Path | None = None, seeds: Path | None = None,
+               budget: int = 40, max_bytes: int = DEFAULT_MAX_BYTES, out: Path | None = None,
+               model: str | None = None, base_url: str | None = None, use_generators: bool = True,
+               use_mutation: bool = True, std: str | None = None, keep: int = 5, seed: int = 0,
+               progress=None) -> dict:
+    """The search of design §7 for PROGRAM; see `kopt stress --help`."""
+    progress = progress or (lambda msg: None)
+    program = Path(program)
+    language = language_of(program)
+    if language is None or not program.is_file():
+        raise UserInputError(f"{program}: give a C/C++ or Python program source (.c, .cpp, .py)")
+    if language != "python" and compiler_version(language) == "missing":
+        raise EnvironmentMissing("no C/C++ compiler on PATH (gcc/g++)")
+    if model in (None, "rules") and generator is None and seeds is None:
+        raise UserInputError("nothing to start from: give --seeds DIR (legal inputs), --generator G, "
+                             "or --model for LLM-written generators")
+    if budget < 0 or max_bytes < 1:
+        raise UserInputError("--budget must be >= 0 and --max-bytes >= 1")
+    source = program.read_text()
+    try:
+        flags = source_flags_for(program, language, source, std)
+    except FlagError as e:
+        raise UserInputError(f"{program.name}: {e}") from None
+    runner, err = build_runner("reference", source, language, flags)
+    with runner, Validator.load(validator, std) as v:
+        if err:
+            first = next((line for line in err.splitlines() if "error" in line), err.splitlines()[0])
+            raise UserInputError(f"{program.name} does not compile: {first.strip()[:200]}")
+        meter = CostMeter(runner)
+        start: list[tuple[str, bytes]] = []
+        if seeds is not None:
+            start += read_seeds(Path(seeds))
+            v.check_all(start)
+        if use_generators and generator is not None:
+            with load_generator(Path(generator)) as gen:
+                made, notes = generated_inputs(gen, v, max_bytes, f"generator {Path(generator).name}")
+            if not made:
+                raise UserInputError(f"generator {Path(generator).name} produced no legal input "
+                                     f"({notes[0] if notes else 'all outputs rejected'})")
+            start += made
+        if use_generators and model not in (None, "rules"):
+            from kopt.agent.proposers import make_proposer
+
+            chat = make_proposer(model, base_url).chat
+            start += llm_generators(chat, source, Path(validator).read_text(errors="replace"), v, meter, max_bytes,
+                                    progress=progress)
+        if not start:
+            raise UserInputError("no legal starting input (give --seeds DIR or --generator G)")
+        search = StressSearch(v, meter, budget=budget, max_bytes=max_bytes, seed=seed,
+                              mutate_inputs=use_mutation, push=use_mutation, progress=progress)
+        for name, data in start:
+            r = runner.run(data, RUN_TIMEOUT_S)
+            if not r.ok:
+                raise UserInputError(f"{program.name} {'times out' if r.timed_out else 'fails'} on {name} "
+                                     f"({r.failure()}); fix the program or the input")
+        result = search.run(start)
+    if not result.inputs:
+        raise UserInputError(f"validator {Path(validator).name} accepts none of the starting inputs")
+    return summarize(result, out, keep, metric_note=valgrind_path() is not None)
+
+
+def summarize(result: StressResult, out: Path | None, keep: int, metric_note: bool) -> dict:
+    kept = result.inputs[:keep]
+    paths = []
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for k, f in enumerate(kept, 1):
+            p = out / f"stress_{k:02d}.in"
+            p.write_bytes(f.data)
+            paths.append(str(p))
+    counting = result.metric == "instructions"
+    return {"inputs": paths or [f.key for f in kept], "slowdown_vs_random": round(result.slowdown, 3),
+            "max_instructions": int(result.best.cost) if counting else None,
+            "baseline_instructions": int(result.baseline) if counting else None,
+            "max_ms": None if counting else round(result.best.cost, 3),
+            "baseline_ms": None if counting else round(result.baseline, 3),
+            "metric": result.metric, "valid": True, "tried": result.tried,
+            "origins": [f.origin for f in kept], "costs": [f.cost for f in kept], "notes": result.log[:5]}

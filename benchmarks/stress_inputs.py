@@ -1,0 +1,57 @@
+"""Slowdown vs random legal inputs found by `kopt stress`, per fixture program and per mode.
+
+    python -m kopt.benchmarks.stress_inputs [--budget 30] [--model M --base-url URL]
+
+Modes: generator-only (generator outputs at growing sizes, no mutation), mutation-only (the
+tests as seeds, size push + cost-guided mutation), both. Without --model the generator is a
+plain random generator (what users usually have); with --model the LLM writes generators too.
+Slowdown = cost of the costliest legal input found / median cost of random legal inputs of
+the same shape and size (instruction counts under cachegrind, or wall time without valgrind).
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from kopt.agent.stress.run import run_stress
+
+PROGRAMS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "programs"
+RANDOM_GENERATOR = """import random, sys
+seed, size = int(sys.argv[1]), int(sys.argv[2])
+rng = random.Random(seed)
+print(size)
+print(" ".join(str(rng.randint(1, 10**9)) for _ in range(size)))
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=int, default=30)
+    ap.add_argument("--model", default="rules")
+    ap.add_argument("--base-url", default=None)
+    a = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        gen = Path(d) / "random_gen.py"
+        gen.write_text(RANDOM_GENERATOR)
+        for prog in sorted(p for p in PROGRAMS.iterdir() if (p / "prog.cpp").exists()):
+            for mode, kw in (("generator-only", {"generator": gen, "use_mutation": False}),
+                             ("mutation-only", {"seeds": prog / "tests", "use_generators": False}),
+                             ("both", {"generator": gen, "seeds": prog / "tests"})):
+                t0 = time.perf_counter()
+                r = run_stress(prog / "prog.cpp", prog / "validator.cpp", budget=a.budget, model=a.model,
+                               base_url=a.base_url, **kw)
+                rows.append((prog.name, mode, r["slowdown_vs_random"], r["max_instructions"] or r["max_ms"],
+                             r["baseline_instructions"] or r["baseline_ms"], r["tried"], r["origins"][0],
+                             time.perf_counter() - t0))
+    print(f"kopt stress, budget {a.budget}, generator: {'random + ' + a.model if a.model != 'rules' else 'random'}")
+    print(f"{'program':<10} {'mode':<15} {'slowdown':>9} {'max cost':>12} {'random':>10} {'tried':>6} "
+          f"{'seconds':>8}  best from")
+    for name, mode, slow, top, base, tried, origin, secs in rows:
+        print(f"{name:<10} {mode:<15} {slow:>8.1f}x {top:>12,.0f} {base:>10,.0f} {tried:>6} {secs:>8.1f}  {origin}")
+
+
+if __name__ == "__main__":
+    main()

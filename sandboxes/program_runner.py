@@ -1,0 +1,400 @@
+"""Compile and run stdin/stdout programs inside the local sandbox.
+
+One jailed worker (`start_worker`: no network, private tmpfs, rlimits, cgroups, scrubbed
+env) per `ProgramRunner`. The host sends it sources to build and inputs to run; the worker
+runs each program as its child on a stdin file, with a wall-time limit, and reports exit
+code, output, wall time and -- under `valgrind --tool=cachegrind --cache-sim=no` -- the
+exact number of instructions executed (children included), which does not move when the
+machine is busy. Builds land in a per-source cache folder, the only host path the worker
+may write. The worker is the PID 1 of its namespace, so after every run it kills whatever
+the program left behind; it also makes itself non-dumpable so a program cannot ptrace it.
+
+    python -m kopt.sandboxes.program_runner --fd-in R --fd-out W --fd-alarm A   (the worker)
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kopt.sandboxes import protocol
+
+CXX_DEFAULT_FLAGS = ("-O2",)
+MAX_OUTPUT = 256 << 20
+# Flags a candidate may ask for with a `// kopt-flags: ...` line; anything else (-I, -include,
+# -fplugin, -B, -Wl, ...) could read or run files outside the program and is refused.
+ALLOWED_FLAG = re.compile(r"^-(O[0-3sg]?|Ofast|march=native|mtune=native|funroll(-all)?-loops|fomit-frame-pointer"
+                          r"|flto|fno-[a-z0-9-]+|f(inline-functions|tree-vectorize|prefetch-loop-arrays|fast-math)"
+                          r"|std=(c|c\+\+|gnu|gnu\+\+)[0-9a-z]+|D[A-Za-z_]\w*(=\w+)?)$")
+FLAGS_LINE = re.compile(r"^\s*(?://|#)\s*kopt-flags:(.*)$", re.M)
+LANGUAGES = {".c": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp", ".py": "python"}
+
+
+class FlagError(ValueError):
+    """A `kopt-flags` line asks for a flag the runner does not allow."""
+
+
+def language_of(path: str | Path) -> str | None:
+    return LANGUAGES.get(Path(path).suffix.lower())
+
+
+def source_flags(source: str) -> list[str]:
+    """Compiler flags a source asks for on its `kopt-flags:` line (checked against the allow list)."""
+    m = FLAGS_LINE.search(source)
+    flags = m.group(1).split() if m else []
+    bad = [f for f in flags if not ALLOWED_FLAG.match(f)]
+    if bad:
+        raise FlagError(f"compiler flag(s) not allowed: {' '.join(bad)} (allowed: -O*, -march=native, -funroll-loops, "
+                        f"-fno-*, -std=..., -DNAME)")
+    return flags
+
+
+def compile_flags(language: str, source: str, std: str | None = None) -> list[str]:
+    """The full flag list for SOURCE: defaults, then the standard, then the source's own flags
+    (a later -O or -std wins, as with gcc)."""
+    if language == "python":
+        return []
+    default_std = "c11" if language == "c" else "gnu++17"
+    static = ["-static"] if static_link_ok() else []
+    return [*CXX_DEFAULT_FLAGS, *static, f"-std={std or default_std}", *source_flags(source)]
+
+
+def source_flags_for(path: Path, language: str, source: str, std: str | None = None) -> list[str]:
+    """`compile_flags` for a source that lives in a folder: `#include "x.h"` (testlib.h, a shared
+    header) resolves next to it, and the headers' contents are part of the build key."""
+    flags = compile_flags(language, source, std)
+    if language == "python":
+        return flags
+    folder = Path(path).resolve().parent
+    headers = sorted(set(re.findall(r'^\s*#\s*include\s*"([^"]+)"', source, re.M)))
+    digest = hashlib.sha256()
+    for name in headers:
+        try:
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+        except OSError:
+            pass
+    return [*flags, "-iquote", str(folder), f"-DKOPT_HEADERS_{digest.hexdigest()[:12]}"] if headers else flags
+
+
+@functools.cache
+def static_link_ok() -> bool:
+    """Whether static C++ links work here. Static binaries skip the dynamic loader: valgrind starts
+    3x faster on them and their instruction counts carry no loader noise."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "t.cpp").write_text("#include <cstdio>\nint main(){std::puts(\"ok\");}\n")
+        try:
+            r = subprocess.run(["g++", "-static", "t.cpp", "-o", "t"], cwd=d, capture_output=True, timeout=120)
+            return r.returncode == 0 and subprocess.run([f"{d}/t"], capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+
+@functools.cache
+def valgrind_path() -> str | None:
+    """valgrind, when it exists and can run a program here."""
+    exe = shutil.which("valgrind")
+    if not exe:
+        return None
+    try:
+        r = subprocess.run([exe, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", "true"],
+                           capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return exe if r.returncode == 0 else None
+
+
+@functools.cache
+def compiler_version(language: str) -> str:
+    exe = {"c": "gcc", "cpp": "g++"}.get(language, sys.executable)
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return (out.splitlines() or [exe])[0]
+
+
+def build_dir(role: str, language: str, source: str, flags: list[str]) -> Path:
+    """A build folder owned by one (role, source, flags): no program can plant a binary another one runs."""
+    from kopt.sandboxes.native import cache_root
+
+    key = hashlib.sha256("\0".join([role, language, source, *flags, compiler_version(language)]).encode())
+    path = cache_root() / "programs" / key.hexdigest()[:24]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class RunResult:
+    """One run of a program on one input."""
+
+    rc: int
+    stdout: bytes
+    stderr: str
+    wall_ms: float
+    timed_out: bool = False
+    instructions: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+    def failure(self) -> str:
+        """One line saying how the run failed ('' when it did not)."""
+        if self.timed_out:
+            return f"timed out after {self.wall_ms / 1000:.1f}s"
+        if self.rc == 0:
+            return ""
+        how = f"killed by signal {-self.rc}" if self.rc < 0 else f"exit code {self.rc}"
+        tail = " | ".join(self.stderr.strip().splitlines()[-2:])[:200]
+        return how + (f": {tail}" if tail else "")
+
+
+class RunnerError(Exception):
+    """The sandboxed worker died or did not answer (a verdict for the program, not a kopt crash)."""
+
+
+class ProgramRunner:
+    """A sandboxed worker holding one program (built from source, or a ready executable).
+    Use as a context manager. Only the build may write on the host (the program's own build
+    folder); runs happen in a second worker that can write nowhere but its private tmpfs."""
+
+    def __init__(self, role: str = "program", hide_paths: tuple[str, ...] = (), memory_mb: int = 2048,
+                 wall_s: float = 3600.0):
+        self.role, self.hide_paths, self.memory_mb, self.wall_s = role, tuple(hide_paths), memory_mb, wall_s
+        self.worker = None
+        self.argv: list[str] = []
+
+    def __enter__(self) -> ProgramRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self, cache_dir: Path | None) -> None:
+        from kopt.sandboxes.local import Limits, start_worker
+
+        limits = Limits(wall_s=self.wall_s, memory_mb=self.memory_mb, hide_paths=self.hide_paths,
+                        cache_dir=str(cache_dir) if cache_dir else None, nproc=256, tmp_mb=1024)
+        self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.program_runner"], limits)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            try:
+                protocol.send(self.worker.to_fd, {"cmd": "exit"})
+            except OSError:
+                pass
+            self.worker.kill()
+            self.worker = None
+
+    def _call(self, header: dict, payload: bytes = b"", timeout: float = 600.0) -> tuple[dict, bytes]:
+        w = self.worker
+        try:
+            protocol.send(w.to_fd, header, payload)
+            if not select.select([w.from_fd], [], [], timeout)[0]:
+                raise RunnerError(f"{self.role} sandbox did not answer within {timeout:.0f}s")
+            reply, data = protocol.recv(w.from_fd, max_payload=1 << 30)
+        except (OSError, protocol.ProtocolError):
+            tail = " | ".join(w.output.text().strip().splitlines()[-2:])[-300:]
+            raise RunnerError(f"{self.role} sandbox died: {tail or 'no output'}") from None
+        if not reply.get("ok"):
+            raise RunnerError(str(reply.get("error", "failed")))
+        return reply, data
+
+    def build(self, source: str, language: str, flags: list[str]) -> str:
+        """Build SOURCE; returns '' or the compiler's trimmed errors."""
+        if self.worker is not None:
+            raise RunnerError("a ProgramRunner holds one program")
+        out_dir = build_dir(self.role, language, source, flags)
+        built = out_dir / ("program.py" if language == "python" else "program")
+        if built.exists():  # written only after a successful build
+            self.argv = [sys.executable, "-S", str(built)] if language == "python" else [str(built)]
+            self._start(None)
+            return ""
+        self._start(out_dir)
+        reply, _ = self._call({"cmd": "build", "language": language, "source": source, "flags": flags,
+                               "out_dir": str(out_dir)}, timeout=300)
+        self.argv = reply.get("argv") or []
+        # the program runs in a fresh worker with nothing writable on the host: it cannot change
+        # its own build or leave answers there for its next evaluation
+        self.close()
+        if self.argv:
+            self._start(None)
+        return reply.get("error", "")
+
+    def use_executable(self, path: Path) -> None:
+        """A ready-made executable (e.g. a user's compiled validator), run as it is."""
+        self._start(None)
+        self.argv = [str(Path(path).resolve())]
+
+    def run(self, stdin: bytes, timeout_s: float = 10.0, count: bool = False,
+            args: list[str] | None = None) -> RunResult:
+        """Run the program on STDIN; with `count`, under cachegrind for its instruction count."""
+        if not self.argv:
+            raise RunnerError(f"the {self.role} program was not built")
+        header = {"cmd": "run", "argv": [*self.argv, *(args or [])], "timeout": timeout_s,
+                  "count": bool(count and valgrind_path())}
+        reply, out = self._call(header, stdin, timeout=timeout_s + 60)
+        return RunResult(reply["rc"], out, reply.get("stderr", ""), reply["wall_ms"], reply.get("timed_out", False),
+                         reply.get("instructions"))
+
+
+def build_runner(role: str, source: str, language: str, flags: list[str],
+                 hide_paths: tuple[str, ...] = ()) -> tuple[ProgramRunner, str]:
+    """(a started runner holding SOURCE built, compiler errors or '')."""
+    runner = ProgramRunner(role, hide_paths)
+    try:
+        return runner, runner.build(source, language, flags)
+    except BaseException:
+        runner.close()
+        raise
+
+
+# ---- the worker: runs inside the sandbox ------------------------------------------------
+
+def _non_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: processes of the same uid (the programs it runs) cannot ptrace it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _trim(text: str, limit: int = 2000) -> str:
+    from kopt.sandboxes.native import trim_compiler_output
+
+    return trim_compiler_output(text, limit)
+
+
+def _build(req: dict) -> dict:
+    out_dir, language, source = Path(req["out_dir"]), req["language"], req["source"]
+    if language == "python":
+        try:
+            compile(source, "program.py", "exec")
+        except SyntaxError as e:
+            return {"ok": True, "error": f"SyntaxError line {e.lineno}: {e.msg}"}
+        src = out_dir / "program.py"
+        if not src.exists():
+            src.write_text(source)
+        return {"ok": True, "argv": [sys.executable, "-S", str(src)], "error": ""}
+    exe = out_dir / "program"
+    if exe.exists():
+        return {"ok": True, "argv": [str(exe)], "error": ""}
+    src = out_dir / ("program.c" if language == "c" else "program.cpp")
+    src.write_text(source)
+    cc = "gcc" if language == "c" else "g++"
+    tmp = out_dir / f"program.{os.getpid()}.tmp"
+    try:
+        r = subprocess.run([cc, *req["flags"], str(src), "-o", str(tmp), "-lm"], capture_output=True, text=True,
+                           timeout=240, cwd=out_dir)
+    except subprocess.TimeoutExpired:
+        return {"ok": True, "error": "the compiler timed out after 240s"}
+    except OSError as e:
+        return {"ok": True, "error": f"no compiler: {e}"}
+    if r.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        text = (r.stderr or r.stdout).replace(f"{out_dir}/", "")
+        return {"ok": True, "error": _trim(text) or f"{cc} failed ({r.returncode})"}
+    os.replace(tmp, exe)
+    return {"ok": True, "argv": [str(exe)], "error": ""}
+
+
+def _reap_strays() -> None:
+    """Kill and reap everything a program left running (we are PID 1 of the namespace)."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, 9)
+        except OSError:
+            pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def _count(files: list[Path]) -> int | None:
+    total, seen = 0, False
+    for f in files:
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith("summary:"):
+                total += int(line.split()[1])
+                seen = True
+    return total if seen else None
+
+
+def _run(req: dict, stdin: bytes, work: Path) -> tuple[dict, bytes]:
+    for f in work.glob("cg.*"):
+        f.unlink()
+    (work / "stdin").write_bytes(stdin)
+    argv = list(req["argv"])
+    if req.get("count"):
+        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
+                f"--cachegrind-out-file={work}/cg.%p", f"--log-file={work}/cg.log.%p", *argv]
+    with open(work / "stdin", "rb") as fin, open(work / "stdout", "wb") as fout, open(work / "stderr", "wb") as ferr:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, cwd=work, start_new_session=True)
+        timed_out = False
+        try:
+            rc = proc.wait(timeout=req["timeout"])
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            os.killpg(proc.pid, 9)
+            rc = proc.wait()
+        wall_ms = (time.perf_counter() - t0) * 1000
+    try:
+        os.killpg(proc.pid, 9)
+    except OSError:
+        pass
+    _reap_strays()
+    instructions = _count(sorted(work.glob("cg.[0-9]*"))) if req.get("count") and not timed_out else None
+    with open(work / "stdout", "rb") as f:
+        out = f.read(MAX_OUTPUT)  # a longer output is cut (and compares unequal)
+    err = (work / "stderr").read_bytes()[-4000:].decode(errors="replace")
+    return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
+             "stderr": err}, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fd-in", type=int, required=True)
+    ap.add_argument("--fd-out", type=int, required=True)
+    ap.add_argument("--fd-alarm", type=int, required=True)
+    a = ap.parse_args(argv)
+    _non_dumpable()
+    work = Path(os.getcwd()) / "run"
+    work.mkdir(exist_ok=True)
+    while True:
+        try:
+            req, payload = protocol.recv(a.fd_in, max_payload=1 << 30)
+        except protocol.ProtocolError:
+            return
+        if req.get("cmd") == "exit":
+            return
+        try:
+            if req.get("cmd") == "build":
+                reply, data = _build(req), b""
+            elif req.get("cmd") == "run":
+                reply, data = _run(req, payload, work)
+            else:
+                reply, data = {"ok": False, "error": f"unknown command {req.get('cmd')!r}"}, b""
+        except Exception as e:  # noqa: BLE001 -- reported to the host, the worker lives on
+            reply, data = {"ok": False, "error": f"{type(e).__name__}: {e}"}, b""
+        protocol.send(a.fd_out, reply, data)
+
+
+if __name__ == "__main__":
+    main()
