@@ -67,6 +67,8 @@ class Search:
         self.run_dir, self.cfg = Path(run_dir), cfg
         # the store and every candidate's code stay out of the candidates' reach
         self.hidden = [str(self.run_dir.resolve())]
+        if self.hidden[0] not in cfg.eval.hidden_paths:  # also for evaluators plugged in directly
+            cfg.eval.hidden_paths.append(self.hidden[0])
         self.on_event = on_event or (lambda e: None)
         self.evaluator = evaluator
         self.task_source = target.source

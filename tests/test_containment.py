@@ -355,7 +355,7 @@ def test_reading_the_run_store(tmp_path, monkeypatch, token):
                               proposer={"model": "scripted"}, prompt=f"use the key {secret}",
                               completion="here is a kernel")]
 
-    monkeypatch.setattr(optimize, "make_proposer", lambda model, base_url=None: Proposer())
+    monkeypatch.setattr(optimize, "make_proposer", lambda model, base_url=None, **kw: Proposer())
     # budget 3: the reference, its re-evaluation, then the hostile child
     cfg = EvalConfig(**FAST)
     summary = optimize.run_optimize(RELU, budget=3, run_dir=run_dir, quiet=True, eval_cfg=cfg)
