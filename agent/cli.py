@@ -143,6 +143,11 @@ def optimize(
     focus: Optional[str] = typer.Option(None, help="repo: path.py:func to optimize instead of the profile's pick"),
     branch: bool = typer.Option(False, "--branch", help="repo: also create branch kopt/<run> with the best patch"),
     include_dirty: bool = typer.Option(False, "--include-dirty", help="repo: start from HEAD plus the dirty diff"),
+    executor: str = typer.Option("local", help="local | ray: where a task's new candidates are evaluated"),
+    jobs: int = typer.Option(1, help="candidates evaluated at once (local threads or Ray tasks)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local runtime)"),
+    sandbox: str = typer.Option("local", help="local | docker (each evaluation in a container; docs/gpu.md)"),
+    gpus: Optional[str] = typer.Option(None, help="GPU indices, e.g. 0,1 (one evaluation per GPU at a time)"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
 ) -> None:
     """Search for a faster verified version of TARGET; leaves best/ and reports in the run dir."""
@@ -162,7 +167,8 @@ def optimize(
                                target_options={"tests": tests, "validator": validator, "checker": checker,
                                                "std": std, "stress": stress, "test": test, "bench": bench,
                                                "bench_metric": bench_metric, "higher_is_better": higher_is_better,
-                                               "focus": focus, "branch": branch, "include_dirty": include_dirty})
+                                               "focus": focus, "branch": branch, "include_dirty": include_dirty},
+                               executor=executor, jobs=jobs, address=address, sandbox=sandbox, gpus=gpus)
     except KoptError as e:
         _fail(str(e), e.exit_code)
     if as_json:

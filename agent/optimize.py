@@ -42,13 +42,39 @@ def _progress(quiet: bool):
     return show
 
 
+def _evaluation_backends(kind: str, executor: str, jobs: int, address: str | None, sandbox: str,
+                         gpus: str | None):
+    """(executor or None, evaluator or None) for `--executor/--jobs/--gpus` and `--sandbox`."""
+    if kind != "kernelbench" and (executor != "local" or jobs > 1 or sandbox != "local" or gpus):
+        raise UserInputError("--executor, --jobs, --gpus and --sandbox apply to KernelBench tasks; "
+                             f"a {kind} target is evaluated by the local sandbox one candidate at a time")
+    from kopt.sandboxes.docker_sandbox import evaluator_for
+    from kopt.sandboxes.evaluator import evaluate
+
+    container = evaluator_for(sandbox, None, evaluate) if sandbox != "local" else None
+    if executor == "local" and jobs <= 1 and not gpus:
+        return None, container
+    from kopt.sandboxes.executors import make_executor
+    from kopt.sandboxes.gpu_timing import parse_gpus
+
+    try:
+        ids = parse_gpus(gpus)
+    except ValueError as e:
+        raise UserInputError(str(e)) from None
+    return make_executor(executor, jobs, address, gpus=ids or None), container
+
+
 def run_optimize(target: Path, model: str = "rules", base_url: str | None = None, budget: int = 12,
                  max_time: float | None = None, max_tokens: int | None = None, max_cost: float | None = None,
                  run_dir: Path | None = None, resume: bool = False, device: str = "cpu",
                  quiet: bool = False, eval_cfg: EvalConfig | None = None, kind: str | None = None,
-                 target_options: dict | None = None) -> dict:
-    """`target_options` are the kind-specific flags (program: tests, validator, ...; repo: test, bench, ...)."""
-    eval_cfg = eval_cfg or EvalConfig(device=device)
+                 target_options: dict | None = None, executor: str = "local", jobs: int = 1,
+                 address: str | None = None, sandbox: str = "local", gpus: str | None = None) -> dict:
+    """`target_options` are the kind-specific flags (program: tests, validator, ...; repo: test, bench, ...).
+    `executor`/`jobs`/`address`/`gpus` spread a KernelBench task's evaluations (local threads, Ray);
+    `sandbox="docker"` runs each of them in a container."""
+    # nvcc_filter: CUDA candidates that cannot run here are still compiled, so errors reach the model
+    eval_cfg = eval_cfg or EvalConfig(device=device, nvcc_filter=True)
     task = load_target(target, kind, eval_cfg, target_options)
     if resume:
         if not (run_dir / STORE_FILE).exists():
@@ -58,7 +84,10 @@ def run_optimize(target: Path, model: str = "rules", base_url: str | None = None
         if (run_dir / STORE_FILE).exists():
             raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, "
                                  f"or pick another --run-dir")
+    if hasattr(task, "use_run_dir"):  # e.g. a repo target keeps its work trees under the run dir
+        task.use_run_dir(run_dir)
     proposer = make_proposer(model, base_url, kind=task.kind)
+    pool, container = _evaluation_backends(task.kind, executor, jobs, address, sandbox, gpus)
     store = Store.open_run_dir(run_dir)
     run_id = store.get_meta("run_id")
     if run_id is None:
@@ -72,8 +101,13 @@ def run_optimize(target: Path, model: str = "rules", base_url: str | None = None
                        eval=eval_cfg)
     if not quiet:
         print(f"kopt optimize {task.path.name} with {model_label(model)}; run dir {run_dir}", file=sys.stderr)
-    search = Search(task, proposer, store, run_id, run_dir, cfg, _progress(quiet))
-    best = search.run()
+    search = Search(task, proposer, store, run_id, run_dir, cfg, _progress(quiet), evaluator=container,
+                    executor=pool)
+    try:
+        best = search.run()
+    finally:
+        if pool is not None:
+            pool.shutdown()
     status = "interrupted" if search.stop_reason.startswith("interrupted") else "done"
     store.set_status(run_id, status)
     if best:

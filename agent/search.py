@@ -55,11 +55,13 @@ class Stats:
 
 class Search:
     """`target` is any `Target` (a KernelBench task path is wrapped as one). `evaluator`, when
-    given, replaces the target's own evaluation (benchmarks plug in a simulator)."""
+    given, replaces the target's own evaluation (benchmarks plug in a simulator). `executor`
+    (`kopt.sandboxes.executors`: local threads or Ray) evaluates a KernelBench task's new
+    children concurrently; each result is stored as it arrives."""
 
     def __init__(self, target: Target | Path | str, proposer, store: Store, run_id: str, run_dir: Path,
                  cfg: SearchConfig, on_event: Callable[[dict], None] | None = None,
-                 evaluator: Callable[[Path, Path, EvalConfig], dict] | None = None):
+                 evaluator: Callable[[Path, Path, EvalConfig], dict] | None = None, executor=None):
         if isinstance(target, (str, Path)):
             target = KernelBenchTarget.from_path(target, cfg.eval)
         self.target, self.task_path = target, Path(target.path)
@@ -70,7 +72,7 @@ class Search:
         if self.hidden[0] not in cfg.eval.hidden_paths:  # also for evaluators plugged in directly
             cfg.eval.hidden_paths.append(self.hidden[0])
         self.on_event = on_event or (lambda e: None)
-        self.evaluator = evaluator
+        self.evaluator, self.executor = evaluator, executor
         self.task_source = target.source
         self.cands: dict[str, Candidate] = {c.id: c for c in store.candidates(run_id)}
         self.evals: dict[str, list[dict]] = {cid: [] for cid in self.cands}
@@ -146,14 +148,34 @@ class Search:
             self.on_event({"type": "duplicate", "candidate": cand.id, "near": near, "distance": dist})
         return admitted
 
-    def evaluate(self, cid: str) -> dict:
+    def _write(self, cid: str) -> Path:
         path = self.run_dir / "candidates" / f"{cid}{self.target.suffix}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.cands[cid].code)
+        return path
+
+    def evaluate(self, cid: str) -> dict:
+        path = self._write(cid)
         if self.evaluator is not None:
             result = self.evaluator(self.task_path, path, self.cfg.eval)
         else:
             result = self.target.evaluate(path, self.hidden)
+        return self._record(cid, result)
+
+    def evaluate_concurrently(self, cids: list[str]) -> None:
+        """New candidates through the executor, recorded in the order they finish."""
+        from concurrent.futures import as_completed
+
+        futures = {self.executor.submit(self.task_path, self._write(cid), self.cfg.eval): cid for cid in cids}
+        for fut in as_completed(futures):
+            try:
+                result = fut.result()
+            except Exception as e:  # noqa: BLE001 - a lost worker is a verdict, not a crash of the run
+                result = {"verdict": "runtime_error", "correct": False, "compiled": False, "speedup": None,
+                          "speedup_ci": None, "reason": f"executor: {type(e).__name__}: {e}"[:300], "checks": {}}
+            self._record(futures[fut], result)
+
+    def _record(self, cid: str, result: dict) -> dict:
         self.store.add_evaluation(self.run_id, Evaluation(cid, result, machine=fingerprint()))
         self.evals[cid].append(result)
         self.stats.evaluations += 1
@@ -222,12 +244,23 @@ class Search:
         self.stop_reason = "best confirmed: the budget left could not confirm a new candidate"
         return True
 
+    def _evaluate_pending_concurrently(self) -> None:
+        """With an executor, the new children of a KernelBench task go out together, as many
+        as the budget allows before its reserve; the rest take the one-at-a-time path."""
+        if self.executor is None or self.evaluator is not None or self.target.kind != "kernelbench":
+            return
+        room = self.cfg.budget - self.stats.evaluations - int(self.cfg.budget * self.cfg.confirm_reserve)
+        batch = self._pending()[: max(0, room)]
+        if len(batch) > 1:
+            self.evaluate_concurrently(batch)
+
     def _pending(self) -> list[str]:
         return [cid for cid, ev in self.evals.items() if not ev and cid not in self.duplicates]
 
     def _loop(self) -> None:
         while True:
             self.iteration += 1
+            self._evaluate_pending_concurrently()
             for cid in self._pending():  # proposed before a kill, or new: evaluate first
                 if self._endgame():
                     return
