@@ -127,20 +127,34 @@ class LLMProposer:
             plan_cost = self._ask(plan_messages(context))
             plan, step_index = parse_plan(plan_cost.text), 0
         step = plan[step_index]
+        firsts = self._first_answers(code_messages(context, step))
         out = []
         for k in range(self.samples):
-            cand = self._one(context, step, plan, step_index, plan_cost if k == 0 else ChatResult(""))
+            cand = self._one(context, step, plan, step_index, plan_cost if k == 0 else ChatResult(""),
+                             firsts[k] if firsts else None)
             if cand is not None:
                 out.append(cand)
         return out
 
-    def _one(self, context: dict, step: str, plan: list[str], step_index: int, extra: ChatResult):
+    def _first_answers(self, messages: list[dict]) -> list[ChatResult] | None:
+        """All samples' first answers in one batched generation when the backend can (a local
+        model: one forward pass per token for the whole group); retries go one at a time."""
+        batch = getattr(self.chat, "generate_batch", None)
+        if batch is None or self.samples < 2:
+            return None
+        answers = batch([messages], n=self.samples)[0]
+        for r in answers:
+            self.ledger.add(r)
+        return answers
+
+    def _one(self, context: dict, step: str, plan: list[str], step_index: int, extra: ChatResult,
+             first: ChatResult | None = None):
         parent: Candidate = context["parent"]
         messages = code_messages(context, step)
         tokens_in, tokens_out, cost = extra.tokens_in, extra.tokens_out, extra.cost
         errors = []
-        for _ in range(self.edit_retries + 1):
-            r = self._ask(messages)
+        for attempt in range(self.edit_retries + 1):
+            r = first if attempt == 0 and first is not None else self._ask(messages)
             tokens_in, tokens_out, cost = tokens_in + r.tokens_in, tokens_out + r.tokens_out, cost + r.cost
             try:
                 code, kind = _apply(context, r.text, parent.code)

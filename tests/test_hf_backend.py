@@ -138,3 +138,14 @@ def test_missing_transformers_is_environment_missing(monkeypatch, model_dir):
 def test_cuda_without_gpu_is_environment_missing(model_dir):
     with pytest.raises(EnvironmentMissing, match="no CUDA"):
         HFChat(str(model_dir), device="cuda")
+
+
+def test_llm_proposer_samples_in_one_batched_generation(model_dir):
+    """samples=3 on a local model: the three first answers come from one generate() call."""
+    p = make_proposer(f"hf:{model_dir}", max_new_tokens=8, seed=0)
+    p.samples, p.edit_retries = 3, 0
+    before = p.chat.calls
+    p.propose(context())
+    # one call for the plan, one batched call for the three first answers, no retries
+    assert p.chat.calls - before == 2
+    assert p.ledger.calls == 4  # the plan plus three answers, each accounted
