@@ -1,8 +1,165 @@
-"""`kopt train` commands."""
+"""`kopt train`: GRPO fine-tuning of a local model on live, sandboxed speedup rewards (design §8)."""
 from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
     """Add this module's commands to the `kopt` app (and `kopt runs`)."""
+    app.command("train")(train)
+
+
+def train(
+    model: str = typer.Option(..., help="hf:<path> of the model to fine-tune (a saved transformers causal LM)"),
+    from_runs: Optional[list[Path]] = typer.Option(None, "--from-runs",
+                                                   help="run directory (or folder of runs) whose stored prompts to "
+                                                        "train on; repeat for several"),
+    tasks: Optional[Path] = typer.Option(None, "--tasks", help="KernelBench checkout or folder of task files"),
+    level: Optional[int] = typer.Option(None, help="KernelBench level, with --tasks"),
+    steps: int = typer.Option(100, help="optimizer steps"),
+    out: Optional[Path] = typer.Option(None, help="output folder (default trained/<model>-grpo)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+    save_every: int = typer.Option(10, help="checkpoint every N steps"),
+    prompts_per_step: int = typer.Option(4, help="prompts per step"),
+    group_size: int = typer.Option(4, help="completions per prompt (G)"),
+    advantage: str = typer.Option("group", help="group (mean/std) or median (MC-GRPO)"),
+    budget: str = typer.Option("fixed", help="fixed or knapsack (rollouts to prompts whose groups will disagree)"),
+    loss_agg: str = typer.Option("token-mean", help="token-mean (DAPO) or sequence"),
+    lr: float = typer.Option(1e-5, help="learning rate"),
+    beta: float = typer.Option(0.0, help="KL penalty to the starting model"),
+    temperature: float = typer.Option(1.0, help="sampling temperature"),
+    max_new_tokens: int = typer.Option(1024, help="completion length limit"),
+    lora_r: int = typer.Option(16, help="LoRA rank (0 trains all weights)"),
+    micro_batch: int = typer.Option(0, help="completions per forward/backward (0: all of a step at once)"),
+    executor: str = typer.Option("local", help="where evaluations run: local or ray"),
+    jobs: int = typer.Option(2, help="evaluations at a time"),
+    device: str = typer.Option("cpu", help="device the candidates are evaluated on: cpu or cuda"),
+    seed: int = typer.Option(0, help="seed"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Fine-tune MODEL with GRPO on stored prompts (--from-runs) or tasks (--tasks); rewards are live evaluations."""
+    from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
+
+    try:
+        if not model.startswith("hf:"):
+            raise UserInputError(f"--model {model}: kopt train fine-tunes a local model; give hf:<path>")
+        if bool(from_runs) == (tasks is not None):
+            raise UserInputError("give the prompts with --from-runs RUN_DIR (repeatable) or --tasks SUITE (not both)")
+        path = model[3:]
+        if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
+            raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
+        out = out or Path("trained") / f"{Path(path).name or 'model'}-grpo"
+        prompts = _prompts(from_runs, tasks, level)
+        try:
+            import peft  # noqa: F401
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+        except ImportError as e:
+            raise EnvironmentMissing(f"kopt train needs torch, transformers and peft ({e.name} is missing): "
+                                     f"pip install 'kopt[torch,train]'") from None
+        from kopt.rl_finetune import GRPOConfig
+        from kopt.rl_finetune.trainer import latest_checkpoint
+
+        if resume and latest_checkpoint(out) is None:
+            raise UserInputError(f"--resume: no checkpoint in {out}/checkpoints; run without --resume to start")
+        if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+            raise UserInputError(f"{out} already holds checkpoints: add --resume to continue, or pick another --out")
+        try:
+            cfg = GRPOConfig(max_steps=steps, prompts_per_step=min(prompts_per_step, len(prompts)),
+                             group_size=group_size, advantage=advantage, budget=budget, loss_agg=loss_agg, lr=lr,
+                             beta=beta, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                             micro_batch_size=micro_batch,
+                             output_dir=str(out), log_every=1, save_every=save_every, pass_threshold=0.2,
+                             lora=({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
+                                    "target_modules": "all-linear"} if lora_r > 0 else None))
+        except ValueError as e:
+            raise UserInputError(str(e)) from None
+        summary = _run(path, prompts, cfg, out, resume, executor, jobs, device, quiet=as_json)
+    except KoptError as e:
+        typer.echo(f"kopt: {e}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"trained {summary['steps']} steps: reward {summary['reward_first']:.3f} -> "
+                   f"{summary['reward_last']:.3f} (mean of the first/last 10 steps); {summary['evaluations']} "
+                   f"evaluations {summary['verdicts']}", err=True)
+        typer.echo(f"model: {summary['model']}  (use it with: kopt optimize TASK --model hf:{summary['model']})")
+    if summary["interrupted"]:
+        typer.echo(f"kopt: interrupted at step {summary['steps']}; checkpoint saved, continue with the same command "
+                   f"and --resume", err=True)
+        raise typer.Exit(130)
+
+
+def _prompts(from_runs, tasks, level):
+    from kopt.agent.errors import UserInputError
+    from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
+    from kopt.rl_finetune.kernel_prompts import from_suite
+
+    if from_runs:
+        prompts = prompts_from_runs(list(from_runs))
+        if not prompts:
+            raise UserInputError(f"no usable prompts in {', '.join(map(str, from_runs))}: a prompt needs an LLM "
+                                 f"proposal whose parent and task file are still there")
+    else:
+        prompts = from_suite(tasks, level)
+        if not prompts:
+            raise UserInputError(f"no KernelBench task files under {tasks}")
+    return prompts
+
+
+def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: int, device: str,
+         quiet: bool) -> dict:
+    import transformers
+
+    from kopt.agent.errors import UserInputError
+    from kopt.rl_finetune.live_reward import KernelReward
+    from kopt.rl_finetune.progress import LiveView
+    from kopt.rl_finetune.trainer import GRPOTrainer
+    from kopt.sandboxes.evaluator import EvalConfig
+    from kopt.sandboxes.executors import make_executor
+
+    transformers.utils.logging.disable_progress_bar()  # the live view is the progress display
+    ex = make_executor(executor, jobs)
+    out.mkdir(parents=True, exist_ok=True)
+    reward_fn = KernelReward(prompts, ex, EvalConfig(device=device, hidden_paths=[str(out.resolve())]),
+                             out / "solutions")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process shows progress
+    view = None if quiet or not main_process else LiveView(f"kopt train {path}", cfg.max_steps)
+    interrupted, model_dir = False, out
+    try:
+        try:
+            trainer = GRPOTrainer(path, reward_fn, [p.chat for p in prompts], cfg,
+                                  callbacks=[view] if view else [])
+        except (OSError, ValueError) as e:
+            raise UserInputError(f"hf:{path}: could not load a causal LM: {str(e).strip().splitlines()[0]}"[:300]
+                                 ) from None
+        started = time.time()
+        try:
+            history = trainer.train(resume=resume)
+        except KeyboardInterrupt:
+            interrupted = True
+            model_dir = trainer.save_checkpoint()
+            history = trainer.history
+    finally:
+        if view:
+            view.close()
+        ex.shutdown()
+    rewards = [m["reward"] for m in history]
+    summary = {"model": str(model_dir), "steps": trainer.step, "interrupted": interrupted, "prompts": len(prompts),
+               "reward_first": _mean(rewards[:10]), "reward_last": _mean(rewards[-10:]),
+               "evaluations": reward_fn.evaluations, "verdicts": dict(reward_fn.verdicts),
+               "seconds": round(time.time() - started, 1), "metrics_csv": str(out / "metrics.csv"),
+               "plot": str(out / "training.png")}
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")

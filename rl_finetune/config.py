@@ -1,0 +1,87 @@
+"""The one place GRPO's knobs live (design §8). Plain values with defaults that work on a tiny
+model; every field says what it does, TRL-style, so `GRPOConfig(**yaml)` needs no manual."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from kopt.rl_finetune.advantages import ADVANTAGES
+from kopt.rl_finetune.budget import BUDGETS
+from kopt.rl_finetune.losses import LOSS_AGGS
+
+
+def _opt(default, help: str, **kw):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class GRPOConfig:
+    max_steps: int = _opt(100, "optimizer steps to train for")
+    prompts_per_step: int = _opt(8, "prompts drawn per step (cycling through a seeded shuffle of all prompts)")
+    group_size: int = _opt(8, "completions per prompt (G); the 'median' advantage samples G+1")
+    advantage: str = _opt("group", "baseline/scale of a group: 'group' (mean, std) or 'median' (MC-GRPO: "
+                                   "median baseline, MAD scale, the median sample left out of the loss)")
+    clip_eps: float = _opt(0.2, "PPO clip range of the probability ratio")
+    beta: float = _opt(0.0, "weight of the KL penalty to the reference (initial) model; 0 needs no reference")
+    loss_agg: str = _opt("token-mean", "'token-mean' (DAPO: every completion token of the batch weighs the same) "
+                                       "or 'sequence' (mean over tokens per completion, then over completions)")
+    lr: float = _opt(1e-5, "AdamW learning rate")
+    weight_decay: float = _opt(0.0, "AdamW weight decay")
+    max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 turns it off)")
+    updates_per_step: int = _opt(1, "gradient steps on each batch of rollouts (>1 makes the clip matter)")
+    micro_batch_size: int = _opt(0, "completions per forward/backward pass, gradients accumulated (0: the whole "
+                                    "step at once); lower it when the update runs out of memory")
+    max_new_tokens: int = _opt(256, "completion length limit")
+    temperature: float = _opt(1.0, "sampling temperature (log-probabilities are taken at the same temperature)")
+    top_p: float = _opt(1.0, "nucleus sampling; 1.0 samples from the whole distribution GRPO scores")
+    budget: str = _opt("fixed", "'fixed' (group_size per prompt) or 'knapsack' (the step's rollouts go to prompts "
+                                "whose estimated pass rate makes a group informative)")
+    min_group: int = _opt(2, "fewest completions any prompt of a step gets under the knapsack budget")
+    max_group: int = _opt(0, "most completions one prompt gets under the knapsack budget (0: 4 x group_size)")
+    pass_threshold: float = _opt(0.0, "a reward above this counts as a pass for the pass-rate estimates")
+    lora: Any = _opt(None, "a peft LoraConfig (or a dict of its fields) to train an adapter; None trains all weights")
+    seed: int = _opt(0, "seeds prompt order, sampling and any initialisation")
+    output_dir: str = _opt("grpo-output", "where the trained model, checkpoints, metrics.csv and the plot go")
+    log_every: int = _opt(10, "call the callbacks (progress display) every this many steps; metrics.csv gets all")
+    save_every: int = _opt(0, "write a resumable checkpoint every this many steps and at the end (0: none)")
+    keep_checkpoints: int = _opt(2, "how many recent checkpoints to keep on disk")
+
+    def __post_init__(self) -> None:
+        choices = {"advantage": ADVANTAGES, "loss_agg": LOSS_AGGS, "budget": BUDGETS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GRPOConfig.{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
+        for name in ("micro_batch_size", "save_every", "max_group"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"GRPOConfig.{name} must be 0 or more (got {getattr(self, name)})")
+        for name in ("max_steps", "prompts_per_step", "max_new_tokens", "updates_per_step", "log_every",
+                     "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"GRPOConfig.{name} must be at least 1 (got {getattr(self, name)})")
+        if self.group_size < 2:
+            raise ValueError(f"GRPOConfig.group_size must be at least 2 to compare completions (got {self.group_size})")
+        if self.min_group < 1:
+            raise ValueError(f"GRPOConfig.min_group must be at least 1 (got {self.min_group})")
+        if self.temperature <= 0:
+            raise ValueError("GRPOConfig.temperature must be > 0: GRPO needs sampled, scored completions")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"GRPOConfig.top_p must be in (0, 1] (got {self.top_p})")
+
+    @property
+    def samples_per_prompt(self) -> int:
+        """The fixed group size actually sampled: G, or G+1 for the median baseline (an odd group has a
+        median sample to leave out)."""
+        return self.group_size + 1 if self.advantage == "median" else self.group_size
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.lora is not None and not isinstance(self.lora, dict):
+            d["lora"] = {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(self.lora).items()
+                         if isinstance(v, (int, float, str, bool, list, set, type(None)))}
+        return d
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
