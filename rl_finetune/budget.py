@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 
+from kopt.rl_finetune.recipes.selection import sqrt_allocation
+
 MIN_GAIN = 1e-9  # below this, a further rollout is not worth spending
 
 
@@ -66,6 +68,7 @@ BudgetFn = Callable[..., list[int]]
 BUDGETS: dict[str, BudgetFn] = {
     "fixed": fixed_allocation,
     "knapsack": knapsack_allocation,
+    "gdro": sqrt_allocation,  # GDRO's square-root rule; the trainer passes its difficulty-group weights
 }
 
 

@@ -3,11 +3,16 @@ model; every field says what it does, TRL-style, so `GRPOConfig(**yaml)` needs n
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Optional
 
 from kopt.rl_finetune.advantages import ADVANTAGES
 from kopt.rl_finetune.budget import BUDGETS
 from kopt.rl_finetune.losses import LOSS_AGGS
+
+REWARD_NORMS = ("sum", "gdpo")
+PROMPT_SAMPLING = ("uniform", "gdro", "vade", "dots")
+DOWNSAMPLE = (None, "d3s")
+OFF_POLICY = (None, "vcpo")
 
 
 def _opt(default, help: str, **kw):
@@ -47,12 +52,33 @@ class GRPOConfig:
     log_every: int = _opt(10, "call the callbacks (progress display) every this many steps; metrics.csv gets all")
     save_every: int = _opt(0, "write a resumable checkpoint every this many steps and at the end (0: none)")
     keep_checkpoints: int = _opt(2, "how many recent checkpoints to keep on disk")
+    # recipes from the literature (rl_finetune/recipes; docs/grpo-recipes.md)
+    reward_norm: str = _opt("sum", "'sum' (a reward dict's parts are summed, then normalised) or 'gdpo' (each part "
+                                   "normalised within its group, then summed and normalised over the batch)")
+    prompt_sampling: str = _opt("uniform", "'uniform', 'gdro' (multiplicative weights over pass-rate bins), 'vade' "
+                                           "(Thompson sampling of informative prompts) or 'dots' (difficulty near "
+                                           "0.5, plus replay of recent informative groups)")
+    replay_fraction: float = _opt(0.25, "with 'dots': share of a step's groups taken from the replay buffer")
+    downsample: Optional[str] = _opt(None, "None or 'd3s' (train on the samples with the widest advantage spread)")
+    d3s_keep: float = _opt(0.5, "with 'd3s': share of each group kept at the start, relaxed to 1 by the end")
+    d3s_token_keep: float = _opt(1.0, "with 'd3s': share of tokens kept by |advantage| x entropy (1: all)")
+    partial_rollouts: bool = _opt(False, "APRIL: start over_provision x the groups, train on the first to finish, "
+                                         "resume the rest next step (and prune doomed prefixes)")
+    over_provision: float = _opt(1.5, "with partial_rollouts: groups in flight per group trained on")
+    hints: bool = _opt(False, "prefix prompts nothing solves with the start of a known answer (needs hint_source)")
+    off_policy: Optional[str] = _opt(None, "None or 'vcpo' (truncated importance weights on stale rollouts, step "
+                                           "scaled by their effective sample size)")
+    is_cap: float = _opt(2.0, "with 'vcpo': the importance-weight cap")
+    flawed_penalty: float = _opt(0.0, "FAPO: subtracted from passing rewards the reward function flags 'flawed'")
 
     def __post_init__(self) -> None:
-        choices = {"advantage": ADVANTAGES, "loss_agg": LOSS_AGGS, "budget": BUDGETS}
+        choices = {"advantage": (*ADVANTAGES, "remax"), "loss_agg": LOSS_AGGS, "budget": BUDGETS,
+                   "reward_norm": REWARD_NORMS, "prompt_sampling": PROMPT_SAMPLING, "downsample": DOWNSAMPLE,
+                   "off_policy": OFF_POLICY}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"GRPOConfig.{name}={getattr(self, name)!r}: use one of {', '.join(allowed)}")
+                raise ValueError(f"GRPOConfig.{name}={getattr(self, name)!r}: use one of "
+                                 f"{', '.join(map(str, allowed))}")
         for name in ("micro_batch_size", "save_every", "max_group"):
             if getattr(self, name) < 0:
                 raise ValueError(f"GRPOConfig.{name} must be 0 or more (got {getattr(self, name)})")
@@ -68,6 +94,22 @@ class GRPOConfig:
             raise ValueError("GRPOConfig.temperature must be > 0: GRPO needs sampled, scored completions")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"GRPOConfig.top_p must be in (0, 1] (got {self.top_p})")
+        self._check_recipes()
+
+    def _check_recipes(self) -> None:
+        if self.reward_norm == "gdpo" and self.advantage != "group":
+            raise ValueError("GRPOConfig.reward_norm='gdpo' normalises by group mean/std itself: use advantage='group'")
+        for name in ("d3s_keep", "d3s_token_keep"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"GRPOConfig.{name} must be in (0, 1] (got {getattr(self, name)})")
+        if not 0 <= self.replay_fraction < 1:
+            raise ValueError(f"GRPOConfig.replay_fraction must be in [0, 1) (got {self.replay_fraction})")
+        if self.over_provision < 1:
+            raise ValueError(f"GRPOConfig.over_provision must be at least 1 (got {self.over_provision})")
+        if self.is_cap <= 0:
+            raise ValueError(f"GRPOConfig.is_cap must be > 0 (got {self.is_cap})")
+        if self.flawed_penalty < 0:
+            raise ValueError(f"GRPOConfig.flawed_penalty must be >= 0 (got {self.flawed_penalty})")
 
     @property
     def samples_per_prompt(self) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kopt.agent.edits import EditError, code_from_answer
 from kopt.rl_finetune.kernel_prompts import KernelPrompt, prompt_key
+from kopt.rl_finetune.recipes.flawed import flaws_of
 from kopt.rl_finetune.rewards import RewardConfig, reward
 
 
@@ -23,8 +24,10 @@ class KernelReward:
     """A `reward_fn(prompts, completions)` for GRPOTrainer over KernelPrompts' chats."""
 
     def __init__(self, prompts: Sequence[KernelPrompt], executor, eval_cfg, workdir: Path,
-                 reward_cfg: RewardConfig = RewardConfig()):
+                 reward_cfg: RewardConfig = RewardConfig(), flag_flaws: bool = False):
         self.by_key = {prompt_key(p.chat): p for p in prompts}
+        self.flag_flaws = flag_flaws  # return {"reward", "flawed"} dicts for the flawed-positive penalty (FAPO)
+        self.flaws: dict[tuple[str, str], list[str]] = {}
         self.executor, self.eval_cfg, self.reward_cfg = executor, eval_cfg, reward_cfg
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -32,8 +35,9 @@ class KernelReward:
         self.verdicts: Counter = Counter()
         self.evaluations = 0
 
-    def __call__(self, prompts: Sequence, completions: Sequence[str]) -> list[float]:
+    def __call__(self, prompts: Sequence, completions: Sequence[str]) -> list:
         rewards: list[float | None] = [None] * len(completions)
+        keys: dict[int, tuple[str, str]] = {}
         pending: dict[tuple[str, str], Future] = {}
         waiting: list[tuple[int, tuple[str, str]]] = []
         for i, (prompt, answer) in enumerate(zip(prompts, completions)):
@@ -44,7 +48,7 @@ class KernelReward:
                 self.verdicts["no_code"] += 1
                 rewards[i] = self.reward_cfg.failed
                 continue
-            key = (str(kp.task), hashlib.sha256(code.encode()).hexdigest()[:20])
+            key = keys[i] = (str(kp.task), hashlib.sha256(code.encode()).hexdigest()[:20])
             if key in self.cache:
                 rewards[i] = self.cache[key]
                 continue
@@ -54,12 +58,14 @@ class KernelReward:
                 pending[key] = self.executor.submit(kp.task, solution, self.eval_cfg)
             waiting.append((i, key))
         for key, fut in pending.items():
-            self.cache[key] = self._score(fut)
+            self.cache[key] = self._score(fut, key)
         for i, key in waiting:
             rewards[i] = self.cache[key]
+        if self.flag_flaws:
+            return [{"reward": float(r), "flawed": bool(self.flaws.get(keys.get(i)))} for i, r in enumerate(rewards)]
         return [float(r) for r in rewards]
 
-    def _score(self, fut: Future) -> float:
+    def _score(self, fut: Future, key: tuple[str, str] | None = None) -> float:
         from kopt.agent.errors import KoptError
 
         self.evaluations += 1
@@ -71,5 +77,7 @@ class KernelReward:
             self.verdicts[f"error: {type(e).__name__}"] += 1
             return self.reward_cfg.failed
         self.verdicts[result.get("verdict") or "unknown"] += 1
+        if key is not None:
+            self.flaws[key] = flaws_of(result)  # e.g. kernel: torch where a custom kernel was asked
         r = reward(result, self.reward_cfg)
         return self.reward_cfg.failed if r is None else r  # unverified: nothing measured, nothing earned

@@ -5,25 +5,26 @@
 
 The variants (advantage baselines, rollout budgets, loss aggregation) are pure functions
 named by `GRPOConfig` and looked up in their modules' registries; this file only wires them.
+The recipes from the literature (rl_finetune/recipes: ReMax, GDPO, GDRO, VADE, DOTS, D^3S,
+APRIL, hints, VCPO, FAPO) act at the `self.recipes` calls of a step (recipe_hooks.py).
 torch, transformers and peft are imported when a trainer is built, never at import time.
 """
 from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kopt.rl_finetune.advantages import batch_advantages
-from kopt.rl_finetune.budget import BUDGETS, PassRates
+from kopt.rl_finetune.budget import PassRates
 from kopt.rl_finetune.config import GRPOConfig
 from kopt.rl_finetune.losses import grpo_loss
 from kopt.rl_finetune.progress import MetricsCSV, plot_metrics
-from kopt.rl_finetune.rollouts import encode_prompt, sample, token_logprobs
+from kopt.rl_finetune.recipe_hooks import RecipeHooks
+from kopt.rl_finetune.rollouts import encode_prompt, token_logprobs
 
 RewardFn = Callable[[list, list[str]], Sequence[float]]
 CHECKPOINTS = "checkpoints"
@@ -35,10 +36,15 @@ class GRPOTrainer:
     model: a transformers causal LM or a path/hub id to load one from; tokenizer: defaults to the model's.
     prompts: strings, or chats (lists of {"role", "content"}) rendered with the tokenizer's chat template.
     reward_fn(prompts, completions) -> one float per completion (prompts repeated once per completion, as given).
-    callbacks: called with each logged metrics dict (every `config.log_every` steps and the last)."""
+    callbacks: called with each logged metrics dict (every `config.log_every` steps and the last).
+    hint_source (config.hints): an object with best_answer(prompt) -> a known good answer or None;
+    doomed (config.partial_rollouts, optional): doomed(prompt, text so far) -> True when it can no longer pass.
+    reward_fn may also return a dict of named parts per completion (summed, or normalised apart by 'gdpo'),
+    with an optional "flawed" flag (config.flawed_penalty)."""
 
     def __init__(self, model, reward_fn: RewardFn, prompts: Sequence, config: GRPOConfig | None = None,
-                 tokenizer=None, callbacks: Sequence[Callable[[dict], None]] = (), device: str | None = None):
+                 tokenizer=None, callbacks: Sequence[Callable[[dict], None]] = (), device: str | None = None,
+                 hint_source=None, doomed: Callable[[object, str], bool] | None = None):
         from kopt.rl_finetune.runtime import Runtime
 
         self.cfg = config or GRPOConfig()
@@ -64,6 +70,7 @@ class GRPOTrainer:
         self.order_rng = random.Random(self.cfg.seed)
         self.order: list[int] = []
         self.pass_rates = PassRates()
+        self.recipes = RecipeHooks(self.cfg, hint_source=hint_source, doomed=doomed)
         self.history: list[dict] = []
         self.out = Path(self.cfg.output_dir)
 
@@ -93,39 +100,47 @@ class GRPOTrainer:
         return self.history
 
     def train_step(self) -> dict:
-        """One GRPO step: sample, score, advantages, update. Returns the step's metrics."""
-        cfg, torch, rt = self.cfg, self.torch, self.runtime
+        """One GRPO step: sample, score, advantages, update. Returns the step's metrics. The recipes switched on
+        in the config act at the `self.recipes` calls (rl_finetune/recipe_hooks.py); with none on, this is
+        plain GRPO."""
+        cfg, torch, rt, recipes = self.cfg, self.torch, self.runtime, self.recipes
         t0 = time.perf_counter()
-        chosen = self._next_prompts()
+        chosen = recipes.choose_prompts(self)
         counts = self._allocate(chosen)
         self.model.eval()  # and it stays so: dropout would make the scored policy differ from the sampled one
-        roll = sample(rt.unwrap(self.model), self.tokenizer, [self.prompt_ids[i] for i in chosen], counts,
-                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                      eos_ids=self.eos_ids, device=rt.device)
+        batch = recipes.collect(self, chosen, counts)  # sampled, resumed (partial) and replayed groups
+        roll = batch.roll
         t_gen = time.perf_counter()
-        rewards = self._rewards([self.prompts[chosen[i]] for i in roll.prompt_index], roll.texts)
+        rewards = recipes.score(self, batch)
         t_rew = time.perf_counter()
 
-        groups = _split(rewards, counts)
-        for i, g in zip(chosen, groups):
+        groups = _split(rewards, batch.counts)
+        prior = [self.pass_rates.estimate(i) for i in batch.prompts]
+        for i, g in zip(batch.prompts, groups):
             self.pass_rates.update(i, sum(r > cfg.pass_threshold for r in g), len(g))
-        adv = batch_advantages(groups, cfg.advantage)
+        adv = recipes.advantages(self, batch, groups)
         adv_values = torch.tensor([v for a in adv for v in a.values], dtype=torch.float32, device=rt.device)
         keep = torch.tensor([k for a in adv for k in a.keep], dtype=torch.float32, device=rt.device)
         # a batch without any advantage teaches nothing: skip its forward/backward (all processes must join in)
-        signal = bool((adv_values.abs() > 0).any()) or cfg.beta > 0 or rt.world > 1
-        update = self._update(roll, adv_values, roll.completion_mask * keep.unsqueeze(-1)) if signal else {}
+        signal = (bool((adv_values.abs() > 0).any()) or cfg.beta > 0 or rt.world > 1) and len(roll) > 0
+        update = {}
+        if signal:
+            mask, step_adv, scale = recipes.loss_inputs(self, batch, adv_values, batch.train_mask * keep.unsqueeze(-1))
+            update = self._update(roll, step_adv, mask, scale)
+        recipes.after_step(self, batch, groups, prior)
         t_upd = time.perf_counter()
 
         self.step += 1
-        r = torch.tensor(rewards)
+        r = torch.tensor(rewards or [float("nan")])
         metrics = {
             "reward": float(r.mean()), "reward_std": float(r.std()) if len(r) > 1 else 0.0,
             "reward_max": float(r.max()), "pass_rate": float((r > cfg.pass_threshold).float().mean()),
             "kl": update.get("kl", float("nan")), "entropy": update.get("entropy", float("nan")),
             "loss": update.get("loss", 0.0), "clip_frac": update.get("clip_frac", 0.0),
-            "zero_adv_frac": float((adv_values == 0).float().mean()), "prompts": len(chosen),
-            "completions": len(roll), "completion_tokens": float(roll.completion_mask.sum()),
+            "zero_adv_frac": float((adv_values == 0).float().mean()) if len(adv_values) else 1.0,
+            "prompts": len(batch.prompts), "completions": len(roll),
+            "completion_tokens": float(roll.completion_mask.sum()), "rollouts": batch.fresh,
+            "generated_tokens": batch.generated_tokens, **batch.metrics(),
             "gen_s": t_gen - t0, "reward_s": t_rew - t_gen, "update_s": t_upd - t_rew, "step_s": t_upd - t0,
         }
         metrics = {"step": self.step, **rt.mean(metrics)}
@@ -137,13 +152,13 @@ class GRPOTrainer:
         """Completions per chosen prompt, by the configured budget rule."""
         cfg = self.cfg
         min_each = max(cfg.min_group, 3 if cfg.advantage == "median" else 2)
-        return BUDGETS[cfg.budget]([self.pass_rates.estimate(i) for i in chosen],
-                                   len(chosen) * cfg.samples_per_prompt, min_each=min_each,
-                                   max_each=cfg.max_group or 4 * cfg.samples_per_prompt)
+        return self.recipes.allocate(self, chosen, len(chosen) * cfg.samples_per_prompt, min_each,
+                                     cfg.max_group or 4 * cfg.samples_per_prompt)
 
-    def _update(self, roll, advantages, mask) -> dict:
+    def _update(self, roll, advantages, mask, scale: float = 1.0) -> dict:
         """`updates_per_step` clipped-surrogate steps on one batch of rollouts, each accumulated over micro-batches
-        weighted so the sum is the whole batch's loss; reports the first update's entropy/KL."""
+        weighted so the sum is the whole batch's loss, times `scale` (a recipe's step size); reports the first
+        update's entropy/KL. `advantages` is one value per completion or, from a recipe, per token."""
         cfg, torch, rt = self.cfg, self.torch, self.runtime
         chunks = _chunks(len(roll), cfg.micro_batch_size)
         need_ref = cfg.beta > 0 or cfg.lora is not None
@@ -162,7 +177,7 @@ class GRPOTrainer:
                 logp, ent = token_logprobs(self.model, part, cfg.temperature, with_entropy=k == 0)
                 loss, stats = grpo_loss(logp, logp.detach() if old[j] is None else old[j], advantages[c], m,
                                         cfg.clip_eps, cfg.beta, ref[j], cfg.loss_agg)
-                rt.backward(loss * _share(m, mask, cfg.loss_agg))
+                rt.backward(loss * _share(m, mask, cfg.loss_agg) * scale)
                 share = float(m.sum() / tokens)
                 totals["loss"] += float(loss.detach()) * float(_share(m, mask, cfg.loss_agg))
                 totals["clip_frac"] += stats["clip_frac"] * share
@@ -186,15 +201,6 @@ class GRPOTrainer:
                 self.order_rng.shuffle(self.order)
             chosen.append(self.order.pop())
         return chosen[rt.rank::rt.world]
-
-    def _rewards(self, prompts: list[str], completions: list[str]) -> list[float]:
-        rewards = [float(x) for x in self.reward_fn(prompts, completions)]
-        if len(rewards) != len(completions):
-            raise ValueError(f"reward_fn returned {len(rewards)} rewards for {len(completions)} completions")
-        bad = [x for x in rewards if not math.isfinite(x)]
-        if bad:
-            raise ValueError(f"reward_fn returned a non-finite reward ({bad[0]}); return a number for every one")
-        return rewards
 
     def _reference_logprobs(self, roll):
         torch = self.torch
@@ -223,7 +229,7 @@ class GRPOTrainer:
             torch = self.torch
             torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
             state = {"step": self.step, "order": self.order, "order_rng": _rng_state(self.order_rng),
-                     "pass_rates": self.pass_rates.to_dict(), "history": self.history}
+                     "pass_rates": self.pass_rates.to_dict(), "recipes": self.recipes.state(), "history": self.history}
             torch.save(torch.get_rng_state(), folder / "rng.pt")
             (folder / "trainer_state.json").write_text(json.dumps(state))
             done = sorted((self.out / CHECKPOINTS).glob("step-*"))
@@ -250,6 +256,7 @@ class GRPOTrainer:
         self.step, self.order, self.history = state["step"], state["order"], state["history"]
         self.order_rng.setstate(_rng_from(state["order_rng"]))
         self.pass_rates = PassRates.from_dict(state["pass_rates"])
+        self.recipes.load_state(state.get("recipes", {}))
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:

@@ -28,8 +28,20 @@ def train(
     save_every: int = typer.Option(10, help="checkpoint every N steps"),
     prompts_per_step: int = typer.Option(4, help="prompts per step"),
     group_size: int = typer.Option(4, help="completions per prompt (G)"),
-    advantage: str = typer.Option("group", help="group (mean/std) or median (MC-GRPO)"),
-    budget: str = typer.Option("fixed", help="fixed or knapsack (rollouts to prompts whose groups will disagree)"),
+    advantage: str = typer.Option("group", help="group (mean/std), median (MC-GRPO) or remax (greedy baseline)"),
+    budget: str = typer.Option("fixed", help="fixed, knapsack (rollouts to prompts whose groups will disagree) or "
+                                             "gdro (square-root rule over pass-rate groups)"),
+    reward_norm: str = typer.Option("sum", help="sum or gdpo (each reward part normalised within its group)"),
+    prompt_sampling: str = typer.Option("uniform", help="which prompts get rollouts: uniform, gdro, vade or dots"),
+    downsample: Optional[str] = typer.Option(None, help="d3s: train on the samples with the widest advantage spread"),
+    partial_rollouts: bool = typer.Option(False, "--partial-rollouts",
+                                          help="APRIL: over-provision, resume unfinished rollouts next step"),
+    hints: bool = typer.Option(False, "--hints", help="prefix prompts nothing solves with the start of the best "
+                                                      "stored solution (needs --from-runs)"),
+    off_policy: Optional[str] = typer.Option(None, help="vcpo: truncated importance weights and ESS step scaling "
+                                                        "for stale rollouts"),
+    flawed_penalty: float = typer.Option(0.0, help="FAPO: taken off passing rewards the evaluator flags (kernel: "
+                                                   "torch, static warnings)"),
     loss_agg: str = typer.Option("token-mean", help="token-mean (DAPO) or sequence"),
     lr: float = typer.Option(1e-5, help="learning rate"),
     beta: float = typer.Option(0.0, help="KL penalty to the starting model"),
@@ -51,6 +63,8 @@ def train(
             raise UserInputError(f"--model {model}: kopt train fine-tunes a local model; give hf:<path>")
         if bool(from_runs) == (tasks is not None):
             raise UserInputError("give the prompts with --from-runs RUN_DIR (repeatable) or --tasks SUITE (not both)")
+        if hints and not from_runs:
+            raise UserInputError("--hints needs --from-runs: the hints are the best solutions stored in those runs")
         path = model[3:]
         if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
             raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
@@ -74,13 +88,16 @@ def train(
             cfg = GRPOConfig(max_steps=steps, prompts_per_step=min(prompts_per_step, len(prompts)),
                              group_size=group_size, advantage=advantage, budget=budget, loss_agg=loss_agg, lr=lr,
                              beta=beta, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                             micro_batch_size=micro_batch,
+                             micro_batch_size=micro_batch, reward_norm=reward_norm, prompt_sampling=prompt_sampling,
+                             downsample=downsample, partial_rollouts=partial_rollouts, hints=hints,
+                             off_policy=off_policy, flawed_penalty=flawed_penalty,
                              output_dir=str(out), log_every=1, save_every=save_every, pass_threshold=0.2,
                              lora=({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
                                     "target_modules": "all-linear"} if lora_r > 0 else None))
         except ValueError as e:
             raise UserInputError(str(e)) from None
-        summary = _run(path, prompts, cfg, out, resume, executor, jobs, device, quiet=as_json)
+        summary = _run(path, prompts, cfg, out, resume, executor, jobs, device, quiet=as_json,
+                       hint_runs=from_runs if hints else None)
     except KoptError as e:
         typer.echo(f"kopt: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -115,7 +132,7 @@ def _prompts(from_runs, tasks, level):
 
 
 def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: int, device: str,
-         quiet: bool) -> dict:
+         quiet: bool, hint_runs=None) -> dict:
     import transformers
 
     from kopt.agent.errors import UserInputError
@@ -129,14 +146,14 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: 
     ex = make_executor(executor, jobs)
     out.mkdir(parents=True, exist_ok=True)
     reward_fn = KernelReward(prompts, ex, EvalConfig(device=device, hidden_paths=[str(out.resolve())]),
-                             out / "solutions")
+                             out / "solutions", flag_flaws=cfg.flawed_penalty > 0)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process shows progress
     view = None if quiet or not main_process else LiveView(f"kopt train {path}", cfg.max_steps)
     interrupted, model_dir = False, out
     try:
         try:
             trainer = GRPOTrainer(path, reward_fn, [p.chat for p in prompts], cfg,
-                                  callbacks=[view] if view else [])
+                                  callbacks=[view] if view else [], hint_source=_hint_source(prompts, hint_runs))
         except (OSError, ValueError) as e:
             raise UserInputError(f"hf:{path}: could not load a causal LM: {str(e).strip().splitlines()[0]}"[:300]
                                  ) from None
@@ -159,6 +176,18 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: 
                "plot": str(out / "training.png")}
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _hint_source(prompts, hint_runs):
+    """--hints: the fastest verified solution of each task in the --from-runs stores, as the start of an answer."""
+    if not hint_runs:
+        return None
+    from kopt.rl_finetune.kernel_prompts import prompt_key
+    from kopt.rl_finetune.recipes.hints import StoreHints
+
+    task_by_prompt = {prompt_key(p.chat): p.task for p in prompts}
+    return StoreHints(list(hint_runs), task_of=lambda chat: task_by_prompt.get(prompt_key(chat)),
+                      template="```python\n{code}\n```")
 
 
 def _mean(xs: list[float]) -> float:
