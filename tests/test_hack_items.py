@@ -12,9 +12,10 @@ from kopt.benchmarks import hack_catalog as catalog  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, evaluate  # noqa: E402
 
 FAST = EvalConfig(max_timing_s=3, rounds=5, call_timeout_s=30, setup_timeout_s=120)
-# Cheats whose effect on the plain check is deterministic (the thread races are left out: they
-# flip between 'correct' and 'incorrect' there from run to run).
-RACY = {"late_thread", "deferred_pool", "deferred_copy"}
+# Cheats whose effect on the plain check is deterministic. Left out: the thread races (they flip
+# between 'correct' and 'incorrect' there from run to run) and the data_ptr cache (the allocator
+# may hand a freed trial input's address to the next trial's input, and the stale hit is caught).
+RACY = {"late_thread", "deferred_pool", "deferred_copy", "cache_data_ptr"}
 FOOLING = [a for a in catalog.ATTACKS
            if a.aim != catalog.CONTROL and a.solution not in RACY
            and (a.solution, a.task) not in {("identity", "relu"), ("constant", "relu"), ("nan_output", "relu"),
