@@ -94,3 +94,53 @@ def test_run_starting_at_an_input_is_not_in_place():
     src = "class Model:\n    def forward(self, x):\n        x = torch.relu(x)\n        x = x * 2.0\n        return x\n"
     [run] = find_fusable_runs(forward_of(model_class(ast.parse(src))))
     assert not run.fresh and run.stop - run.start == 2
+
+
+LEVEL1_STYLE = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return {call}
+
+
+batch_size = 8
+dim = 300
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+@pytest.mark.parametrize("call", ["torch.softmax(x, dim=1)", "x.log_softmax(dim=-1)", "torch.tanh(x)"])
+def test_a_returned_call_is_read_like_an_assignment(tmp_path, call):
+    """KernelBench's level-1 forwards return the op directly; the rules still make a kernel,
+    and it matches the reference."""
+    from kopt.agent.proposers.rules import name_returned_value, plans
+
+    src = LEVEL1_STYLE.format(call=call)
+    found = plans(src)
+    assert found, f"no rule for `return {call}`"
+    ns_ref: dict = {}
+    exec(compile(src, "task", "exec"), ns_ref)
+    ns_new: dict = {}
+    exec(compile(generate(name_returned_value(src), found[0][1], BASE_FLAGS), "cand", "exec"), ns_new)
+    x = torch.randn(8, 300)
+    torch.testing.assert_close(ns_new["ModelNew"]()(x.clone()), ns_ref["Model"]()(x), atol=1e-5, rtol=1e-5)
+
+
+def test_returning_a_plain_name_is_left_alone():
+    from kopt.agent.proposers.rules import name_returned_value
+
+    src = LEVEL1_STYLE.format(call="x").replace("return x", "x = x * 2\n        return x")
+    assert name_returned_value(src) == src

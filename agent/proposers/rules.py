@@ -31,8 +31,34 @@ ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
 NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
 
 
+def name_returned_value(task_source: str) -> str:
+    """`return torch.softmax(x, dim=1)` becomes `x = torch.softmax(x, dim=1); return x`, the
+    statement form the analyses read (KernelBench's level-1 tasks mostly return the call).
+    Only a call whose first argument (or method receiver) is a plain name is rewritten; the
+    source comes back unchanged when there is nothing to do."""
+    try:
+        tree = ast.parse(task_source)
+        fwd = forward_of(model_class(tree))
+    except (ValueError, SyntaxError):
+        return task_source
+    last = fwd.body[-1] if fwd.body else None
+    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Call)):
+        return task_source
+    call = last.value
+    receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
+    var = receiver if isinstance(receiver, ast.Name) and receiver.id not in ("torch", "F", "nn") else \
+        (call.args[0] if call.args else None)
+    if not isinstance(var, ast.Name):
+        return task_source
+    fwd.body[-1:] = [ast.Assign(targets=[ast.Name(var.id, ast.Store())], value=call, lineno=last.lineno),
+                     ast.Return(value=ast.Name(var.id, ast.Load()), lineno=last.lineno)]
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
 def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
-    """(plan step, runs, skills) for each candidate the rules make for this task."""
+    """(plan step, runs, skills) for each candidate the rules make for this task (read in the
+    form of `name_returned_value`, which `propose` generates from too)."""
+    task_source = name_returned_value(task_source)
     try:
         cls = model_class(ast.parse(task_source))
         fwd = forward_of(cls)
@@ -77,7 +103,7 @@ class RulesProposer:
         parent: Candidate = context["parent"]
         if parent.parent_ids:  # only the reference is expanded: no rule builds on a fused kernel yet
             return []
-        src = context["task_source"]
+        src = name_returned_value(context["task_source"])
         return [Candidate(code=generate(src, runs, FLAGS), parent_ids=[parent.id], plan_step=step,
                           skills=skills, proposer={"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0})
                 for step, runs, skills in self.ordered_plans(src)]
