@@ -43,6 +43,8 @@ class EvalConfig(BaseModel):
     input_budget_s: float = Field(1.5, description="time budget for making fresh inputs for timed calls")
     data_budget_mb: float = Field(512.0, description="inputs + outputs moved for timed calls, all rounds")
     sanity_cap: float = Field(10.0, description="speedups above this are re-measured and flagged")
+    edge_shapes: bool = Field(True, description="stress shapes: trials with the input-only size constants at 1 and "
+                                                "at an odd size just past the task's (tails, tiny extents)")
     compile_only: bool = False
     setup_timeout_s: float = 600.0
     call_timeout_s: float = 120.0
@@ -446,6 +448,18 @@ def _raise_if_failed(times: dict, checks: dict) -> None:
         raise Verdict(check["verdict"], check["reason"])
 
 
+def edge_shapes(constants: dict[str, int]) -> list[dict[str, int]]:
+    """Input shapes where kernels tuned to the task's sizes break: every input-only size
+    constant at 1 (tiny extents, one-block grids), then at the next odd size past the task's
+    that no vector width or block size divides (remainder loops). Shapes the reference
+    rejects are skipped by the trial loop."""
+    if not constants:
+        return []
+    tiny = {k: 1 for k in constants}
+    odd = {k: v + 1 if (v + 1) % 2 else v + 3 for k, v in constants.items()}
+    return [shape for shape in (tiny, odd) if shape != constants]
+
+
 def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> None:
     checks = res["checks"]
     seeds = [secrets.randbits(31) for _ in range(cfg.trials)]
@@ -460,6 +474,9 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
     if scaled:
         groups.append(("scaled-shape trial (" + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ")",
                        [secrets.randbits(31) for _ in range(2)], False, scaled, ""))
+    for shape in edge_shapes(constants) if cfg.edge_shapes else []:
+        groups.append(("stress-shape trial (" + ", ".join(f"{k}={v}" for k, v in shape.items()) + ")",
+                       [secrets.randbits(31)], True, shape, ""))
     ran, shapes, base_nonfinite, native_calls = 0, 0, False, 0
     for label, group_seeds, signed, scale, dist in groups:
         base = label == "trial"

@@ -69,3 +69,13 @@ def test_batch_and_skip_gains_nothing_under_fresh_inputs():
 def test_catalog_rows_point_at_existing_fixtures():
     for a in catalog.ATTACKS:
         assert (catalog.SOLUTIONS / f"{a.solution}.py").exists() and (catalog.TASKS / f"{a.task}.py").exists(), a
+
+
+def test_stress_shapes_catch_a_kernel_right_only_on_the_task_sizes():
+    """A batch of one is a shape the task never draws; without the stress-shape trials this
+    solution passes every other trial, with them it is incorrect."""
+    task, sol = catalog.TASKS / "relu.py", catalog.SOLUTIONS / "squeeze_batch.py"
+    without = evaluate(task, sol, FAST.model_copy(update={"edge_shapes": False}))
+    assert without["correct"] is True, without
+    res = evaluate(task, sol, FAST)
+    assert res["correct"] is False and "stress-shape trial" in (res.get("reason") or ""), res
