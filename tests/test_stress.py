@@ -51,8 +51,18 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     broken.write_text("int main( {\n")
     r = stress(broken, "--validator", prog / "validator.cpp", "--seeds", prog / "tests")
     assert r.exit_code == 2 and "does not compile" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = stress(prog / "prog.cpp", "--validator", prog / "validator.cpp")
-    assert r.exit_code == 2 and "--seeds" in r.stderr
+    r = stress(prog / "prog.cpp", "--validator", rejects_all)  # no seeds, and no layout is legal
+    assert r.exit_code == 2 and "--seeds" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@needs_valgrind
+def test_without_seeds_the_validator_is_probed_for_a_legal_layout(tmp_path):
+    prog = PROGRAMS / "quicksort"
+    r = stress(prog / "prog.cpp", "--validator", prog / "validator.cpp", "--budget", "12", "--out", tmp_path,
+               "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["valid"] and out["slowdown_vs_random"] >= 10, out
 
 
 def test_mutators_keep_counts_consistent_and_randomize_keeps_shape():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
 from kopt.agent.stress.generators import generated_inputs, llm_generators, load_generator
+from kopt.agent.stress.probe import probe_inputs
 from kopt.agent.stress.search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
 from kopt.agent.stress.validator import Validator
 from kopt.sandboxes.program_runner import (
@@ -42,9 +43,6 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
         raise UserInputError(f"{program}: give a C/C++ or Python program source (.c, .cpp, .py)")
     if language != "python" and compiler_version(language) == "missing":
         raise EnvironmentMissing("no C/C++ compiler on PATH (gcc/g++)")
-    if model in (None, "rules") and generator is None and seeds is None:
-        raise UserInputError("nothing to start from: give --seeds DIR (legal inputs), --generator G, "
-                             "or --model for LLM-written generators")
     if budget < 0 or max_bytes < 1:
         raise UserInputError("--budget must be >= 0 and --max-bytes >= 1")
     source = program.read_text()
@@ -75,8 +73,15 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
             chat = make_proposer(model, base_url).chat
             start += llm_generators(chat, source, Path(validator).read_text(errors="replace"), v, meter, max_bytes,
                                     progress=progress)
+        if not start and generator is None and seeds is None:
+            start = probe_inputs(v)  # no seeds given: the layouts the validator accepts
+            if start:
+                progress(f"no seeds given: the validator accepts {len(start)} common layout(s): "
+                         + ", ".join(name.split(": ", 1)[1] for name, _ in start))
         if not start:
-            raise UserInputError("no legal starting input (give --seeds DIR or --generator G)")
+            raise UserInputError("no legal starting input: the validator accepts none of kopt's common layouts; "
+                                 "give --seeds DIR (legal inputs), --generator G, or --model for LLM-written "
+                                 "generators")
         search = StressSearch(v, meter, budget=budget, max_bytes=max_bytes, seed=seed,
                               mutate_inputs=use_mutation, push=use_mutation, progress=progress)
         for name, data in start:
