@@ -23,7 +23,6 @@ import re
 import resource
 import secrets
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from kopt.agent.core import Candidate  # noqa: E402
 from kopt.sandboxes import harness  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, build_cache_dir, evaluate  # noqa: E402
 from kopt.sandboxes.local import Cgroups, Limits, can_jail, default_hidden, namespace_prefix  # noqa: E402
+from tests.listener import Listener  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
@@ -404,34 +404,9 @@ def test_reading_the_callers_environment(tmp_path):
 def test_connecting_to_a_local_server(tmp_path):
     """From child interpreters (no audit hook): plainly, and after joining kopt's network
     namespace through /proc. The in-process socket is test_eval_cheats' business."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    seen: list = []
-    stop = threading.Event()
-
-    def accept_loop():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            conn.settimeout(1)
-            try:
-                seen.append(conn.recv(200))
-            except OSError:
-                seen.append(b"")
-            conn.close()
-
-    t = threading.Thread(target=accept_loop, daemon=True)
-    t.start()
-    try:
-        res = run_eval(fill(tmp_path, "network_escape", PORT=server.getsockname()[1], KOPT_PID=os.getpid()))
-    finally:
-        stop.set()
-        t.join(timeout=5)
-        server.close()
+    with Listener() as srv:
+        res = run_eval(fill(tmp_path, "network_escape", PORT=srv.port, KOPT_PID=os.getpid()))
+    seen = srv.seen
     assert seen == [], f"the server heard from the candidate: {seen}"
     assert_contained(res)
 

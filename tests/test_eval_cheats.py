@@ -8,8 +8,6 @@ dict: a misbehaving solution is a verdict, never an exception in kopt.
 from __future__ import annotations
 
 import importlib.util
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from kopt.sandboxes.evaluator import EvalConfig, evaluate  # noqa: E402
+from tests.listener import Listener  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASKS = FIXTURES / "tasks"
@@ -167,33 +166,10 @@ def test_reads_the_reference_task(tmp_path, how):
 
 
 def test_opens_a_network_connection(tmp_path):
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.2)
-    seen: list = []
-    stop = threading.Event()
-
-    def accept_loop():
-        while not stop.is_set():
-            try:
-                conn, addr = server.accept()
-            except OSError:
-                continue
-            seen.append(addr)
-            conn.close()
-
-    t = threading.Thread(target=accept_loop, daemon=True)
-    t.start()
-    try:
-        sol = from_template(tmp_path, "network", PORT=server.getsockname()[1])
-        res = run_eval("relu", sol)
-    finally:
-        stop.set()
-        t.join(timeout=5)
-        server.close()
+    with Listener() as srv:
+        res = run_eval("relu", from_template(tmp_path, "network", PORT=srv.port))
     assert_caught(res, "rejected", "network")
-    assert seen == [], f"the server saw connections from {seen}"
+    assert srv.seen == [], f"the server saw connections from {srv.seen}"
 
 
 @pytest.mark.parametrize("how", ["spawn_at_import", "spawn_in_forward"])
