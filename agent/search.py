@@ -224,12 +224,15 @@ class Search:
                 return cid
         return None
 
+    def _reserve(self) -> int:
+        """Evaluations kept back for re-measuring the contenders for best."""
+        return int(self.cfg.budget * self.cfg.confirm_reserve)
+
     def _endgame(self) -> bool:
         """With only the reserve of the budget left, measure the contenders for best before
         exploring further; explore again only while a new child could still be confirmed.
         True when the run should stop."""
-        reserve = int(self.cfg.budget * self.cfg.confirm_reserve)
-        if self.cfg.budget - self.stats.evaluations > reserve:
+        if self.cfg.budget - self.stats.evaluations > self._reserve():
             return False
         while not (reason := self.out_of_budget()):
             cid = self.contender()
@@ -249,7 +252,7 @@ class Search:
         as the budget allows before its reserve; the rest take the one-at-a-time path."""
         if self.executor is None or self.evaluator is not None or self.target.kind != "kernelbench":
             return
-        room = self.cfg.budget - self.stats.evaluations - int(self.cfg.budget * self.cfg.confirm_reserve)
+        room = self.cfg.budget - self.stats.evaluations - self._reserve()
         batch = self._pending()[: max(0, room)]
         if len(batch) > 1:
             self.evaluate_concurrently(batch)
