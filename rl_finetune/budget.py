@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 
-from kopt.rl_finetune.recipes.selection import sqrt_allocation
+from kopt.rl_finetune.recipes.selection import minimum_allocation, sqrt_allocation
 
 MIN_GAIN = 1e-9  # below this, a further rollout is not worth spending
 
@@ -33,10 +33,7 @@ def knapsack_allocation(pass_rates: Sequence[float], total: int, min_each: int =
     n = len(pass_rates)
     if n == 0:
         return []
-    if total < min_each * n:
-        raise ValueError(f"a budget of {total} rollouts cannot give {n} prompts {min_each} each")
-    cap = max_each if max_each is not None else total
-    alloc = [min(min_each, cap)] * n
+    alloc, cap = minimum_allocation(n, total, min_each, max_each)
     left = total - sum(alloc)
     ps = [min(1.0, max(0.0, float(p))) for p in pass_rates]
 

@@ -234,11 +234,7 @@ class ProgramTarget:
         is only fast or correct on the easy tests is caught."""
         from kopt.agent.stress.search import CostMeter, StressSearch
 
-        try:
-            flags = self.flags(self.source)
-        except FlagError as e:
-            raise UserInputError(f"{self.path.name}: {e}") from None
-        runner, err = build_runner("reference", self.source, self.language, flags)
+        runner, err = self._build_reference()
         with runner:
             if err:
                 return []  # prepare_reference reports it in one line
@@ -253,6 +249,14 @@ class ProgramTarget:
         fresh = [f for f in result.inputs if f.data not in known][:AUTO_STRESS_KEEP]
         return [ProgramInput(f"stress-search/{k}.in ({f.origin})", f.data) for k, f in enumerate(fresh, 1)]
 
+    def _build_reference(self):
+        """(runner, compiler errors) for the reference; flags it may not use are a user error."""
+        try:
+            flags = self.flags(self.source)
+        except FlagError as e:
+            raise UserInputError(f"{self.path.name}: {e}") from None
+        return build_runner("reference", self.source, self.language, flags)
+
     def flags(self, code: str) -> list[str]:
         return source_flags_for(self.path, self.language, code, self.std)
 
@@ -264,11 +268,7 @@ class ProgramTarget:
     def prepare_reference(self) -> None:
         """Build and run the reference on every input; a broken program is a one-line error."""
         self._check_toolchain()
-        try:
-            flags = self.flags(self.source)
-        except FlagError as e:
-            raise UserInputError(f"{self.path.name}: {e}") from None
-        runner, err = build_runner("reference", self.source, self.language, flags)
+        runner, err = self._build_reference()
         with runner:
             if err:
                 first = next((line for line in err.splitlines() if "error" in line), err.splitlines()[0])

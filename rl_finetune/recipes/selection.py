@@ -101,6 +101,15 @@ class GDROWeights:
         return w
 
 
+def minimum_allocation(n: int, total: int, min_each: int, max_each: int | None) -> tuple[list[int], int]:
+    """The floor every allocation rule starts from: (`min_each` per prompt, the per-prompt cap);
+    a budget that cannot give every prompt its minimum is an error."""
+    if total < min_each * n:
+        raise ValueError(f"a budget of {total} rollouts cannot give {n} prompts {min_each} each")
+    cap = max_each if max_each is not None else total
+    return [min(min_each, cap)] * n, cap
+
+
 def sqrt_allocation(pass_rates: Sequence[float], total: int, min_each: int = 2, max_each: int | None = None,
                     weights: Sequence[float] | None = None) -> list[int]:
     """Rollouts per prompt by the square-root rule under a fixed budget: each prompt gets `min_each`, the rest
@@ -109,15 +118,12 @@ def sqrt_allocation(pass_rates: Sequence[float], total: int, min_each: int = 2, 
     n = len(pass_rates)
     if n == 0:
         return []
-    if total < min_each * n:
-        raise ValueError(f"a budget of {total} rollouts cannot give {n} prompts {min_each} each")
-    cap = max_each if max_each is not None else total
+    alloc, cap = minimum_allocation(n, total, min_each, max_each)
     w = [1.0] * n if weights is None else [max(0.0, float(x)) for x in weights]
     ps = [min(1.0, max(0.0, float(p))) for p in pass_rates]
     score = [math.sqrt(w[i] * ps[i] * (1 - ps[i])) for i in range(n)]
     if sum(score) <= 0:
         score = [1.0] * n
-    alloc = [min(min_each, cap)] * n
     left = total - sum(alloc)
     open_ = [i for i in range(n) if alloc[i] < cap and score[i] > 0]
     while left > 0 and open_:
