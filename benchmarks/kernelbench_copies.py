@@ -1,0 +1,224 @@
+"""Honest copies of the real KernelBench tasks: the regression suite for kopt's verdicts.
+
+For every task of an upstream KernelBench checkout (levels 1-3 by default), after
+`--fit auto`, a copy of the reference (`Model` renamed `ModelNew`, nothing else changed)
+is evaluated by kopt's evaluator. A copy is the one solution whose right verdict is known:
+`same`, with a speedup near 1. Anything else is kopt's error (or the task's: degenerate).
+
+    python -m kopt.benchmarks.kernelbench_copies [SUITE] [--levels 1,2,3] [--tasks 1-20]
+        [--jobs 1] [--json results.json] [--resume] [--quick]
+
+SUITE defaults to `../shared/kernelbench` next to the repository. Each result is written
+to the --json file as it completes, so `--resume` after an interruption skips those.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from kopt.agent.errors import KoptError, UserInputError
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SUITE = REPO.parent / "shared" / "kernelbench"
+BAND = (0.9, 1.1)
+GOOD = ("same", "degenerate", "too_large")
+# a quick evaluation for CI and wide sweeps: fewer trials and timed rounds, same checks
+QUICK = {"trials": 3, "rounds": 5, "max_timing_s": 5.0, "quality_seeds": 3, "input_budget_s": 0.5}
+
+
+def outcome(rec: dict) -> str:
+    """One word for a copy's result: same | degenerate | too_large | skipped | the verdict
+    (`same_outside_band` when `same` but the speedup is off [0.9, 1.1])."""
+    if rec.get("too_large"):
+        return "too_large"
+    if rec.get("skipped"):
+        return "skipped"
+    verdict = rec.get("verdict")
+    if verdict == "same" and rec.get("degenerate"):
+        return "degenerate"
+    if verdict == "same":
+        sp = rec.get("speedup") or 0.0
+        return "same" if BAND[0] <= sp <= BAND[1] else "same_outside_band"
+    return verdict or "error"
+
+
+def evaluate_copy(task, work: Path, eval_overrides: dict, device: str = "cpu", fit_cfg=None) -> dict:
+    """Fit TASK, write the copy of its (fitted) reference and evaluate it. Never raises for
+    what the task or the evaluator does: that is the record."""
+    from kopt.agent.targets.kernelbench import reference_solution
+    from kopt.benchmarks.fit import FitConfig, fit_task
+    from kopt.sandboxes.evaluator import EvalConfig, evaluate
+
+    rec: dict = {"id": task.id, "level": task.level, "number": task.number, "name": task.name,
+                 "path": str(task.path)}
+    started = time.perf_counter()
+    try:
+        fit = fit_task(task.path, work, fit_cfg or FitConfig(device=device))
+        rec["fit"] = fit.sizes
+        rec["fit_s"] = round(time.perf_counter() - started, 2)
+        if fit.skipped:
+            rec["skipped"] = fit.skipped
+            rec["too_large"] = "too big" in fit.skipped
+            return rec
+        copy = work / "copy.py"
+        copy.write_text(reference_solution(fit.path.read_text()))
+        res = evaluate(fit.path, copy, EvalConfig(device=device, **eval_overrides))
+        rec.update({k: res.get(k) for k in ("verdict", "reason", "speedup", "speedup_ci", "ref_ms", "new_ms",
+                                            "degenerate", "degenerate_reason")})
+        rec["eval_s"] = res["checks"].get("eval_s")
+        rec["skipped_trials"] = res["checks"].get("skipped", [])
+        rec["task_file"] = str(fit.path)
+    except KoptError as e:
+        rec.update(verdict="error", reason=f"{type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 - kopt crashed on a real task: that is a finding
+        rec.update(verdict="crash", reason=f"{type(e).__name__}: {str(e).strip()[:300]}")
+    rec["outcome"] = outcome(rec)
+    rec["wall_s"] = round(time.perf_counter() - started, 2)
+    return rec
+
+
+def select_tasks(suite: Path, levels: list[int], selection: str | None) -> list:
+    from kopt.benchmarks.suite import discover, select
+
+    found = discover(suite)
+    have = sorted({t.level for t in found})
+    missing = [lv for lv in levels if lv not in have]
+    if missing:
+        raise UserInputError(f"no level {', '.join(map(str, missing))} in {suite}; found "
+                             f"level(s) {', '.join(map(str, have))}")
+    by_level = [t for lv in levels for t in select([t for t in found if t.level == lv], selection)]
+    return by_level
+
+
+def parse_levels(text: str) -> list[int]:
+    try:
+        levels = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise UserInputError(f"--levels takes numbers like 1,2,3 (got {text!r})") from None
+    if not levels:
+        raise UserInputError("--levels is empty; give numbers like 1,2,3")
+    return levels
+
+
+def load_previous(path: Path) -> list[dict]:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"cannot resume from {path}: {e}") from None
+    return [r for r in data.get("results", []) if r.get("outcome") not in ("crash", "error")]
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def table(results: list[dict]) -> str:
+    """A markdown table per level (counts by outcome), then every non-`same` task with its
+    reason, then the distribution of evaluation times."""
+    lines = []
+    cols = ["same", "degenerate", "too_large", "skipped", "same_outside_band", "faster", "slower", "incorrect",
+            "runtime_error", "rejected", "timeout"]
+    by_level: dict = defaultdict(list)
+    for r in results:
+        by_level[r["level"]].append(r)
+    extra = sorted({r["outcome"] for r in results} - set(cols))
+    cols += extra
+    lines.append("| level | tasks | " + " | ".join(cols) + " |")
+    lines.append("|---" * (len(cols) + 2) + "|")
+    for lv in sorted(by_level):
+        rs = by_level[lv]
+        counts = [sum(r["outcome"] == c for r in rs) for c in cols]
+        lines.append(f"| {lv} | {len(rs)} | " + " | ".join(str(c) for c in counts) + " |")
+    lines.append("")
+    for r in sorted(results, key=lambda r: (r["level"], r["number"])):
+        if r["outcome"] == "same":
+            continue
+        why = (r.get("degenerate_reason") or r.get("skipped") or r.get("reason")
+               or (f"speedup {r['speedup']:.3f} (CI {r['speedup_ci'][0]:.2f}-{r['speedup_ci'][1]:.2f})"
+                   if r.get("speedup") is not None else ""))
+        lines.append(f"- level {r['level']} {r['name']}: **{r['outcome']}** -- {str(why)[:300]}")
+    times = [r["eval_s"] for r in results if r.get("eval_s") is not None]
+    if times:
+        under = sum(t <= 20 for t in times)
+        lines.append("")
+        lines.append(f"evaluation time over {len(times)} evaluations: median {statistics.median(times):.1f} s, "
+                     f"p90 {_pct(times, 0.9):.1f} s, max {max(times):.1f} s; {under}/{len(times)} under 20 s; "
+                     f"total {sum(r.get('wall_s', 0) for r in results) / 60:.1f} min (fitting included)")
+    return "\n".join(lines)
+
+
+def run(tasks: list, out: Path | None, work_root: Path, eval_overrides: dict, jobs: int, previous: list[dict],
+        device: str = "cpu", echo=print) -> list[dict]:
+    """Evaluate every task not already in `previous`; `out` is rewritten after each result."""
+    from kopt.benchmarks.bench_runner import write_json
+
+    done = {r["id"] for r in previous}
+    results = list(previous)
+    lock = threading.Lock()
+    todo = [t for t in tasks if t.id not in done]
+    if previous:
+        echo(f"resuming: {len(done)} done, {len(todo)} to go")
+
+    def one(task) -> None:
+        rec = evaluate_copy(task, work_root / task.id, eval_overrides, device)
+        with lock:
+            results.append(rec)
+            if out is not None:
+                write_json(out, {"config": {"eval": eval_overrides, "device": device}, "results": results})
+            echo(f"[{len(results)}/{len(done) + len(todo)}] level {task.level} {task.name}: {rec['outcome']} "
+                 f"{rec.get('speedup') or ''} ({rec['wall_s']:.0f} s) {(rec.get('reason') or '')[:160]}")
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, todo))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE), help="an upstream KernelBench checkout")
+    ap.add_argument("--levels", default="1,2,3")
+    ap.add_argument("--tasks", default=None, help="task numbers within each level: 1,5,19 or 1-20")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--json", dest="out", default=None, help="results file, rewritten as each task finishes")
+    ap.add_argument("--resume", action="store_true", help="skip the tasks already in the --json file")
+    ap.add_argument("--work-dir", default=None, help="fitted tasks and copies (default: next to --json, or a "
+                                                     "temporary folder)")
+    ap.add_argument("--quick", action="store_true", help=f"fewer trials and timed rounds: {QUICK}")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    try:
+        suite = Path(args.suite)
+        if not suite.is_dir():
+            print(f"no KernelBench checkout at {suite}: nothing to do (give its path)")
+            return 0
+        if args.jobs < 1:
+            raise UserInputError(f"--jobs must be at least 1 (got {args.jobs})")
+        if args.resume and not args.out:
+            raise UserInputError("--resume needs --json FILE (the results to resume from)")
+        tasks = select_tasks(suite, parse_levels(args.levels), args.tasks)
+        out = Path(args.out) if args.out else None
+        previous = load_previous(out) if args.resume and out.exists() else []
+        import tempfile
+
+        work = Path(args.work_dir) if args.work_dir else (out.with_suffix(".work") if out else
+                                                          Path(tempfile.mkdtemp(prefix="kopt-copies-")))
+        results = run(tasks, out, work, QUICK if args.quick else {}, args.jobs, previous, args.device)
+    except KoptError as e:
+        print(f"kernelbench_copies: {e}", file=sys.stderr)
+        return 2
+    print()
+    print(table(results))
+    return 0 if all(r["outcome"] in GOOD for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
