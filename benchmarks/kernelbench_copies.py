@@ -92,8 +92,7 @@ def select_tasks(suite: Path, levels: list[int], selection: str | None) -> list:
     if missing:
         raise UserInputError(f"no level {', '.join(map(str, missing))} in {suite}; found "
                              f"level(s) {', '.join(map(str, have))}")
-    by_level = [t for lv in levels for t in select([t for t in found if t.level == lv], selection)]
-    return by_level
+    return [t for lv in sorted(set(levels)) for t in select([t for t in found if t.level == lv], selection)]
 
 
 def parse_levels(text: str) -> list[int]:
