@@ -19,6 +19,7 @@ import os
 import re
 import select
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from kopt.sandboxes import protocol
 
 CXX_DEFAULT_FLAGS = ("-O2",)
 MAX_OUTPUT = 256 << 20
+MAX_HEADER_BYTES = 4 << 20
 # Flags a candidate may ask for with a `// kopt-flags: ...` line; anything else (-I, -include,
 # -fplugin, -B, -Wl, ...) could read or run files outside the program and is refused.
 ALLOWED_FLAG = re.compile(r"^-(O[0-3sg]?|Ofast|march=native|mtune=native|funroll(-all)?-loops|fomit-frame-pointer"
@@ -77,11 +79,28 @@ def source_flags_for(path: Path, language: str, source: str, std: str | None = N
     headers = sorted(set(re.findall(r'^\s*#\s*include\s*"([^"]+)"', source, re.M)))
     digest = hashlib.sha256()
     for name in headers:
-        try:
-            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
-        except OSError:
-            pass
+        digest.update(name.encode() + b"\0" + header_bytes(folder, name))
     return [*flags, "-iquote", str(folder), f"-DKOPT_HEADERS_{digest.hexdigest()[:12]}"] if headers else flags
+
+
+def header_bytes(folder: Path, name: str) -> bytes:
+    """The contents of header NAME beside a source, for the build key only: the name comes from
+    a candidate, so kopt's own process reads nothing but a small regular file inside FOLDER
+    (no absolute path, no `..`, no symlink, device or FIFO: `/proc/self/fd/0` would block for
+    good). The compiler resolves the include itself, inside the sandbox."""
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or not name.strip():
+        return b""
+    path = folder / rel
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_HEADER_BYTES:
+            return b""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as f:
+        return f.read(MAX_HEADER_BYTES)
 
 
 @functools.cache
@@ -143,6 +162,7 @@ class RunResult:
     wall_ms: float
     timed_out: bool = False
     instructions: int | None = None
+    left_running: bool = False  # processes outlived the program (a counted run then has no count)
 
     @property
     def ok(self) -> bool:
@@ -237,15 +257,16 @@ class ProgramRunner:
         self.argv = [str(Path(path).resolve())]
 
     def run(self, stdin: bytes, timeout_s: float = 10.0, count: bool = False,
-            args: list[str] | None = None) -> RunResult:
-        """Run the program on STDIN; with `count`, under cachegrind for its instruction count."""
-        if not self.argv:
+            args: list[str] | None = None, argv: list[str] | None = None) -> RunResult:
+        """Run the program on STDIN; with `count`, under cachegrind for its instruction count.
+        ARGV runs another command in the same sandbox instead (e.g. to time an empty start-up)."""
+        if not (argv or self.argv):
             raise RunnerError(f"the {self.role} program was not built")
-        header = {"cmd": "run", "argv": [*self.argv, *(args or [])], "timeout": timeout_s,
+        header = {"cmd": "run", "argv": [*(argv or self.argv), *(args or [])], "timeout": timeout_s,
                   "count": bool(count and valgrind_path())}
         reply, out = self._call(header, stdin, timeout=timeout_s + 60)
         return RunResult(reply["rc"], out, reply.get("stderr", ""), reply["wall_ms"], reply.get("timed_out", False),
-                         reply.get("instructions"))
+                         reply.get("instructions"), bool(reply.get("left_running")))
 
 
 def build_runner(role: str, source: str, language: str, flags: list[str],
@@ -310,6 +331,22 @@ def _build(req: dict) -> dict:
     return {"ok": True, "argv": [str(exe)], "error": ""}
 
 
+def _strays() -> list[int]:
+    """Processes other than this worker still alive in its PID namespace (none when not PID 1)."""
+    if os.getpid() != 1:
+        return []
+    me = os.getpid()
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me and _state(int(p)) not in ("Z", "")]
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
 def _reap_strays() -> None:
     """Kill and reap everything a program left running (we are PID 1 of the namespace)."""
     if os.getpid() == 1:
@@ -324,27 +361,77 @@ def _reap_strays() -> None:
         pass
 
 
-def _count(files: list[Path]) -> int | None:
-    total, seen = 0, False
-    for f in files:
-        for line in f.read_text(errors="replace").splitlines():
-            if line.startswith("summary:"):
-                total += int(line.split()[1])
-                seen = True
-    return total if seen else None
+def _private_shm() -> bool:
+    """Whether /dev/shm is the jail's own tmpfs (then it is wiped between runs; never the host's)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            return any(line.split()[:2] == ["kopt-shm", "/dev/shm"] for line in f)
+    except OSError:
+        return False
 
 
-def _run(req: dict, stdin: bytes, work: Path) -> tuple[dict, bytes]:
-    for f in work.glob("cg.*"):
-        f.unlink()
-    (work / "stdin").write_bytes(stdin)
+@functools.cache
+def _ipc_wrapper() -> tuple[str, ...]:
+    """`unshare --user --ipc` when it works here: each run gets its own System V IPC and keyrings,
+    so shared memory cannot carry an answer from one run to the next."""
+    exe = shutil.which("unshare")
+    if not exe:
+        return ()
+    try:
+        ok = subprocess.run([exe, "--user", "--ipc", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    return (exe, "--user", "--ipc") if ok else ()
+
+
+def _wipe(base: Path) -> None:
+    """Remove everything under BASE (the worker's private tmpfs) and a private /dev/shm: the next
+    run starts from an empty working directory, HOME, TMPDIR and /dev/shm."""
+    folders = [base, Path("/dev/shm")] if _private_shm() else [base]
+    for folder in folders:
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
+def _count(io: Path, main_pid: int) -> int | None:
+    """Instructions of the run: the sum over every process's cachegrind file, which must be a
+    regular file; the program's own (main) file must be there."""
+    total, seen_main = 0, False
+    for f in sorted(io.glob("cg.[0-9]*")):
+        if not f.name[3:].isdigit() or not stat.S_ISREG(os.lstat(f).st_mode):
+            return None
+        lines = [ln for ln in f.read_text(errors="replace").splitlines() if ln.startswith("summary:")]
+        if len(lines) != 1:
+            return None
+        total += int(lines[0].split()[1])
+        seen_main = seen_main or f.name == f"cg.{main_pid}"
+    return total if seen_main else None
+
+
+def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
+    """One run in a fresh working directory (also its HOME and TMPDIR) and, in the jail, a fresh
+    /dev/shm and IPC namespace: nothing a run leaves behind reaches the next one, so a program
+    cannot remember an input it was already checked on."""
+    _wipe(base)
+    io, work = base / "io", base / "cwd"
+    io.mkdir()
+    work.mkdir()
+    (io / "stdin").write_bytes(stdin)
     argv = list(req["argv"])
     if req.get("count"):
         argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
-                f"--cachegrind-out-file={work}/cg.%p", f"--log-file={work}/cg.log.%p", *argv]
-    with open(work / "stdin", "rb") as fin, open(work / "stdout", "wb") as fout, open(work / "stderr", "wb") as ferr:
+                f"--cachegrind-out-file={io}/cg.%p", f"--log-file={io}/log.%p", *argv]
+    env = {**os.environ, "HOME": str(work), "TMPDIR": str(work)}
+    with open(io / "stdin", "rb") as fin, open(io / "stdout", "wb") as fout, open(io / "stderr", "wb") as ferr:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, cwd=work, start_new_session=True)
+        proc = subprocess.Popen([*_ipc_wrapper(), *argv], stdin=fin, stdout=fout, stderr=ferr, cwd=work, env=env,
+                                start_new_session=True)
         timed_out = False
         try:
             rc = proc.wait(timeout=req["timeout"])
@@ -353,17 +440,23 @@ def _run(req: dict, stdin: bytes, work: Path) -> tuple[dict, bytes]:
             os.killpg(proc.pid, 9)
             rc = proc.wait()
         wall_ms = (time.perf_counter() - t0) * 1000
+    # a process still running when the program exits could rewrite the counts, and its own
+    # instructions would never be counted: such a counted run has no count
+    left_running = bool(_strays())
     try:
         os.killpg(proc.pid, 9)
     except OSError:
         pass
     _reap_strays()
-    instructions = _count(sorted(work.glob("cg.[0-9]*"))) if req.get("count") and not timed_out else None
-    with open(work / "stdout", "rb") as f:
+    instructions = None
+    if req.get("count") and not timed_out and not left_running:
+        instructions = _count(io, proc.pid)
+    with open(io / "stdout", "rb") as f:
         out = f.read(MAX_OUTPUT)  # a longer output is cut (and compares unequal)
-    err = (work / "stderr").read_bytes()[-4000:].decode(errors="replace")
+    err = (io / "stderr").read_bytes()[-4000:].decode(errors="replace")
+    _wipe(base)
     return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
-             "stderr": err}, out)
+             "left_running": left_running, "stderr": err}, out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -375,8 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fd-alarm", type=int, required=True)
     a = ap.parse_args(argv)
     _non_dumpable()
-    work = Path(os.getcwd()) / "run"
-    work.mkdir(exist_ok=True)
+    base = Path(os.getcwd())
     while True:
         try:
             req, payload = protocol.recv(a.fd_in, max_payload=1 << 30)
@@ -388,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
             if req.get("cmd") == "build":
                 reply, data = _build(req), b""
             elif req.get("cmd") == "run":
-                reply, data = _run(req, payload, work)
+                reply, data = _run(req, payload, base)
             else:
                 reply, data = {"ok": False, "error": f"unknown command {req.get('cmd')!r}"}, b""
         except Exception as e:  # noqa: BLE001 -- reported to the host, the worker lives on

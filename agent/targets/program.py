@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from kopt.sandboxes.program_runner import (
     FlagError,
     ProgramRunner,
     RunnerError,
+    RunResult,
     build_runner,
     compiler_version,
     language_of,
@@ -33,6 +35,12 @@ from kopt.sandboxes.timing import estimate_speedup, speed_verdict
 INPUT_TIMEOUT_S = 10.0     # the reference must finish each input within this
 INSTRUCTION_FLOOR = 0.02   # instruction counts are exact: 2% is a real difference
 WALL_NOISE_FLOOR = 0.1
+# A candidate's wall time may be at most AGREE_FACTOR x what its instruction ratio predicts, plus
+# AGREE_SLACK_MS; judged only when the reference's own work (start-ups excluded) is measurable
+AGREE_FACTOR = 4.0
+AGREE_SLACK_MS = 5.0
+MEASURABLE_WORK_MS = 20.0
+STARTUP_RUNS = 5
 AUTO_STRESS_BUDGET = 8        # with --validator and no --stress: a short search from the tests
 AUTO_STRESS_SECONDS = 60.0
 AUTO_STRESS_BYTES = 256 << 10
@@ -82,21 +90,31 @@ class Checker:
     def describe(self) -> str:
         return f"float:{self.tol:g}" if self.mode == "float" else self.mode
 
+    def _units(self, data: bytes) -> list:
+        if self.mode == "exact":
+            return [line.rstrip() for line in data.decode(errors="replace").rstrip().splitlines()]
+        return data.split()
+
+    def _same(self, x, y) -> bool:
+        return x == y or (self.mode == "float" and _close(x, y, self.tol))
+
     def differ(self, want: bytes, got: bytes) -> str:
         """'' when GOT is acceptable, else a short description of the first difference."""
-        if self.mode == "exact":
-            a = [line.rstrip() for line in want.decode(errors="replace").rstrip().splitlines()]
-            b = [line.rstrip() for line in got.decode(errors="replace").rstrip().splitlines()]
-            for i, (x, y) in enumerate(zip(a, b), 1):
-                if x != y:
-                    return f"line {i}: expected {x[:60]!r}, got {y[:60]!r}"
-            return "" if len(a) == len(b) else f"expected {len(a)} lines, got {len(b)}"
-        a, b = want.split(), got.split()
+        a, b = self._units(want), self._units(got)
+        unit = "line" if self.mode == "exact" else "token"
         for i, (x, y) in enumerate(zip(a, b), 1):
-            if x != y and not (self.mode == "float" and _close(x, y, self.tol)):
-                want_tok, got_tok = x[:40].decode(errors="replace"), y[:40].decode(errors="replace")
-                return f"token {i}: expected {want_tok!r}, got {got_tok!r}"
-        return "" if len(a) == len(b) else f"expected {len(a)} tokens, got {len(b)}"
+            if not self._same(x, y):
+                if unit == "token":
+                    x, y = x[:40].decode(errors="replace"), y[:40].decode(errors="replace")
+                return f"{unit} {i}: expected {x[:60]!r}, got {y[:60]!r}"
+        return "" if len(a) == len(b) else f"expected {len(a)} {unit}s, got {len(b)}"
+
+    def count_differences(self, want: bytes, got: bytes) -> str:
+        """How much GOT differs, as a count only ('3 lines differ'): safe to show the model."""
+        a, b = self._units(want), self._units(got)
+        n = sum(not self._same(x, y) for x, y in zip(a, b)) + abs(len(a) - len(b))
+        unit = "line" if self.mode == "exact" else "token"
+        return f"{n} {unit}{'s differ' if n != 1 else ' differs'}"
 
 
 def _close(x: bytes, y: bytes, tol: float) -> bool:
@@ -306,6 +324,7 @@ class ProgramTarget:
                   "checks": {"inputs": len(self.inputs), "checker": self.checker.describe()},
                   "kernel": "python" if self.language == "python" else "cpp"}
         hide = (str(self.path), *self.private_paths, *hidden_paths)
+        detail: dict = {}  # the full text of a failure, for the user (never in `reason`)
         try:
             try:
                 flags = self.flags(code)
@@ -318,53 +337,78 @@ class ProgramTarget:
                 if err:
                     raise _Verdict("compile_error", err.splitlines()[0][:300] if err else "compile failed", False)
                 result["compiled"] = True
-                self._check_outputs(new)
+                self._check_outputs(new, detail)
                 result["correct"] = True
                 ref, _ = build_runner("reference", self.source, self.language, self.flags(self.source))
                 with ref:
-                    self._measure(new, ref, result)
+                    self._measure(new, ref, result, detail)
         except _Verdict as v:
-            result.update(verdict=v.verdict, reason=v.reason, compiled=v.compiled and result["compiled"])
+            # a measured run that is not correct (or a rejection) unmeasures the candidate
+            result.update(verdict=v.verdict, reason=v.reason, compiled=v.compiled and result["compiled"],
+                          correct=False, speedup=None, speedup_ci=None)
         except RunnerError as e:
-            result.update(verdict="runtime_error", reason=str(e)[:300])
+            detail["failure"] = str(e)[:2000]
+            result.update(verdict="runtime_error", reason=str(e).split(":", 1)[0][:200], correct=False,
+                          speedup=None, speedup_ci=None)
+        if detail:
+            result["checks"]["detail"] = detail
         return result
 
     # -- evaluation steps ----------------------------------------------------------------
     def _timeout(self, inp: ProgramInput) -> float:
         return max(2.0, 10 * inp.ref_ms / 1000)
 
-    def _check_outputs(self, new: ProgramRunner) -> None:
-        for inp in self.inputs:
-            r = new.run(inp.data, self._timeout(inp))
-            if r.timed_out:
-                raise _Verdict("timeout", f"timed out on {inp.name} (limit {self._timeout(inp):.1f}s, reference "
-                                          f"{inp.ref_ms:.0f} ms)")
-            if r.rc != 0:
-                raise _Verdict("runtime_error", f"on {inp.name}: {r.failure()}")
-            diff = self.checker.differ(inp.expected if inp.expected is not None else inp.ref_output, r.stdout)
-            if diff:
-                raise _Verdict("incorrect", f"wrong output on {inp.name}: {diff}")
+    def _judge(self, k: int, r: RunResult, when: str, detail: dict) -> None:
+        """Raise the verdict for a run on input K that is not correct -- on every run, checked,
+        counted or timed alike. The reason names the input by number and says how many lines
+        differ or how it ended, never what it printed or what was expected: reasons reach the
+        model. The full text (stderr, the first difference) goes to `checks.detail`, for the user."""
+        inp = self.inputs[k - 1]
+        where = f"hidden test {k}{when}"
+        if r.timed_out:
+            detail.update(input=inp.name, failure=r.failure())
+            raise _Verdict("timeout", f"timed out on {where} (limit {self._timeout(inp):.1f}s, reference "
+                                      f"{inp.ref_ms:.0f} ms)")
+        if r.rc != 0:
+            detail.update(input=inp.name, failure=r.failure())
+            how = f"killed by signal {-r.rc}" if r.rc < 0 else f"exit code {r.rc}"
+            raise _Verdict("runtime_error", f"crashed on {where} ({how})")
+        want = inp.expected if inp.expected is not None else inp.ref_output
+        diff = self.checker.differ(want, r.stdout)
+        if diff:
+            detail.update(input=inp.name, difference=diff, stderr=r.stderr[-1000:])
+            raise _Verdict("incorrect", f"wrong on {where} ({self.checker.count_differences(want, r.stdout)})")
 
-    def _counts(self, new: ProgramRunner) -> list[int] | None:
+    def _check_outputs(self, new: ProgramRunner, detail: dict) -> None:
+        for k, inp in enumerate(self.inputs, 1):
+            self._judge(k, new.run(inp.data, self._timeout(inp)), "", detail)
+
+    def _counts(self, new: ProgramRunner, detail: dict) -> list[int] | None:
         if not self.counting or any(i.ref_instructions is None for i in self.inputs):
             return None
         counts = []
-        for inp in self.inputs:
+        for k, inp in enumerate(self.inputs, 1):
             r = new.run(inp.data, self._timeout(inp) * 100, count=True)
             if r.rc == -4 and not r.timed_out:
                 return None  # SIGILL: valgrind cannot decode this build (e.g. AVX-512 from -march=native)
-            if not r.ok or r.instructions is None:
-                raise _Verdict("runtime_error", f"under valgrind on {inp.name}: {r.failure() or 'no count'}")
+            self._judge(k, r, " when its instructions were counted", detail)
+            if r.left_running:
+                raise _Verdict("rejected", f"left processes running after it exited on hidden test {k} when its "
+                                           f"instructions were counted (their work cannot be counted)")
+            if r.instructions is None:
+                raise _Verdict("runtime_error", f"no instruction count on hidden test {k} (valgrind)")
             counts.append(r.instructions)
         return counts
 
-    def _rounds(self, new: ProgramRunner, ref: ProgramRunner) -> tuple[list[float], list[float], list[list[float]]]:
+    def _rounds(self, new: ProgramRunner, ref: ProgramRunner,
+                detail: dict) -> tuple[list[float], list[float], list[list[float]]]:
         """Rounds of candidate, reference, reference, candidate (ABBA) per input: whichever runs
-        second in a pair measured ~1 ms slower here, and the mirrored order cancels that out."""
+        second in a pair measured ~1 ms slower here, and the mirrored order cancels that out.
+        Every candidate run's output is checked: a run that is not correct is not measured."""
         ref_ms, new_ms, per_input = [], [], [[[], []] for _ in self.inputs]
         start = time.monotonic()
-        for k in range(self.rounds):
-            if k >= 3 and time.monotonic() - start > self.max_timing_s:
+        for r_k in range(self.rounds):
+            if r_k >= 3 and time.monotonic() - start > self.max_timing_s:
                 break
             rn = rr = 0.0
             for i, inp in enumerate(self.inputs):
@@ -373,9 +417,7 @@ class ProgramTarget:
                 b2 = ref.run(inp.data, INPUT_TIMEOUT_S)
                 a2 = new.run(inp.data, self._timeout(inp))
                 for a in (a1, a2):
-                    if not a.ok:
-                        raise _Verdict("timeout" if a.timed_out else "runtime_error",
-                                       f"timed run on {inp.name}: {a.failure()}")
+                    self._judge(i + 1, a, " in a timed run", detail)
                 a_ms, b_ms = (a1.wall_ms + a2.wall_ms) / 2, (b1.wall_ms + b2.wall_ms) / 2
                 rn, rr = rn + a_ms, rr + b_ms
                 per_input[i][0].append(b_ms)
@@ -384,11 +426,19 @@ class ProgramTarget:
             ref_ms.append(rr)
         return ref_ms, new_ms, per_input
 
-    def _measure(self, new: ProgramRunner, ref: ProgramRunner, result: dict) -> None:
+    def _startup_ms(self, runner: ProgramRunner) -> float:
+        """Wall time of starting an empty program in this sandbox: the part of every run that no
+        rewrite can remove (the median of a few runs)."""
+        argv = [sys.executable, "-S", "-c", "pass"] if self.language == "python" else ["true"]
         import statistics
 
-        counts = self._counts(new)
-        ref_ms, new_ms, per_input = self._rounds(new, ref)
+        return statistics.median(runner.run(b"", INPUT_TIMEOUT_S, argv=argv).wall_ms for _ in range(STARTUP_RUNS))
+
+    def _measure(self, new: ProgramRunner, ref: ProgramRunner, result: dict, detail: dict) -> None:
+        import statistics
+
+        counts = self._counts(new, detail)
+        ref_ms, new_ms, per_input = self._rounds(new, ref, detail)
         wall = estimate_speedup(ref_ms, new_ms)
         wall_verdict = speed_verdict(wall, WALL_NOISE_FLOOR)
         checks = result["checks"]
@@ -412,7 +462,9 @@ class ProgramTarget:
                           input_spread=[round(lo, 4), round(hi, 4)])
             verdict = ("faster" if speedup > 1 + INSTRUCTION_FLOOR else
                        "slower" if speedup < 1 / (1 + INSTRUCTION_FLOOR) else "same")
-            if wall_verdict not in ("same", verdict):
+            self._agree(speedup, rows, self._startup_ms(ref), checks)
+            if wall_verdict not in ("same", verdict) or (checks["wall_measurable"] and verdict == "faster"
+                                                         and wall_verdict != "faster"):
                 checks["metrics_disagree"] = f"instructions say {verdict}, wall time says {wall_verdict}"
                 verdict = "same"
             # counts are exact, so the CI is the point; how much the ratio depends on which inputs
@@ -424,3 +476,23 @@ class ProgramTarget:
                                 "wall time (valgrind cannot run this build, e.g. AVX-512 from -march=native)")
             result.update(speedup=round(wall.speedup, 4), speedup_ci=[round(wall.ci[0], 4), round(wall.ci[1], 4)],
                           verdict=wall_verdict)
+
+    def _agree(self, speedup: float, rows: list[dict], startup_ms: float, checks: dict) -> None:
+        """Reject a candidate whose instruction count claims far more than its wall time shows.
+
+        Every run pays a start-up no rewrite removes, so with instruction ratio R the candidate
+        should take about start-ups + (reference - start-ups) / R. When the reference's own work
+        (its wall time less the start-ups) is long enough to measure, a candidate slower than
+        AGREE_FACTOR x that plus AGREE_SLACK_MS (the noise of short runs) behaves differently
+        when counted (e.g. it takes a short cut when LD_PRELOAD names valgrind's preload
+        library): `rejected`. Short runs cannot be judged this way; instructions decide them."""
+        ref_ms, new_ms = sum(r["ref_ms"] for r in rows), sum(r["new_ms"] for r in rows)
+        fixed = min(ref_ms, startup_ms * len(rows))
+        work = ref_ms - fixed
+        predicted_ms = fixed + work / max(speedup, 1e-9)
+        checks.update(wall_measurable=work >= MEASURABLE_WORK_MS, startup_ms=round(startup_ms, 3),
+                      predicted_new_ms=round(predicted_ms, 3))
+        if work >= MEASURABLE_WORK_MS and new_ms > AGREE_FACTOR * predicted_ms + AGREE_SLACK_MS:
+            raise _Verdict("rejected", f"behaves differently when measured: its instruction count ({speedup:.2f}x "
+                                       f"fewer) predicts about {predicted_ms:.1f} ms, but its runs took "
+                                       f"{new_ms:.1f} ms (allowed: {AGREE_FACTOR:g}x + {AGREE_SLACK_MS:g} ms)")
