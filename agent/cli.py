@@ -8,10 +8,30 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+from kopt.agent.commands.choices import Device, Executor, ExportFormat, Fit, Kind, Sandbox, value
+
+# rich_markup_mode=None: help texts are plain text ("NAME.in [/ NAME.out]" is not markup)
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="kopt: find faster, verified versions of kernels and programs.")
-runs_app = typer.Typer(no_args_is_help=True, help="Inspect run directories.")
+runs_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Inspect run directories.")
 app.add_typer(runs_app, name="runs")
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"kopt {version('kopt')}")
+        except PackageNotFoundError:
+            typer.echo("kopt (not installed as a package)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                            help="print kopt's version and exit")) -> None:
+    """kopt: find faster, verified versions of kernels and programs."""
 
 
 def _fail(message: str, code: int) -> None:
@@ -23,24 +43,25 @@ def _fail(message: str, code: int) -> None:
 def eval_cmd(
     task: Optional[Path] = typer.Argument(None, help="KernelBench task file (Model, get_inputs, get_init_inputs)"),
     solution: Optional[Path] = typer.Argument(None, help="solution file defining ModelNew"),
-    device: str = typer.Option("cpu", help="cpu or cuda"),
+    device: Device = typer.Option("cpu", help="where the task runs"),
     suite: Optional[Path] = typer.Option(None, help="KernelBench checkout (with --level and --problem)"),
     level: Optional[int] = typer.Option(None, help="KernelBench level, with --suite"),
     problem: Optional[int] = typer.Option(None, help="problem number in the level, with --suite"),
     compile_only: bool = typer.Option(False, "--compile-only", help="build and load, do not run"),
-    fit: str = typer.Option("auto", help="auto: scale the task's batch/spatial sizes to this machine | none"),
+    fit: Fit = typer.Option("auto", help="auto: scale the task's batch/spatial sizes to this machine; none: as is"),
     trials: int = typer.Option(5, help="correctness trials (random seeds)"),
     atol: float = typer.Option(1e-4, help="absolute tolerance (fp32)"),
     rtol: float = typer.Option(1e-4, help="relative tolerance (fp32)"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for both sides (default: half the cores)"),
     run_dir: Optional[Path] = typer.Option(None, help="also record the evaluation in this run directory"),
-    sandbox: str = typer.Option("local", help="local | docker (the evaluation in a container; docs/gpu.md)"),
+    sandbox: Sandbox = typer.Option("local", help="docker: the evaluation in a container (docs/gpu.md)"),
     gpus: Optional[str] = typer.Option(None, help="GPU indices to use, e.g. 0,1 (one evaluation per GPU)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Evaluate SOLUTION against TASK: correctness, tamper checks, speedup with a CI."""
     from kopt.agent.errors import KoptError, UserInputError
 
+    device, fit, sandbox = value(device), value(fit), value(sandbox)
     try:
         if suite is not None:
             from kopt.agent.targets.kernelbench import resolve_problem
@@ -117,20 +138,34 @@ def _print_eval(r: dict) -> None:
         con.print(f"warning: {w}", markup=False)
 
 
+# optimize's flags -> the config key each one sets (the file's [section] key)
+OPTIMIZE_FLAGS = {"model": "model.name", "base_url": "model.base_url", "budget": "search.budget",
+                  "max_time": "search.max_time", "max_tokens": "search.max_tokens", "max_cost": "search.max_cost",
+                  **{k: f"run.{k}" for k in ("device", "fit", "kind", "executor", "jobs", "address", "sandbox",
+                                             "gpus")},
+                  **{k: f"target.{k}" for k in ("tests", "validator", "checker", "std", "stress", "test", "bench",
+                                                "bench_metric", "higher_is_better", "focus", "branch",
+                                                "include_dirty")}}
+CONFIG_HELP = "TOML file of settings ([model] [run] [search] [eval] [target]); flags given override it"
+
+
 @app.command("optimize")
 def optimize(
+    ctx: typer.Context,
     target: Path = typer.Argument(..., help="KernelBench task file, program source, or git repository folder"),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     model: str = typer.Option("rules", help="rules | openai/<name> | litellm/<provider>/<name> | hf:<path>"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or OPENAI_BASE_URL)"),
     budget: int = typer.Option(12, help="evaluations (re-evaluations included)"),
     max_time: Optional[float] = typer.Option(None, help="seconds"),
-    max_tokens: Optional[int] = typer.Option(None, help="LLM tokens"),
+    max_tokens: Optional[int] = typer.Option(None, help="LLM tokens, the whole run"),
     max_cost: Optional[float] = typer.Option(None, help="dollars"),
     run_dir: Optional[Path] = typer.Option(None, help="default runs/<timestamp>-<target>"),
-    resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir"),
-    device: str = typer.Option("cpu", help="cpu or cuda"),
-    fit: str = typer.Option("auto", help="auto: scale a task's batch/spatial sizes to this machine | none"),
-    kind: Optional[str] = typer.Option(None, help="kernelbench | program | repo (default: detected)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir with its stored config"),
+    override: bool = typer.Option(False, "--override", help="with --resume: let flags change the stored config"),
+    device: Device = typer.Option("cpu", help="where candidates run"),
+    fit: Fit = typer.Option("auto", help="auto: scale a task's batch/spatial sizes to this machine; none: as is"),
+    kind: Optional[Kind] = typer.Option(None, help="target kind (default: detected)"),
     tests: Optional[Path] = typer.Option(None, help="program: folder of NAME.in [/ NAME.out] test files"),
     validator: Optional[Path] = typer.Option(None, help="program: input validator (exit 0 = legal input)"),
     checker: Optional[str] = typer.Option(None, help="program: exact | tokens | float:TOL (output comparison)"),
@@ -143,10 +178,10 @@ def optimize(
     focus: Optional[str] = typer.Option(None, help="repo: path.py:func to optimize instead of the profile's pick"),
     branch: bool = typer.Option(False, "--branch", help="repo: also create branch kopt/<run> with the best patch"),
     include_dirty: bool = typer.Option(False, "--include-dirty", help="repo: start from HEAD plus the dirty diff"),
-    executor: str = typer.Option("local", help="local | ray: where a task's new candidates are evaluated"),
+    executor: Executor = typer.Option("local", help="where a task's new candidates are evaluated"),
     jobs: int = typer.Option(1, help="candidates evaluated at once (local threads or Ray tasks)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local runtime)"),
-    sandbox: str = typer.Option("local", help="local | docker (each evaluation in a container; docs/gpu.md)"),
+    sandbox: Sandbox = typer.Option("local", help="docker: each evaluation in a container (docs/gpu.md)"),
     gpus: Optional[str] = typer.Option(None, help="GPU indices, e.g. 0,1 (one evaluation per GPU at a time)"),
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
 ) -> None:
@@ -154,21 +189,25 @@ def optimize(
     from kopt.agent.errors import KoptError, UserInputError
 
     try:
+        from kopt.agent import config_file
         from kopt.agent.optimize import run_optimize
+        from kopt.agent.run_config import from_sections
 
         if resume and run_dir is None:
             raise UserInputError("--resume needs --run-dir DIR (the run to continue)")
+        if override and not resume:
+            raise UserInputError("--override is for --resume (a new run takes the flags as given)")
+        stored = config_file.stored_config(run_dir) if resume else None
+        file_data = config_file.load(config) if config else {}
+        if config:
+            from_sections(file_data, f"--config {config}")  # unknown keys are named against the file
+        sections = config_file.resolve(stored, file_data, config_file.given_flags(ctx, OPTIMIZE_FLAGS),
+                                       OPTIMIZE_FLAGS, override, run_dir)
+        cfg = from_sections(sections, f"--config {config}" if config else "flags")
         from kopt.benchmarks.fit import fit_for_optimize
 
-        target, run_dir = fit_for_optimize(target, fit, device, run_dir, resume, kind)
-        summary = run_optimize(target, model=model, base_url=base_url, budget=budget, max_time=max_time,
-                               max_tokens=max_tokens, max_cost=max_cost, run_dir=run_dir, resume=resume,
-                               device=device, quiet=as_json, kind=kind,
-                               target_options={"tests": tests, "validator": validator, "checker": checker,
-                                               "std": std, "stress": stress, "test": test, "bench": bench,
-                                               "bench_metric": bench_metric, "higher_is_better": higher_is_better,
-                                               "focus": focus, "branch": branch, "include_dirty": include_dirty},
-                               executor=executor, jobs=jobs, address=address, sandbox=sandbox, gpus=gpus)
+        target, run_dir = fit_for_optimize(target, cfg.run.fit, cfg.run.device, run_dir, resume, cfg.run.kind)
+        summary = run_optimize(target, cfg, run_dir=run_dir, resume=resume, quiet=as_json)
     except KoptError as e:
         _fail(str(e), e.exit_code)
     if as_json:
@@ -243,19 +282,19 @@ def runs_show(run: Path = typer.Argument(..., help="run directory"),
 
 @runs_app.command("export")
 def runs_export(run: Path = typer.Argument(..., help="run directory"),
-                fmt: str = typer.Option("trl", "--format", help="trl: JSONL of prompt/completion/reward"),
+                fmt: ExportFormat = typer.Option("trl", "--format", help="trl: conversational prompt/completion/"
+                                                 "reward; dpo: prompt/chosen/rejected pairs; sft: verified-faster "
+                                                 "solutions as messages"),
                 out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")) -> None:
     """Export a run's evaluated proposals as a training dataset (one JSON object a line)."""
     from kopt.agent.store import STORE_FILE, Store
-    from kopt.rl_finetune.export import FORMATS, trl_rows, write_jsonl
+    from kopt.rl_finetune.export import ROWS, write_jsonl
 
-    if fmt not in FORMATS:
-        _fail(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})", 2)
     if not (run / STORE_FILE).exists():
         _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
     store = Store.open_run_dir(run)
     try:
-        rows = trl_rows(store)
+        rows = ROWS[value(fmt)](store)
     finally:
         store.close()
     if out is None:
@@ -293,12 +332,31 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
-def main() -> None:
+def _click_exceptions():
+    """click's exceptions module: typer >= 0.26 ships its own copy of click."""
     try:
-        app()
-    except KeyboardInterrupt:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def main() -> None:
+    """Run the app; a usage error (unknown flag, a value outside a flag's choices) is one line."""
+    ex = _click_exceptions()
+    try:
+        rv = app(standalone_mode=False)
+    except ex.ClickException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `kopt` / `kopt runs`: the help, as asked
+            e.show()
+            sys.exit(0)
+        where = e.ctx.command_path if getattr(e, "ctx", None) else "kopt"
+        typer.echo(f"kopt: {e.format_message().replace('Value error, ', '')} (see {where} --help)", err=True)
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, ex.Abort):
         typer.echo("kopt: interrupted", err=True)
         sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from kopt.agent import config_file
 from kopt.agent.core import new_id
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers import make_proposer, model_label
 from kopt.agent.report import write_reports
+from kopt.agent.run_config import ModelConfig, OptimizeConfig, RunOptions, TargetOptions
 from kopt.agent.search import Search, SearchConfig
 from kopt.agent.store import STORE_FILE, Store
 from kopt.agent.targets import load_target
@@ -64,17 +66,53 @@ def _evaluation_backends(kind: str, executor: str, jobs: int, address: str | Non
     return make_executor(executor, jobs, address, gpus=ids or None), container
 
 
-def run_optimize(target: Path, model: str = "rules", base_url: str | None = None, budget: int = 12,
-                 max_time: float | None = None, max_tokens: int | None = None, max_cost: float | None = None,
-                 run_dir: Path | None = None, resume: bool = False, device: str = "cpu",
-                 quiet: bool = False, eval_cfg: EvalConfig | None = None, kind: str | None = None,
-                 target_options: dict | None = None, executor: str = "local", jobs: int = 1,
-                 address: str | None = None, sandbox: str = "local", gpus: str | None = None) -> dict:
-    """`target_options` are the kind-specific flags (program: tests, validator, ...; repo: test, bench, ...).
-    `executor`/`jobs`/`address`/`gpus` spread a KernelBench task's evaluations (local threads, Ray);
-    `sandbox="docker"` runs each of them in a container."""
-    # nvcc_filter: CUDA candidates that cannot run here are still compiled, so errors reach the model
-    eval_cfg = eval_cfg or EvalConfig(device=device, nvcc_filter=True)
+def config_from_kwargs(model: str = "rules", base_url: str | None = None, budget: int = 12,
+                      max_time: float | None = None, max_tokens: int | None = None, max_cost: float | None = None,
+                      device: str = "cpu", eval_cfg: EvalConfig | None = None, kind: str | None = None,
+                      target_options: dict | None = None, executor: str = "local", jobs: int = 1,
+                      address: str | None = None, sandbox: str = "local", gpus: str | None = None) -> OptimizeConfig:
+    """The OptimizeConfig the keyword form of `run_optimize` (library callers, benchmarks) means."""
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in (target_options or {}).items() if v is not None}
+    cfg = OptimizeConfig(model=ModelConfig(name=model, base_url=base_url),
+                         run=RunOptions(device=device, kind=kind, executor=executor, jobs=jobs, address=address,
+                                        sandbox=sandbox, gpus=gpus),
+                         search=SearchConfig(budget=budget, max_time=max_time, max_tokens=max_tokens,
+                                             max_cost=max_cost),
+                         eval=eval_cfg.model_copy() if eval_cfg else EvalConfig(device=device, nvcc_filter=True),
+                         target=TargetOptions(**opts))
+    cfg.eval.device = eval_cfg.device if eval_cfg else device  # an explicit eval_cfg keeps its device
+    return cfg
+
+
+def _proposer(cfg: OptimizeConfig, kind: str):
+    """The proposer, with [model]'s sampling settings where the backend takes them."""
+    m = cfg.model
+    kw = {} if m.temperature is None else {"temperature": m.temperature}
+    if m.max_tokens is not None:
+        kw["max_new_tokens" if m.name.startswith("hf:") else "max_tokens"] = m.max_tokens
+    if kw and m.name == "rules":
+        raise UserInputError("[model] temperature/max_tokens apply to an LLM; --model rules samples nothing")
+    proposer = make_proposer(m.name, m.base_url, kind=kind, **kw)
+    if m.samples is not None:
+        if not hasattr(proposer, "samples"):
+            raise UserInputError(f"[model] samples applies to an LLM proposer, not to --model {m.name}")
+        proposer.samples = m.samples
+    return proposer
+
+
+def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Path | None = None,
+                 resume: bool = False, quiet: bool = False, **kwargs) -> dict:
+    """Optimize `target` with `cfg` (built by the CLI from defaults, --config and flags).
+    The older keyword form (model=, budget=, eval_cfg=, target_options=, executor=, ...) still
+    works: `config_from_kwargs` turns it into a config. The resolved config is written to
+    RUN_DIR/config.json, which `--resume` reads back."""
+    if cfg is None:
+        cfg = config_from_kwargs(**kwargs)
+    elif kwargs:
+        raise TypeError(f"run_optimize: pass either cfg or keyword settings, not both ({', '.join(kwargs)})")
+    eval_cfg, kind = cfg.eval, cfg.run.kind
+    model = cfg.model.name
+    target_options = cfg.target_options()
     task = load_target(target, kind, eval_cfg, target_options)
     if resume:
         if not (run_dir / STORE_FILE).exists():
@@ -86,22 +124,22 @@ def run_optimize(target: Path, model: str = "rules", base_url: str | None = None
                                  f"or pick another --run-dir")
     if hasattr(task, "use_run_dir"):  # e.g. a repo target keeps its work trees under the run dir
         task.use_run_dir(run_dir)
-    proposer = make_proposer(model, base_url, kind=task.kind)
-    pool, container = _evaluation_backends(task.kind, executor, jobs, address, sandbox, gpus)
+    proposer = _proposer(cfg, task.kind)
+    r = cfg.run
+    pool, container = _evaluation_backends(task.kind, r.executor, r.jobs, r.address, r.sandbox, r.gpus)
+    config_file.write(run_dir, cfg.sections())
     store = Store.open_run_dir(run_dir)
     run_id = store.get_meta("run_id")
     if run_id is None:
         run_id = new_id()
         store.set_meta("run_id", run_id)
-        store.start_run(run_id, "optimize", str(task.path), {"model": model, "budget": budget})
+        store.start_run(run_id, "optimize", str(task.path), {"model": model, "budget": cfg.search.budget})
         store.add_target(run_id, str(task.path), task.kind, task.source)
     else:
         store.db.execute("UPDATE runs SET status='running' WHERE id=?", (run_id,))
-    cfg = SearchConfig(budget=budget, max_time=max_time, max_tokens=max_tokens, max_cost=max_cost,
-                       eval=eval_cfg)
     if not quiet:
         print(f"kopt optimize {task.path.name} with {model_label(model)}; run dir {run_dir}", file=sys.stderr)
-    search = Search(task, proposer, store, run_id, run_dir, cfg, _progress(quiet), evaluator=container,
+    search = Search(task, proposer, store, run_id, run_dir, cfg.search, _progress(quiet), evaluator=container,
                     executor=pool)
     try:
         best = search.run()

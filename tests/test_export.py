@@ -74,7 +74,8 @@ def test_rows_reward_from_rewards_py_and_skips(run_dir):
     assert fast["reward"] == pytest.approx((reward(ok(2.0)) + reward(ok(1.6))) / 2)
     assert fast["reward"] == pytest.approx(0.3 + (1 + math.log2(1.6)) / 2)
     assert fast["speedup"] == pytest.approx(1.8) and fast["verdict"] == "faster"
-    assert fast["prompt"] == c["fast"].prompt and fast["completion"] == c["fast"].completion
+    assert fast["prompt"] == [{"role": "user", "content": c["fast"].prompt}]  # no "[role]" headers: one user turn
+    assert fast["completion"] == [{"role": "assistant", "content": c["fast"].completion}]
     assert fast["model"] == "openai/gpt-x"
     assert rows[c["wrong"].id]["reward"] == pytest.approx(0.1) and rows[c["wrong"].id]["speedup"] is None
     assert rows[c["broken"].id]["reward"] == 0.0 and rows[c["broken"].id]["model"] == "hf:tiny"
@@ -85,7 +86,7 @@ def test_rows_reward_from_rewards_py_and_skips(run_dir):
 
 
 def test_write_jsonl_round_trips():
-    rows = [{"prompt": "p\n\"q\"", "completion": "ç", "reward": 0.3, "candidate_id": "a", "verdict": "same",
+    rows = [{"prompt": [{"role": "user", "content": "p\n\"q\""}], "completion": "ç", "reward": 0.3, "candidate_id": "a", "verdict": "same",
              "speedup": 1.0, "model": "m"}]
     buf = io.StringIO()
     assert write_jsonl(rows, buf) == 1
@@ -132,4 +133,4 @@ def test_load_dataset_reads_the_export(run_dir, tmp_path):
     store.close()
     ds = datasets.load_dataset("json", data_files=str(out), split="train")
     assert ds.num_rows == 5 and KEYS <= set(ds.column_names)
-    assert all(isinstance(x, float) for x in ds["reward"]) and "ünïcode" in ds["prompt"][0]
+    assert all(isinstance(x, float) for x in ds["reward"]) and "ünïcode" in ds["prompt"][0][0]["content"]

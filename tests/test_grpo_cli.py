@@ -82,7 +82,7 @@ def read_steps(out: Path) -> list[int]:
 
 def test_kopt_train_checkpoints_resumes_and_leaves_a_loadable_model(run_dir, model_dir, tmp_path):
     out = tmp_path / "out"
-    args = ["train", "--model", f"hf:{model_dir}", "--from-runs", str(run_dir), "--out", str(out), "--group-size",
+    args = ["train", "--model", f"hf:{model_dir}", "--from-runs", str(run_dir), "--run-dir", str(out), "--group-size",
             "2", "--prompts-per-step", "1", "--max-new-tokens", "4", "--lora-r", "4", "--save-every", "2",
             "--lr", "1e-3", "--json"]
     r = runner.invoke(app, [*args, "--steps", "3"])
@@ -119,7 +119,7 @@ def test_kopt_train_user_errors_are_one_line(run_dir, model_dir, tmp_path):
     r = runner.invoke(app, ["train", "--model", f"hf:{model_dir}", "--from-runs", str(tmp_path)])
     assert r.exit_code == 2 and "no run" in r.output
     r = runner.invoke(app, ["train", "--model", f"hf:{model_dir}", "--from-runs", str(run_dir), "--advantage", "x",
-                            "--out", str(tmp_path / "o")])
+                            "--run-dir", str(tmp_path / "o")])
     assert r.exit_code == 2 and "advantage" in r.output and "Traceback" not in r.output
 
 

@@ -18,7 +18,7 @@ from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
 from kopt.sandboxes.executors import make_executor  # noqa: E402
 from tests.test_grpo_cli import FIXTURES, TASK, app, model_dir, run_dir, runner  # noqa: E402,F401
 
-RECIPE_ARGS = ["--advantage", "remax", "--reward-norm", "sum", "--prompt-sampling", "vade", "--budget", "gdro",
+RECIPE_ARGS = ["--advantage", "remax", "--reward-norm", "sum", "--prompt-sampling", "vade", "--rollout-budget", "gdro",
                "--downsample", "d3s", "--partial-rollouts", "--hints", "--off-policy", "vcpo",
                "--flawed-penalty", "0.3"]
 
@@ -29,7 +29,7 @@ def test_kopt_train_takes_every_recipe_by_name(run_dir, model_dir, tmp_path):  #
     store.add_evaluation("r1", Evaluation(child.id, {"verdict": "faster", "correct": True, "speedup": 1.5}))
     store.close()
     out = tmp_path / "out"
-    r = runner.invoke(app, ["train", "--model", f"hf:{model_dir}", "--from-runs", str(run_dir), "--out", str(out),
+    r = runner.invoke(app, ["train", "--model", f"hf:{model_dir}", "--from-runs", str(run_dir), "--run-dir", str(out),
                             "--group-size", "2", "--prompts-per-step", "1", "--max-new-tokens", "4", "--lora-r", "4",
                             "--steps", "3", "--json", *RECIPE_ARGS])
     assert r.exit_code == 0, r.output
@@ -42,11 +42,11 @@ def test_kopt_train_takes_every_recipe_by_name(run_dir, model_dir, tmp_path):  #
 
 
 def test_kopt_train_recipe_errors_are_one_line(run_dir, model_dir, tmp_path):  # noqa: F811
-    base = ["train", "--model", f"hf:{model_dir}", "--out", str(tmp_path / "o")]
+    base = ["train", "--model", f"hf:{model_dir}", "--run-dir", str(tmp_path / "o")]
     r = runner.invoke(app, [*base, "--tasks", str(FIXTURES / "kb"), "--hints"])
     assert r.exit_code == 2 and r.output.startswith("kopt: ") and "--from-runs" in r.output
     r = runner.invoke(app, [*base, "--from-runs", str(run_dir), "--prompt-sampling", "random"])
-    assert r.exit_code == 2 and "prompt_sampling" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "prompt-sampling" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, [*base, "--from-runs", str(run_dir), "--reward-norm", "gdpo", "--advantage", "median"])
     assert r.exit_code == 2 and "gdpo" in r.output
 

@@ -8,6 +8,13 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.commands.choices import Device, Executor, Fit
+
+# bench's flags -> the config key each one sets ([bench] is BenchConfig, [eval] its EvalConfig overrides)
+BENCH_FLAGS = {**{k: f"bench.{k}" for k in ("level", "tasks", "model", "base_url", "budget", "jobs", "executor",
+                                            "address", "fit", "baselines", "device", "include_degenerate")},
+               "compile_timeout": "bench.compile_timeout_s"}
+
 
 def _fail(message: str, code: int) -> None:
     typer.echo(f"kopt: {message}", err=True)
@@ -99,43 +106,43 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench(
+        ctx: typer.Context,
         suite: Optional[Path] = typer.Argument(None, help="KernelBench checkout, its KernelBench/ folder, a folder "
                                                           "of task files, or a folder of program targets (one "
                                                           "subfolder each, with tests/); not needed with --resume"),
+        config: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings ([bench] [eval]); "
+                                                                     "flags given override it"),
         level: Optional[int] = typer.Option(None, help="KernelBench level (default: all levels found)"),
         tasks: Optional[str] = typer.Option(None, help="task numbers or names: 1,5,19 or 1-20"),
         model: str = typer.Option("rules", help="rules | openai/<name> | litellm/<provider>/<name> | hf:<path>"),
         base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or OPENAI_BASE_URL)"),
         budget: int = typer.Option(1, help="evaluations per task; 1 = one-shot (one proposal, evaluated once)"),
         jobs: int = typer.Option(1, help="tasks run in parallel"),
-        executor: str = typer.Option("local", help="local | ray (evaluations on a Ray cluster)"),
+        executor: Executor = typer.Option("local", help="ray: evaluations on a Ray cluster"),
         address: Optional[str] = typer.Option(None, help="Ray cluster address (with --executor ray)"),
-        fit: str = typer.Option("auto", help="auto: scale batch/spatial sizes to this machine | none"),
+        fit: Fit = typer.Option("auto", help="auto: scale batch/spatial sizes to this machine; none: as is"),
         baselines: str = typer.Option("eager,compile", help="eager,compile | eager | none (torch.compile is "
                                                             "measured in a probe process with a time limit)"),
         compile_timeout: float = typer.Option(300.0, help="seconds for one task's torch.compile baseline"),
-        device: str = typer.Option("cpu", help="cpu or cuda"),
+        device: Device = typer.Option("cpu", help="where the tasks run"),
         include_degenerate: bool = typer.Option(False, "--include-degenerate",
                                                 help="count tasks flagged degenerate in fast_p"),
         run_dir: Optional[Path] = typer.Option(None, help="default runs/<timestamp>-bench-<suite>"),
-        resume: bool = typer.Option(False, "--resume", help="continue the bench in --run-dir"),
+        resume: bool = typer.Option(False, "--resume", help="continue the bench in --run-dir with its stored config"),
+        override: bool = typer.Option(False, "--override", help="with --resume: let flags change the stored config"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
         """Run the optimizer over a suite of tasks; fast_p tables and plots in report.md/html."""
+        from kopt.agent import config_file
         from kopt.agent.errors import KoptError, UserInputError
-        from kopt.benchmarks.bench_runner import BenchConfig, parse_baselines, run_bench
+        from kopt.benchmarks.bench_runner import run_bench
 
         progress = _Progress(as_json)
         try:
             if suite is None and not resume:
                 raise UserInputError("usage: kopt bench SUITE (a KernelBench checkout or a folder of tasks), or "
                                      "kopt bench --resume --run-dir DIR")
-            if device not in ("cpu", "cuda"):
-                raise UserInputError(f"unknown device {device!r}: use --device cpu or --device cuda")
-            cfg = BenchConfig(suite=str(suite.resolve()) if suite else "", level=level, tasks=tasks, model=model,
-                              base_url=base_url, budget=budget, jobs=jobs, executor=executor, address=address,
-                              fit=fit, baselines=parse_baselines(baselines), device=device,
-                              compile_timeout_s=compile_timeout, include_degenerate=include_degenerate)
+            cfg = bench_config(ctx, config, suite, run_dir if resume else None, override)
             summary = run_bench(cfg, run_dir, resume, progress)
         except KoptError as e:
             progress.stop()
@@ -144,6 +151,7 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
             progress.stop()
             _fail("interrupted; finished tasks are kept: continue with kopt bench --resume --run-dir DIR", 130)
         progress.stop()
+        config_file.write(Path(summary["bench_dir"]), stored_sections(cfg))
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
         else:
@@ -190,6 +198,44 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         except KoptError as e:
             _fail(str(e), e.exit_code)
         typer.echo(f"wrote {written}/report.md and {written}/report.html")
+
+
+def bench_config(ctx, config: Path | None, suite: Path | None, resumed: Path | None, override: bool):
+    """BenchConfig from defaults, --config's [bench]/[eval] and the flags given (a resumed bench:
+    its stored config.json, changed only with --override)."""
+    from kopt.agent import config_file
+    from kopt.agent.errors import UserInputError
+    from kopt.benchmarks.bench_runner import BenchConfig, parse_baselines
+    from kopt.sandboxes.evaluator import EvalConfig
+
+    where = f"--config {config}" if config else "flags"
+    schemas = {"bench": BenchConfig, "eval": EvalConfig}
+    exclude = {"bench": {"suite", "eval"}, "eval": {"device", "hidden_paths"}}
+    file_data = config_file.load(config) if config else {}
+    config_file.check_keys(file_data, schemas, where, exclude)
+    flags = config_file.given_flags(ctx, BENCH_FLAGS)
+    sections = config_file.resolve(config_file.stored_config(resumed), file_data, flags, BENCH_FLAGS, override,
+                                   resumed)
+    config_file.check_keys(sections, schemas, where, exclude)
+    bench = dict(sections.get("bench", {}))
+    if isinstance(bench.get("baselines"), str):
+        bench["baselines"] = parse_baselines(bench["baselines"])
+    if bench.get("device", "cpu") not in ("cpu", "cuda"):
+        raise UserInputError(f"{where}: [bench] device {bench['device']!r}: use cpu or cuda")
+    try:
+        EvalConfig(**sections.get("eval", {}))
+        cfg = BenchConfig(suite=str(suite.resolve()) if suite else "", eval=dict(sections.get("eval", {})), **bench)
+    except (TypeError, ValueError) as e:
+        raise config_file.one_line(e, where) from None
+    return cfg
+
+
+def stored_sections(cfg) -> dict:
+    """A BenchConfig as config.json's sections (the suite is the bench's own record, not a setting)."""
+    import dataclasses
+
+    bench = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("suite", "eval")}
+    return {"bench": bench, "eval": dict(cfg.eval)}
 
 
 def rerender(run: Path) -> Path:

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-skills_app = typer.Typer(no_args_is_help=True, help="The skill library: curated and mined optimisation cards.")
+skills_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                         help="The skill library: curated and mined optimisation cards.")
 
 
 def _fail(message: str, code: int) -> None:

@@ -9,49 +9,85 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.commands.choices import (
+    Advantage,
+    Device,
+    Downsample,
+    Executor,
+    LossAgg,
+    OffPolicy,
+    PromptSampling,
+    ReportTo,
+    RewardNorm,
+    RolloutBudget,
+)
+
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
     """Add this module's commands to the `kopt` app (and `kopt runs`)."""
     app.command("train")(train)
 
 
+# train's flags -> the config key each one sets: [grpo] is GRPOConfig, [train] TrainOptions
+TRAIN_FLAGS = {"steps": "grpo.max_steps", "rollout_budget": "grpo.budget", "micro_batch": "grpo.micro_batch_size",
+               **{k: f"grpo.{k}" for k in ("prompts_per_step", "group_size", "advantage", "reward_norm",
+                                           "prompt_sampling", "downsample", "partial_rollouts", "hints",
+                                           "off_policy", "flawed_penalty", "loss_agg", "lr", "beta", "temperature",
+                                           "max_new_tokens", "seed", "save_every")},
+               **{k: f"train.{k}" for k in ("model", "lora_r", "executor", "jobs", "device", "report_to", "bf16")}}
+
+
 def train(
-    model: str = typer.Option(..., help="hf:<path> of the model to fine-tune (a saved transformers causal LM)"),
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, help="hf:<path> of the model to fine-tune (a saved transformers "
+                                                   "causal LM); or [train] model in --config"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings ([grpo] [train] [eval]); "
+                                                                 "flags given override it"),
     from_runs: Optional[list[Path]] = typer.Option(None, "--from-runs",
                                                    help="run directory (or folder of runs) whose stored prompts to "
                                                         "train on; repeat for several"),
     tasks: Optional[Path] = typer.Option(None, "--tasks", help="KernelBench checkout or folder of task files"),
     level: Optional[int] = typer.Option(None, help="KernelBench level, with --tasks"),
     steps: int = typer.Option(100, help="optimizer steps"),
-    out: Optional[Path] = typer.Option(None, help="output folder (default trained/<model>-grpo)"),
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --out"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="output folder: model, checkpoints, metrics, "
+                                                                   "config.json (default trained/<model>-grpo)"),
+    old_out: Optional[Path] = typer.Option(None, "--out", hidden=True),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in --run-dir"),
+    override: bool = typer.Option(False, "--override", help="with --resume: let flags change the stored config"),
     save_every: int = typer.Option(10, help="checkpoint every N steps"),
     prompts_per_step: int = typer.Option(4, help="prompts per step"),
     group_size: int = typer.Option(4, help="completions per prompt (G)"),
-    advantage: str = typer.Option("group", help="group (mean/std), median (MC-GRPO) or remax (greedy baseline)"),
-    budget: str = typer.Option("fixed", help="fixed, knapsack (rollouts to prompts whose groups will disagree) or "
-                                             "gdro (square-root rule over pass-rate groups)"),
-    reward_norm: str = typer.Option("sum", help="sum or gdpo (each reward part normalised within its group)"),
-    prompt_sampling: str = typer.Option("uniform", help="which prompts get rollouts: uniform, gdro, vade or dots"),
-    downsample: Optional[str] = typer.Option(None, help="d3s: train on the samples with the widest advantage spread"),
+    advantage: Advantage = typer.Option("group", help="group (mean/std), median (MC-GRPO) or remax (greedy "
+                                                      "baseline)"),
+    rollout_budget: RolloutBudget = typer.Option("fixed", help="rollouts per prompt: fixed, knapsack (to prompts "
+                                                               "whose groups will disagree) or gdro (square-root "
+                                                               "rule over pass-rate groups)"),
+    old_budget: Optional[str] = typer.Option(None, "--budget", hidden=True),
+    reward_norm: RewardNorm = typer.Option("sum", help="sum, or gdpo (each reward part normalised in its group)"),
+    prompt_sampling: PromptSampling = typer.Option("uniform", help="which prompts get rollouts"),
+    downsample: Optional[Downsample] = typer.Option(None, help="d3s: train on the samples with the widest "
+                                                               "advantage spread"),
     partial_rollouts: bool = typer.Option(False, "--partial-rollouts",
                                           help="APRIL: over-provision, resume unfinished rollouts next step"),
     hints: bool = typer.Option(False, "--hints", help="prefix prompts nothing solves with the start of the best "
                                                       "stored solution (needs --from-runs)"),
-    off_policy: Optional[str] = typer.Option(None, help="vcpo: truncated importance weights and ESS step scaling "
-                                                        "for stale rollouts"),
+    off_policy: Optional[OffPolicy] = typer.Option(None, help="vcpo: truncated importance weights and ESS step "
+                                                              "scaling for stale rollouts"),
     flawed_penalty: float = typer.Option(0.0, help="FAPO: taken off passing rewards the evaluator flags (kernel: "
                                                    "torch, static warnings)"),
-    loss_agg: str = typer.Option("token-mean", help="token-mean (DAPO) or sequence"),
+    loss_agg: LossAgg = typer.Option("token-mean", help="token-mean (DAPO) or sequence"),
     lr: float = typer.Option(1e-5, help="learning rate"),
     beta: float = typer.Option(0.0, help="KL penalty to the starting model"),
     temperature: float = typer.Option(1.0, help="sampling temperature"),
     max_new_tokens: int = typer.Option(1024, help="completion length limit"),
     lora_r: int = typer.Option(16, help="LoRA rank (0 trains all weights)"),
     micro_batch: int = typer.Option(0, help="completions per forward/backward (0: all of a step at once)"),
-    executor: str = typer.Option("local", help="where evaluations run: local or ray"),
+    bf16: bool = typer.Option(False, "--bf16", help="load and train the model in bfloat16 (half the memory)"),
+    report_to: ReportTo = typer.Option("none", help="also log metrics to this tracker (through accelerate); "
+                                                    "tensorboard writes under RUN_DIR/tensorboard"),
+    executor: Executor = typer.Option("local", help="where evaluations run"),
     jobs: int = typer.Option(2, help="evaluations at a time"),
-    device: str = typer.Option("cpu", help="device the candidates are evaluated on: cpu or cuda"),
+    device: Device = typer.Option("cpu", help="device the candidates are evaluated on"),
     seed: int = typer.Option(0, help="seed"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
@@ -59,11 +95,21 @@ def train(
     from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
 
     try:
+        if old_budget is not None:
+            raise UserInputError("kopt train --budget is now --rollout-budget (fixed|knapsack|gdro); --budget "
+                                 "means evaluations in the other commands")
+        if old_out is not None:
+            raise UserInputError("kopt train --out is now --run-dir, as in the other commands")
+        out = run_dir
+        opts, cfg = train_config(ctx, config, out if resume else None, override)
+        model = opts.model
+        if model is None:
+            raise UserInputError("give the model to fine-tune: --model hf:<path> (or [train] model in --config)")
         if not model.startswith("hf:"):
             raise UserInputError(f"--model {model}: kopt train fine-tunes a local model; give hf:<path>")
         if bool(from_runs) == (tasks is not None):
             raise UserInputError("give the prompts with --from-runs RUN_DIR (repeatable) or --tasks SUITE (not both)")
-        if hints and not from_runs:
+        if cfg.hints and not from_runs:
             raise UserInputError("--hints needs --from-runs: the hints are the best solutions stored in those runs")
         path = model[3:]
         if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
@@ -77,27 +123,21 @@ def train(
         except ImportError as e:
             raise EnvironmentMissing(f"kopt train needs torch, transformers and peft ({e.name} is missing): "
                                      f"pip install 'kopt[torch,train]'") from None
-        from kopt.rl_finetune import GRPOConfig
         from kopt.rl_finetune.trainer import latest_checkpoint
 
         if resume and latest_checkpoint(out) is None:
             raise UserInputError(f"--resume: no checkpoint in {out}/checkpoints; run without --resume to start")
         if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-            raise UserInputError(f"{out} already holds checkpoints: add --resume to continue, or pick another --out")
-        try:
-            cfg = GRPOConfig(max_steps=steps, prompts_per_step=min(prompts_per_step, len(prompts)),
-                             group_size=group_size, advantage=advantage, budget=budget, loss_agg=loss_agg, lr=lr,
-                             beta=beta, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                             micro_batch_size=micro_batch, reward_norm=reward_norm, prompt_sampling=prompt_sampling,
-                             downsample=downsample, partial_rollouts=partial_rollouts, hints=hints,
-                             off_policy=off_policy, flawed_penalty=flawed_penalty,
-                             output_dir=str(out), log_every=1, save_every=save_every, pass_threshold=0.2,
-                             lora=({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
-                                    "target_modules": "all-linear"} if lora_r > 0 else None))
-        except ValueError as e:
-            raise UserInputError(str(e)) from None
-        summary = _run(path, prompts, cfg, out, resume, executor, jobs, device, quiet=as_json,
-                       hint_runs=from_runs if hints else None)
+            raise UserInputError(f"{out} already holds checkpoints: add --resume to continue, or pick another "
+                                 f"--run-dir")
+        cfg.prompts_per_step = min(cfg.prompts_per_step, len(prompts))
+        cfg.output_dir = str(out)
+        out.mkdir(parents=True, exist_ok=True)
+        from kopt.agent import config_file
+
+        config_file.write(out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg),
+                                "eval": opts.eval_overrides})
+        summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json, hint_runs=from_runs if cfg.hints else None)
     except KoptError as e:
         typer.echo(f"kopt: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -112,6 +152,59 @@ def train(
         typer.echo(f"kopt: interrupted at step {summary['steps']}; checkpoint saved, continue with the same command "
                    f"and --resume", err=True)
         raise typer.Exit(130)
+
+
+def _grpo_sections(cfg) -> dict:
+    d = cfg.to_dict()
+    for k in GRPO_SET_BY_TRAIN:
+        d.pop(k, None)
+    return d
+
+
+# GRPOConfig fields `kopt train` sets itself ([train] lora_r, the run dir, a line of progress per step)
+GRPO_SET_BY_TRAIN = ("lora", "output_dir", "log_every")
+
+
+def train_config(ctx, config: Path | None, resumed: Path | None, override: bool):
+    """(TrainOptions, GRPOConfig) from train's defaults, --config and the flags given; a resumed run
+    starts from its stored config.json."""
+    from pydantic import ValidationError
+
+    from kopt.agent import config_file
+    from kopt.agent.commands.train_options import TrainOptions
+    from kopt.agent.errors import UserInputError
+    from kopt.rl_finetune import GRPOConfig
+    from kopt.sandboxes.evaluator import EvalConfig
+
+    where = f"--config {config}" if config else "flags"
+    schemas = {"grpo": GRPOConfig, "train": TrainOptions, "eval": EvalConfig}
+    exclude = {"grpo": set(GRPO_SET_BY_TRAIN), "train": {"eval_overrides"}, "eval": {"device", "hidden_paths"}}
+    file_data = config_file.load(config) if config else {}
+    config_file.check_keys(file_data, schemas, where, exclude)
+    defaults = config_file.dotted_to_sections({d: _plain(ctx.params[p]) for p, d in TRAIN_FLAGS.items()})
+    defaults["grpo"]["pass_threshold"] = 0.2  # a correct but not faster kernel is not a pass
+    sections = config_file.resolve(config_file.stored_config(resumed), file_data,
+                                   config_file.given_flags(ctx, TRAIN_FLAGS), TRAIN_FLAGS, override, resumed,
+                                   defaults)
+    try:
+        opts = TrainOptions(**sections.get("train", {}), eval_overrides=sections.get("eval", {}))
+        EvalConfig(**opts.eval_overrides)
+        grpo = dict(sections.get("grpo", {}))
+        lora_r = opts.lora_r
+        cfg = GRPOConfig(**grpo, log_every=1,
+                         lora=({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
+                                "target_modules": "all-linear"} if lora_r > 0 else None))
+    except ValidationError as e:
+        raise config_file.one_line(e, where) from None
+    except (TypeError, ValueError) as e:
+        raise UserInputError(f"{where}: {e}") from None
+    return opts, cfg
+
+
+def _plain(v):
+    from kopt.agent.commands.choices import value
+
+    return value(v)
 
 
 def _prompts(from_runs, tasks, level):
@@ -131,8 +224,7 @@ def _prompts(from_runs, tasks, level):
     return prompts
 
 
-def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: int, device: str,
-         quiet: bool, hint_runs=None) -> dict:
+def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool, hint_runs=None) -> dict:
     import transformers
 
     from kopt.agent.errors import UserInputError
@@ -143,17 +235,22 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: 
     from kopt.sandboxes.executors import make_executor
 
     transformers.utils.logging.disable_progress_bar()  # the live view is the progress display
-    ex = make_executor(executor, jobs)
-    out.mkdir(parents=True, exist_ok=True)
-    reward_fn = KernelReward(prompts, ex, EvalConfig(device=device, hidden_paths=[str(out.resolve())]),
-                             out / "solutions", flag_flaws=cfg.flawed_penalty > 0)
+    from kopt.rl_finetune.tracking import make_tracker
+
+    ex = make_executor(opts.executor, opts.jobs)
+    eval_cfg = EvalConfig(**{**opts.eval_overrides, "device": opts.device, "hidden_paths": [str(out.resolve())]})
+    reward_fn = KernelReward(prompts, ex, eval_cfg, out / "solutions", flag_flaws=cfg.flawed_penalty > 0)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process shows progress
     view = None if quiet or not main_process else LiveView(f"kopt train {path}", cfg.max_steps)
+    tracker = make_tracker(opts.report_to, out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg)}) \
+        if main_process else None
     interrupted, model_dir = False, out
     try:
         try:
-            trainer = GRPOTrainer(path, reward_fn, [p.chat for p in prompts], cfg,
-                                  callbacks=[view] if view else [], hint_source=_hint_source(prompts, hint_runs))
+            model, tokenizer = _load_bf16(path) if opts.bf16 else (path, None)
+            trainer = GRPOTrainer(model, reward_fn, [p.chat for p in prompts], cfg, tokenizer=tokenizer,
+                                  callbacks=[cb for cb in (view, tracker) if cb],
+                                  hint_source=_hint_source(prompts, hint_runs))
         except (OSError, ValueError) as e:
             raise UserInputError(f"hf:{path}: could not load a causal LM: {str(e).strip().splitlines()[0]}"[:300]
                                  ) from None
@@ -167,6 +264,8 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: 
     finally:
         if view:
             view.close()
+        if tracker:
+            tracker.close()
         ex.shutdown()
     rewards = [m["reward"] for m in history]
     summary = {"model": str(model_dir), "steps": trainer.step, "interrupted": interrupted, "prompts": len(prompts),
@@ -176,6 +275,16 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, executor: str, jobs: 
                "plot": str(out / "training.png")}
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _load_bf16(path: str):
+    """--bf16: the model's weights in bfloat16 (log-probabilities are still taken in float32)."""
+    import torch
+    import transformers
+
+    src = str(Path(path).expanduser())
+    return (transformers.AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16),
+            transformers.AutoTokenizer.from_pretrained(src))
 
 
 def _hint_source(prompts, hint_runs):
