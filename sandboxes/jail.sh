@@ -1,33 +1,110 @@
 #!/bin/sh
-# Runs as root of fresh mount/net/pid namespaces, before the worker:
-#  - a private, size-capped tmpfs on the work dir;
+# Runs as root of fresh mount/net/pid/ipc namespaces, before the worker:
+#  - a private, size-capped tmpfs on the work dir (the worker's HOME and TMPDIR);
+#  - each folder given with -b (the home folders) becomes an empty tmpfs, with only the
+#    paths given with -a (the python install, the venv, kopt, the files the worker reads)
+#    bound back in: an allow-list, so a credential file nobody thought of stays out;
 #  - the worker's own build-cache folder stays writable at its usual path (so cached builds
-#    stay valid); the given paths are hidden;
-#  - every host mount (/sys and /dev included) read-only; a fresh /proc that shows only
-#    this PID namespace, its /proc/sys read-only; a private /dev/shm;
-#  - then the worker runs with no capabilities at all and no way to gain any (its uid is
-#    kept: with every host mount read-only it owns nothing writable, and paths such as a
-#    venv under /root stay reachable).
-#   jail.sh TMP_MB WORK_DIR CACHE_DIR HIDE... -- COMMAND...
+#    stay valid): with -u, through an id-mapped mount, so the host's root-owned files there
+#    are the worker's own and nothing on the host is chowned; the given paths are hidden;
+#  - every other mount (/sys included) read-only; a fresh /proc that shows only this PID
+#    namespace, its /proc/sys read-only; a private /dev/shm; with -d a /dev of only null,
+#    zero, full, random, urandom (and the -g device nodes, the GPU's when asked for);
+#  - then the worker runs with no capabilities at all and no way to gain any, as -u UID:GID
+#    (kopt's own uid when not given: root in a user namespace owns nothing on the host), and
+#    with -s under jailhelp.py's seccomp filter (no unix/netlink/vsock sockets, no keyring).
+#   jail.sh [-u UID:GID] [-b DIR]... [-a PATH]... [-d] [-g NODE]... [-p PYTHON] [-s]
+#           TMP_MB WORK_DIR CACHE_DIR HIDE... -- COMMAND...
+# A step that fails exits 97 with a `kopt-jail: STEP` line, so the caller learns which one.
 set -u
+fail() { echo "kopt-jail: $*" >&2; exit 97; }
+nl='
+'
+uid=""; dev=0; seccomp=0; py=""; blanks=""; allows=""; nodes=""
+while getopts "u:b:a:dg:p:s" opt; do
+  case $opt in
+    u) uid=$OPTARG ;;
+    b) blanks="$blanks$OPTARG$nl" ;;
+    a) allows="$allows$OPTARG$nl" ;;
+    d) dev=1 ;;
+    g) nodes="$nodes$OPTARG$nl" ;;
+    p) py=$OPTARG ;;
+    s) seccomp=1 ;;
+    *) fail "usage" ;;
+  esac
+done
+shift $((OPTIND - 1))
 tmp_mb=$1; work=$2; cache=$3; shift 3
-hosts=$(awk '{print $2}' /proc/self/mounts | sed 's/\\040/ /g' | sort -u)
-mount -t tmpfs -o "size=${tmp_mb}m,mode=0700" kopt-work "$work" || exit 97
-if [ -n "$cache" ] && [ -d "$cache" ]; then mount --bind "$cache" "$cache" || exit 97; fi
+helper=$(cd "$(dirname "$0")" && pwd)/jailhelp.py
+owner=""
+[ -n "$uid" ] && owner=",uid=${uid%:*},gid=${uid#*:}"
+mount -t tmpfs -o "size=${tmp_mb}m,mode=0700$owner" kopt-work "$work" || fail "work dir"
+mount -t proc -o nosuid,nodev,noexec,hidepid=0 kopt-proc /proc || fail "proc"
+mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys || fail "proc/sys"
+stage=$work/.kopt-stage
+mkdir -m 0700 "$stage" || fail "stage"
+
+# keep(SRC_ROOT, DST_ROOT, REL): bind SRC_ROOT/REL at DST_ROOT/REL, making the mount point
+keep() {
+  if [ -d "$1/$3" ]; then mkdir -p "$2/$3" || return 1
+  elif [ -e "$1/$3" ]; then mkdir -p "$(dirname "$2/$3")" && touch "$2/$3" || return 1
+  else return 0; fi
+  mount --rbind "$1/$3" "$2/$3"
+}
+
+i=0
+while IFS= read -r b; do
+  [ -n "$b" ] && [ -d "$b" ] || continue
+  i=$((i + 1)); s=$stage/$i
+  mkdir "$s" && mount --rbind "$b" "$s" || fail "home: stage $b"
+  mount -t tmpfs -o size=1m,mode=0755,nosuid,nodev kopt-home "$b" || fail "home: blank $b"
+  while IFS= read -r a; do
+    case "$a" in "$b"/*) keep "$s" "$b" "${a#"$b"/}" || fail "home: allow $a" ;; esac
+  done <<EOF
+$allows
+EOF
+  umount -l "$s" && rmdir "$s" || fail "home: unstage $b"
+done <<EOF
+$blanks
+EOF
+
+if [ -n "$cache" ] && [ -d "$cache" ]; then
+  if [ -n "$uid" ]; then "$py" -I -S "$helper" idmap "$cache" "${uid%:*}" "${uid#*:}" || fail "idmap cache"
+  else mount --bind "$cache" "$cache" || fail "cache"; fi
+fi
 while [ "$1" != "--" ]; do
-  if [ -d "$1" ]; then mount -t tmpfs -o size=4k,ro kopt-hidden "$1" || exit 97
-  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || exit 97; fi
+  if [ -d "$1" ]; then mount -t tmpfs -o size=4k,ro kopt-hidden "$1" || fail "hide $1"
+  elif [ -e "$1" ]; then mount --bind /dev/null "$1" || fail "hide $1"; fi
   shift
 done
 shift
-echo "$hosts" | while IFS= read -r m; do
+awk '{print $2}' /proc/self/mounts | sed 's/\\040/ /g' | sort -u | while IFS= read -r m; do
   case "$m" in
-    /proc|/proc/*) ;;
+    /proc|/proc/*|"$work"|"$cache") ;;
     *) mount -o remount,bind,ro "$m" 2>/dev/null ;;
   esac
 done
-mount -t proc -o nosuid,nodev,noexec,hidepid=0 kopt-proc /proc || exit 97
-mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
-[ -d /dev/shm ] && mount -t tmpfs -o "size=64m,mode=1777" kopt-shm /dev/shm
-cd "$work" || exit 97
-exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+
+if [ "$dev" = 1 ]; then
+  mkdir "$stage/dev" && mount --bind /dev "$stage/dev" || fail "dev: stage"
+  mount -t tmpfs -o size=64k,mode=0755,nosuid,noexec kopt-dev /dev || fail "dev: blank"
+  while IFS= read -r n; do
+    [ -n "$n" ] && { keep "$stage/dev" /dev "${n#/dev/}" || fail "dev: $n"; }
+  done <<EOF
+null${nl}zero${nl}full${nl}random${nl}urandom${nl}$nodes
+EOF
+  ln -s /proc/self/fd /dev/fd && ln -s fd/0 /dev/stdin && ln -s fd/1 /dev/stdout && ln -s fd/2 /dev/stderr \
+    && mkdir /dev/shm || fail "dev: links"
+  umount -l "$stage/dev" && rmdir "$stage/dev" || fail "dev: unstage"
+fi
+if [ -d /dev/shm ]; then
+  mount -t tmpfs -o "size=64m,mode=1777,nosuid,nodev" kopt-shm /dev/shm || fail "/dev/shm"
+fi
+[ "$dev" = 1 ] && { mount -o remount,bind,ro /dev || fail "dev: read-only"; }
+rmdir "$stage" || fail "stage"
+cd "$work" || fail "cd"
+[ "$seccomp" = 1 ] && set -- "$py" -I -S "$helper" seccomp -- "$@"
+ids=""
+[ -n "$uid" ] && ids="--reuid=${uid%:*} --regid=${uid#*:} --clear-groups"
+# shellcheck disable=SC2086 # $ids is a list of options
+exec setpriv $ids --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"

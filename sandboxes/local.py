@@ -3,17 +3,22 @@
 Containment, readable in one screen: a new session (so the whole group can be killed),
 rlimits (address space, CPU, open files, file size, processes), a scrubbed environment
 whose HOME and TMPDIR are a private temp dir, and -- where `unshare` works -- fresh
-network and PID namespaces, so the worker has no network and every process it starts
-dies with it (it is PID 1 of its namespace).
+network, PID and IPC namespaces, so the worker has no network, every process it starts
+dies with it (it is PID 1 of its namespace) and no SysV object outlives it. Where mounts
+work too, jail.sh adds the rest (see its header); `jail_features()` probes once which of
+its protections this host gives, and each Worker says which it got (`protections`).
 """
 from __future__ import annotations
 
 import functools
+import glob
+import json
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -35,6 +40,8 @@ class Limits:
     tmp_mb: int = 2048  # size of the private tmpfs work dir inside the jail
     cache_mb: int = 512  # a build-cache folder larger than this after the run is discarded
     cache_dir: str | None = None  # host folder the worker may write (its own build cache)
+    read_paths: tuple[str, ...] = ()  # host files/folders the worker must read (a task file)
+    gpu: bool = False  # the GPU's device nodes in the worker's /dev
 
 
 SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
@@ -43,13 +50,14 @@ SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA
 
 @functools.lru_cache(maxsize=1)
 def namespace_prefix() -> tuple[str, ...]:
-    """The `unshare` prefix that works here (net + pid namespaces), or () with none."""
+    """The `unshare` prefix that works here (net + pid (+ ipc) namespaces), or () with none."""
     exe = shutil.which("unshare")
     if not exe:
         return ()
-    candidates = [(exe, "--net", "--pid", "--fork", "--kill-child")]
-    candidates.insert(0 if os.geteuid() != 0 else 1,
-                      (exe, "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"))
+    plain = [(exe, "--net", "--pid", "--ipc", "--fork", "--kill-child"),
+             (exe, "--net", "--pid", "--fork", "--kill-child")]
+    user = [(exe, "--user", "--map-root-user", *p[1:]) for p in plain]
+    candidates = [*plain, *user] if os.geteuid() == 0 else [*user, *plain]
     for prefix in candidates:
         try:
             r = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
@@ -61,7 +69,14 @@ def namespace_prefix() -> tuple[str, ...]:
 
 
 JAIL = Path(__file__).with_name("jail.sh")
-# Secrets a worker must never read even though the host's file system stays visible.
+HELPER = Path(__file__).with_name("jailhelp.py")
+WORKER_ID = (65534, 65534)  # nobody:nogroup, the worker's uid:gid when kopt runs as root
+MINIMAL_DEV = ("null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout", "stderr", "shm")
+# What a worker gets, by the names `kopt doctor` and `checks.sandbox` show.
+PROTECTIONS = ("ipc namespace", "unprivileged uid", "home allow-list", "minimal /dev",
+               "unix/netlink/vsock sockets blocked", "keyring blocked", "fresh /proc")
+# Secrets a worker must never read; hidden one by one only where the homes cannot be
+# emptied (the allow-list of jail.sh -b/-a does not depend on knowing their names).
 SENSITIVE_HOME = (".ssh", ".aws", ".azure", ".gnupg", ".netrc", ".docker", ".kube", ".config", ".git-credentials",
                   ".pypirc", ".bash_history", ".python_history", ".cache/huggingface", ".local/share/keyrings")
 
@@ -71,24 +86,170 @@ def default_hidden() -> list[str]:
     return [str(home / name) for name in SENSITIVE_HOME]
 
 
+def home_roots() -> list[str]:
+    """The folders whose contents a worker never sees but for what it needs: /root, /home
+    and kopt's own $HOME (wherever it is)."""
+    roots = {"/root", "/home", os.path.realpath(Path.home())}
+    return sorted(r for r in roots if r != "/" and os.path.isdir(r))
+
+
+def runtime_paths() -> list[str]:
+    """What every worker reads: the python install, the venv, every import path, kopt
+    itself and the CUDA toolkit."""
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(Path(__file__).parents[1]),
+             *sys.path, *(os.environ.get(k, "") for k in ("CUDA_HOME", "CUDA_PATH"))]
+    return [os.path.realpath(p) for p in paths if p and os.path.exists(p)]
+
+
+def _minimal(paths: list[str]) -> list[str]:
+    """The paths, deduplicated, without those inside another one (one bind covers them)."""
+    out: list[str] = []
+    for p in sorted(set(paths), key=len):
+        if "\n" not in p and p != "/" and not any(p == q or p.startswith(q.rstrip("/") + "/") for q in out):
+            out.append(p)
+    return out
+
+
+def _closed_ancestor(path: str, uid: int) -> str | None:
+    """The highest folder above `path` that `uid` may not traverse (root-owned 0700 /tmp/pytest-of-root)."""
+    parts = Path(path).parts
+    for n in range(2, len(parts)):
+        folder = os.path.join(*parts[:n])
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return None
+        if not st.st_mode & 0o001 and st.st_uid != uid:
+            return folder
+    return None
+
+
+def jail_options(features: frozenset[str], work: str, allowed: list[str], gpu: bool) -> list[str]:
+    """jail.sh's options for the protections in `features`."""
+    opts: list[str] = ["-p", os.path.realpath(sys.executable)]
+    if "uid" in features:
+        opts += ["-u", f"{WORKER_ID[0]}:{WORKER_ID[1]}"]
+    if "home" in features:
+        allowed = _minimal(allowed)
+        blanks = home_roots()
+        if "uid" in features:
+            blanks += [a for a in (_closed_ancestor(p, WORKER_ID[0]) for p in allowed) if a]
+        work_dir = os.path.realpath(work)
+        for b in _minimal([b for b in blanks if not (work_dir + "/").startswith(b.rstrip("/") + "/")]):
+            opts += ["-b", b]
+        for a in allowed:
+            opts += ["-a", a]
+    if "dev" in features:
+        opts.append("-d")
+        for node in sorted(glob.glob("/dev/nvidia*")) if gpu else ():
+            opts += ["-g", node]
+    if "seccomp" in features:
+        opts.append("-s")
+    return opts
+
+
+PROBE = r"""
+import ctypes, json, os, socket, sys
+d, add_key = sys.argv[1], int(sys.argv[2])
+def can(f):
+    try:
+        f()
+        return True
+    except OSError:
+        return False
+def read(path):  # a hidden file may still open (as /dev/null): only its content counts
+    if open(path).read() != "secret":
+        raise OSError("hidden")
+def sock(fam):
+    socket.socket(fam, socket.SOCK_DGRAM).close()
+libc = ctypes.CDLL(None, use_errno=True)
+def key():  # in the process keyring (-2): it dies with this process if the call works
+    if libc.syscall(add_key, b"user", b"kopt-probe", b"x", 1, -2) < 0:
+        raise OSError(ctypes.get_errno(), "add_key")
+uid_map = open("/proc/self/uid_map").read().split()
+print("KOPT-PROBE " + json.dumps({
+    "secret": can(lambda: read(d + "/secret")), "escaped": can(lambda: open(d + "/escaped", "w")),
+    "wrote": can(lambda: open("ok", "w")), "cache": can(lambda: open(d + "/cache/new", "w")),
+    "home_secret": can(lambda: read(d + "/home/secret")),
+    "home_allowed": can(lambda: read(d + "/home/allowed/file")),
+    "host_uid": int(uid_map[1]) + os.getuid() - int(uid_map[0]), "ipc": os.readlink("/proc/self/ns/ipc"),
+    "dev": sorted(os.listdir("/dev")), "pids": sum(e.isdigit() for e in os.listdir("/proc")),
+    "sockets": [can(lambda: sock(f)) for f in (socket.AF_UNIX, socket.AF_NETLINK, getattr(socket, "AF_VSOCK", 40))],
+    "keyring": can(key)}))
+"""
+# which jail.sh step (its `kopt-jail: STEP` line) needs which feature
+STEP_FEATURE = (("home:", "home"), ("dev:", "dev"), ("idmap", "uid"), ("seccomp", "seccomp"))
+
+
+def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict | None, str]:
+    from kopt.sandboxes.jailhelp import ARCHES
+
+    add_key = ARCHES.get(os.uname().machine, (0, {"add_key": 248}))[1]["add_key"]
+    with tempfile.TemporaryDirectory() as d:
+        for sub in ("work", "cache", "home/allowed"):
+            os.makedirs(f"{d}/{sub}")
+        for f in ("secret", "home/secret", "home/allowed/file"):
+            Path(d, f).write_text("secret")
+        os.chmod(d, 0o755)
+        opts = jail_options(features, f"{d}/work", [*runtime_paths(), f"{d}/home/allowed"], gpu=False)
+        if "home" in features:
+            opts += ["-b", f"{d}/home"]
+        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *opts, "16", f"{d}/work", f"{d}/cache", f"{d}/secret", "--",
+               os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d, str(add_key)]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, str(e)
+        line = next((x for x in r.stdout.splitlines() if x.startswith("KOPT-PROBE ")), None)
+        if r.returncode != 0 or line is None:
+            return None, r.stderr
+        out = json.loads(line.split(" ", 1)[1])
+        out["private"] = not (Path(d) / "escaped").exists() and not (Path(d) / "work" / "ok").exists()
+        out["cache_host"] = (Path(d) / "cache" / "new").exists()
+        return out, ""
+
+
 @functools.lru_cache(maxsize=1)
-def can_jail() -> bool:
-    """Whether jail.sh works here: a hidden file unreadable, the host read-only, /tmp private."""
+def jail_features() -> tuple[frozenset[str], dict[str, bool]] | None:
+    """(the jail.sh features this host runs, which protections a worker gets with them), or
+    None when no jail works here: a hidden file unreadable, the host read-only, the work
+    dir private and the build cache writable are the least a jail must give."""
     prefix = namespace_prefix()
     if not prefix or not shutil.which("mount") or not shutil.which("setpriv"):
-        return False
-    with tempfile.TemporaryDirectory() as d:
-        secret, work = Path(d) / "secret", Path(d) / "work"
-        secret.write_text("secret")
-        work.mkdir()
-        probe = f"cat {secret} 2>/dev/null; touch {d}/escaped 2>/dev/null; touch {work}/ok && echo wrote"
-        try:
-            r = subprocess.run([*prefix, "--mount", "/bin/sh", str(JAIL), "16", str(work), "", str(secret),
-                                "--", "/bin/sh", "-c", probe], capture_output=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return (r.returncode == 0 and b"secret" not in r.stdout and b"wrote" in r.stdout
-                and not (Path(d) / "escaped").exists() and not (work / "ok").exists())
+        return None
+    features = {"home", "dev", "seccomp"} | ({"uid"} if os.geteuid() == 0 and "--user" not in prefix else set())
+    while True:
+        out, err = _probe_once(prefix, frozenset(features))
+        if out is not None or not features:
+            break
+        culprit = next((f for step, f in STEP_FEATURE if f"kopt-jail: {step}" in err and f in features), None)
+        features.discard(culprit or next(f for f in ("seccomp", "uid", "dev", "home") if f in features))
+        if "home" not in features:
+            features.discard("uid")  # 0700 folders above the python install need the allow-list
+    if out is None or out["secret"] or out["escaped"] or not out["wrote"] or not out["private"] \
+            or not out["cache"] or not out["cache_host"]:
+        return None
+    return frozenset(features), {
+        "ipc namespace": out["ipc"] != os.readlink("/proc/self/ns/ipc"),
+        "unprivileged uid": out["host_uid"] != 0,
+        "home allow-list": "home" in features and out["home_allowed"] and not out["home_secret"],
+        "minimal /dev": set(out["dev"]) <= set(MINIMAL_DEV),
+        "unix/netlink/vsock sockets blocked": not any(out["sockets"]),
+        "keyring blocked": not out["keyring"],
+        "fresh /proc": out["pids"] <= 3,
+    }
+
+
+def can_jail() -> bool:
+    """Whether jail.sh works here (see jail_features)."""
+    return jail_features() is not None
+
+
+def protections(jailed: bool, isolated: bool) -> dict[str, bool]:
+    """Which of PROTECTIONS a worker started this way has."""
+    if jailed:
+        return dict(jail_features()[1])
+    return {name: name == "ipc namespace" and isolated and "--ipc" in namespace_prefix() for name in PROTECTIONS}
 
 
 class Cgroups:
@@ -225,6 +386,7 @@ class Worker:
     cache_dir: str | None = None
     cache_mb: int = 512
     _drain: threading.Thread | None = field(default=None, repr=False)
+    protections: dict[str, bool] = field(default_factory=dict)  # PROTECTIONS -> whether this worker has it
 
     def namespace_pids(self) -> list[int]:
         """Every live process in the worker's PID namespace except its PID 1."""
@@ -332,11 +494,15 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     prefix = () if limits.network else namespace_prefix()
     cmd = [*argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
     env = scrubbed_env(str(workdir), env_extra)
-    jailed = bool(prefix) and can_jail()
-    if jailed:
-        hide = [p for p in (*limits.hide_paths, *default_hidden()) if os.path.exists(p)]
-        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), str(limits.tmp_mb), str(workdir), limits.cache_dir or "",
-               *hide, "--", *cmd]
+    jail = jail_features() if prefix else None
+    if jail:
+        features = jail[0]
+        hide = [p for p in (*limits.hide_paths, *(() if "home" in features else default_hidden())) if os.path.exists(p)]
+        allowed = [*runtime_paths(), *limits.read_paths, *(env.get("PYTHONPATH", "").split(os.pathsep)),
+                   *([limits.cache_dir] if limits.cache_dir else [])]
+        opts = jail_options(features, str(workdir), [os.path.realpath(a) for a in allowed if a], limits.gpu)
+        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *opts, str(limits.tmp_mb), str(workdir),
+               limits.cache_dir or "", *hide, "--", *cmd]
     else:
         cmd = [*prefix, *cmd]
     if limits.cache_dir:
@@ -364,5 +530,5 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
 
     t = threading.Thread(target=drain, daemon=True)
     t.start()
-    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), jailed, cgroup, limits.cache_dir,
-                  limits.cache_mb, t)
+    return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), bool(jail), cgroup, limits.cache_dir,
+                  limits.cache_mb, t, protections(bool(jail), bool(prefix)))

@@ -1,0 +1,131 @@
+"""Two steps of jail.sh that the shell cannot do, run as `python -I -S jailhelp.py CMD ...`
+(standard library only, no site, so it starts fast and imports nothing from the host):
+
+- `idmap PATH UID GID`: put an id-mapped bind of PATH over itself, so that files the host's
+  root owns there appear owned by UID:GID -- the unprivileged worker can write its own build
+  cache, and what it writes lands on the host owned by root, with no chown of host files;
+- `seccomp -- CMD...`: install a seccomp filter, then exec CMD. socket() for AF_UNIX,
+  AF_NETLINK and AF_VSOCK, io_uring (which opens and connects sockets without the socket
+  syscall) and the keyring calls (add_key, request_key, keyctl) fail with EPERM. A unix
+  socket is the one way out of the network namespace (a path-named socket on the host);
+  the keyring is shared by every process of a uid, so a key would outlive the worker.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import struct
+import sys
+
+# (audit arch, syscall numbers) per machine; new syscalls (io_uring, mount API) share numbers
+ARCHES = {
+    "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250}),
+    "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219}),
+}
+IO_URING = (425, 426, 427)  # setup, enter, register
+BLOCKED_FAMILIES = (1, 16, 40)  # AF_UNIX, AF_NETLINK, AF_VSOCK
+X32_BIT = 0x40000000
+RET_ALLOW, RET_EPERM = 0x7FFF0000, 0x00050000 | errno.EPERM
+LD_W_ABS, JEQ_K, JSET_K, RET_K = 0x20, 0x15, 0x45, 0x06
+OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH, MOUNT_ATTR_IDMAP = 1, 0x1000, 0x4, 0x100000
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
+CLONE_NEWUSER = 0x10000000
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+def filter_program(machine: str | None = None) -> bytes:
+    """The BPF program for this machine (ValueError on a machine it does not know)."""
+    machine = machine or platform.machine()
+    if machine not in ARCHES:
+        raise ValueError(f"no seccomp table for {machine}")
+    arch, nr = ARCHES[machine]
+    deny_nrs = [nr["add_key"], nr["request_key"], nr["keyctl"], *IO_URING]
+    prog = [_ins(LD_W_ABS, 4), _ins(JEQ_K, arch, 1, 0), _ins(RET_K, RET_EPERM),  # another ABI: nothing
+            _ins(LD_W_ABS, 0), _ins(JSET_K, X32_BIT, 0, 1), _ins(RET_K, RET_EPERM)]  # x32 ABI: nothing
+    for n in deny_nrs:
+        prog += [_ins(JEQ_K, n, 0, 1), _ins(RET_K, RET_EPERM)]
+    prog += [_ins(JEQ_K, nr["socket"], 0, 2 * len(BLOCKED_FAMILIES) + 1), _ins(LD_W_ABS, 16)]  # args[0], low half
+    for fam in BLOCKED_FAMILIES:
+        prog += [_ins(JEQ_K, fam, 0, 1), _ins(RET_K, RET_EPERM)]
+    prog.append(_ins(RET_K, RET_ALLOW))
+    return b"".join(prog)
+
+
+def install_filter() -> None:
+    prog = filter_program()
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = struct.pack("HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
+    if LIBC.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    fbuf = ctypes.create_string_buffer(fprog, len(fprog))
+    if LIBC.prctl(22, 2, ctypes.c_void_p(ctypes.addressof(fbuf)), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def _userns_fd(uid: int, gid: int) -> tuple[int, int]:
+    """(fd of a user namespace mapping 0 to uid:gid, pid of its holder to kill)."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        os.close(hold_w)
+        ok = LIBC.unshare(CLONE_NEWUSER) == 0
+        os.write(ready_w, b"1" if ok else b"0")
+        os.read(hold_r, 1)
+        os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    ok = os.read(ready_r, 1) == b"1"
+    os.close(ready_r)
+    try:
+        if not ok:
+            raise OSError("unshare(CLONE_NEWUSER) failed")
+        for name, value in (("uid_map", uid), ("gid_map", gid)):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {value} 1\n")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC), pid
+    finally:
+        os.close(hold_w)
+
+
+def idmap(path: str, uid: int, gid: int) -> None:
+    userns, holder = _userns_fd(uid, gid)
+    try:
+        syscall = LIBC.syscall
+        syscall.restype = ctypes.c_long
+        tree = syscall(SYS_OPEN_TREE, -100, path.encode(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+        if tree < 0:
+            raise OSError(ctypes.get_errno(), f"open_tree({path})")
+        attr = struct.pack("QQQQ", MOUNT_ATTR_IDMAP, 0, 0, userns)
+        if syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, attr, len(attr)) != 0:
+            raise OSError(ctypes.get_errno(), "mount_setattr(MOUNT_ATTR_IDMAP)")
+        if syscall(SYS_MOVE_MOUNT, tree, b"", -100, path.encode(), MOVE_MOUNT_F_EMPTY_PATH) != 0:
+            raise OSError(ctypes.get_errno(), f"move_mount({path})")
+    finally:
+        os.close(userns)
+        os.waitpid(holder, 0)
+
+
+def main(argv: list[str]) -> None:
+    try:
+        if argv[:1] == ["idmap"] and len(argv) == 4:
+            idmap(argv[1], int(argv[2]), int(argv[3]))
+            return
+        if argv[:2] == ["seccomp", "--"] and len(argv) > 2:
+            install_filter()
+            os.execvp(argv[2], argv[2:])
+    except (OSError, ValueError) as e:
+        sys.exit(f"kopt-jail: {argv[0]}: {e}")
+    sys.exit("usage: jailhelp.py idmap PATH UID GID | seccomp -- CMD...")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
