@@ -190,6 +190,7 @@ class Search:
                 "target": self.target, "kind": self.target.kind,
                 "parent_results": self.evals.get(parent.id, []),
                 "lessons": summarize(self.cands, self.evals, self.duplicates),
+                "candidates": self.cands, "evaluations": self.evals,  # the lineage's attempts, for LLM prompts
                 "run_id": self.run_id}
 
     def run(self) -> str | None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 from kopt.agent.errors import UserInputError
 
 
-def make_proposer(model: str | None, base_url: str | None = None, kind: str = "kernelbench", **kw):
-    """The proposer for `--model`; `rules` picks the rule set of the target's kind."""
+def make_proposer(model: str | None, base_url: str | None = None, kind: str = "kernelbench",
+                  max_prompt_tokens: int | None = None, **kw):
+    """The proposer for `--model`; `rules` picks the rule set of the target's kind. `kw` goes to
+    the chat backend; `max_prompt_tokens` (`--max-prompt-tokens`) to the LLM proposer."""
     model = model or "rules"
+    llm_kw = {} if max_prompt_tokens is None else {"max_prompt_tokens": max_prompt_tokens}
     if model == "rules":
         if kind == "program":
             from kopt.agent.proposers.program_rules import ProgramRulesProposer
@@ -23,17 +26,17 @@ def make_proposer(model: str | None, base_url: str | None = None, kind: str = "k
         from kopt.agent.coder import LLMProposer
         from kopt.agent.proposers.openai_compat import OpenAIChat
 
-        return LLMProposer(OpenAIChat(model.removeprefix("openai/"), base_url=base_url, **kw))
+        return LLMProposer(OpenAIChat(model.removeprefix("openai/"), base_url=base_url, **kw), **llm_kw)
     if model.startswith("litellm/"):
         from kopt.agent.coder import LLMProposer
         from kopt.agent.proposers.litellm_chat import LiteLLMChat
 
-        return LLMProposer(LiteLLMChat(model.removeprefix("litellm/"), base_url=base_url, **kw))
+        return LLMProposer(LiteLLMChat(model.removeprefix("litellm/"), base_url=base_url, **kw), **llm_kw)
     if model.startswith("hf:"):
         from kopt.agent.coder import LLMProposer
         from kopt.agent.proposers.hf_local import HFChat
 
-        return LLMProposer(HFChat(model.removeprefix("hf:"), **kw))
+        return LLMProposer(HFChat(model.removeprefix("hf:"), **kw), **llm_kw)
     raise UserInputError(f"unknown --model {model!r}: use rules, openai/<name>, litellm/<provider>/<name> or hf:<path>")
 
 

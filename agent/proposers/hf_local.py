@@ -105,6 +105,10 @@ class HFChat:
             first = {"role": messages[1]["role"], "content": f"{messages[0]['content']}\n\n{messages[1]['content']}"}
             return tok.apply_chat_template([first, *messages[2:]], tokenize=False, add_generation_prompt=True)
 
+    def count_tokens(self, messages: list[dict]) -> int:
+        """The prompt's exact length in this model's tokens (the proposer's budget uses it)."""
+        return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
     def complete(self, messages: list[dict]) -> ChatResult:
         return self.generate_batch([messages], n=1)[0][0]
 
