@@ -43,7 +43,7 @@ def commit_all(root: Path) -> Path:
 
 
 def python_repo(root: Path, n: int = 1500) -> Path:
-    """A package with a quadratic pair count, its unit tests and a bench that prints ms."""
+    """A package with a quadratic pair count, its unit tests and a bench that prints its answer and ms."""
     (root / "pairs").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "pairs" / "__init__.py").write_text("")
@@ -89,8 +89,10 @@ def python_repo(root: Path, n: int = 1500) -> Path:
 
         values = [(i * 7919) % 1000 for i in range({n})]
         start = time.perf_counter()
-        count_pairs(values, 1000)
-        print(f"time_ms: {{(time.perf_counter() - start) * 1000:.3f}}")
+        pairs = count_pairs(values, 1000)
+        elapsed = time.perf_counter() - start
+        print(f"pairs: {{pairs}}")
+        print(f"time_ms: {{elapsed * 1000:.3f}}")
         '''))
     return commit_all(root)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kopt.agent.core import Candidate
 from kopt.agent.edits import EditError
+from kopt.agent.repo import safefs
 
 MAKE_FLAGS = re.compile(r"^(?P<name>(?:C|CXX|CU|NVCC|CPP|CUDA)FLAGS)[ \t]*(?P<op>[:+?]?=)[ \t]*(?P<value>.*)$", re.M)
 CMAKE_FLAGS = re.compile(r"^\s*set\s*\(\s*(?P<name>CMAKE_(?:C|CXX|CUDA)_FLAGS)\s+\"(?P<value>[^\"]*)\"\s*\)", re.M)
@@ -54,10 +55,41 @@ def flag_edits(rel: str, text: str, level: str) -> list[tuple[str, str]]:
     return out
 
 
+SAFE_FLAG = re.compile(r"^(?:-O(?:[0-3sgz]|fast)?|-march=[\w.+-]+|-mtune=[\w.+-]+|-flto|-funroll-loops"
+                       r"|-fomit-frame-pointer|-g[0-3]?)$")
+
+
+def _flag_line(line: str) -> tuple[str, str] | None:
+    for pattern in (MAKE_FLAGS, CMAKE_FLAGS):
+        if m := pattern.match(line):
+            return m.group("name") + m.groupdict().get("op", ""), m.group("value")
+    return None
+
+
+def flags_only(old: str, new: str) -> bool:
+    """Whether a build file changed only in optimisation flags (-O levels, -march, -g...),
+    line for line: the one change to a build file a candidate may make. A changed recipe,
+    target or define is not one."""
+    a, b = old.splitlines(), new.splitlines()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        if CMAKE_TYPE.match(x) and CMAKE_TYPE.sub(lambda m: m.group(0).replace(m.group("value"), "Release"), x) == y:
+            continue
+        fx, fy = _flag_line(x), _flag_line(y)
+        if fx is None or fy is None or fx[0] != fy[0]:
+            return False
+        if not all(SAFE_FLAG.match(t) for t in set(fx[1].split()) ^ set(fy[1].split())):
+            return False
+    return True
+
+
 def build_files(tree: Path) -> list[str]:
     names = ("Makefile", "makefile", "GNUmakefile", "CMakeLists.txt")
     found = [p for p in tree.rglob("*") if (p.name in names or p.suffix in (".mk", ".cmake"))
-             and ".git" not in p.parts and p.is_file()]
+             and ".git" not in p.parts and safefs.is_regular(tree, str(p.relative_to(tree)))]
     return sorted(str(p.relative_to(tree)) for p in found)[:20]
 
 
@@ -73,7 +105,7 @@ class RepoRulesProposer:
         for level, label in (("-O2", "-O2"), ("-O3 -march=native", "-O3 -march=native")):
             blocks = []
             for rel in build_files(tree):
-                text = (tree / rel).read_text(errors="replace")
+                text = safefs.read_text(tree, rel, errors="replace")
                 blocks += [f"{rel}\n<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE"
                            for old, new in flag_edits(rel, text, level)]
             if not blocks:

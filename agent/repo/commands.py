@@ -7,6 +7,7 @@ scrubbed. kopt measures each run's wall time from outside the sandbox.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -134,7 +135,8 @@ class TreeShell:
 
 
 def parse_metric(output: str, pattern: str | None) -> float | None:
-    """The bench's number: group 1 (or the whole match) of the last match of `pattern`."""
+    """The bench's number: group 1 (or the whole match) of the last match of `pattern`;
+    None unless it is a positive finite number (a 0, NaN or inf cannot be compared)."""
     if not pattern:
         return None
     matches = list(re.finditer(pattern, output, re.M))
@@ -143,6 +145,25 @@ def parse_metric(output: str, pattern: str | None) -> float | None:
     m = matches[-1]
     text = m.group(1) if m.groups() else m.group(0)
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
         return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+FLOAT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\d+")
+
+
+def normalised(output: str, pattern: str | None, floats: bool = False) -> str:
+    """A bench's output with its metric (every match of `pattern`) masked, and with
+    `floats` every decimal number too (for a bench that also prints its own timings):
+    what must be the same for the candidate as for the original."""
+    if pattern:
+        def mask(m: re.Match) -> str:
+            if not m.groups() or m.start(1) < 0:
+                return "<metric>"
+            return m.group(0)[:m.start(1) - m.start()] + "<metric>" + m.group(0)[m.end(1) - m.start():]
+        output = re.sub(pattern, mask, output, flags=re.M)
+    if floats:
+        output = FLOAT.sub("<num>", output)
+    return "\n".join(line.rstrip() for line in output.strip().splitlines())

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kopt.agent.repo import safefs
 from kopt.agent.repo.worktree import git
 
 LANGUAGE_OF = {".py": "python", ".c": "c", ".h": "cpp", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp",
@@ -116,10 +117,11 @@ class RepoIndex:
 
     def text(self, rel: str) -> str:
         if rel not in self._texts:
-            p = self.root / rel
-            try:
-                self._texts[rel] = p.read_text(errors="replace") if p.stat().st_size <= MAX_FILE_BYTES else ""
+            try:  # lstat'ed, regular files only, capped: the tree may be a candidate's
+                self._texts[rel] = safefs.read_text(self.root, rel, MAX_FILE_BYTES + 1, errors="replace")
             except OSError:
+                self._texts[rel] = ""
+            if len(self._texts[rel]) > MAX_FILE_BYTES:
                 self._texts[rel] = ""
         return self._texts[rel]
 
@@ -143,7 +145,7 @@ class RepoIndex:
 
     def find(self, rel: str, qualname: str) -> FunctionDef | None:
         """A function by file and (qualified or bare) name: how `--focus` and views locate it."""
-        funcs = self.functions(rel) if rel in self.files or (self.root / rel).is_file() else []
+        funcs = self.functions(rel) if rel in self.files or safefs.is_regular(self.root, rel) else []
         return next((f for f in funcs if f.qualname == qualname), None) or \
             next((f for f in funcs if f.name == qualname), None)
 

@@ -3,11 +3,13 @@ or one unified diff in a ```diff fence. Edits are applied to the files of a work
 a block that does not apply is an error for the model, never skipped."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from kopt.agent.edits import EditError
+from kopt.agent.repo import safefs
 
 BLOCK = re.compile(r"^<{5,9} SEARCH[ \t]*\n(.*?)^={5,9}[ \t]*\n(.*?)^>{5,9} REPLACE[ \t]*$", re.S | re.M)
 DIFF_FENCE = re.compile(r"```(?:diff|patch)\n(.*?)```", re.S)
@@ -92,11 +94,12 @@ def apply_edits(tree: Path, edits: list[FileEdit], resolve) -> list[str]:
     for i, e in enumerate(edits, 1):
         rel = safe_relpath(e.path) if e.path else resolve(e.search, i)
         if rel not in texts:
-            f = tree / rel
             try:
-                texts[rel] = f.read_text() if f.is_file() else None
+                texts[rel] = safefs.read_text(tree, rel) if os.path.lexists(safefs.check_inside(tree, rel)) else None
             except UnicodeDecodeError:
                 raise EditError(f"{rel} is not a text file; it cannot be edited with SEARCH/REPLACE") from None
+            except OSError as e:
+                raise EditError(f"{rel} cannot be edited: {e}") from None
         current = texts[rel]
         search = _normal(e.search)
         replace = _normal(e.replace)
@@ -129,9 +132,10 @@ def apply_edits(tree: Path, edits: list[FileEdit], resolve) -> list[str]:
                 compile(text, rel, "exec")
             except SyntaxError as err:
                 raise EditError(f"{rel} would have a syntax error at line {err.lineno}: {err.msg}") from None
-        f = tree / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text)
+        try:
+            safefs.write_text(tree, rel, text)
+        except OSError as e:
+            raise EditError(f"{rel} cannot be written: {e}") from None
     return changed
 
 

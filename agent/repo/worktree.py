@@ -18,6 +18,8 @@ from pathlib import Path
 from kopt.agent.errors import EnvironmentMissing, UserInputError
 
 # GIT_OPTIONAL_LOCKS=0: `git status` on the user's repository must not refresh (write) its index
+# hooks of the clone never run: kopt's own git calls run no code from a tree or a config
+NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "GIT_AUTHOR_NAME": "kopt",
            "GIT_AUTHOR_EMAIL": "kopt@localhost", "GIT_COMMITTER_NAME": "kopt", "GIT_COMMITTER_EMAIL": "kopt@localhost"}
 
@@ -92,15 +94,17 @@ class Workspace:
         self.trees.mkdir(exist_ok=True)
 
     def tree_for(self, patch: str) -> Path:
-        """The work tree of HEAD + `patch`, made on first use (raises GitError if it does not apply)."""
-        path = self.trees / patch_key(patch)
-        if (path / ".git").exists():
+        """The work tree of HEAD + `patch`, made on first use (raises GitError if it does not apply).
+        The candidate is committed there, so `reset` can bring the tree back to it after a run."""
+        path = self.trees / f"c-{patch_key(patch)}"
+        if os.path.lexists(path / ".git"):
             return path
         tmp = self.trees / f"tmp-{os.getpid()}-{patch_key(patch)}"
         self._add(tmp)
         try:
             if patch.strip():
                 apply_patch(tmp, patch)
+            self._seal(tmp)
             self._move(tmp, path)
         except Exception:
             self.remove(tmp)
@@ -119,10 +123,11 @@ class Workspace:
                 apply_patch(tmp, parent_patch)
             write(tmp)
             patch = diff_against(tmp, self.commit)
-            final = self.trees / patch_key(patch)
-            if (final / ".git").exists():
+            final = self.trees / f"c-{patch_key(patch)}"
+            if os.path.lexists(final / ".git"):
                 self.remove(tmp)
             else:
+                self._seal(tmp)
                 self._move(tmp, final)
         except BaseException:
             self.remove(tmp)
@@ -131,6 +136,46 @@ class Workspace:
 
     def _add(self, path: Path) -> None:
         git(self.clone, "worktree", "add", "--quiet", "--detach", str(path), self.commit)
+
+    def _seal(self, tree: Path) -> None:
+        """Commit the candidate in its tree (before anything ran there): the state `reset` restores."""
+        git(tree, *NO_HOOKS, "add", "-A")
+        git(tree, *NO_HOOKS, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "kopt candidate")
+
+    def _gitdir(self, tree: Path) -> Path:
+        """The tree's admin folder in the clone, found from the clone's side: the `.git` file
+        in a tree that candidate code ran in is the candidate's to forge."""
+        want = str(Path(tree) / ".git")
+        for admin in (self.clone / ".git" / "worktrees").iterdir():
+            try:
+                if (admin / "gitdir").read_text().strip() == want:
+                    return admin
+            except OSError:
+                continue
+        raise GitError(f"{tree} is not a work tree of {self.clone}")
+
+    def tree_git(self, tree: Path, *args: str) -> str:
+        """git on a tree that untrusted code may have written: explicit git dir, no hooks."""
+        admin = self._gitdir(tree)
+        return git(tree, f"--git-dir={admin}", f"--work-tree={tree}", *NO_HOOKS, *args)
+
+    def reset(self, tree: Path) -> None:
+        """Bring a tree back to its committed candidate: every change, untracked or ignored file
+        and nested repository (a folder named .git included) gone, its own .git link rewritten."""
+        admin = self._gitdir(tree)
+        link = Path(tree) / ".git"
+        if os.path.lexists(link) and not (link.is_file() and not link.is_symlink()):
+            if link.is_dir() and not link.is_symlink():
+                shutil.rmtree(link)
+            else:
+                link.unlink()
+        link.write_text(f"gitdir: {admin}\n")
+        self.tree_git(tree, "reset", "--quiet", "--hard")
+        self.tree_git(tree, "clean", "-ffdxq")
+
+    def changes(self, tree: Path) -> str:
+        """`git diff --raw` of the tree's committed candidate against HEAD (see guard.parse_raw)."""
+        return self.tree_git(tree, "diff", "--raw", "-z", "--no-renames", self.commit, "HEAD")
 
     def _move(self, src: Path, dst: Path) -> None:
         git(self.clone, "worktree", "move", str(src), str(dst))

@@ -17,17 +17,20 @@ from pathlib import Path
 
 from kopt.agent.edits import EditError
 from kopt.agent.errors import UserInputError
-from kopt.agent.repo import patches, worktree
-from kopt.agent.repo.commands import RunResult, TreeShell, changed_files, parse_metric, snapshot
-from kopt.agent.repo.hotspots import Hotspot, RepoIndex, is_test_path, rank, render
+from kopt.agent.repo import guard, patches, safefs, worktree
+from kopt.agent.repo.commands import RunResult, TreeShell, parse_metric
+from kopt.agent.repo.fresh import FreshRuns
+from kopt.agent.repo.hotspots import Hotspot, RepoIndex, rank, render
+from kopt.agent.repo.outputs import OutputCheck
 from kopt.agent.repo.profile import Profile, profile_bench
 from kopt.sandboxes.timing import estimate_speedup, speed_verdict
 
 BASELINE_ROUNDS = 3
+AGREEMENT_FACTOR = 3.0  # metric speedup / wall-time speedup above which the clock must say `faster` too
 SUSPICIOUS_SPEEDUP = 100.0
 
 
-def _instructions(protected: list[str]) -> str:
+def _instructions(rule: str) -> str:
     return (
         "You optimize code in a git repository for speed. You are shown the hottest functions of the "
         "repository's benchmark (with their callers and the tests that cover them); change them (or what they "
@@ -35,7 +38,7 @@ def _instructions(protected: list[str]) -> str:
         "function's name, signature and results; do not edit tests, benchmarks or build scripts that only "
         "measure; do not cache results across runs in files, skip work the benchmark asks for, or special-case "
         "the benchmark's inputs. The code runs with no network.\n"
-        + (f"Files you must not change: {', '.join(protected)}.\n" if protected else "")
+        + rule + "\n"
         + patches.FORMAT_HELP)
 
 
@@ -47,7 +50,8 @@ class RepoTarget:
     def __init__(self, root: Path, commit: str, test: str, bench: str, bench_metric: str | None = None,
                  higher_is_better: bool = False, focus: str | None = None, branch: bool = False,
                  baseline: str = "", noise_floor: float = 0.1, min_rounds: int = 5, max_rounds: int = 15,
-                 timing_budget_s: float = 60.0, quiet: bool = False, subdir: str = ""):
+                 timing_budget_s: float = 60.0, quiet: bool = False, subdir: str = "",
+                 editable: tuple[str, ...] = ()):
         self.root, self.commit, self.test, self.bench = root, commit, test, bench
         self.bench_metric, self.higher_is_better = bench_metric, higher_is_better
         self.focus, self.branch, self.baseline = focus, branch, baseline
@@ -63,19 +67,21 @@ class RepoTarget:
         tmp = Path(tempfile.mkdtemp(prefix="kopt-repo-"))
         atexit.register(shutil.rmtree, tmp, True)
         self.ws = worktree.Workspace(root, commit, tmp)
-        self.protected = self._protected_files()
-        self.instructions = _instructions(self.protected)
+        self.editable_globs = tuple(editable)
+        self.policy = guard.Policy(set(), set(), self.editable_globs, everything=True)
+        self.instructions = _instructions(self.policy.describe())
         self.source = ""
 
     # -- construction and the checks on the original ----------------------------------------
     @classmethod
     def from_options(cls, path: Path, test: str | None = None, bench: str | None = None,
                      bench_metric: str | None = None, higher_is_better: bool = False, focus: str | None = None,
-                     branch: bool = False, include_dirty: bool = False, **other) -> RepoTarget:
+                     branch: bool = False, include_dirty: bool = False, editable: str | list[str] | None = None,
+                     **other) -> RepoTarget:
         if other:
             raise UserInputError(f"{', '.join('--' + k.replace('_', '-') for k in other)} does not apply to a "
                                  f"repository target; it takes --test, --bench, --bench-metric, --higher-is-better, "
-                                 f"--focus, --branch, --include-dirty")
+                                 f"--focus, --editable, --branch, --include-dirty")
         if not test or not bench:
             raise UserInputError("a repository target needs --test CMD (must pass on the original) and "
                                  "--bench CMD (prints a number, or is timed as a whole)")
@@ -99,8 +105,9 @@ class RepoTarget:
             print(f"kopt: warning: {root} has {len(dirty)} uncommitted change(s) (e.g. {dirty[0]}); the run uses "
                   f"HEAD only -- add --include-dirty to start from your working tree", file=sys.stderr)
         subdir = "" if where == root.resolve() else where.relative_to(root.resolve()).as_posix()
+        globs = tuple(g for g in ([editable] if isinstance(editable, str) else editable or []) if g)
         target = cls(root, worktree.head_commit(root), test, bench, bench_metric, higher_is_better, focus, branch,
-                     baseline, subdir=subdir)
+                     baseline, subdir=subdir, editable=globs)
         target.check_original()
         target.find_hotspots()
         return target
@@ -139,6 +146,15 @@ class RepoTarget:
                 self.profile = profile_bench(sh, tree, self.bench, index, self.bench_timeout, self.bench_s)
             self.hotspots = rank(self.profile.weights, self.profile.total, index)
         self.source = self._overview(index)
+        self._set_policy(tree)
+
+    def _set_policy(self, tree: Path) -> None:
+        """What candidates may change: the hot files (see `guard`), told to the model up front."""
+        named = guard.bench_files(tree, [self.test, self.bench], self.subdir)
+        hot = {h.fn.path for h in self.hotspots if h.fn.path not in f"{self.test} {self.bench}"}
+        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot)
+        self.instructions = _instructions(self.policy.describe())
+        self._baseline_changes = set(self._changes(tree))
 
     def _overview(self, index: RepoIndex) -> str:
         p = self.profile
@@ -154,13 +170,6 @@ class RepoTarget:
                         + ", ".join(index.files[:40]))
             return "\n".join(head)
         return "\n".join(head) + render(self.hotspots, index)
-
-    def _protected_files(self) -> list[str]:
-        """Tests, and files the test/bench commands name: a candidate may not change them."""
-        files = worktree.git(self.root, "ls-files", "-z").split("\0")
-        words = {w.removeprefix("./") for w in re.findall(r"[\w./-]+", f"{self.test} {self.bench}")}
-        words |= {f"{self.subdir}/{w}" for w in words} if self.subdir else set()
-        return [f for f in files if f and (is_test_path(f) or f in words)]
 
     # -- the run dir ------------------------------------------------------------------------
     def use_run_dir(self, run_dir: Path) -> None:
@@ -178,18 +187,36 @@ class RepoTarget:
     def baseline_code(self) -> str:
         return self.baseline
 
+    def _changes(self, tree: Path) -> list[guard.Change]:
+        return guard.parse_raw(self.ws.changes(tree))
+
+    def _not_allowed(self, tree: Path) -> str | None:
+        """Why the candidate in `tree` changes more than the code under optimization, or None.
+        Changes the uncommitted baseline (--include-dirty) already made are the user's."""
+        own = [c for c in self._changes(tree) if c not in getattr(self, "_baseline_changes", set())]
+        return self.policy.check(own, lambda rel: self._flag_lines_only(tree, rel))
+
+    def _flag_lines_only(self, tree: Path, rel: str) -> bool:
+        from kopt.agent.proposers.repo_rules import flags_only
+
+        try:
+            old = worktree.git(self.ws.clone, "show", f"{self.commit}:{rel}")
+            new = safefs.read_text(tree, rel, errors="replace")
+        except (worktree.GitError, OSError):
+            return False
+        return flags_only(old, new)
+
     def evaluate(self, candidate_file: Path, hidden_paths: list[str]) -> dict:
         patch = Path(candidate_file).read_text()
         base = {"task": str(self.root), "solution": str(candidate_file), "device": "cpu", "kernel": "repo"}
         try:
             new_tree = self.ws.tree_for(patch)
+            problem = self._not_allowed(new_tree)
         except worktree.GitError as e:
             return {**base, **_fail("compile_error", f"the patch does not apply on HEAD: {e}", compiled=False)}
-        touched = [f for f in self.protected if f in worktree.changed_paths(patch)
-                   and f not in worktree.changed_paths(self.baseline)]
-        if touched:
-            return {**base, **_fail("rejected", f"the patch changes protected files ({', '.join(touched[:3])}): "
-                                                f"tests and benchmarks must stay as they are")}
+        if problem:
+            return {**base, **_fail("rejected", f"the patch changes more than the code under optimization: "
+                                                f"{problem}")}
         ref_tree = self.ws.tree_for(self.baseline)
         result = {**base, **self._measure(ref_tree, new_tree, patch, hidden_paths)}
         result["checks"]["functions_changed"] = self.functions_changed(patch)
@@ -198,59 +225,84 @@ class RepoTarget:
         return result
 
     def _measure(self, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) -> dict:
-        keep = [self.ws.clone]
-        with TreeShell(new_tree, hidden, keep, subdir=self.subdir) as new, \
-                TreeShell(ref_tree, hidden, keep, subdir=self.subdir) as ref:
-            t = new.run(self.test, self.test_timeout)
-            checks = {"tests": "passed" if t.ok else "failed", "test_s": round(t.wall_s, 3)}
-            if t.timed_out:
-                return _fail("timeout", f"--test did not finish in {self.test_timeout:.0f}s", checks=checks)
-            if not t.ok:
-                return _fail("incorrect", f"--test fails (exit {t.rc}): {_tail(t)}", checks=checks)
-            warm_new = new.run(self.bench, self.bench_timeout)  # builds, fills caches
-            if not warm_new.ok:
-                verdict = "timeout" if warm_new.timed_out else "runtime_error"
-                return _fail(verdict, f"--bench fails ({_status(warm_new)}): {_last_line(warm_new)}", checks=checks)
-            if self.bench_metric and parse_metric(warm_new.output, self.bench_metric) is None:
-                return _fail("runtime_error", f"--bench printed no number matching {self.bench_metric!r}",
-                             checks=checks)
-            warm_ref = ref.run(self.bench, self.bench_timeout)
-            if not warm_ref.ok:
-                return _fail("runtime_error", f"the original's bench failed this time: {_last_line(warm_ref)}",
-                             checks=checks)
-            per_round = max(1e-3, warm_new.wall_s + warm_ref.wall_s)
-            rounds = int(min(self.max_rounds, max(self.min_rounds, self.timing_budget_s // per_round)))
-            ref_cost, new_cost, new_writes, ref_writes = [], [], set(), set()
-            for i in range(rounds):
-                order = [("ref", ref), ("new", new)] if i % 2 == 0 else [("new", new), ("ref", ref)]
-                for side, sh in order:
-                    before = snapshot(sh.tree)
-                    r = sh.run(self.bench, self.bench_timeout)
-                    writes = changed_files(before, snapshot(sh.tree))
-                    if not r.ok:
-                        who = "--bench" if side == "new" else "the original's bench"
-                        return _fail("timeout" if r.timed_out else "runtime_error",
-                                     f"{who} failed in round {i + 1} ({_status(r)}): {_last_line(r)}", checks=checks)
-                    cost = self._cost(r)
-                    if cost is None:
-                        return _fail("runtime_error", f"--bench printed no number in round {i + 1}", checks=checks)
-                    (ref_cost if side == "ref" else new_cost).append(cost)
-                    (ref_writes if side == "ref" else new_writes).update(writes)
-                if extra := sorted(new_writes - ref_writes):
-                    return _fail("rejected", f"the bench wrote {', '.join(extra[:3])} in the tree during timed runs "
-                                             f"(state kept between runs can fake speed)", checks=checks)
-                if patch == self.baseline and i + 1 >= BASELINE_ROUNDS:
-                    rounds = i + 1  # the original against itself: only the noise is measured
-                    break
-                if i + 1 >= self.min_rounds and self._decided(ref_cost, new_cost):
-                    rounds = i + 1
-                    break
-        est = estimate_speedup(ref_cost, new_cost)
+        new = FreshRuns(self.ws, new_tree, hidden, self.subdir)
+        ref = FreshRuns(self.ws, ref_tree, hidden, self.subdir)
+        try:
+            return self._measure_runs(ref, new, patch)
+        finally:
+            new.close()
+            ref.close()
+
+    def _measure_runs(self, ref: FreshRuns, new: FreshRuns, patch: str) -> dict:
+        """Tests, then the bench on both sides, every run from a clean tree in a new sandbox;
+        every bench output checked against the original's, every cost cross-checked with
+        kopt's own clock."""
+        t = new.run(self.test, self.test_timeout)
+        checks = {"tests": "passed" if t.ok else "failed", "test_s": round(t.wall_s, 3)}
+        if t.timed_out:
+            return _fail("timeout", f"--test did not finish in {self.test_timeout:.0f}s", checks=checks)
+        if not t.ok:
+            return _fail("incorrect", f"--test fails (exit {t.rc}): {_tail(t)}", checks=checks)
+        warm_new = new.run(self.bench, self.bench_timeout)  # builds, fills caches
+        if not warm_new.ok:
+            verdict = "timeout" if warm_new.timed_out else "runtime_error"
+            return _fail(verdict, f"--bench fails ({_status(warm_new)}): {_last_line(warm_new)}", checks=checks)
+        if self.bench_metric and parse_metric(warm_new.output, self.bench_metric) is None:
+            return _fail("runtime_error", f"--bench printed no number (a positive finite one) matching "
+                                          f"{self.bench_metric!r}", checks=checks)
+        warm_ref = ref.run(self.bench, self.bench_timeout)
+        if not warm_ref.ok:
+            return _fail("runtime_error", f"the original's bench failed this time: {_last_line(warm_ref)}",
+                         checks=checks)
+        built = new.written & ref.written  # the same build outputs on both sides: kept between runs
+        new.keep(built)
+        ref.keep(built)
+        expect = OutputCheck(self.bench_metric, warm_ref.output)
+        per_round = max(1e-3, warm_new.wall_s + warm_ref.wall_s)
+        rounds = int(min(self.max_rounds, max(self.min_rounds, self.timing_budget_s // per_round)))
+        cost: dict[str, list[float]] = {"ref": [], "new": []}
+        wall: dict[str, list[float]] = {"ref": [], "new": []}
+        writes: dict[str, set[str]] = {"ref": set(), "new": set()}
+        for i in range(rounds):
+            order = [("ref", ref), ("new", new)] if i % 2 == 0 else [("new", new), ("ref", ref)]
+            for side, runs in order:
+                r = runs.run(self.bench, self.bench_timeout)
+                who = "--bench" if side == "new" else "the original's bench"
+                if not r.ok:
+                    return _fail("timeout" if r.timed_out else "runtime_error",
+                                 f"{who} failed in round {i + 1} ({_status(r)}): {_last_line(r)}", checks=checks)
+                if side == "ref":
+                    expect.learn(r.output)
+                elif wrong := expect.differs(r.output) or (i == 0 and expect.differs(warm_new.output)):
+                    return _fail("incorrect", f"--bench's output in round {i + 1} differs from the original's: "
+                                              f"{wrong}", checks=checks)
+                c = self._cost(r)
+                if c is None:
+                    return _fail("runtime_error", f"{who} printed no number (a positive finite one) in round "
+                                                  f"{i + 1}", checks=checks)
+                cost[side].append(c)
+                wall[side].append(r.wall_s * 1000)
+                writes[side].update(runs.written)
+            if extra := sorted(writes["new"] - writes["ref"]):
+                return _fail("rejected", f"the bench wrote {', '.join(extra[:3])} in the tree during timed runs "
+                                         f"(state kept between runs can fake speed)", checks=checks)
+            if patch == self.baseline and i + 1 >= BASELINE_ROUNDS:
+                rounds = i + 1  # the original against itself: only the noise is measured
+                break
+            if i + 1 >= self.min_rounds and self._decided(cost["ref"], cost["new"]):
+                rounds = i + 1
+                break
+        checks["output"] = expect.describe()
+        est = estimate_speedup(cost["ref"], cost["new"])
         checks.update(rounds=rounds, metric=self.bench_metric or "wall time", higher_is_better=self.higher_is_better)
+        verdict = "same" if patch == self.baseline else speed_verdict(est, self.noise_floor)
         if self.bench_metric:
             vals = (lambda c: [1 / x for x in c]) if self.higher_is_better else (lambda c: c)
-            checks.update(ref_metric=_median(vals(ref_cost)), new_metric=_median(vals(new_cost)))
-        verdict = "same" if patch == self.baseline else speed_verdict(est, self.noise_floor)
+            checks.update(ref_metric=_median(vals(cost["ref"])), new_metric=_median(vals(cost["new"])))
+            clock = estimate_speedup(wall["ref"], wall["new"])
+            checks["wall_speedup"] = round(clock.speedup, 4)
+            if verdict == "faster" and (problem := _disagrees(est, clock, self.noise_floor)):
+                return _fail("rejected", f"behaves differently when measured: {problem}", checks=checks)
         if est.speedup > SUSPICIOUS_SPEEDUP:
             checks["warning"] = (f"speedup above {SUSPICIOUS_SPEEDUP:.0f}x: an algorithmic change, or the bench no "
                                  f"longer does its work -- read the patch")
@@ -269,7 +321,7 @@ class RepoTarget:
         if not self.bench_metric:
             return r.wall_s * 1000
         value = parse_metric(r.output, self.bench_metric)
-        if value is None or (self.higher_is_better and value <= 0):
+        if value is None:
             return None
         return 1.0 / value if self.higher_is_better else value
 
@@ -331,18 +383,16 @@ class RepoTarget:
             raise EditError(f"the parent candidate could not be checked out: {e}") from None
         if new == parent_code:
             raise EditError("the answer changes nothing")
-        touched = [f for f in self.protected if f in worktree.changed_paths(new)
-                   and f not in worktree.changed_paths(self.baseline)]
-        if touched:
-            raise EditError(f"do not change {', '.join(touched)}: tests and benchmarks must stay as they are")
+        if problem := self._not_allowed(self.ws.tree_for(new)):
+            raise EditError(f"not applied: {problem}. {self.policy.describe()}")
         return new, kind
 
     def _resolve(self, tree: Path, hot_files: list[str], search: str, i: int) -> str:
         """The file a path-less block edits: the one file (hot files first) that holds its text once."""
         text = search if search.endswith("\n") else search + "\n"
         for group in (hot_files, RepoIndex(tree).files):
-            hits = [f for f in group
-                    if (tree / f).is_file() and (tree / f).read_text(errors="replace").count(text) == 1]
+            hits = [f for f in group if safefs.is_regular(tree, f)
+                    and safefs.read_text(tree, f, errors="replace").count(text) == 1]
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:
@@ -383,6 +433,22 @@ class RepoTarget:
                 print(f"kopt: created branch {name} in {self.root}", file=sys.stderr)
         (run_dir / "best" / "SUMMARY.md").parent.mkdir(parents=True, exist_ok=True)
         (run_dir / "best" / "SUMMARY.md").write_text("\n".join(lines) + "\n")
+
+
+def _disagrees(metric, clock, noise_floor: float) -> str | None:
+    """Why a metric's `faster` is not believed, or None. The metric is what the bench
+    prints (code under optimization can fake it: a patched clock, a skipped loop);
+    kopt's own clock around the whole command cannot be. The metric may say more than the
+    clock (a bench's fixed start-up dilutes the wall-time ratio), but not more than
+    AGREEMENT_FACTOR times more unless the clock, too, says `faster`; and never `faster`
+    when the clock says `slower`."""
+    said = speed_verdict(clock, noise_floor)
+    if said == "slower":
+        return f"the metric says {metric.speedup:.2f}x faster, kopt's clock says {clock.speedup:.2f}x (slower)"
+    if said != "faster" and metric.speedup > AGREEMENT_FACTOR * clock.speedup:
+        return (f"the metric says {metric.speedup:.2f}x faster, kopt's clock around the bench {clock.speedup:.2f}x "
+                f"(more than {AGREEMENT_FACTOR:.0f}x apart)")
+    return None
 
 
 def _fail(verdict: str, reason: str, compiled: bool = True, checks: dict | None = None) -> dict:
