@@ -8,9 +8,14 @@ the hidden tests' inputs and outputs.
 """
 from __future__ import annotations
 
+import ast
 import re
 
-COMPILER_LINE = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?:(?P<col>\d+):)? *(?:fatal )?error\b.*$", re.M)
+COMPILER_LINE = re.compile(r"(?P<file>[^\s:()]+)(?::(?P<line>\d+):(?:\d+:)?|\((?P<line2>\d+)\):) *"
+                           r"(?:fatal )?error\b.*$")
+# lines the build tools put before the solution's own source: load_cpp none, load_inline's main.cpp
+# one include, its cuda.cu three
+PREFIX_LINES = {"main.cpp": 1, "cuda.cu": 3}
 EXCERPT = re.compile(r"^\s*(\d+)\s*\|\s?(.*)$")
 MAX_ERRORS = 4
 MAX_DETAIL = 1500
@@ -82,8 +87,9 @@ def compiler_output(checks: dict) -> str:
 
 
 def _compiler_errors(checks: dict, reason: str, code: str) -> list[str]:
-    """The first few compiler errors, each with the line of the solution it points at when
-    the excerpt the compiler prints can be found in the solution's text."""
+    """The first few compiler errors, each with the line of the solution it points at: from
+    the excerpt the compiler prints when there is one, else from the C/C++ string in the
+    solution that the build compiled."""
     text = compiler_output(checks) or reason
     m = re.search(r"syntax error line (\d+)", reason)
     if m and code:
@@ -91,22 +97,17 @@ def _compiler_errors(checks: dict, reason: str, code: str) -> list[str]:
     lines = text.splitlines()
     out = []
     for i, line in enumerate(lines):
-        hit = COMPILER_LINE.match(line.strip())
+        hit = COMPILER_LINE.search(line.strip())
         if not hit:
             continue
-        where = ""
-        for follow in lines[i + 1:i + 3]:
-            ex = EXCERPT.match(follow)
-            if ex and code:
-                n = _find_line(code, ex.group(2))
-                where = f" (line {n} of your solution: {ex.group(2).strip()})" if n else f" ({ex.group(2).strip()})"
-                break
-        message = line.strip()[len(hit.group("file")) + 1:]
-        out.append(f"  {message}{where}")
+        excerpt = next((ex.group(2) for ex in map(EXCERPT.match, lines[i + 1:i + 3]) if ex), None)
+        n = _solution_line(code, hit.group("file"), int(hit.group("line") or hit.group("line2")), excerpt)
+        where = f" (line {n} of your solution: {_line(code, n)})" if n else ""
+        out.append(f"  {hit.group(0)[len(hit.group('file')):].lstrip(':')}{where}")
         if len(out) == MAX_ERRORS:
             break
     if out:
-        return ["compiler errors (first ones; line:col are in the compiled source):", *out]
+        return ["compiler errors (first ones; line numbers are in the compiled source):", *out]
     return ["compiler output:", _clip(text)] if text and text != reason else []
 
 
@@ -115,15 +116,30 @@ def _line(code: str, n: int) -> str:
     return lines[n - 1].strip() if 0 < n <= len(lines) else "?"
 
 
-def _find_line(code: str, excerpt: str) -> int | None:
-    want = excerpt.strip()
-    hits = [i for i, line in enumerate(code.splitlines(), 1) if want and line.strip() == want]
-    return hits[0] if len(hits) == 1 else None
+def _solution_line(code: str, file: str, line: int, excerpt: str | None) -> int | None:
+    if not code:
+        return None
+    if excerpt and excerpt.strip():
+        hits = [i for i, x in enumerate(code.splitlines(), 1) if x.strip() == excerpt.strip()]
+        return hits[0] if len(hits) == 1 else None
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    name = file.rsplit("/", 1)[-1]
+    cuda = name.endswith(".cu")
+    sources = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+               and "\n" in n.value and re.search(r"#include|extern|__global__|\{", n.value)
+               and ("__global__" in n.value) == cuda]
+    k = line - PREFIX_LINES.get(name, 0)
+    fits = [n for n in sources if 0 < k <= n.value.count("\n") + 1]
+    return fits[0].lineno + k - 1 if len(fits) == 1 else None
 
 
 def _mismatch(m: dict) -> list[str]:
-    out = [f"wrong on trial {m.get('trial', '?')}: shapes {m.get('shapes', '?')}, inputs {m.get('dist', '?')}; "
-           f"max abs error {_num(m.get('max_abs_err'))}, max rel error {_num(m.get('max_rel_err'))}"]
+    where = [f"{k} {m[k]}" for k in ("trial", "shapes", "dist", "call") if m.get(k) not in (None, "", [])]
+    out = [f"wrong output ({', '.join(where) or 'trial ?'}): max abs error {_num(m.get('max_abs_err'))}, "
+           f"max rel error {_num(m.get('max_rel_err'))}"]
     samples = m.get("samples") or []
     if samples:
         out.append("  first mismatches (flat index: expected vs got): " +
