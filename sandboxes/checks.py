@@ -1,6 +1,7 @@
 """Output comparison and task-quality flags. Runs in kopt's process, never the candidate's."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -19,6 +20,33 @@ class Comparison:
     ok: bool
     max_abs_err: float
     reason: str = ""
+    detail: dict | None = None  # where values differ: errors and a few samples (for the agent's prompt)
+
+
+def _number(v: float):
+    """A JSON-safe number: non-finite values as text."""
+    return v if math.isfinite(v) else repr(v)
+
+
+def mismatch_detail(r, n, samples: int = 5) -> dict:
+    """Largest absolute and relative errors, and the worst elements as [flat index, expected, got]."""
+    import torch
+
+    rf, nf = r.reshape(-1), n.reshape(-1)
+    if rf.is_complex():
+        rf, nf = torch.view_as_real(rf).reshape(-1), torch.view_as_real(nf).reshape(-1)
+    rf, nf = rf.double(), nf.double()
+    diff = (nf - rf).abs()
+    both = torch.isfinite(rf) & torch.isfinite(nf)
+    finite = torch.where(both, diff, torch.zeros((), dtype=diff.dtype))
+    rel = finite / (rf.abs() + 1e-12)
+    rank = torch.where(both, diff, torch.full((), math.inf, dtype=diff.dtype))
+    rank = torch.where(torch.isnan(rf) & torch.isnan(nf), torch.zeros((), dtype=diff.dtype), rank)
+    k = min(samples, rank.numel())
+    worst = torch.topk(rank, k).indices.tolist() if k else []
+    return {"max_abs_err": _number(float(finite.max())) if finite.numel() else 0.0,
+            "max_rel_err": _number(float(rel.max())) if rel.numel() else 0.0,
+            "samples": [[i, _number(float(rf[i])), _number(float(nf[i]))] for i in worst]}
 
 
 def _flatten(x, path="out"):
@@ -62,6 +90,7 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
         if not bool(within.all()):
             c = _explain_mismatch(path, r, n, diff, atol, rtol)
             if c is not None:
+                c.detail = mismatch_detail(r, n)
                 return c
             diff = torch.where(torch.isfinite(r), diff, torch.zeros((), dtype=diff.dtype))
         err = float(diff.max()) if diff.numel() else 0.0
@@ -70,7 +99,8 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
             if not bool(within.all()) else float(torch.linalg.vector_norm(r, dtype=torch.float64))
         diff_norm = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
         if ref_norm > 0 and diff_norm > max(10 * rtol, 1e-6) * ref_norm:
-            return Comparison(False, err, f"{path}: relative error {diff_norm / ref_norm:.3g} too large")
+            return Comparison(False, err, f"{path}: relative error {diff_norm / ref_norm:.3g} too large",
+                              mismatch_detail(r, n))
     return Comparison(True, worst)
 
 
@@ -129,6 +159,7 @@ class RoundCheck:
     verdict: str | None  # None: every call matched
     reason: str = ""
     max_abs_err: float = 0.0
+    detail: dict | None = None  # mismatch_detail of the failing call, with "call" (1-based) added
 
 
 def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, tol: Tolerance,
@@ -151,15 +182,20 @@ def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, t
     for i, (r, n) in enumerate(zip(ref_outs, outs)):
         c = compare(r, n, tol)
         if not c.ok:
-            return RoundCheck("incorrect", f"{label}, call {i + 1}: {c.reason}", worst)
+            return RoundCheck("incorrect", f"{label}, call {i + 1}: {c.reason}", worst, _located(c, i))
         worst = max(worst, c.max_abs_err)
     for i, n in enumerate(new_body.get("repeat") or []):
         c = compare(ref_outs[(i + 1) % len(ref_outs)], n, tol)
         if not c.ok:
             return RoundCheck("incorrect", f"{label}, call {i + 1} repeated with new values in the same input "
                                            f"tensors: {c.reason} (caches by pointer, or keeps state between calls)",
-                              worst)
+                              worst, _located(c, i))
     return RoundCheck(None, "", worst)
+
+
+def _located(c: Comparison, call: int) -> dict:
+    return {"call": call + 1, **(c.detail or {"max_abs_err": _number(c.max_abs_err), "max_rel_err": None,
+                                              "samples": []})}
 
 
 def has_nonfinite(outs) -> bool:

@@ -39,6 +39,10 @@ def _torch_functions(torch) -> dict:
     # what GPU timing relies on (its numbers are cross-checked in kopt as well)
     out.update({f"torch.cuda.Event.{m}": getattr(torch.cuda.Event, m) for m in ("record", "elapsed_time")})
     out.update({f"gpu_timing.GpuTimer.{m}": getattr(gpu_timing.GpuTimer, m) for m in ("run", "_cold")})
+    out.update({f"protocol.{f}": getattr(protocol, f) for f in ("send", "recv", "encode", "decode", "_write_all",
+                                                                "_read_into", "check_blob")})
+    out.update({f"Worker.{m}": getattr(Worker, m) for m in dir(Worker)
+                if m.startswith("cmd_") or m.startswith("_") and not m.startswith("__")})
     return out
 
 
@@ -89,14 +93,6 @@ def reshape_distribution(torch, x, dist: str, seed: int):
         gen = torch.Generator().manual_seed(seed + 2)
         return x * torch.exp(torch.randn(x.shape, generator=gen) * 1.5).to(x.device, x.dtype)
     return x
-
-
-def _snapshot(torch, y):
-    if type(y) is torch.Tensor:
-        return y.clone()
-    if type(y) in (tuple, list):
-        return type(y)(_snapshot(torch, v) for v in y)
-    return y
 
 
 def count_ctypes_calls(alarm: Alarm) -> None:
@@ -231,8 +227,6 @@ class Worker:
         self.inputs: list = []
         self.payload = b""
         self.outs: list = []
-        self.outs_repeat: list = []
-        self.inputs_after: list = []
 
     # -- commands -------------------------------------------------------------------------
     def cmd_setup(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
@@ -247,8 +241,8 @@ class Worker:
             init = list(self.task.get_init_inputs())
             self.model = self.task.Model(*init).to(self.device)
             return {"ok": True, "constants": scalable_constants(self.task), "params": self.param_shapes()}, \
-                protocol.dumps_tensors(init)
-        init = protocol.loads_tensors(payload)
+                protocol.encode(init, torch)
+        init = protocol.decode(payload, torch)
         self.alarm.blocked_paths = {os.path.realpath(h["task"])}
         sys.addaudithook(self.alarm.hook)
         count_ctypes_calls(self.alarm)
@@ -279,7 +273,9 @@ class Worker:
             return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
         self.originals = originals
         self.check_tamper()
-        return {"ok": True, "params": self.param_shapes()}, b""
+        from kopt.sandboxes.reuse import model_fingerprints
+
+        return {"ok": True, "params": self.param_shapes(), "code": model_fingerprints(self.model)}, b""
 
     def _float_params(self) -> list:
         return [p for p in self.model.parameters() if p.is_floating_point() and p.numel()]
@@ -337,17 +333,82 @@ class Worker:
         sets = [self.make_inputs(int(s), bool(h.get("signed")), h.get("scale") or {}, d)
                 for s, d in zip(h["seeds"], dists)]
         gen_s = (_perf_counter() - t0) / max(1, len(sets))
-        return {"ok": True, "gen_s": gen_s}, protocol.dumps_tensors(sets)
+        tensor = self.torch.Tensor
+        shapes = [list(x.shape) if isinstance(x, tensor) else type(x).__name__ for x in sets[0]] if sets else []
+        return {"ok": True, "gen_s": gen_s, "shapes": shapes}, protocol.encode(sets, self.torch)
 
-    def _load(self, payload: bytes) -> None:
-        torch = self.torch
-        sets = protocol.loads_tensors(payload)
-        self.inputs = [[x.to(self.device) if isinstance(x, torch.Tensor) else x for x in s] for s in sets]
-
-    def cmd_load_inputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+    def cmd_call(self, h: dict, payload) -> tuple[dict, list]:
+        """The one timed step, the same for both sides and for checked and timed rounds:
+        inputs arrive as bytes, every forward runs, the outputs leave as bytes. kopt's clock
+        runs from the request to the last byte of the reply, so work moved into loading or
+        serialising is timed too."""
         self.payload = payload
-        self._load(payload)
-        return {"ok": True}, b""
+        self.alarm.phase = "run"
+        gpu_times: dict = {}
+        try:
+            sets = protocol.decode(payload, self.torch)
+            self.inputs = [[x.to(self.device) if isinstance(x, self.torch.Tensor) else x for x in s] for s in sets]
+            if self.device == "cuda":
+                self.outs, gpu_times["event_ms"], gpu_times["call_wall_ms"] = self._gpu_timer().run(self.model,
+                                                                                                   self.inputs)
+            else:
+                self.outs = self._forward_all()
+            blob = protocol.encode(self.outs, self.torch)
+        except TypeError as e:
+            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
+        except BaseException as e:  # noqa: BLE001
+            return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
+        finally:
+            self.alarm.phase = "idle"
+        if self.role == "new":
+            self.check_tamper()
+        reply = {"ok": True, **gpu_times}
+        if self.role == "ref":
+            from kopt.sandboxes.checks import has_nonfinite
+
+            reply["nonfinite"] = has_nonfinite(self.outs)
+        return reply, blob
+
+    def cmd_inputs_after(self, h: dict, payload: bytes) -> tuple[dict, list]:
+        """The inputs as the last call left them (a solution may not modify them)."""
+        try:
+            return {"ok": True}, protocol.encode([list(x) for x in self.inputs], self.torch)
+        except TypeError as e:
+            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
+
+    def cmd_repeat(self, h: dict, payload: bytes) -> tuple[dict, list]:
+        """Same tensors (same data_ptr), next call's values: a cache keyed by pointer, or any
+        state carried between calls, now returns the wrong answer. The base trial's repeat
+        also counts calls into the solution's own compiled code."""
+        self.alarm.phase = "run"
+        try:
+            fresh = protocol.decode(self.payload, self.torch)
+            n = len(self.inputs)
+            for i, slot in enumerate(self.inputs):
+                for x, v in zip(slot, fresh[(i + 1) % n]):
+                    if isinstance(x, self.torch.Tensor):
+                        x.copy_(v)
+            if h.get("trace"):
+                sys.setprofile(self._trace_native())
+            try:
+                outs = self._forward_all()
+            finally:
+                sys.setprofile(None)
+            blob = protocol.encode(outs, self.torch)
+        except TypeError as e:
+            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
+        except BaseException as e:  # noqa: BLE001
+            return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
+        finally:
+            self.alarm.phase = "idle"
+        self.check_tamper()
+        return {"ok": True, "native_calls": self.alarm.native_calls}, blob
+
+    def cmd_echo(self, h: dict, payload) -> tuple[dict, list]:
+        """A call without the forward: what moving the inputs and outputs costs (reference only;
+        kopt subtracts the same figure from both sides)."""
+        protocol.decode(payload, self.torch)
+        return {"ok": True}, protocol.encode(self.outs, self.torch)
 
     def _forward_all(self) -> list:
         torch = self.torch
@@ -410,83 +471,21 @@ class Worker:
             return {"ok": True, "error": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"}, b""
         return {"ok": True, "ms": statistics.median(event_ms)}, b""
 
-    def cmd_run(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
-        self.alarm.phase = "run"
-        gpu_times: dict = {}
-        try:
-            if h.get("gpu_timing") and self.device == "cuda":
-                self.outs, gpu_times["event_ms"], gpu_times["call_wall_ms"] = self._gpu_timer().run(self.model,
-                                                                                                   self.inputs)
-            elif h.get("trace"):
-                sys.setprofile(self._trace_native())
-                try:
-                    self.outs = self._forward_all()
-                finally:
-                    sys.setprofile(None)
-            else:
-                self.outs = self._forward_all()
-            self.outs_repeat, self.inputs_after = [], []
-            if h.get("repeat"):
-                # Same tensors (same data_ptr), next trial's values: a cache keyed by pointer,
-                # or any state carried between calls, now returns the wrong answer.
-                self.inputs_after = [[x.clone() if isinstance(x, self.torch.Tensor) else x for x in s]
-                                     for s in self.inputs]
-                self.outs = [_snapshot(self.torch, y) for y in self.outs]  # may alias the inputs
-                fresh = protocol.loads_tensors(self.payload)
-                n = len(self.inputs)
-                for i, slot in enumerate(self.inputs):
-                    for x, v in zip(slot, fresh[(i + 1) % n]):
-                        if isinstance(x, self.torch.Tensor):
-                            x.copy_(v)
-                self.outs_repeat = self._forward_all()
-        except BaseException as e:  # noqa: BLE001
-            return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
-        finally:
-            self.alarm.phase = "idle"
-        if self.role == "new":
-            self.check_tamper()
-        return {"ok": True, "native_calls": self.alarm.native_calls, **gpu_times}, b""
-
-    def cmd_outputs(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
-        torch = self.torch
-
-        def plain(y):
-            if type(y) is torch.Tensor:
-                if y.device.type == "meta" or y.is_sparse:
-                    raise TypeError("output tensor has no real storage")
-                return y.detach().to("cpu", copy=True).contiguous()
-            if isinstance(y, (tuple, list)) and type(y) in (tuple, list):
-                return [plain(v) for v in y]
-            if type(y) in (int, float, bool) or y is None:
-                return y
-            raise TypeError(f"output is a {type(y).__module__}.{type(y).__qualname__}, "
-                            f"not a plain torch.Tensor")
-
-        try:
-            body = {"outs": [plain(y) for y in self.outs], "repeat": [plain(y) for y in self.outs_repeat]}
-            if h.get("with_inputs"):
-                body["inputs_after"] = [plain(list(x)) for x in (self.inputs_after or self.inputs)]
-        except TypeError as e:
-            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
-        return {"ok": True}, protocol.dumps_tensors(body)
-
     # -- reference role only: the comparisons happen here, never in the candidate ---------
-    def cmd_compare(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
-        from kopt.sandboxes.checks import Tolerance, check_round, has_nonfinite
+    def cmd_compare(self, h: dict, payload) -> tuple[dict, bytes]:
+        """The candidate's outputs (already validated by kopt), checked against this side's own
+        last call. A payload that cannot be read is the candidate's fault: kopt rejects it."""
+        from kopt.sandboxes.checks import Tolerance, check_round
 
-        try:
-            body = protocol.loads_tensors(payload)
-            if not isinstance(body, dict):
-                raise TypeError("not a dict")
-        except Exception as e:  # noqa: BLE001 - a hostile payload is a verdict
-            return {"ok": True, "verdict": "rejected",
-                    "reason": f"outputs are not plain tensors: {str(e).splitlines()[0][:200]}"}, b""
-        rc = check_round(self.outs, self.inputs if h.get("with_inputs") else None, body,
+        body, at = {}, 0
+        for key, n in zip(("outs", "inputs_after", "repeat"), h["parts"]):
+            if n:
+                body[key] = protocol.decode(memoryview(payload)[at:at + n], self.torch)
+            at += n
+        rc = check_round(self.outs, self.inputs if "inputs_after" in body else None, body,
                          Tolerance(h["atol"], h["rtol"]), h["label"])
-        if h.get("base"):
-            self.base = (self.outs, self.inputs)
         return {"ok": True, "verdict": rc.verdict, "reason": rc.reason, "max_abs_err": rc.max_abs_err,
-                "ref_nonfinite": has_nonfinite(self.outs)}, b""
+                "mismatch": rc.detail}, b""
 
     def cmd_degeneracy(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Task-quality flags from the reference alone over many seeds (robust-kbench style):
@@ -508,9 +507,9 @@ class Worker:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "reinit": self.cmd_reinit,
                     "gpu_state": self.cmd_gpu_state,
                     "make_inputs": self.cmd_make_inputs,
-                    "load_inputs": self.cmd_load_inputs, "run": self.cmd_run, "outputs": self.cmd_outputs}
+                    "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat}
         if self.role == "ref":
-            handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy,
+            handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
                             compile_baseline=self.cmd_compile_baseline)
         while True:
             try:
