@@ -200,11 +200,14 @@ class ProgramRunner:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _start(self, cache_dir: Path | None) -> None:
+    def _start(self, cache_dir: Path | None, read: tuple[str, ...] = ()) -> None:
+        """A fresh worker; CACHE_DIR is the one host folder it may write, READ the host paths it
+        must read (the jail shows home folders only through an allow-list)."""
         from kopt.sandboxes.local import Limits, start_worker
 
         limits = Limits(wall_s=self.wall_s, memory_mb=self.memory_mb, hide_paths=self.hide_paths,
-                        cache_dir=str(cache_dir) if cache_dir else None, nproc=256, tmp_mb=1024)
+                        cache_dir=str(cache_dir) if cache_dir else None, nproc=256, tmp_mb=1024,
+                        read_paths=tuple(read))
         self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.program_runner"], limits)
 
     def close(self) -> None:
@@ -238,9 +241,10 @@ class ProgramRunner:
         built = out_dir / ("program.py" if language == "python" else "program")
         if built.exists():  # written only after a successful build
             self.argv = [sys.executable, "-S", str(built)] if language == "python" else [str(built)]
-            self._start(None)
+            self._start(None, (str(out_dir),))
             return ""
-        self._start(out_dir)
+        # the build reads the source's folder when it includes a header from there (-iquote)
+        self._start(out_dir, tuple(b for a, b in zip(flags, flags[1:]) if a == "-iquote"))
         reply, _ = self._call({"cmd": "build", "language": language, "source": source, "flags": flags,
                                "out_dir": str(out_dir)}, timeout=300)
         self.argv = reply.get("argv") or []
@@ -248,13 +252,13 @@ class ProgramRunner:
         # its own build or leave answers there for its next evaluation
         self.close()
         if self.argv:
-            self._start(None)
+            self._start(None, (str(out_dir),))
         return reply.get("error", "")
 
     def use_executable(self, path: Path) -> None:
         """A ready-made executable (e.g. a user's compiled validator), run as it is."""
-        self._start(None)
         self.argv = [str(Path(path).resolve())]
+        self._start(None, (self.argv[0],))
 
     def run(self, stdin: bytes, timeout_s: float = 10.0, count: bool = False,
             args: list[str] | None = None, argv: list[str] | None = None) -> RunResult:

@@ -10,14 +10,19 @@ patterns. Mutators never check legality -- the validator does.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 STEPS = (1, 2, 3, 10, 100, 1000, 1 << 8, 1 << 10, 1 << 12, 1 << 13, 1 << 14, 1 << 16, 1 << 17, 1 << 18,
          1 << 20, 1 << 24, 10**6, 10**9 + 7)
 
 
+INT = re.compile(r"-?[0-9]+")
+
+
 def is_int(tok: str) -> bool:
-    return tok.lstrip("-").isdigit() and tok not in ("-", "")
+    """An ASCII integer token (str.isdigit also takes '²' and other digits int() refuses)."""
+    return INT.fullmatch(tok) is not None
 
 
 @dataclass
