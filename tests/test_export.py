@@ -14,7 +14,7 @@ import pytest
 
 from kopt.agent.core import Candidate, Evaluation
 from kopt.agent.store import Store
-from kopt.rl_finetune.export import trl_rows, write_jsonl
+from kopt.rl_finetune.export import ROWS, dpo_rows, sft_rows, trl_rows, write_jsonl
 from kopt.rl_finetune.rewards import reward
 
 KEYS = {"prompt", "completion", "reward", "candidate_id", "verdict", "speedup", "model"}
@@ -86,8 +86,8 @@ def test_rows_reward_from_rewards_py_and_skips(run_dir):
 
 
 def test_write_jsonl_round_trips():
-    rows = [{"prompt": [{"role": "user", "content": "p\n\"q\""}], "completion": "ç", "reward": 0.3, "candidate_id": "a", "verdict": "same",
-             "speedup": 1.0, "model": "m"}]
+    rows = [{"prompt": [{"role": "user", "content": "p\n\"q\""}], "completion": "ç", "reward": 0.3,
+             "candidate_id": "a", "verdict": "same", "speedup": 1.0, "model": "m"}]
     buf = io.StringIO()
     assert write_jsonl(rows, buf) == 1
     assert buf.getvalue().count("\n") == 1 and [json.loads(line) for line in buf.getvalue().splitlines()] == rows
@@ -134,3 +134,95 @@ def test_load_dataset_reads_the_export(run_dir, tmp_path):
     ds = datasets.load_dataset("json", data_files=str(out), split="train")
     assert ds.num_rows == 5 and KEYS <= set(ds.column_names)
     assert all(isinstance(x, float) for x in ds["reward"]) and "ünïcode" in ds["prompt"][0][0]["content"]
+
+
+CHAT = "[system]\nyou optimize kernels\n\n[user]\nmake relu fast"
+
+
+@pytest.fixture
+def paired_run(tmp_path) -> tuple[Path, dict[str, Candidate]]:
+    """Three answers to one multi-message prompt (faster, wrong, same speed) and one to another."""
+    d = tmp_path / "paired"
+    store = Store.open_run_dir(d)
+    store.start_run("r1", "optimize", "task.py", {})
+    c = {n: Candidate(code=f"# {n}\n", plan_step=n, proposer={"model": "m"}, prompt=CHAT, completion=f"answer {n}")
+         for n in ("fast", "wrong", "same")}
+    c["alone"] = Candidate(code="# alone\n", plan_step="alone", proposer={"model": "m"}, prompt="[user]\nother",
+                           completion="answer alone")
+    outcomes = {"fast": [ok(2.0), ok(1.9)], "wrong": [failed("incorrect")], "same": [ok(1.0, "same")],
+                "alone": [ok(3.0)]}
+    for n, cand in c.items():
+        store.add_candidate("r1", cand)
+        for r in outcomes[n]:
+            store.add_evaluation("r1", Evaluation(cand.id, r))
+    store.close()
+    return d, c
+
+
+def test_trl_prompt_is_the_stored_chat(paired_run):
+    d, c = paired_run
+    store = Store.open_run_dir(d)
+    row = next(r for r in trl_rows(store) if r["candidate_id"] == c["fast"].id)
+    store.close()
+    assert row["prompt"] == [{"role": "system", "content": "you optimize kernels"},
+                             {"role": "user", "content": "make relu fast"}]
+    assert row["completion"] == [{"role": "assistant", "content": "answer fast"}]
+
+
+def test_dpo_pairs_best_against_worst_of_the_same_prompt(paired_run):
+    d, c = paired_run
+    store = Store.open_run_dir(d)
+    pairs = dpo_rows(store)
+    store.close()
+    assert len(pairs) == 1  # "alone" has no second answer to its prompt
+    p = pairs[0]
+    assert p["chosen"] == [{"role": "assistant", "content": "answer fast"}]
+    assert p["rejected"] == [{"role": "assistant", "content": "answer wrong"}]
+    assert p["chosen_reward"] > p["rejected_reward"] and p["prompt"][0]["role"] == "system"
+
+
+def test_sft_keeps_only_verified_faster(run_dir, paired_run):
+    d, c = paired_run
+    store = Store.open_run_dir(d)
+    rows = sft_rows(store)
+    store.close()
+    assert {r["candidate_id"] for r in rows} == {c["fast"].id, c["alone"].id}
+    assert rows[0]["messages"][-1]["role"] == "assistant" and rows[0]["messages"][0]["role"] == "system"
+    d, c = run_dir  # "mixed": measured faster once, then unverified (not measured): still verified faster
+    store = Store.open_run_dir(d)
+    assert {r["candidate_id"] for r in sft_rows(store, "r1")} == {c["fast"].id, c["mixed"].id}
+    store.close()
+
+
+def chat_tokenizer():
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({"<unk>": 0, "<pad>": 1, "</s>": 2}, unk_token="<unk>"))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                                eos_token="</s>")
+    fast.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} </s> {% endfor %}"
+                          "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    return fast
+
+
+@pytest.mark.parametrize("fmt", ["trl", "dpo", "sft"])
+def test_each_format_loads_with_datasets_and_trl(paired_run, tmp_path, fmt):
+    datasets = pytest.importorskip("datasets")
+    data_utils = pytest.importorskip("trl.data_utils")
+    d, _ = paired_run
+    out = tmp_path / f"{fmt}.jsonl"
+    p = kopt(d, "--format", fmt, "--out", out)
+    assert p.returncode == 0, p.stderr
+    ds = datasets.load_dataset("json", data_files=str(out), split="train")
+    assert ds.num_rows >= 1
+    row = ds[0]
+    assert data_utils.is_conversational(row)
+    text = data_utils.maybe_apply_chat_template(row, chat_tokenizer())
+    if fmt == "trl":
+        assert text["prompt"].startswith("<|system|> you optimize kernels") and text["prompt"].endswith("<|assistant|>")
+        assert "answer" in text["completion"] and "reward" in ds.column_names
+    elif fmt == "dpo":
+        assert "answer fast" in text["chosen"] and "answer wrong" in text["rejected"]
+    else:
+        assert "<|assistant|> answer" in text["text"]
+    assert set(ROWS) == {"trl", "dpo", "sft"}
