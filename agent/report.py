@@ -1,7 +1,12 @@
 """report.md and report.html for a run: the best verified solution, speedup over
-evaluations, the lineage, and every failure reason counted. Self-contained (inline SVG)."""
+evaluations, the lineage, and every failure reason counted. Self-contained (inline SVG).
+
+report.html renders report.md with markdown-it (raw HTML off: plan steps and reasons come from
+a model), adds the best solution's code with its diff against the reference, and draws a plot
+only when there is something to draw."""
 from __future__ import annotations
 
+import difflib
 import html
 import json
 import statistics
@@ -23,7 +28,7 @@ def _curve(evals: list) -> list[tuple[int, float]]:
 
 
 def _svg_curve(points: list[tuple[int, float]], w: int = 560, h: int = 220) -> str:
-    if not points:
+    if not any(y > 0 for _, y in points):  # nothing verified yet: no empty axes
         return ""
     xmax = max(p[0] for p in points)
     ymax = max(1.2, max(p[1] for p in points) * 1.1)
@@ -42,7 +47,7 @@ def _svg_curve(points: list[tuple[int, float]], w: int = 560, h: int = 220) -> s
 
 def _svg_lineage(g, best: str | None, speedups: dict[str, float | None]) -> str:
     pos = layers(g)
-    if not pos:
+    if len(pos) < 2:  # the reference alone is no lineage
         return ""
     bw, bh, gx, gy = 150, 40, 30, 50
     depth = max(d for d, _ in pos.values()) + 1
@@ -108,16 +113,65 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
         rs = by_cand.get(cid, [])
         v = ",".join(r.get("verdict", "") for r in rs) or "duplicate/not evaluated"
         sp = f"{speedups[cid]:.3f}x" if speedups.get(cid) else "-"
-        md.append(f"| {cid} | {c.proposer.get('model', '')} | {len(rs)} | {sp} | {v} | {c.plan_step[:80]} |")
+        md.append(f"| {cid} | {_cell(c.proposer.get('model', ''))} | {len(rs)} | {sp} | {v} | "
+                  f"{_cell(c.plan_step[:80])} |")
     md += ["", "## Failure reasons", ""]
     md += [f"- {n} x {reason}" for reason, n in failures.most_common()] or ["- none"]
     (run_dir / "report.md").write_text("\n".join(md) + "\n")
-    body = "\n".join(f"<p>{html.escape(line)}</p>" if not line.startswith(("|", "#")) else
-                     f"<pre>{html.escape(line)}</pre>" for line in md if line)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>kopt run {run_id}</title></head><body>"
-            f"<h1>kopt run {html.escape(run_id)}</h1><h2>Best verified speedup over evaluations</h2>"
-            f"{_svg_curve(curve)}<h2>Lineage</h2>{_svg_lineage(g, best, speedups)}"
-            f"<h2>Details</h2>{body}</body></html>")
-    (run_dir / "report.html").write_text(page)
+    (run_dir / "report.html").write_text(render_html(run_id, "\n".join(md), _svg_curve(curve),
+                                                     _svg_lineage(g, best, speedups), _best_code(cands, best)))
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: a model's '|' or newline must not split the row."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _best_code(cands: dict, best: str | None) -> tuple[str, str] | None:
+    """(the best solution's code, its unified diff against the reference), or None without one."""
+    if not best:
+        return None
+    code = cands[best].code
+    ref = next((c for c in cands.values() if not c.parent_ids), None)
+    if ref is None or ref.id == best:
+        return code, ""
+    diff = difflib.unified_diff(ref.code.splitlines(keepends=True), code.splitlines(keepends=True),
+                                "reference", f"best ({best})")
+    return code, "".join(diff)
+
+
+CSS = ("body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1em}"
+       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+       "pre{background:#f6f8fa;padding:8px;overflow:auto}.add{background:#e6ffec}.del{background:#ffebe9}")
+
+
+def render_html(run_id: str, markdown: str, curve_svg: str, lineage_svg: str,
+                best_code: tuple[str, str] | None) -> str:
+    """The page: the markdown rendered (tables as tables), the plots that have data, the code."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>kopt run {html.escape(run_id)}</title>"
+             f"<style>{CSS}</style></head><body>", md.render(markdown)]
+    if curve_svg:
+        parts.append(f"<h2>Best verified speedup over evaluations (plot)</h2>{curve_svg}")
+    if lineage_svg:
+        parts.append(f"<h2>Lineage (plot)</h2>{lineage_svg}")
+    if best_code:
+        code, diff = best_code
+        parts.append(f"<h2>Best solution</h2><pre><code>{html.escape(code)}</code></pre>")
+        if diff:
+            lines = [f"<span class='{_diff_class(line)}'>{html.escape(line)}</span>" for line in diff.splitlines(True)]
+            parts.append(f"<h2>Diff against the reference</h2><pre class='diff'><code>{''.join(lines)}</code></pre>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _diff_class(line: str) -> str:
+    if line.startswith("+") and not line.startswith("+++"):
+        return "add"
+    if line.startswith("-") and not line.startswith("---"):
+        return "del"
+    return "ctx"
