@@ -1,4 +1,5 @@
-"""`kopt doctor`: what isolation, toolchains and accelerators this machine offers."""
+"""`kopt doctor`: what isolation (each protection of the jail on or off), toolchains and
+accelerators this machine offers."""
 from __future__ import annotations
 
 import os
@@ -27,23 +28,37 @@ def _pids_cgroup() -> str:
     return f"yes ({where})"
 
 
+def _protections() -> dict[str, str]:
+    """Each protection of the jail, on or off here, by the names `checks.sandbox` uses."""
+    from kopt.sandboxes.local import PROTECTIONS, jail_features, namespace_prefix, protections
+
+    jail = jail_features()
+    have = protections(jail is not None, bool(namespace_prefix()))
+    why = "no jail on this host" if jail is None else "this host refused it"
+    return {name: "on" if have[name] else f"off ({why})" for name in PROTECTIONS}
+
+
 def report() -> dict:
-    from kopt.sandboxes.local import can_jail, namespace_prefix
+    from kopt.sandboxes.local import WORKER_ID, can_jail, namespace_prefix
 
     prefix = namespace_prefix()
     jail = can_jail()
+    shields = _protections()
     info = {
         # the same words evaluate() records in checks["sandbox"]
         "sandbox": ("jail (namespaces, read-only host, private work dir)" if jail else
                     "namespaces (no mount isolation: weaker)" if prefix else "rlimits only (weaker isolation)"),
         "jail": "yes" if jail else "no",
         "pids cgroup": _pids_cgroup(),
-        "namespaces": "net+pid" if prefix else "none",
+        "namespaces": ("net+pid+ipc" if "--ipc" in prefix else "net+pid") if prefix else "none",
         "user namespaces": "yes" if "--user" in prefix else ("not needed (root)" if prefix else "no"),
-        "worker user": ("kopt's user, no capabilities (setpriv), read-only host" if jail else
+        "worker user": (f"uid {WORKER_ID[0]} (nobody), no capabilities, read-only host"
+                        if shields["unprivileged uid"] == "on" and os.geteuid() == 0 else
+                        "kopt's user, no capabilities (setpriv), read-only host" if jail else
                         "root in a user namespace" if "--user" in prefix else
                         "root with full capabilities (weaker: no jail)" if os.geteuid() == 0 else
                         "the same user as kopt"),
+        **shields,
         "bubblewrap": shutil.which("bwrap") or "not found",
         "docker engine": "yes" if shutil.which("docker") and _version(["docker", "info", "--format",
                                                                       "{{.ServerVersion}}"]) != "not found"

@@ -74,7 +74,7 @@ WORKER_ID = (65534, 65534)  # nobody:nogroup, the worker's uid:gid when kopt run
 MINIMAL_DEV = ("null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout", "stderr", "shm")
 # What a worker gets, by the names `kopt doctor` and `checks.sandbox` show.
 PROTECTIONS = ("ipc namespace", "unprivileged uid", "home allow-list", "minimal /dev",
-               "unix/netlink/vsock sockets blocked", "keyring blocked", "fresh /proc")
+               "unix/vsock/netlink block", "keyring blocked", "fresh /proc")
 # Secrets a worker must never read; hidden one by one only where the homes cannot be
 # emptied (the allow-list of jail.sh -b/-a does not depend on knowing their names).
 SENSITIVE_HOME = (".ssh", ".aws", ".azure", ".gnupg", ".netrc", ".docker", ".kube", ".config", ".git-credentials",
@@ -234,7 +234,7 @@ def jail_features() -> tuple[frozenset[str], dict[str, bool]] | None:
         "unprivileged uid": out["host_uid"] != 0,
         "home allow-list": "home" in features and out["home_allowed"] and not out["home_secret"],
         "minimal /dev": set(out["dev"]) <= set(MINIMAL_DEV),
-        "unix/netlink/vsock sockets blocked": not any(out["sockets"]),
+        "unix/vsock/netlink block": not any(out["sockets"]),
         "keyring blocked": not out["keyring"],
         "fresh /proc": out["pids"] <= 3,
     }

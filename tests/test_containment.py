@@ -20,13 +20,14 @@ import hashlib
 import json
 import os
 import re
-import resource
 import secrets
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,7 +40,16 @@ from kopt.agent import optimize  # noqa: E402
 from kopt.agent.core import Candidate  # noqa: E402
 from kopt.sandboxes import harness  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, build_cache_dir, evaluate  # noqa: E402
-from kopt.sandboxes.local import Cgroups, Limits, can_jail, default_hidden, namespace_prefix  # noqa: E402
+from kopt.sandboxes.local import (  # noqa: E402
+    PROTECTIONS,
+    Cgroups,
+    Limits,
+    can_jail,
+    default_hidden,
+    home_roots,
+    jail_features,
+    namespace_prefix,
+)
 from tests.listener import Listener  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,19 +114,23 @@ def assert_contained(res: dict, *secret_values: str) -> None:
 
 
 DRIVER = r"""
-import json, os, sys
+import json, os, resource, sys
 from pathlib import Path
+import torch
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 task, template, out, cfg = sys.argv[1:5]
 Path(out).write_text(Path(template).read_text().replace("__KOPT_PID__", str(os.getpid())))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print("KOPT-RESULT " + json.dumps(evaluate(task, out, EvalConfig(**json.loads(cfg)))), flush=True)
+print(f"KOPT-PEAK-GROWTH-KIB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before}", flush=True)
 """
 
 
 def eval_in_kopt_process(template: Path, env: dict[str, str] | None = None,
                          **cfg) -> tuple[subprocess.CompletedProcess, dict | None]:
     """evaluate() in a separate kopt process (started with `env`); the solution gets its pid
-    as __KOPT_PID__. Returns the process and its result dict (None if it died)."""
+    as __KOPT_PID__. Returns the process and its result dict (None if it died). The process
+    also prints how much its own peak memory grew during the evaluation (`peak_growth_mib`)."""
     out = template.with_name("solution_" + template.name)
     p = subprocess.run([sys.executable, "-c", DRIVER, str(RELU), str(template), str(out),
                         json.dumps({**FAST, **cfg})],
@@ -126,6 +140,12 @@ def eval_in_kopt_process(template: Path, env: dict[str, str] | None = None,
     if res is not None:
         check_result(res)
     return p, res
+
+
+def peak_growth_mib(p: subprocess.CompletedProcess) -> float:
+    """How far the kopt process's own peak RSS rose during its one evaluation."""
+    line = next(x for x in p.stdout.splitlines() if x.startswith("KOPT-PEAK-GROWTH-KIB "))
+    return int(line.split()[1]) / 1024
 
 
 def processes_with(token: str) -> list[str]:
@@ -260,13 +280,21 @@ def test_infinite_loop_ignoring_sigterm(tmp_path, token):
 
 @needs_namespaces
 def test_double_forked_daemon_dies_with_the_sandbox(tmp_path, token):
-    marker = tmp_path / "daemon-wrote-this"
+    """The daemon reports through the build cache, the one host folder the jail lets it
+    write: `-started` proves it ran (else this test proves nothing), `-late` must never come."""
+    sol = fill(tmp_path, "daemon_marker", TOKEN=token, DELAY=3)
+    cache = build_cache_dir(sol.read_text())
     started = time.monotonic()
-    res = run_eval(fill(tmp_path, "daemon_marker", TOKEN=token, DELAY=3, MARKER=marker))
+    try:
+        res = run_eval(sol)
+        assert not wait_gone(token), f"the daemon outlived the evaluation: {processes_with(token)}"
+        time.sleep(max(0.0, started + 4.5 - time.monotonic()))  # past the daemon's sleep
+        ran, late = (cache / f"{token}-started").exists(), (cache / f"{token}-late").exists()
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    assert ran, "the daemon never started: the attack did not run"
     assert res["verdict"] == "rejected" and "process" in res["reason"], res
-    assert not wait_gone(token), f"the daemon outlived the evaluation: {processes_with(token)}"
-    time.sleep(max(0.0, started + 4.5 - time.monotonic()))  # past the daemon's sleep
-    assert not marker.exists(), "the daemon wrote its marker after the evaluation"
+    assert not late, "the daemon wrote its marker after the evaluation"
     assert_contained(res)
 
 
@@ -329,7 +357,8 @@ def test_reading_an_ssh_key(tmp_path, monkeypatch):
     key = home / ".ssh" / "id_rsa"
     key.write_text(secret + "\n")
     monkeypatch.setenv("HOME", str(home))
-    assert str(home / ".ssh") in default_hidden()
+    # an emptied home (allow-list) where the host allows it, else its secret folders hidden
+    assert str(home.resolve()) in home_roots() or str(home / ".ssh") in default_hidden()
     res = run_eval(fill(tmp_path, "read_ssh_key", KEY=key, KOPT_PID=os.getpid()))
     assert_contained(res, secret)
     assert res["correct"] is True, res
@@ -411,14 +440,60 @@ def test_connecting_to_a_local_server(tmp_path):
     assert_contained(res)
 
 
+@needs_jail
+def test_unix_socket_on_the_host_from_forward(tmp_path, monkeypatch):
+    """Issue 16's escape: forward() reached a path-named unix socket on the host through
+    ctypes (no audit event) and sent it the inputs and a credential file from kopt's home."""
+    folder = Path(tempfile.mkdtemp(prefix="kopt-sock-", dir="/var/tmp"))  # in the jail's view
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    secret = SECRET_PREFIX + secrets.token_hex(12)
+    cred = home / ".mytoken"
+    cred.write_text(secret)
+    heard: list[bytes] = []
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        folder.chmod(0o755)
+        srv.bind(str(folder / "s"))
+        (folder / "s").chmod(0o777)
+        srv.listen(4)
+        srv.settimeout(0.2)
+        done = threading.Event()
+
+        def serve():
+            while not done.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except OSError:
+                    continue
+                heard.append(conn.recv(4096))
+                conn.close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            res = run_eval(fill(tmp_path, "unix_socket_escape", SOCK=folder / "s", CRED=cred))
+        finally:
+            done.set()
+            t.join(timeout=5)
+    finally:
+        srv.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    assert heard == [], f"the host's unix socket heard the candidate: {heard}"
+    assert_contained(res, secret)
+    assert res["correct"] is True, res
+
+
 def test_a_gigabyte_to_stdout(tmp_path):
-    """kopt keeps a bounded tail of the worker's output, never all of it."""
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10  # MiB
+    """kopt keeps a bounded tail of the worker's output, never all of it: measured in a fresh
+    kopt process (its own peak, not a high-water mark earlier tests may have set)."""
     started = time.monotonic()
-    res = run_eval(fill(tmp_path, "stdout_flood"))
-    assert time.monotonic() - started < 90
-    grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10) - peak_before
-    assert grew < 256, f"kopt's peak memory grew by {grew} MiB"
+    p, res = eval_in_kopt_process(fill(tmp_path, "stdout_flood"))
+    assert p.returncode == 0 and res is not None, p.stderr[-2000:]
+    assert time.monotonic() - started < 120
+    grew = peak_growth_mib(p)
+    assert grew < 256, f"kopt's peak memory grew by {grew:.0f} MiB while the worker wrote 1 GiB"
     assert len(json.dumps(res)) < 64 << 10
     assert res["verdict"] in ("same", "faster", "slower") and res["correct"] is True, res
     assert_contained(res)
@@ -442,11 +517,15 @@ def test_doctor_reports_the_sandbox():
     p = subprocess.run([*cmd, "doctor", "--json"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     info = json.loads(p.stdout)
-    for key in ("sandbox", "jail", "pids cgroup", "namespaces", "worker user"):
+    for key in ("sandbox", "jail", "pids cgroup", "namespaces", "worker user", *PROTECTIONS):
         assert isinstance(info.get(key), str) and info[key], (key, info)
     jail = can_jail()
     assert info["jail"] == ("yes" if jail else "no")
     assert info["sandbox"].startswith("jail" if jail else ("namespaces" if namespace_prefix() else "rlimits"))
+    features = jail_features()
+    for name in PROTECTIONS:  # each protection on exactly where the probe found it working
+        on = bool(features and features[1][name]) or (name == "ipc namespace" and "--ipc" in namespace_prefix())
+        assert info[name].startswith("on" if on else "off"), (name, info[name])
     cg = Cgroups(8, None)
     try:
         assert info["pids cgroup"].startswith("yes" if cg.path is not None else "no"), info

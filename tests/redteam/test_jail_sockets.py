@@ -54,7 +54,7 @@ class UnixListener:
 
 
 def test_unix_vsock_netlink_and_io_uring_fail():
-    require("unix/netlink/vsock sockets blocked")
+    require("unix/vsock/netlink block")
     secret = "kopt-secret-" + secrets.token_hex(8)
     folder = Path(tempfile.mkdtemp(prefix="kopt-rt-", dir="/var/tmp"))  # in the jail's view
     folder.chmod(0o755)
@@ -68,7 +68,7 @@ def test_unix_vsock_netlink_and_io_uring_fail():
         hidden.close()
         shutil.rmtree(folder, ignore_errors=True)
     assert named.heard == [] and hidden.heard == [], (named.heard, hidden.heard)
-    assert worker.protections["unix/netlink/vsock sockets blocked"]
+    assert worker.protections["unix/vsock/netlink block"]
     assert secret not in out
     assert report == {k: -errno.EPERM for k in ("ctypes_path", "ctypes_abstract", "module_path", "module_abstract",
                                                   "vsock", "netlink", "netlink_audit", "io_uring")}, report
