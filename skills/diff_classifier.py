@@ -95,6 +95,45 @@ def _parser(language: str):
     return Parser(Language(grammar.language()))
 
 
+C_STRINGS = {"string_literal": '"..."', "raw_string_literal": 'R"(...)"', "concatenated_string": '"..."'}
+
+
+def strip_comments_and_strings(source: str, language: str) -> str:
+    """SOURCE with every comment removed and string literals emptied ("..."), for text that
+    other prompts will show (a mined card's sketch): a candidate's comments and strings are the
+    model's words, possibly instructions aimed at the next model. A Python string that holds
+    multi-line code (an embedded kernel) keeps its code, itself stripped as C++."""
+    data = source.encode()
+    edits: list[tuple[int, int, bytes]] = []
+
+    def walk(node) -> None:
+        kind = node.type
+        if kind == "comment":
+            edits.append((node.start_byte, node.end_byte, b""))
+            return
+        if language != "python" and kind in C_STRINGS:
+            edits.append((node.start_byte, node.end_byte, C_STRINGS[kind].encode()))
+            return
+        if language == "python" and kind == "string":
+            text = data[node.start_byte:node.end_byte].decode(errors="replace")
+            quote = text[:3] if text.lstrip("rbuRBUfF")[:3] in ('"""', "'''") else None
+            body = text.lstrip("rbuRBUfF")
+            if quote and "\n" in body and re.search(r"[;{}]", body):
+                q = body[:3]
+                inner = strip_comments_and_strings(body[3:-3], "cpp").replace(q, "")
+                edits.append((node.start_byte, node.end_byte, (q + inner + q).encode()))
+            else:
+                edits.append((node.start_byte, node.end_byte, b'"..."'))
+            return
+        for child in node.children:
+            walk(child)
+
+    walk(_parser(language).parse(data).root_node)
+    for start, end, text in sorted(edits, reverse=True):
+        data = data[:start] + text + data[end:]
+    return "\n".join(ln.rstrip() for ln in data.decode(errors="replace").splitlines() if ln.strip())
+
+
 def language_of(suffix: str) -> str | None:
     return LANGUAGES.get(suffix.lower())
 

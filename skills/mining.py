@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kopt.agent.errors import KoptError, UserInputError
 from kopt.skills.bm25 import tokens
-from kopt.skills.diff_classifier import Change, classify, language_of
+from kopt.skills.diff_classifier import Change, classify, language_of, strip_comments_and_strings
 from kopt.skills.library import CardError, Library, parse_card
 from kopt.skills.measure import Gain, measure_pair
 from kopt.skills.schema import Card, Evidence, How, When
@@ -117,10 +117,12 @@ def pairs_from_run(run_dir: Path) -> tuple[list[Pair], str]:
         evals: dict[str, list[dict]] = {}
         for e in store.evaluations():
             evals.setdefault(e.candidate_id, []).append(e.result)
-        targets = store.db.execute("SELECT path FROM targets").fetchall()
+        targets = store.db.execute("SELECT path, kind, source FROM targets").fetchall()
     finally:
         store.close()
     task = Path(targets[0][0]).stem if targets else run_dir.name
+    kind, task_source = (targets[0][1], targets[0][2]) if targets else ("", "")
+    language = (language_of(Path(targets[0][0]).suffix) if targets else None) or "python"
 
     def median_speedup(cid: str) -> float | None:
         sp = [r["speedup"] for r in evals.get(cid, []) if r.get("speedup")]
@@ -140,13 +142,46 @@ def pairs_from_run(run_dir: Path) -> tuple[list[Pair], str]:
             p_sp = 1.0
         if p_sp is None or c_sp / p_sp < MIN_GAIN:
             continue
-        note = (f"median speedup {c_sp:.2f}x vs parent {p_sp:.2f}x over {len(results)} verified evaluation(s); "
-                f"step: {child.plan_step[:80]}")
-        gain = Gain(round(c_sp / p_sp, 3), "eval", note)
-        pairs.append(Pair(f"{task}:{child.id}", parent.code, child.code, "python", gain, str(run_dir.resolve()),
+        claim = f"the run claimed {c_sp / p_sp:.2f}x"
+        is_ref = parent.proposer.get("model") == "reference"
+        gain = remeasure(kind, task_source, parent.code, child.code, is_ref, claim)
+        pairs.append(Pair(f"{task}:{child.id}", parent.code, child.code, language, gain, str(run_dir.resolve()),
                           list(child.skills)))
     summary = f"{len(cands)} candidates, {sum(len(v) for v in evals.values())} evaluations"
     return pairs, summary
+
+
+def remeasure(kind: str, task_source: str, parent: str, child: str, parent_is_reference: bool,
+              claim: str) -> Gain:
+    """What kopt measures now for a run's parent -> child step, on fresh inputs (the evaluator
+    draws new secret seeds): a stored speedup is the run's claim, never evidence. KernelBench
+    tasks are re-evaluated in the sandbox on the CPU; other targets cannot be yet (unmeasured)."""
+    if kind != "kernelbench" or not task_source:
+        return Gain(None, "unmeasured", f"{claim}; kopt cannot re-measure {kind or 'unknown'} targets yet")
+    import tempfile
+
+    from kopt.sandboxes.evaluator import evaluate
+
+    with tempfile.TemporaryDirectory(prefix="kopt-mine-") as d:
+        task = Path(d) / "task.py"
+        task.write_text(task_source)
+        speedups = []
+        for tag, code in (("child", child), ("parent", None if parent_is_reference else parent)):
+            if code is None:
+                speedups.append(1.0)  # the reference is 1x by definition
+                continue
+            (Path(d) / f"{tag}.py").write_text(code)
+            try:
+                r = evaluate(task, Path(d) / f"{tag}.py")
+            except KoptError as e:
+                return Gain(None, "unmeasured", f"{claim}; re-measuring failed: {e}", ok=False)
+            if not r.get("correct") or not r.get("speedup"):
+                return Gain(None, "unmeasured", f"{claim}; re-measured, the {tag} is {r.get('verdict')}: "
+                                                f"{(r.get('reason') or '')[:120]}", ok=False)
+            speedups.append(r["speedup"])
+    gain = speedups[0] / speedups[1]
+    return Gain(round(gain, 3), "eval", f"re-measured: {claim}; kopt measured {speedups[0]:.2f}x vs parent "
+                                              f"{speedups[1]:.2f}x on fresh inputs")
 
 
 # -- what rules know about each kind of change ----------------------------------------------------
@@ -213,9 +248,11 @@ TRIGGERS = {
 }
 
 
-def hunks(slow: str, fast: str, limit: int = 14) -> tuple[str, str]:
-    """The changed lines of each side (first hunks, trimmed): the card's before/after sketch."""
-    a, b = slow.splitlines(), fast.splitlines()
+def hunks(slow: str, fast: str, language: str, limit: int = 14) -> tuple[str, str]:
+    """The changed lines of each side (first hunks, trimmed): the card's before/after sketch,
+    without comments or string contents (they are a candidate's words, not code)."""
+    a = strip_comments_and_strings(slow, language).splitlines()
+    b = strip_comments_and_strings(fast, language).splitlines()
     before, after = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if op != "equal":
@@ -248,7 +285,7 @@ class RulesWriter:
         known, title, summary, keywords, risks = KINDS[kind]
         if known.get(pair.domain) in library.cards:
             return known[pair.domain]
-        before, after = hunks(pair.slow, pair.fast)
+        before, after = hunks(pair.slow, pair.fast, pair.language)
         detail = "; ".join(c.detail for c in changes)
         triggers = TRIGGERS.get(kind, [])
         return Card(id=f"mined-{pair.domain}-{kind}", type="operator", domain=pair.domain, title=title,
@@ -327,7 +364,10 @@ class LLMWriter:
             answer = self.chat.complete(messages).text
             try:
                 card = card_from_answer(answer, f"card from {self.name} for {pair.name}")
-                return card.model_copy(update={"signature": [c.kind for c in changes]})
+                how = card.how.model_copy(update={
+                    "before": strip_comments_and_strings(card.how.before, pair.language),
+                    "after": strip_comments_and_strings(card.how.after, pair.language)})
+                return card.model_copy(update={"signature": [c.kind for c in changes], "how": how})
             except CardError as e:
                 error = e
                 messages = messages + [{"role": "assistant", "content": answer},
@@ -389,8 +429,12 @@ def _mine_one(pair: Pair, library: Library, writer) -> Outcome:
     kinds = [c.kind for c in changes]
     ev = Evidence(source=pair.source, task=pair.name, speedup=g.speedup, method=g.method,
                   note="; ".join([*(c.detail for c in changes[:3]), g.note])[:400], date=time.strftime("%Y-%m-%d"))
-    known = list(dict.fromkeys(library.resolve(s) for s in pair.skills if library.resolve(s)))
+    unmeasured = f"not measured, so not evidence ({g.note})"
+    tagged = dict.fromkeys(library.resolve(s) for s in pair.skills if library.resolve(s))
+    known = [sid for sid in tagged if _covers(library.cards[sid], kinds, pair.domain)]
     if known:
+        if g.speedup is None:
+            return skip(unmeasured, kinds)
         for sid in known:
             library.add_evidence(sid, ev)
         return Outcome(pair.name, "evidence", ", ".join(known), kinds, g.speedup, g.method, g.note)
@@ -401,20 +445,34 @@ def _mine_one(pair: Pair, library: Library, writer) -> Outcome:
     if card is None:
         return skip("the diff classifier recognised no known kind of change", kinds)
     if isinstance(card, str):  # rules: an existing card covers this change
+        if g.speedup is None:
+            return skip(f"{card} covers it, but {unmeasured}", kinds)
         library.add_evidence(card, ev)
         return Outcome(pair.name, "evidence", card, kinds, g.speedup, g.method, g.note)
     dup = near_duplicate(card, library)
     if dup is not None:
         if dup.origin == "mined":
             merged = _merge_into(dup, card)
-            merged.evidence.append(ev)
+            if g.speedup is not None:
+                merged.evidence.append(ev)
             library.save_card(merged)
+        elif g.speedup is None:
+            return skip(f"{dup.id} covers it, but {unmeasured}", kinds)
         else:
             library.add_evidence(dup.id, ev)
         return Outcome(pair.name, "merged", dup.id, kinds, g.speedup, g.method, g.note)
-    card = card.model_copy(update={"id": _free_id(card.id, library), "evidence": [ev], "origin": "mined"})
+    # a new card from an unmeasured pair carries no evidence: it is marked mined and unreviewed
+    evidence = [ev] if g.speedup is not None else []
+    card = card.model_copy(update={"id": _free_id(card.id, library), "evidence": evidence, "origin": "mined"})
     library.save_card(card)
     return Outcome(pair.name, "new", card.id, kinds, g.speedup, g.method, g.note)
+
+
+def _covers(card: Card, kinds: list[str], domain: str) -> bool:
+    """Whether the diff classifier agrees that CARD is what the pair did: a plan step's `[id]`
+    tag is the model's word, so it counts only when one of the classified kinds of change is
+    the card's (its curated card for the domain, its signature or one of its tags)."""
+    return any(KINDS[k][0].get(domain) == card.id or k in card.signature or k in card.tags for k in kinds)
 
 
 def _free_id(wanted: str, library: Library) -> str:

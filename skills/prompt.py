@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from kopt.skills.library import Library
 
+# a mined card was written from a run's code (by a model or by rules), not reviewed by a person
+MINED_MARK = " (mined, unreviewed)"
 STEP_SKILL = re.compile(r"\[([a-z0-9]+(?:-[a-z0-9]+)*)\]")
 
 
@@ -37,7 +39,8 @@ def skills_section(context: dict, operators: int = 4, metas: int = 2) -> str:
         sp = c.measured()
         seen = f" (helped {len(sp)} time(s), best {max(sp):.2f}x)" if sp else ""
         after = "\n".join("    " + ln[:140] for ln in c.how.after.strip().splitlines()[:6])
-        lines.append(f"- [{c.id}] {c.title}{seen}: {' '.join(c.how.summary.split())}\n  after:\n{after}\n"
+        mark = MINED_MARK if c.origin == "mined" else ""
+        lines.append(f"- [{c.id}]{mark} {c.title}{seen}: {' '.join(c.how.summary.split())}\n  after:\n{after}\n"
                      f"  risk: {c.risks[0]}")
     context["skill_ids"] = [c.id for c in cards]
     context["skills_text"] = "\n".join(lines) or "(none)"
