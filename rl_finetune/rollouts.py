@@ -102,11 +102,22 @@ def token_logprobs(model, rollouts: Rollouts, temperature: float, with_entropy: 
     except TypeError:  # a model whose forward takes no position_ids
         logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
     logits = logits[:, rollouts.prompt_width - 1:-1].float() / temperature
-    logp_all = torch.log_softmax(logits, dim=-1)
     targets = ids[:, rollouts.prompt_width:]
-    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    logp = selective_log_softmax(logits, targets)
     entropy = None
     if with_entropy:
         with torch.no_grad():
+            logp_all = torch.log_softmax(logits, dim=-1)
             entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
+
+
+def selective_log_softmax(logits, targets):
+    """log_softmax(logits)[..., targets] without a second vocabulary-sized tensor: the chosen
+    token's logit minus the row's logsumexp, one sequence at a time (a 7B model's vocabulary
+    times a batch of completions no longer sits in memory twice)."""
+    import torch
+
+    rows = [row.gather(-1, t.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(row, dim=-1)
+            for row, t in zip(logits, targets)]
+    return torch.stack(rows)
