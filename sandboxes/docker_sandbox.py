@@ -44,6 +44,10 @@ def container_options(job_dir: str, cfg: EvalConfig, image: str, gpus: list[int]
         "nano_cpus": int(cpus * 1e9),
         "pids_limit": pids,
         "cap_drop": ["ALL"],
+        # an unprivileged uid even for an image without USER, and SysV IPC of its own; Docker's
+        # default seccomp profile already refuses the keyring calls and vsock sockets
+        "user": "10001:10001",
+        "ipc_mode": "private",
         "security_opt": ["no-new-privileges"],
         "detach": True,
     }
