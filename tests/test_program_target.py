@@ -38,7 +38,10 @@ def test_counting_rewrite_is_faster_in_instructions(target):
 
 def test_wrong_and_broken_rewrites(target, tmp_path):
     r = target.evaluate(DEDUPE / "wrong.cpp", [])
-    assert r["verdict"] == "incorrect" and r["compiled"] and not r["correct"] and "tests/" in r["reason"]
+    assert r["verdict"] == "incorrect" and r["compiled"] and not r["correct"]
+    # the reason reaches the model: a test's number and how much differs, never its text
+    assert r["reason"].startswith("wrong on hidden test ") and "expected" not in r["reason"]
+    assert r["checks"]["detail"]["input"].startswith("tests/") and "expected" in r["checks"]["detail"]["difference"]
     bad = tmp_path / "bad.cpp"
     bad.write_text("int main( {\n")
     r = target.evaluate(bad, [])
@@ -57,14 +60,14 @@ def test_candidate_cannot_read_the_tests(target, tmp_path):
                     '  if (f) { fgets(b, 64, f); printf("%%s", b); } else printf("hidden\\n"); }\n'
                     % (DEDUPE / "tests" / "1.in"))
     r = target.evaluate(peek, [])
-    assert r["verdict"] == "incorrect" and "hidden" in r["reason"]
+    assert r["verdict"] == "incorrect" and "'hidden'" in r["checks"]["detail"]["difference"], r
     plant = tmp_path / "plant.cpp"  # tries to leave a file next to its own build
     plant.write_text('#include <cstdio>\n#include <string>\n#include <unistd.h>\nint main() { char p[4096] = {0};\n'
                      '  readlink("/proc/self/exe", p, sizeof p - 1);\n'
                      '  std::string d(p); d = d.substr(0, d.rfind(\'/\'));\n'
                      '  FILE* f = fopen((d + "/planted").c_str(), "w"); puts(f ? "wrote" : "blocked"); }\n')
     r = target.evaluate(plant, [])
-    assert r["verdict"] == "incorrect" and "blocked" in r["reason"], r
+    assert r["verdict"] == "incorrect" and "blocked" in r["checks"]["detail"]["difference"], r
 
 
 def test_bad_program_inputs_are_one_line_errors(tmp_path):
