@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from kopt.agent.coder import ProposerUnavailable
 from kopt.agent.core import Candidate, Evaluation, Target
+from kopt.agent.errors import EnvironmentMissing
 from kopt.agent.novelty import make_net
 from kopt.agent.store import Store
 from kopt.agent.summarizer import summarize
@@ -26,6 +27,12 @@ from kopt.agent.targets.kernelbench import KernelBenchTarget, reference_solution
 from kopt.rl_finetune.rewards import VERIFIED, reward
 from kopt.sandboxes.evaluator import EvalConfig
 from kopt.sandboxes.machine import fingerprint
+
+
+def _failed(e: Exception, where: str) -> dict:
+    """The result of a candidate whose evaluation raised: a verdict, so the search goes on."""
+    return {"verdict": "runtime_error", "correct": False, "compiled": False, "speedup": None,
+            "speedup_ci": None, "reason": f"{where}: {type(e).__name__}: {e}"[:300], "checks": {}}
 
 
 class SearchConfig(BaseModel):
@@ -156,10 +163,15 @@ class Search:
 
     def evaluate(self, cid: str) -> dict:
         path = self._write(cid)
-        if self.evaluator is not None:
-            result = self.evaluator(self.task_path, path, self.cfg.eval)
-        else:
-            result = self.target.evaluate(path, self.hidden)
+        try:
+            if self.evaluator is not None:
+                result = self.evaluator(self.task_path, path, self.cfg.eval)
+            else:
+                result = self.target.evaluate(path, self.hidden)
+        except Exception as e:  # noqa: BLE001 - a candidate gets a verdict; only the reference ends the run
+            if not self.cands[cid].parent_ids or isinstance(e, EnvironmentMissing):
+                raise
+            result = _failed(e, "evaluation")
         return self._record(cid, result)
 
     def evaluate_concurrently(self, cids: list[str]) -> None:
@@ -171,8 +183,7 @@ class Search:
             try:
                 result = fut.result()
             except Exception as e:  # noqa: BLE001 - a lost worker is a verdict, not a crash of the run
-                result = {"verdict": "runtime_error", "correct": False, "compiled": False, "speedup": None,
-                          "speedup_ci": None, "reason": f"executor: {type(e).__name__}: {e}"[:300], "checks": {}}
+                result = _failed(e, "executor")
             self._record(futures[fut], result)
 
     def _record(self, cid: str, result: dict) -> dict:

@@ -542,7 +542,8 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     not finite while the task's own are, raise SkipTrial before the candidate sees them
     (the base trial's raise UserInputError: the task is broken). After a checked call the
     candidate is asked, separately, for its inputs as it left them and for a repeat pass."""
-    ref = s.ref_try if checked and not base else s.ref_call
+    skippable = checked and not base and not timed
+    ref = s.ref_try if skippable else s.ref_call
     cpu0 = s.ref.worker.cpu_seconds()
     gen, inputs = ref({"cmd": "make_inputs", "seeds": seeds, "signed": signed, "scale": scale or {},
                        "dists": [dist] * len(seeds) if dist else None})
@@ -565,12 +566,13 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
         if role == "ref":
             s.out_per_call = max(s.out_per_call, len(ref_out) // n)
             times["ref_nonfinite"] = bool(reply.get("nonfinite"))
-            if checked and not base and times["ref_nonfinite"] and not s.base_nonfinite:
+            if skippable and times["ref_nonfinite"] and not s.base_nonfinite:
                 raise SkipTrial("the reference is not finite there")
         else:
             s.police("forward")
     new_bytes = _outputs_bytes(new_out, n, "call")
     parts = [new_out]
+    c0 = s.new.worker.cpu_seconds()
     if checked:
         _, after = s.new_call({"cmd": "inputs_after"}, max_payload=4 * len(inputs) + (1 << 20))
         _outputs_bytes(after, n, "inputs_after")
@@ -579,6 +581,7 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
         times["new_native_calls"] = rep.get("native_calls", 0)
         parts += [after, again]
         s.police("repeat")
+    times["new_check_cpu"] = s.new.worker.cpu_seconds() - c0
     times["bytes_per_call"] = (len(inputs) + len(new_out)) / n
     times["new_tensor_bytes"] = new_bytes
     cfg = s.cfg
@@ -821,10 +824,12 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
     inside = {"ref": 0.0, "new": 0.0}
     for r in range(rounds):
         seeds = [secrets.randbits(31) for _ in range(calls)]
-        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True)
+        # a third of the timed rounds, drawn in secret after the call, are checked like the
+        # trials (inputs left untouched, repeat pass): a call cannot tell it is only timed
+        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=secrets.randbelow(3) == 0)
         _raise_if_failed(times, checks)
         inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"] + times["check_cpu"]
-        inside["new"] += times["new_run_cpu"]
+        inside["new"] += times["new_run_cpu"] + times["new_check_cpu"]
         if cfg.device == "cuda":
             ref_call, new_call = _gpu_call_ms(times)
         else:
