@@ -33,8 +33,11 @@ CLOSE_THINK = re.compile(r"</(?:think|thinking|reasoning)>|◁/think▷", re.I)
 OPEN_THINK = re.compile(r"<(?:think|thinking|reasoning)>|◁think▷", re.I)
 HARMONY_FINAL = re.compile(r"<\|channel\|>final<\|message\|>", re.I)
 FENCE_OPEN = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^`\n]*?)[ \t]*$")
-SR_BLOCK = re.compile(r"^[ \t]*<{5,9}[ \t]*SEARCH[^\n]*\n(.*?)^[ \t]*={5,9}[ \t]*\n(.*?)^[ \t]*>{5,9}[ \t]*REPLACE[^\n]*$",
-                      re.S | re.M)
+SR_BLOCK = re.compile(r"^[ \t]*<{5,9}[ \t]*SEARCH[^\n]*\n(.*?)"
+                      r"^[ \t]*={5,9}[ \t]*\n(.*?)"
+                      r"^[ \t]*>{5,9}[ \t]*REPLACE[^\n]*$", re.S | re.M)
+MAIN = re.compile(r"\bmain\s*\(")
+CODE_START = re.compile(r"(import |from |#|class |def |@|int |using |template|struct |static )")
 HUNK = re.compile(r"^@@ [^\n]*@@[^\n]*$", re.M)
 
 
@@ -216,7 +219,16 @@ def parse_answer(answer: str, parent_code: str, langs: set[str], defines: Callab
     if hunks:
         code, notes = apply_blocks(parent_code, hunks, "diff hunk")
         return code, "diff", notes
-    if not fences(text) and defines(text):
+    if not fences(text) and defines(text) and CODE_START.match(text.strip()):
         return text.strip() + "\n", "whole file", ["the answer was bare code without a fence"]
-    raise EditError(f"no code found: answer with one fenced block holding the whole file that defines {need}, "
+    raise EditError(f"no code found: answer with one fenced block holding the whole file ({need}), "
                     f"or with SEARCH/REPLACE blocks against the current code")
+
+
+def program_from_answer(answer: str, parent_code: str, language: str) -> tuple[str, str]:
+    """A program target's rule: the last complete block in its language (or untagged) that has
+    a main function (C/C++) or any code (Python), or edits; (code, kind with notes after "; ")."""
+    defines = (lambda b: bool(b.strip())) if language == "python" else (lambda b: bool(MAIN.search(b)))
+    code, kind, notes = parse_answer(answer, parent_code, LANGS.get(language, LANGS["cpp"]), defines,
+                                     "the whole program" if language == "python" else "with its main function")
+    return code, "; ".join([kind, *notes])

@@ -4,8 +4,8 @@ edits (SEARCH/REPLACE blocks, unified diffs) applied to the parent. The reading 
 skipped in silence."""
 from __future__ import annotations
 
-from kopt.agent.answers import SR_BLOCK as BLOCK  # noqa: F401 (re-export for older callers)
 from kopt.agent.answers import LANGS, EditError, defines_class, parse_answer
+from kopt.agent.answers import SR_BLOCK as BLOCK  # noqa: F401 (re-export for older callers)
 from kopt.agent.answers import apply_blocks as _apply_blocks
 
 
@@ -18,7 +18,7 @@ def code_from_answer(answer: str, parent_code: str) -> tuple[str, str]:
     """(new code, edit kind); the kind carries the parser's notes after "; ". Raises EditError
     with a message for the model."""
     code, kind, notes = parse_answer(answer, parent_code, LANGS["python"] | LANGS["cpp"], defines_class("ModelNew"),
-                                     "class ModelNew")
+                                     "defining class ModelNew")
     if "class ModelNew" not in code:
         raise EditError("the resulting code defines no class ModelNew")
     try:

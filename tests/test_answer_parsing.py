@@ -74,3 +74,20 @@ def test_ambiguous_loose_match_is_an_error():
     answer = "<<<<<<< SEARCH\nx = torch.relu(x)\n=======\nx = x\n>>>>>>> REPLACE\n"
     with pytest.raises(EditError, match="matches 2 places"):
         code_from_answer(answer, parent)
+
+
+def test_program_answers_take_the_last_complete_file_with_main():
+    from kopt.agent.answers import program_from_answer
+
+    parent = "#include <cstdio>\nint main() {\n    int n; scanf(\"%d\", &n);\n    printf(\"%d\\n\", n);\n}\n"
+    answer = ("<think>\n```cpp\nint main() { return 1; } // DRAFT\n```\n</think>\nThe helper:\n"
+              "```c++\nstatic int twice(int x) { return 2 * x; }\n```\nThe program:\n"
+              "```C++\n#include <cstdio>\nint main() { int n; scanf(\"%d\", &n); printf(\"%d\\n\", n); }"
+              " // FINAL\n```\n")
+    code, kind = program_from_answer(answer, parent, "cpp")
+    assert "FINAL" in code and "DRAFT" not in code and kind == "whole file"
+    drift = "<<<<<<< SEARCH\n  printf(\"%d\\n\", n);  \n=======\n  puts(\"x\");\n>>>>>>> REPLACE\n"
+    code, kind = program_from_answer(drift, parent, "cpp")
+    assert "    puts(\"x\");" in code and "ignoring whitespace" in kind
+    with pytest.raises(EditError, match="no code found"):
+        program_from_answer("I would read faster with getchar.", parent, "python")

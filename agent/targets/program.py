@@ -152,23 +152,11 @@ def ratio_ci(ref: list[int], new: list[int], resamples: int = 1000, seed: int = 
     return boot[int(0.025 * resamples)], boot[min(resamples - 1, int(0.975 * resamples))]
 
 
-FENCE = re.compile(r"```([A-Za-z0-9+]*)\n(.*?)```", re.S)
-FENCE_LANGS = {"cpp": {"cpp", "c++", "cc", "cxx", "c", ""}, "c": {"c", "cpp", ""}, "python": {"python", "py", ""}}
-
-
 def code_from_program_answer(answer: str, parent_code: str, language: str) -> tuple[str, str]:
-    """(new code, edit kind) from a model's answer: SEARCH/REPLACE blocks or a whole file."""
-    from kopt.agent.edits import BLOCK, EditError, apply_blocks
+    """(new code, edit kind) from a model's answer: SEARCH/REPLACE blocks, a diff or a whole file."""
+    from kopt.agent.answers import EditError, program_from_answer
 
-    blocks = BLOCK.findall(answer)
-    if blocks:
-        code, kind = apply_blocks(parent_code, blocks), "search/replace"
-    else:
-        fences = [body for lang, body in FENCE.findall(answer) if lang.lower() in FENCE_LANGS[language]]
-        if not fences:
-            raise EditError(f"no code found: answer with one ```{language} block holding the whole program, or "
-                            f"with SEARCH/REPLACE blocks against the current code")
-        code, kind = max(fences, key=len), "whole file"
+    code, kind = program_from_answer(answer, parent_code, language)
     if language == "python":
         try:
             compile(code, "<candidate>", "exec")
