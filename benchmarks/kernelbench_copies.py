@@ -60,20 +60,18 @@ def evaluate_copy(task, work: Path, eval_overrides: dict, device: str = "cpu", f
     started = time.perf_counter()
     try:
         fit = fit_task(task.path, work, fit_cfg or FitConfig(device=device))
-        rec["fit"] = fit.sizes
-        rec["fit_s"] = round(time.perf_counter() - started, 2)
+        rec.update(fit=fit.sizes, fit_s=round(time.perf_counter() - started, 2))
         if fit.skipped:
-            rec["skipped"] = fit.skipped
-            rec["too_large"] = "too big" in fit.skipped
-            return rec
-        copy = work / "copy.py"
-        copy.write_text(reference_solution(fit.path.read_text()))
-        res = evaluate(fit.path, copy, EvalConfig(device=device, **eval_overrides))
-        rec.update({k: res.get(k) for k in ("verdict", "reason", "speedup", "speedup_ci", "ref_ms", "new_ms",
-                                            "degenerate", "degenerate_reason")})
-        rec["eval_s"] = res["checks"].get("eval_s")
-        rec["skipped_trials"] = res["checks"].get("skipped", [])
-        rec["task_file"] = str(fit.path)
+            rec.update(skipped=fit.skipped, too_large="too big" in fit.skipped)
+        else:
+            copy = work / "copy.py"
+            copy.write_text(reference_solution(fit.path.read_text()))
+            res = evaluate(fit.path, copy, EvalConfig(device=device, **eval_overrides))
+            rec.update({k: res.get(k) for k in ("verdict", "reason", "speedup", "speedup_ci", "ref_ms", "new_ms",
+                                                "degenerate", "degenerate_reason")})
+            checks = res["checks"]
+            rec.update(eval_s=checks.get("eval_s"), phase_s=checks.get("phase_s"), task_file=str(fit.path),
+                       skipped_trials=checks.get("skipped", []))
     except KoptError as e:
         rec.update(verdict="error", reason=f"{type(e).__name__}: {e}")
     except Exception as e:  # noqa: BLE001 - kopt crashed on a real task: that is a finding

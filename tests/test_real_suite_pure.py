@@ -8,7 +8,16 @@ import pytest
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.targets.kernelbench import reference_solution
-from kopt.benchmarks.kernelbench_copies import load_previous, main, outcome, parse_levels, run, select_tasks, table
+from kopt.benchmarks.kernelbench_copies import (
+    evaluate_copy,
+    load_previous,
+    main,
+    outcome,
+    parse_levels,
+    run,
+    select_tasks,
+    table,
+)
 
 TASK = """import torch
 import torch.nn as nn
@@ -110,3 +119,13 @@ def test_missing_suite_is_a_message_not_an_error(tmp_path, capsys):
     assert "no KernelBench checkout" in capsys.readouterr().out
     assert main([str(_suite(tmp_path)), "--resume"]) == 2
     assert "--resume needs --json" in capsys.readouterr().err
+
+
+def test_a_task_that_cannot_run_is_recorded_as_skipped(tmp_path):
+    pytest.importorskip("torch")
+    suite = _suite(tmp_path, levels=(1,))
+    broken = suite / "KernelBench" / "level1" / "1_Tanh1.py"
+    broken.write_text(TASK.replace("return [torch.randn(batch_size, dim)]", "raise RuntimeError('needs a download')"))
+    rec = evaluate_copy(select_tasks(suite, [1], "1")[0], tmp_path / "work", {})
+    assert rec["outcome"] == "skipped" and "needs a download" in rec["skipped"]
+    assert rec["wall_s"] >= 0
