@@ -4,19 +4,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kopt-installed
 
+# torch is pinned here and nowhere else. Without a working GPU (nvidia-smi fails) the CPU build
+# comes from PyTorch's CPU wheel index: an *extra* index, so pip still finds everything else on
+# PyPI or a local mirror, and 2.x.y+cpu wins over PyPI's multi-GB CUDA build of the same version.
+# With a GPU, PyPI's default (CUDA) build.
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX = $(if $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu),,--extra-index-url $(TORCH_CPU_INDEX))
+
+DEMO_RUN := runs/demo
+
 .PHONY: demo test install clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)" $(TORCH_INDEX)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/kopt optimize benchmarks/examples/activation_chain.py --budget 6
+	rm -rf $(DEMO_RUN)
+	-$(VENV)/bin/kopt optimize benchmarks/examples/activation_chain.py --budget 6 --run-dir $(DEMO_RUN)
+	$(PY) -m kopt.agent.demo_check $(DEMO_RUN) README.md
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -145,7 +145,7 @@ OPTIMIZE_FLAGS = {"model": "model.name", "base_url": "model.base_url", "budget":
                                              "gpus")},
                   **{k: f"target.{k}" for k in ("tests", "validator", "checker", "std", "stress", "test", "bench",
                                                 "bench_metric", "higher_is_better", "focus", "branch",
-                                                "include_dirty")}}
+                                                "include_dirty", "editable")}}
 CONFIG_HELP = "TOML file of settings ([model] [run] [search] [eval] [target]); flags given override it"
 
 
@@ -178,6 +178,7 @@ def optimize(
     focus: Optional[str] = typer.Option(None, help="repo: path.py:func to optimize instead of the profile's pick"),
     branch: bool = typer.Option(False, "--branch", help="repo: also create branch kopt/<run> with the best patch"),
     include_dirty: bool = typer.Option(False, "--include-dirty", help="repo: start from HEAD plus the dirty diff"),
+    editable: Optional[list[str]] = typer.Option(None, "--editable", help="repo: GLOB a patch may change too"),
     executor: Executor = typer.Option("local", help="where a task's new candidates are evaluated"),
     jobs: int = typer.Option(1, help="candidates evaluated at once (local threads or Ray tasks)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local runtime)"),
@@ -311,15 +312,19 @@ def runs_export(run: Path = typer.Argument(..., help="run directory"),
 
 @app.command("doctor")
 def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Report what this machine can do: sandbox isolation, compilers, GPU, valgrind."""
+    """Report what this machine can do: sandbox isolation, compilers, GPU, valgrind, installed extras."""
+    from kopt.agent.commands.extras import extras_lines, extras_status
     from kopt.sandboxes.doctor import report
 
     info = report()
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        typer.echo(json.dumps({**info, "extras": extras_status()}, indent=2))
         return
     for k, v in info.items():
         typer.echo(f"{k:<22} {v}")
+    typer.echo("\noptional extras (pip install 'kopt[NAME]'):")
+    for line in extras_lines():
+        typer.echo(f"  {line}")
 
 
 def _register_subcommands() -> None:
