@@ -139,7 +139,8 @@ class _Parts:
                 return True
         for name in ("example", "profile"):
             if self.sections.get(name):
-                self.dropped.append(self.sections.pop(name) and name)
+                del self.sections[name]
+                self.dropped.append(name)
                 return True
         if self.attempts:
             self.attempts.pop(0)

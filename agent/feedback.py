@@ -37,13 +37,19 @@ RULES = (
 )
 
 
+def short_paths(text: str) -> str:
+    """`/root/.cache/kopt/sbx/<hash>/native/<hash>/src.cpp:4:69: error` -> `src.cpp:4:69: error`: the
+    sandbox's folders tell the model nothing and cost tokens."""
+    return re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+)", r"\1", text)
+
+
 def describe(result: dict | None, code: str = "", kind: str = "kernelbench") -> str:
     """A few lines about one evaluation result, for the next prompt."""
     if not result:
         return "not evaluated yet"
     verdict = result.get("verdict") or "unknown"
     lines = [f"verdict: {verdict}" + _speed(result)]
-    reason = (result.get("reason") or "").strip()
+    reason = short_paths(result.get("reason") or "").strip()
     if reason:
         lines.append(f"reason: {reason}")
     if kind != "kernelbench":
@@ -54,7 +60,7 @@ def describe(result: dict | None, code: str = "", kind: str = "kernelbench") -> 
     elif verdict == "incorrect" and isinstance(checks.get("mismatch"), dict):
         lines += _mismatch(checks["mismatch"])
     elif verdict == "runtime_error" and checks.get("error_detail"):
-        lines += ["error (the solution's frames):", _clip(str(checks["error_detail"]))]
+        lines += ["error (the solution's frames):", _clip(short_paths(str(checks["error_detail"])))]
     elif verdict == "rejected":
         rule = next((why for key, why in RULES if key in reason), None)
         if rule:

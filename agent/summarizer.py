@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from kopt.agent.core import Candidate
+from kopt.agent.feedback import short_paths
 
 
 def summarize(cands: dict[str, Candidate], evals: dict[str, list[dict]], duplicates: dict[str, str],
@@ -22,7 +23,7 @@ def summarize(cands: dict[str, Candidate], evals: dict[str, list[dict]], duplica
     for rs in evals.values():
         for r in rs:
             if not r.get("correct") and r.get("reason"):
-                failures[(r.get("verdict"), r["reason"][:160])] += 1
+                failures[(r.get("verdict"), short_paths(r["reason"])[:160])] += 1
     for (verdict, reason), n in failures.most_common(4):
         lines.append(f"FAILED ({verdict}, x{n}): {reason}")
     if duplicates:

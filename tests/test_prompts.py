@@ -35,7 +35,7 @@ SLOW = {"verdict": "slower", "correct": True, "speedup": 0.5, "speedup_ci": [0.4
 
 def test_compiler_error_names_the_line_of_the_solution():
     text = describe(COMPILE_ERROR, BAD_CPP)
-    assert "expected ';' before '}' token" in text
+    assert "expected ';' before '}' token" in text and "reason: src.cpp:4:69" in text and "/root" not in text
     assert "line 7 of your solution: for (int64_t i = 0" in text
 
 
