@@ -217,7 +217,7 @@ def main() -> None:
     print("| task | solution | fwd calls | bare s (loop s) | eval cold s | eval warm s | overhead cold s "
           "| overhead warm s | warm / bare | verdict (warm) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    worst = 0.0
+    worst, failed = 0.0, []
     for name, (task_src, sol_src, backend) in TASKS.items():
         task, sol = work / f"{name}_task.py", work / f"{name}_copy.py"
         task.write_text(textwrap.dedent(task_src).lstrip())
@@ -226,6 +226,7 @@ def main() -> None:
         cold, cold_s = timed_eval(task, sol, cache)
         warm, warm_s = timed_eval(task, sol, cache)
         if not warm["correct"]:
+            failed.append(name)
             print(f"| {name} | {backend} | - | - | {cold_s:.1f} | {warm_s:.1f} | - | - | - | "
                   f"{warm['verdict']}: {warm.get('reason', '')[:60]} |")
             continue
@@ -236,8 +237,18 @@ def main() -> None:
         print(f"| {name} | {backend} | {calls} | {bare_s:.2f} ({loop_s:.2f}) | {cold_s:.2f} | {warm_s:.2f} "
               f"| {cold_s - bare_s:.2f} | {warm_s - bare_s:.2f} | {warm_s / bare_s:.2f}x "
               f"| {warm['verdict']} {warm['speedup']:.3f}x |", flush=True)
+    print("\n" + target_line(worst, failed))
+    sys.exit(1 if failed or worst > TARGET_S else 0)
+
+
+def target_line(worst: float, failed: list[str]) -> str:
+    """The verdict on the overhead target: a task that did not evaluate correctly measured
+    nothing, so the target cannot be called met."""
+    if failed:
+        return (f"target: warm-cache overhead <= {TARGET_S:g} s -- NOT checked: {', '.join(failed)} failed "
+                f"(worst of the others {worst:.2f} s)")
     status = "met" if worst <= TARGET_S else "NOT met"
-    print(f"\ntarget: warm-cache overhead <= {TARGET_S:g} s -- {status} (worst {worst:.2f} s)")
+    return f"target: warm-cache overhead <= {TARGET_S:g} s -- {status} (worst {worst:.2f} s)"
 
 
 if __name__ == "__main__":

@@ -36,43 +36,84 @@ HERE = Path(__file__).resolve().parent
 TASKS = HERE / "examples" / "level2_cpu"
 
 
+def settings_key(cfg) -> str:
+    """What a stored measurement depends on besides the code: the evaluator's settings and
+    kopt's version (a memo from other settings or another kopt is not replayed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        kopt_version = version("kopt")
+    except PackageNotFoundError:
+        kopt_version = "unknown"
+    settings = {k: v for k, v in cfg.model_dump(mode="json").items() if k != "hidden_paths"}
+    text = json.dumps({"kopt": kopt_version, "eval": settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 class MemoEvaluator:
     """The sandboxed evaluator, shared by both modes: the k-th evaluation of a given code is
-    measured once and replayed to the other mode."""
+    measured once and replayed to the other mode. With `--memo FILE` measurements persist
+    across invocations, keyed by `settings_key`; `replayed` counts the ones taken from the file."""
 
     def __init__(self, cfg_overrides: dict, memo_file: Path | None = None):
         from kopt.sandboxes.evaluator import evaluate
 
         self.evaluate, self.overrides, self.memo_file = evaluate, cfg_overrides, memo_file
-        self.memo: dict[tuple[str, str, int], dict] = {}
-        if memo_file is not None and memo_file.exists():
-            for key, value in json.loads(memo_file.read_text()).items():
+        self.memo: dict[tuple[str, str, str, int], dict] = {}
+        self.from_file: set[tuple[str, str, str, int]] = set()
+        stored = json.loads(memo_file.read_text()) if memo_file is not None and memo_file.exists() else {}
+        for settings, entries in stored.items():
+            if not isinstance(entries, dict) or "|" in settings:  # an older memo without settings: not replayed
+                continue
+            for key, value in entries.items():
                 task, code, k = key.rsplit("|", 2)
-                self.memo[(task, code, int(k))] = value
+                self.memo[(settings, task, code, int(k))] = value
+                self.from_file.add((settings, task, code, int(k)))
         self.calls: dict[tuple[str, str], int] = {}
-        self.measured = 0
+        self.measured = self.replayed = 0
 
     def results(self, task: Path, code: str) -> list[dict]:
         """Every measurement taken so far of this code on this task."""
         h = hashlib.sha256(code.encode()).hexdigest()
-        return [v for (t, c, _), v in sorted(self.memo.items()) if t == str(task) and c == h]
+        return [v for (_, t, c, _), v in sorted(self.memo.items()) if t == str(task) and c == h]
 
     def __call__(self, task_path: Path, solution_path: Path, cfg) -> dict:
         code = hashlib.sha256(Path(solution_path).read_bytes()).hexdigest()
         key = (str(task_path), code)
         k = self.calls[key] = self.calls.get(key, 0) + 1
-        mkey = (*key, k)
+        for name, value in self.overrides.items():
+            setattr(cfg, name, value)
+        mkey = (settings_key(cfg), *key, k)
+        if mkey in self.from_file:
+            self.replayed += 1
         if mkey not in self.memo:
-            for name, value in self.overrides.items():
-                setattr(cfg, name, value)
             self.memo[mkey] = self.evaluate(task_path, solution_path, cfg)
             self.measured += 1
             if self.memo_file is not None:
-                self.memo_file.write_text(json.dumps({f"{t}|{c}|{k}": v for (t, c, k), v in self.memo.items()}))
+                self._save()
         return self.memo[mkey]
+
+    def _save(self) -> None:
+        out: dict[str, dict] = {}
+        for (settings, t, c, k), v in self.memo.items():
+            out.setdefault(settings, {})[f"{t}|{c}|{k}"] = v
+        self.memo_file.write_text(json.dumps(out))
 
     def new_mode(self) -> None:
         self.calls.clear()
+
+
+def replayed_run(evaluator: MemoEvaluator, *args) -> dict:
+    """run_mode, with how many of its evaluations came from the --memo file."""
+    before = evaluator.replayed
+    r = run_mode(*args, evaluator)
+    r["replayed"] = evaluator.replayed - before
+    return r
+
+
+def mark(r: dict) -> str:
+    sp = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+    return sp + (f" (replayed {r['replayed']})" if r.get("replayed") else "")
 
 
 def run_mode(task: Path, retrieval: bool, budget: int, evaluator: MemoEvaluator) -> dict:
@@ -159,11 +200,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for task in tasks:
         for budget in args.budgets:
-            with_r = run_mode(task, True, budget, evaluator)
-            without = run_mode(task, False, budget, evaluator)
-            fmt = lambda r: f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+            with_r = replayed_run(evaluator, task, True, budget)
+            without = replayed_run(evaluator, task, False, budget)
             print(f"| {task.stem} | {budget} | {short(with_r['first'])} | {short(without['first'])} | "
-                  f"{fmt(with_r)} | {fmt(without)} |", flush=True)
+                  f"{mark(with_r)} | {mark(without)} |", flush=True)
             rows.append({"task": task.stem, "budget": budget, "with_retrieval": with_r, "without": without})
     # retrieval with recorded success: evidence measured on the *other* tasks (leave one out)
     small = min(args.budgets)
@@ -176,12 +216,11 @@ def main() -> None:
             n = evidence_from_other_tasks(task, tasks, evaluator, Path(folder))
             os.environ["KOPT_SKILLS_DIR"] = folder
             prompt._library.cache_clear()
-            r = run_mode(task, True, small, evaluator)
+            r = replayed_run(evaluator, task, True, small)
             prompt._library.cache_clear()
         row = next(x for x in rows if x["task"] == task.stem and x["budget"] == small)
         row["with_evidence"] = r
-        sp = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
-        print(f"| {task.stem} | {small} | {short(r['first'])} | {sp} | {n} |", flush=True)
+        print(f"| {task.stem} | {small} | {short(r['first'])} | {mark(r)} | {n} |", flush=True)
     if args.skills is not None:
         os.environ["KOPT_SKILLS_DIR"] = str(args.skills)
     for budget in args.budgets:
@@ -191,7 +230,11 @@ def main() -> None:
         differ = sum(1 for r in sel if r["with_retrieval"]["first"] != r["without"]["first"])
         print(f"budget {budget}: first template differs on {differ}/{len(sel)} tasks; retrieval better on {wins}, "
               f"worse on {losses}")
-    print(f"{evaluator.measured} sandboxed evaluations in {time.time() - started:.0f}s; load average at start "
+    if evaluator.replayed:
+        print(f"(replayed N): N evaluations of that row were read from {args.memo}, measured by an earlier run "
+              f"with the same evaluator settings and kopt version, not measured now")
+    print(f"{evaluator.measured} sandboxed evaluations ({evaluator.replayed} replayed from --memo) in "
+          f"{time.time() - started:.0f}s; load average at start "
           f"{load:.1f} on {os.cpu_count()} cores", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
