@@ -51,6 +51,7 @@ class TargetOptions(BaseModel):
     focus: str | None = None
     branch: bool = False
     include_dirty: bool = False
+    editable: list[str] | None = None
 
 
 def _default_eval() -> EvalConfig:

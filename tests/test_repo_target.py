@@ -187,7 +187,7 @@ CHEAT = """pairs/count.py
 def test_state_kept_in_the_tree_and_edited_tests_are_rejected(tmp_path):
     repo = python_repo(tmp_path / "user", n=100)
     t = RepoTarget.from_options(repo, **PY_OPTS, focus="pairs/count.py:count_pairs")
-    with pytest.raises(EditError, match="do not change tests/test_count.py"):
+    with pytest.raises(EditError, match="tests/test_count.py is a test file"):
         t.apply_answer("tests/test_count.py\n<<<<<<< SEARCH\n        self.assertEqual(count_pairs([1, 1, 1], 2), 3)\n"
                        "=======\n        pass\n>>>>>>> REPLACE", "")
     code, kind = t.apply_answer(CHEAT, "")

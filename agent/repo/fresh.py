@@ -17,6 +17,7 @@ import stat
 from pathlib import Path
 
 from kopt.agent.repo.commands import RunResult, TreeShell, changed_files, snapshot
+from kopt.agent.repo.worktree import GitError
 
 NEVER_KEPT = {"__pycache__", ".git"}
 KEEP_CAP = 2 << 30
@@ -37,7 +38,9 @@ class FreshRuns:
         self._restore()
         before = snapshot(self.tree)
         with TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir) as sh:
-            r = sh.run(command, timeout)
+            r = sh.run("true", 120)  # the worker's start-up is not the command's time
+            if r.ok:
+                r = sh.run(command, timeout)
         self.written = changed_files(before, snapshot(self.tree))
         return r
 
@@ -76,8 +79,11 @@ class FreshRuns:
 
     def close(self) -> None:
         """Leave the tree clean: kopt's later reads of it see the candidate, not a run's leftovers."""
-        self.ws.reset(self.tree)
         shutil.rmtree(self.stash, ignore_errors=True)
+        try:
+            self.ws.reset(self.tree)
+        except GitError:
+            self.ws.remove(self.tree)  # rebuilt from its patch on next use
 
 
 def _plain_path(tree: Path, rel: str) -> bool:

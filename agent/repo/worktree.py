@@ -170,6 +170,7 @@ class Workspace:
             else:
                 link.unlink()
         link.write_text(f"gitdir: {admin}\n")
+        _remove_nested_git(Path(tree))
         self.tree_git(tree, "reset", "--quiet", "--hard")
         self.tree_git(tree, "clean", "-ffdxq")
 
@@ -185,6 +186,19 @@ class Workspace:
             git(self.clone, "worktree", "remove", "--force", str(path), check=False)
             shutil.rmtree(path, ignore_errors=True)
         git(self.clone, "worktree", "prune", check=False)
+
+
+def _remove_nested_git(tree: Path) -> None:
+    """Delete every entry named .git below the tree's top: git never lists them (so `git clean`
+    leaves them), which made them a hiding place for state kept between runs."""
+    for root, dirs, files in os.walk(tree):
+        top = root == str(tree)
+        for name in [d for d in dirs if d == ".git" and not top]:
+            path = os.path.join(root, name)
+            os.unlink(path) if os.path.islink(path) else shutil.rmtree(path, ignore_errors=True)
+        dirs[:] = [d for d in dirs if d != ".git"]
+        if ".git" in files and not top:
+            os.unlink(os.path.join(root, ".git"))
 
 
 def apply_patch(tree: Path, patch: str, recount: bool = False) -> None:

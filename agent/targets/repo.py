@@ -229,6 +229,8 @@ class RepoTarget:
         ref = FreshRuns(self.ws, ref_tree, hidden, self.subdir)
         try:
             return self._measure_runs(ref, new, patch)
+        except worktree.GitError as e:
+            return _fail("runtime_error", f"a tree could not be brought back to its candidate between runs: {e}")
         finally:
             new.close()
             ref.close()

@@ -154,7 +154,7 @@ def _cached(where: str) -> str:
 ])
 def test_a_result_cache_does_not_survive_from_one_run_to_the_next(repo, tmp_path, where):
     r = evaluate(target_for(repo), patch_of(repo, tmp_path, {"pairs/count.py": _cached(where)}), tmp_path)
-    assert r["verdict"] != "faster", r
+    assert r["verdict"] in ("same", "slower", "rejected"), r
 
 
 def test_new_startup_hooks_and_modes_are_rejected(repo, tmp_path):

@@ -1,0 +1,149 @@
+"""The rules that keep a repository candidate honest, without a sandbox run: what a patch may
+change (git's own view of the applied tree), build-file flag lines, reads and writes of a
+candidate's tree that refuse symlinks and FIFOs, resetting a tree, and the bench-output
+comparison."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from kopt.agent.proposers.repo_rules import flags_only
+from kopt.agent.repo import guard, safefs
+from kopt.agent.repo.hotspots import RepoIndex
+from kopt.agent.repo.outputs import OutputCheck
+from kopt.agent.repo.worktree import Workspace, head_commit
+from kopt.benchmarks.repo_targets import git_run, python_repo
+
+needs_git = pytest.mark.skipif(not shutil.which("git"), reason="git missing")
+
+
+def change(path: str, status: str = "M", old: str = "100644", new: str = "100644") -> guard.Change:
+    return guard.Change(path, status, old, new)
+
+
+def test_a_patch_may_change_the_code_under_optimization_and_nothing_else():
+    p = guard.Policy({"pairs/count.py"}, {"bench.py", "benchutil.py"}, ("docs/*.md",))
+    never = lambda rel: False  # noqa: E731 -- no build file changes only flags here
+    ok = [change("pairs/count.py"), change("pairs/fast.py", "A"), change("docs/x.md", "A"),
+          change("pairs/count.py", "D", new="000000")]
+    assert [p.allowed(c, never) for c in ok] == [None] * 4
+    refused = {"tests/conftest.py": change("tests/conftest.py", "A"), "conftest.py": change("conftest.py", "A"),
+               "sitecustomize.py": change("pairs/sitecustomize.py", "A"), ".pth": change("x.pth", "A"),
+               "pyproject.toml": change("pyproject.toml"), "Makefile": change("Makefile"),
+               "part of the bench": change("benchutil.py"), "not under optimization": change("other/mod.py"),
+               "not under optimization ": change("lib/new.py", "A"), "symlink": change("pairs/l.py", "A", new="120000"),
+               "submodule": change("vendor", "A", new="160000"),
+               "executable": change("pairs/count.py", old="100644", new="100755")}
+    for word, c in refused.items():
+        reason = p.allowed(c, never)
+        assert reason and word.strip() in reason, (word, reason)
+    assert p.allowed(change("run.sh", old="100755", new="100755"), never) == "run.sh is not under optimization"
+    assert p.allowed(change("Makefile"), lambda rel: True) is None  # its flag lines only
+    assert guard.Policy(set(), {"bench.py"}, everything=True).allowed(change("lib/new.py", "A"), never) is None
+
+
+def test_git_raw_diff_is_read_as_changes():
+    raw = ":100644 120000 abc def T\0pairs/x.py\0:000000 100644 000 fed A\0tests/conftest.py\0"
+    assert guard.parse_raw(raw) == [guard.Change("pairs/x.py", "T", "100644", "120000", "def"),
+                                    guard.Change("tests/conftest.py", "A", "000000", "100644", "fed")]
+
+
+def test_build_files_may_change_only_in_optimisation_flags():
+    make = "CXXFLAGS = -O0 -g -std=c++17\n\nbench: build/bench\n\t./build/bench\n"
+    assert flags_only(make, make.replace("-O0", "-O3 -march=native"))
+    assert not flags_only(make, make.replace("\t./build/bench", "\t@echo 42"))
+    assert not flags_only(make, make.replace("-O0", "-O2 -DBENCH_SKIP"))
+    assert not flags_only(make, make.replace("-O0", "-O2 -fplugin=./evil.so"))
+    assert not flags_only(make, make + "\nall: bench\n")
+    cmake = "set(CMAKE_BUILD_TYPE Debug)\n"
+    assert flags_only(cmake, "set(CMAKE_BUILD_TYPE Release)\n")
+
+
+def test_reads_and_writes_refuse_symlinks_fifos_and_escapes(tmp_path):
+    tree, outside = tmp_path / "tree", tmp_path / "outside"
+    tree.mkdir()
+    outside.mkdir()
+    (outside / "secret.py").write_text("secret = 1\n")
+    os.mkfifo(tmp_path / "fifo")
+    os.symlink(tmp_path / "fifo", tree / "fifo.py")
+    os.symlink("/proc/self/fd/0", tree / "stdin.py")
+    os.symlink(outside / "secret.py", tree / "link.py")
+    os.symlink(outside, tree / "pkg")
+    (tree / "ok.py").write_text("x = 1\n")
+    done = []
+
+    def reads():
+        for rel in ("fifo.py", "stdin.py", "link.py", "pkg/secret.py", "../outside/secret.py"):
+            with pytest.raises(OSError):
+                safefs.read_text(tree, rel)
+        done.append(True)
+
+    th = threading.Thread(target=reads, daemon=True)
+    th.start()
+    th.join(20)
+    if not done:
+        os.close(os.open(tmp_path / "fifo", os.O_WRONLY | os.O_NONBLOCK))
+    assert done, "a read in the tree blocked"
+    assert safefs.read_text(tree, "ok.py") == "x = 1\n" and safefs.read_text(tree, "ok.py", cap=3) == "x ="
+    for rel in ("link.py", "pkg/new.py", "pkg/secret.py"):
+        with pytest.raises(safefs.UnsafePath):
+            safefs.write_text(tree, rel, "pwned\n")
+    safefs.write_text(tree, "a/b/new.py", "y = 2\n")
+    assert (tree / "a" / "b" / "new.py").read_text() == "y = 2\n"
+    assert (outside / "secret.py").read_text() == "secret = 1\n" and not (outside / "new.py").exists()
+    assert not safefs.is_regular(tree, "link.py") and safefs.is_regular(tree, "ok.py")
+
+
+@needs_git
+def test_reset_brings_a_tree_back_to_its_candidate(tmp_path):
+    repo = python_repo(tmp_path / "user", n=10)
+    ws = Workspace(repo, head_commit(repo), tmp_path / "ws")
+    patch = ("diff --git a/NEW.py b/NEW.py\nnew file mode 100644\n--- /dev/null\n+++ b/NEW.py\n"
+             "@@ -0,0 +1 @@\n+x = 1\n")
+    tree = ws.tree_for(patch)
+    (tree / "pairs" / ".git").mkdir()
+    (tree / "pairs" / ".git" / "cache").write_text("42")
+    (tree / "bench.py").write_text("print('changed')\n")
+    (tree / "NEW.py").unlink()
+    (tree / "tests" / "conftest.py").write_text("raise SystemExit\n")
+    os.symlink("/proc/self/fd/0", tree / "pairs" / "stdin.py")
+    (tree / ".git").unlink()
+    (tree / ".git").mkdir()  # a forged git dir: kopt must not use it
+    (tree / ".git" / "config").write_text("[core]\n\tfsmonitor = touch " + str(tmp_path / "ran") + "\n")
+    ws.reset(tree)
+    assert (tree / "NEW.py").read_text() == "x = 1\n" and "changed" not in (tree / "bench.py").read_text()
+    assert not (tree / "pairs" / ".git").exists() and not (tree / "tests" / "conftest.py").exists()
+    assert not os.path.lexists(tree / "pairs" / "stdin.py") and (tree / ".git").is_file()
+    assert git_run(tree, "status", "--porcelain") == "" and not (tmp_path / "ran").exists()
+    assert [c.path for c in guard.parse_raw(ws.changes(tree))] == ["NEW.py"]
+    assert "NEW.py" in RepoIndex(tree).files
+
+
+def test_bench_output_must_match_the_original_apart_from_the_metric():
+    metric = r"time_ms: ([\d.]+)"
+    check = OutputCheck(metric, "pairs: 1123\ntime_ms: 220.1\n")
+    assert check.differs("pairs: 1123\ntime_ms: 0.3\n") is None
+    assert "'pairs: 1499'" in check.differs("pairs: 1499\ntime_ms: 0.3\n")
+    assert check.differs("time_ms: 0.3\n")
+    check.learn("pairs: 1123\ntime_ms: 219.0\n")  # the original is stable: the check stays strict
+    assert not check.floats and not check.off
+    loose = OutputCheck(metric, "pairs: 7 in 1.5 s\ntime_ms: 3\n")
+    loose.learn("pairs: 7 in 1.7 s\ntime_ms: 3\n")  # the original prints its own timings too
+    assert loose.floats and loose.differs("pairs: 7 in 0.1 s\ntime_ms: 1\n") is None
+    assert loose.differs("pairs: 8 in 0.1 s\ntime_ms: 1\n")
+    off = OutputCheck(None, "seed 1\n")
+    off.learn("seed 2\n")
+    assert off.off and off.differs("anything") is None and "not checked" in off.describe()
+
+
+def test_bench_files_are_the_named_script_and_what_it_imports(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    for rel in ("bench.py", "benchutil.py", "pkg/__init__.py", "pkg/core.py", "other.py"):
+        (tmp_path / rel).write_text("")
+    (tmp_path / "bench.py").write_text("import benchutil\nfrom pkg import core\nimport os\n")
+    assert guard.bench_files(Path(tmp_path), ["python -m pytest -q", "python bench.py"]) == {
+        "bench.py", "benchutil.py", "pkg/__init__.py", "pkg/core.py"}
