@@ -108,38 +108,46 @@ def kernel_source(name: str, run: FusedRun) -> str:
                          body_last="\n".join("  " + line for line in body.splitlines()))
 
 
-def generate(task_source: str, runs: list[FusedRun | NormRun], flags: tuple[str, ...]) -> str:
-    """The whole solution file for the given runs of the task's forward: elementwise runs
-    (`FusedRun`) and normalisations with their elementwise neighbours (`NormRun`)."""
+def rewrite_forward(task_source: str, runs: list, replace) -> tuple[list[str], ast.ClassDef]:
+    """(the task's import lines, class ModelNew) where `replace(run, statements)` gives the
+    statements that stand for each run of forward (shared by the CPU and GPU generators)."""
     tree = ast.parse(task_source)
     cls = model_class(tree)
     fwd = forward_of(cls)
-    names = {id(r): (f"norm_{i}" if isinstance(r, NormRun) else f"fused_{i}") for i, r in enumerate(runs)}
-    cpp = PRELUDE + "".join(
-        (norm_kernel_source if isinstance(r, NormRun) else kernel_source)(names[id(r)], r) for r in runs)
     new_body: list[ast.stmt] = []
     for i, stmt in enumerate(fwd.body):
         run = next((r for r in runs if r.start == i), None)
-        if isinstance(run, NormRun):
-            new_body += norm_replacement(run, names[id(run)], fwd.body[run.start: run.stop])
-        elif run is not None:
-            operands = ", ".join(o.python for o in run.operands)
-            call = (f"{run.var} = _run_fused(_LIB.{names[id(run)]}, {run.var}, [{operands}], "
-                    f"inplace={run.fresh})")
-            new_body.append(ast.parse(call).body[0])
+        if run is not None:
+            new_body += replace(run, fwd.body[run.start: run.stop])
         elif not any(r.start < i < r.stop for r in runs):
             new_body.append(stmt)
-    new_cls = _rename_class(cls, fwd, new_body)
-    header = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    header = [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return header, _rename_class(cls, fwd, new_body)
+
+
+def generate(task_source: str, runs: list[FusedRun | NormRun], flags: tuple[str, ...]) -> str:
+    """The whole solution file for the given runs of the task's forward: elementwise runs
+    (`FusedRun`) and normalisations with their elementwise neighbours (`NormRun`)."""
+    names = {id(r): (f"norm_{i}" if isinstance(r, NormRun) else f"fused_{i}") for i, r in enumerate(runs)}
+    cpp = PRELUDE + "".join(
+        (norm_kernel_source if isinstance(r, NormRun) else kernel_source)(names[id(r)], r) for r in runs)
+
+    def replace(run, original: list[ast.stmt]) -> list[ast.stmt]:
+        if isinstance(run, NormRun):
+            return norm_replacement(run, names[id(run)], original)
+        operands = ", ".join(o.python for o in run.operands)
+        return ast.parse(f"{run.var} = _run_fused(_LIB.{names[id(run)]}, {run.var}, [{operands}], "
+                         f"inplace={run.fresh})").body
+
+    header, new_cls = rewrite_forward(task_source, runs, replace)
     helpers = []
     if any(isinstance(r, FusedRun) for r in runs):
         helpers.append(RUNTIME.strip())
     if any(isinstance(r, NormRun) for r in runs):
         helpers.append(norm_runtime())
-    lines = [ast.unparse(h) for h in header]
-    lines += ["import ctypes", "import torch", "from kopt.sandboxes.native import load_cpp", "",
-              f"_FLAGS = {tuple(flags)!r}", f"_CPP = r'''{cpp}'''", "_LIB = load_cpp(_CPP, _FLAGS)",
-              "\n\n".join(helpers), "", ast.unparse(new_cls), ""]
+    lines = header + ["import ctypes", "import torch", "from kopt.sandboxes.native import load_cpp", "",
+                      f"_FLAGS = {tuple(flags)!r}", f"_CPP = r'''{cpp}'''", "_LIB = load_cpp(_CPP, _FLAGS)",
+                      "\n\n".join(helpers), "", ast.unparse(new_cls), ""]
     return "\n".join(dict.fromkeys(lines[: len(header) + 3])) + "\n" + "\n".join(lines[len(header) + 3:])
 
 

@@ -8,24 +8,13 @@ InstanceNorm) -- lays out the arguments and calls the kernel; anything else retu
 and the solution runs the task's original statements.
 """
 
-RUNTIME = '''
+# What any backend's norm glue needs (the Triton one in `kopt.agent.gpu_codegen` too):
+# reading the norm's setup from the module and laying operands out over the region
+SHARED = '''
 import math
 
 _INSTANCE_DIMS = ((torch.nn.InstanceNorm1d, 3), (torch.nn.InstanceNorm2d, 4), (torch.nn.InstanceNorm3d, 5))
-_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
-_ARGTYPES = {"_rows": [_P, _P, _I, _I, _I, _F, _P, _P, _P, _I],
-             "_chan": [_P, _P, _I, _I, _I, _I, _F, _P, _P, _P, _P]}
-_KERNELS = {}
 _FILLED = {}
-
-
-def _kernel(lib, name, mode):
-    fn = _KERNELS.get((name, mode))
-    if fn is None:
-        fn = getattr(lib, name + mode)
-        fn.argtypes, fn.restype = _ARGTYPES[mode], None
-        _KERNELS[(name, mode)] = fn
-    return fn
 
 
 def _usable(t, x, grad):
@@ -40,13 +29,14 @@ def _aligned_shape(t, x):
     return shape if all(s == 1 or s == n for s, n in zip(shape, x.shape)) else None
 
 
-def _filled(value, period):
-    """`period` copies of a number, made once per (value, period)."""
-    arr = _FILLED.get((value, period))
+def _filled(value, period, device):
+    """`period` copies of a number on `device`, made once per (value, period, device)."""
+    key = (value, period, str(device))
+    arr = _FILLED.get(key)
     if arr is None:
         if len(_FILLED) > 64:
             _FILLED.clear()
-        arr = _FILLED[(value, period)] = torch.full((period,), value)
+        arr = _FILLED[key] = torch.full((period,), value, device=device)
     return arr
 
 
@@ -55,7 +45,7 @@ def _region_operand(o, x, first, period, grad):
     floats; None if it varies over the leading dims, would change x's shape or dtype, or
     needs autograd."""
     if not isinstance(o, torch.Tensor):
-        return _filled(float(o), 1)
+        return _filled(float(o), 1, x.device)
     if not _usable(o, x, grad):
         return None
     shape = _aligned_shape(o, x)
@@ -114,6 +104,29 @@ def _norm_setup(kind, x, mod, dim):
     return 1, groups, float(mod.eps), w, b
 
 
+def _affine_rows(kind, w, b, period, inner, device):
+    """Weight and bias as `period` floats each (one per element of the normalised region)."""
+    reps = 1 if kind == "layer_norm" else inner  # per channel -> per element of a sample
+    return [_filled(fill, period, device) if p is None else p.detach().reshape(-1).contiguous() if reps == 1
+            else p.detach().reshape(-1).repeat_interleave(reps) for p, fill in ((w, 1.0), (b, 0.0))]
+'''
+
+CPU_CALL = '''
+_P, _I, _F = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+_ARGTYPES = {"_rows": [_P, _P, _I, _I, _I, _F, _P, _P, _P, _I],
+             "_chan": [_P, _P, _I, _I, _I, _I, _F, _P, _P, _P, _P]}
+_KERNELS = {}
+
+
+def _kernel(lib, name, mode):
+    fn = _KERNELS.get((name, mode))
+    if fn is None:
+        fn = getattr(lib, name + mode)
+        fn.argtypes, fn.restype = _ARGTYPES[mode], None
+        _KERNELS[(name, mode)] = fn
+    return fn
+
+
 def _run_norm(lib, name, kind, x, mod, dim, operands, inplace):
     \"\"\"The fused norm + elementwise run, or None when this call is outside what it handles
     (the caller then runs the original statements).\"\"\"
@@ -155,9 +168,7 @@ def _run_norm(lib, name, kind, x, mod, dim, operands, inplace):
         ops = [t.expand(period).contiguous() if t.numel() == 1 else t for t in ops]
     wp = bp = None
     if kind in ("group_norm", "instance_norm", "layer_norm"):
-        reps = 1 if kind == "layer_norm" else inner  # per channel -> per element of a sample
-        ws = [_filled(fill, period) if p is None else p.detach().reshape(-1).contiguous() if reps == 1
-              else p.detach().reshape(-1).repeat_interleave(reps) for p, fill in ((w, 1.0), (b, 0.0))]
+        ws = _affine_rows(kind, w, b, period, inner, x.device)
         ops += ws
         wp, bp = ws[0].data_ptr(), ws[1].data_ptr()
     ptrs = (ctypes.c_void_p * max(1, len(ops)))(*[t.data_ptr() for t in ops])
@@ -166,3 +177,5 @@ def _run_norm(lib, name, kind, x, mod, dim, operands, inplace):
                                 ptrs, scalars)
     return out
 '''
+
+RUNTIME = SHARED + CPU_CALL

@@ -46,6 +46,62 @@ POSITIONAL = {"leaky_relu": ["negative_slope"], "hardtanh": ["min_val", "max_val
               "softplus": ["beta", "threshold"], "clamp": ["min", "max"], "clip": ["min", "max"]}
 BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
+# The same ops as Triton expressions (`_tanh` / `_mish` are jit helpers the Triton
+# generator writes into every solution; Triton has no tanh of its own)
+TRITON_UNARY: dict[str, tuple[str, dict[str, float]]] = {
+    "relu": ("tl.maximum({0}, 0.0)", {}),
+    "relu6": ("tl.minimum(tl.maximum({0}, 0.0), 6.0)", {}),
+    "sigmoid": ("tl.sigmoid({0})", {}),
+    "tanh": ("_tanh({0})", {}),
+    "gelu": ("(0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476)))", {}),
+    "silu": ("({0} * tl.sigmoid({0}))", {}),
+    "mish": ("_mish({0})", {}),
+    "softplus": ("tl.where({0} * {beta} > {threshold}, {0}, tl.log(1.0 + tl.exp({0} * {beta})) / {beta})",
+                 {"beta": 1.0, "threshold": 20.0}),
+    "elu": ("tl.where({0} > 0.0, {0}, {alpha} * (tl.exp({0}) - 1.0))", {"alpha": 1.0}),
+    "selu": ("(1.0507009873554805 * tl.where({0} > 0.0, {0}, 1.6732632423543772 * (tl.exp({0}) - 1.0)))", {}),
+    "leaky_relu": ("tl.where({0} > 0.0, {0}, {negative_slope} * {0})", {"negative_slope": 0.01}),
+    "hardtanh": ("tl.minimum(tl.maximum({0}, {min_val}), {max_val})", {"min_val": -1.0, "max_val": 1.0}),
+    "hardswish": ("({0} * tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) / 6.0)", {}),
+    "hardsigmoid": ("(tl.minimum(tl.maximum({0} + 3.0, 0.0), 6.0) / 6.0)", {}),
+    "softsign": ("({0} / (1.0 + tl.abs({0})))", {}),
+    "tanhshrink": ("({0} - _tanh({0}))", {}),
+    "logsigmoid": ("(tl.minimum({0}, 0.0) - tl.log(1.0 + tl.exp(-tl.abs({0}))))", {}),
+    "exp": ("tl.exp({0})", {}),
+    "log": ("tl.log({0})", {}),
+    "sqrt": ("tl.sqrt({0})", {}),
+    "rsqrt": ("tl.rsqrt({0})", {}),
+    "abs": ("tl.abs({0})", {}),
+    "neg": ("(-{0})", {}),
+    "erf": ("tl.erf({0})", {}),
+    "sin": ("tl.sin({0})", {}),
+    "cos": ("tl.cos({0})", {}),
+    "square": ("({0} * {0})", {}),
+}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one kernel language spells what `_ExprCompiler` emits."""
+
+    unary: dict[str, tuple[str, dict[str, float]]]
+    maximum: str
+    minimum: str
+    sqrt: str
+    tanh: str
+    float_suffix: str
+    end: str  # statement terminator
+
+    def lit(self, value: float) -> str:
+        text = repr(value)
+        if self.float_suffix:
+            return f"{text}f" if "e" in text or "." in text else f"{text}.f"
+        return text if "e" in text or "." in text else f"{text}.0"
+
+
+CPP = Dialect(UNARY, "fmaxf", "fminf", "sqrtf", "ktanh", "f", ";")  # C++ and CUDA (kopt.agent.cpu_math)
+TRITON = Dialect(TRITON_UNARY, "tl.maximum", "tl.minimum", "tl.sqrt", "_tanh", "", "")
+
 
 class NotElementwise(Exception):
     pass
@@ -72,8 +128,9 @@ class FusedRun:
 
 
 class _ExprCompiler:
-    def __init__(self, var: str, current: str, operands: list[Operand], ops: list[str]):
+    def __init__(self, var: str, current: str, operands: list[Operand], ops: list[str], dialect: Dialect = CPP):
         self.var, self.current, self.operands, self.ops = var, current, operands, ops
+        self.d = dialect
 
     def number(self, node: ast.AST) -> float | None:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
@@ -84,7 +141,7 @@ class _ExprCompiler:
         return None
 
     def lit(self, value: float) -> str:
-        return f"{value!r}f" if "e" in repr(value) or "." in repr(value) else f"{value}.f"
+        return self.d.lit(value)
 
     def operand(self, node: ast.AST) -> str:
         src = ast.unparse(node)
@@ -111,7 +168,7 @@ class _ExprCompiler:
                 self.ops.append("pow")
                 return "(" + " * ".join([base] * int(exp)) + ")"
             if exp == 0.5:
-                return f"sqrtf({base})"
+                return f"{self.d.sqrt}({base})"
             raise NotElementwise("non-integer power")
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return f"(-{self.compile(node.operand)})"
@@ -127,7 +184,7 @@ class _ExprCompiler:
             args = [func.value, *args]  # method form: x.relu()
         elif isinstance(func, ast.Attribute) and not _is_namespace(func.value):
             raise NotElementwise(ast.unparse(node))
-        name = name.rstrip("_") if name.endswith("_") and name[:-1] in UNARY else name
+        name = name.rstrip("_") if name.endswith("_") and name[:-1] in self.d.unary else name
         kwargs = {k.arg: k.value for k in node.keywords}
         if kwargs.pop("inplace", None) is not None and not args:
             raise NotElementwise("inplace form")
@@ -140,9 +197,9 @@ class _ExprCompiler:
             bounds.update({k: v for k, v in kwargs.items() if k in ("min", "max")})
             out = operand
             if bounds.get("min") is not None and not _is_none(bounds["min"]):
-                out = f"fmaxf({out}, {self.compile(bounds['min'])})"
+                out = f"{self.d.maximum}({out}, {self.compile(bounds['min'])})"
             if bounds.get("max") is not None and not _is_none(bounds["max"]):
-                out = f"fminf({out}, {self.compile(bounds['max'])})"
+                out = f"{self.d.minimum}({out}, {self.compile(bounds['max'])})"
             self.ops.append("clamp")
             return out
         if name == "gelu":
@@ -150,10 +207,11 @@ class _ExprCompiler:
             if approx is not None and isinstance(approx, ast.Constant) and approx.value == "tanh":
                 self.ops.append("gelu_tanh")
                 v = operand
-                return (f"(0.5f * {v} * (1.f + ktanh(0.7978845608028654f * ({v} + 0.044715f * {v} * {v} * {v}))))")
-        if name not in UNARY:
+                c = [self.lit(k) for k in (0.5, 1.0, 0.7978845608028654, 0.044715)]
+                return f"({c[0]} * {v} * ({c[1]} + {self.d.tanh}({c[2]} * ({v} + {c[3]} * {v} * {v} * {v}))))"
+        if name not in self.d.unary:
             raise NotElementwise(f"unknown call {name}")
-        template, defaults = UNARY[name]
+        template, defaults = self.d.unary[name]
         params = dict(defaults)
         for key, value in zip(POSITIONAL.get(name, []), args[1:]):
             params[key] = value
@@ -200,19 +258,20 @@ def _produces_fresh(stmt: ast.stmt) -> bool:
     return text.split(".")[-1] not in views
 
 
-def compile_statement(stmt: ast.stmt, var: str, operands: list[Operand]) -> tuple[str, list[str]] | None:
-    """`var = f(var)` as one C++ statement updating `v`, or None if it is not elementwise in
-    `var`. New `self.<attr>` operands are appended to `operands` only on success."""
+def compile_statement(stmt: ast.stmt, var: str, operands: list[Operand],
+                      dialect: Dialect = CPP) -> tuple[str, list[str]] | None:
+    """`var = f(var)` as one statement updating `v` (C++ by default), or None if it is not
+    elementwise in `var`. New `self.<attr>` operands are appended to `operands` only on success."""
     if _assigns_var(stmt) != var or not _uses_var(_value(stmt), var):
         return None
     ops: list[str] = []
     trial = list(operands)
     try:
-        expr = _ExprCompiler(var, "v", trial, ops).compile(_value(stmt))
+        expr = _ExprCompiler(var, "v", trial, ops, dialect).compile(_value(stmt))
     except NotElementwise:
         return None
     operands[:] = trial
-    return f"v = {expr};", ops
+    return f"v = {expr}{dialect.end}", ops
 
 
 def produces_fresh(body: list[ast.stmt], start: int, var: str) -> bool:

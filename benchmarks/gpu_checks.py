@@ -327,7 +327,7 @@ def bench(ctx: Ctx) -> Iterator[Row]:
 
 
 # name, cap in seconds (the whole run is designed for 8 minutes on an H100/H200), generator
-GROUPS = [("environment", 30, environment), ("pytest", 100, gpu_tests), ("copies", 70, copies),
+GROUPS = [("environment", 60, environment), ("pytest", 100, gpu_tests), ("copies", 70, copies),
           ("kernels", 80, kernels), ("cheats", 50, cheats), ("timing", 30, timing),
           ("optimize", 45, optimize), ("bench", 90, bench)]
 

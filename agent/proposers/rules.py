@@ -10,6 +10,10 @@ candidate it makes:
 When a forward has both, a second candidate fuses only the elementwise runs, in case
 PyTorch's own norm kernel wins on this machine. The evaluator keeps what is really
 faster; when no rule applies it proposes nothing rather than guessing.
+
+For a target evaluated with `--device cuda` the same plans are written for the GPU
+(`kopt.agent.gpu_codegen`): the norm plan as Triton kernels, the elementwise plan as one
+CUDA kernel per run through `load_inline`.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ FLAGS = BASE_FLAGS + ("-ffast-math",)
 FLAG_NAME = "vectorised math (-ffast-math: SIMD exp/erf/tanh)"
 ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
 NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
+GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
+GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
 
 
 def name_returned_value(task_source: str) -> str:
@@ -79,6 +85,30 @@ def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[st
     return out
 
 
+def gpu_plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str], str]]:
+    """(plan step, runs, skills, backend) for `--device cuda`: the plans of `plans`, the one
+    with norms in Triton and the elementwise-only one as CUDA (load_inline); a plan whose
+    statements have no GPU form is left out."""
+    from kopt.agent.gpu_codegen import supports
+
+    task_source = name_returned_value(task_source)
+    out = []
+    for _, runs, _ in plans(task_source):
+        if any(isinstance(r, NormRun) for r in runs):
+            if supports(task_source, runs, "triton"):
+                out.append((f"{describe(runs)}: one Triton program per row / (sample, group) -- statistics, "
+                            "then normalise + elementwise in one write", runs, list(GPU_NORM_SKILLS), "triton"))
+        elif supports(task_source, runs, "cuda"):
+            out.append((f"{describe(runs)} into one grid-stride CUDA kernel per run (load_inline, torch's "
+                        "current stream)", runs, list(GPU_ELEMENTWISE_SKILLS), "cuda"))
+    return out
+
+
+def _device(context: dict) -> str:
+    cfg = getattr(context.get("target"), "eval_cfg", None)
+    return getattr(cfg, "device", "cpu")
+
+
 class RulesProposer:
     name = "rules"
 
@@ -104,6 +134,12 @@ class RulesProposer:
         if parent.parent_ids:  # only the reference is expanded: no rule builds on a fused kernel yet
             return []
         src = name_returned_value(context["task_source"])
+        meta = {"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+        if _device(context) == "cuda":
+            from kopt.agent.gpu_codegen import generate as generate_gpu
+
+            return [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
+                              skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
         return [Candidate(code=generate(src, runs, FLAGS), parent_ids=[parent.id], plan_step=step,
-                          skills=skills, proposer={"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0})
+                          skills=skills, proposer=dict(meta))
                 for step, runs, skills in self.ordered_plans(src)]
