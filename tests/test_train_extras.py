@@ -60,3 +60,19 @@ def test_report_to_tensorboard_writes_event_files(tmp_path):
     acc.Reload()
     assert [e.value for e in acc.Scalars("reward")] == pytest.approx([0.1, 0.2])
     assert make_tracker("none", tmp_path, {}) is None
+
+
+def test_bf16_loads_the_weights_in_bfloat16(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    from kopt.agent.commands.train import _load_bf16
+
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({"<unk>": 0, "<pad>": 1, "a": 2}, unk_token="<unk>"))
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                         eos_token="<pad>").save_pretrained(tmp_path)
+    cfg = transformers.LlamaConfig(vocab_size=3, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=2)
+    transformers.LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    model, tokenizer = _load_bf16(str(tmp_path))
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert tokenizer.pad_token == "<pad>"
