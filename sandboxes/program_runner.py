@@ -8,6 +8,8 @@ exact number of instructions executed (children included), which does not move w
 machine is busy. Builds land in a per-source cache folder, the only host path the worker
 may write. The worker is the PID 1 of its namespace, so after every run it kills whatever
 the program left behind; it also makes itself non-dumpable so a program cannot ptrace it.
+Every run starts fresh: an empty working directory (also HOME and TMPDIR), the worker's
+tmpfs and private /dev/shm emptied, its own IPC namespace -- nothing survives to the next run.
 
     python -m kopt.sandboxes.program_runner --fd-in R --fd-out W --fd-alarm A   (the worker)
 """
