@@ -358,7 +358,7 @@ def main() -> None:
         where = e.ctx.command_path if getattr(e, "ctx", None) else "kopt"
         typer.echo(f"kopt: {e.format_message().replace('Value error, ', '')} (see {where} --help)", err=True)
         sys.exit(e.exit_code)
-    except (KeyboardInterrupt, ex.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("kopt: interrupted", err=True)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)

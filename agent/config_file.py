@@ -143,11 +143,27 @@ def write(run_dir: Path, sections: dict) -> Path:
     return path
 
 
+def build(schema: type, values: dict, where: str):
+    """An instance of a pydantic model or a dataclass from a section, its field types checked
+    (a dataclass's own __post_init__ checks still run); a bad value is one line naming it."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        if dataclasses.is_dataclass(schema):
+            return TypeAdapter(schema).validate_python(values)
+        return schema(**values)
+    except (ValidationError, TypeError, ValueError) as e:
+        raise one_line(e, where) from None
+
+
 def one_line(e: Exception, where: str) -> UserInputError:
     """A pydantic/ValueError from building a section as one line naming the key."""
     errors = getattr(e, "errors", None)
     if callable(errors):
         first = errors()[0]
         loc = ".".join(str(x) for x in first.get("loc", ()))
-        return UserInputError(f"{where}: {loc}: {first.get('msg')} (got {first.get('input')!r})")
+        msg = str(first.get("msg", "")).removeprefix("Value error, ")
+        if not loc:  # a check across fields (a dataclass's __post_init__): its own message says it all
+            return UserInputError(f"{where}: {msg}")
+        return UserInputError(f"{where}: {loc}: {msg} (got {first.get('input')!r})")
     return UserInputError(f"{where}: {str(e).splitlines()[0]}")

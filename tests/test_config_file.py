@@ -59,6 +59,10 @@ def test_a_bad_value_names_its_key(tmp_path):
     one_line_error(kopt("optimize", KB / "relu_task.py", "--config", cfg), "search.budget")
     cfg.write_text("[grpo]\ngroup_size = 1\n")
     one_line_error(kopt("train", "--model", "hf:x", "--tasks", tmp_path, "--config", cfg), "group_size")
+    cfg.write_text("[grpo]\nclip_eps = \"big\"\n")  # a dataclass's field types are checked too
+    one_line_error(kopt("train", "--model", "hf:x", "--tasks", tmp_path, "--config", cfg), "clip_eps")
+    cfg.write_text("[bench]\nbudget = \"x\"\n")
+    one_line_error(kopt("bench", tmp_path, "--config", cfg), "budget")
 
 
 def test_every_section_builds_the_config_object():

@@ -222,12 +222,9 @@ def bench_config(ctx, config: Path | None, suite: Path | None, resumed: Path | N
         bench["baselines"] = parse_baselines(bench["baselines"])
     if bench.get("device", "cpu") not in ("cpu", "cuda"):
         raise UserInputError(f"{where}: [bench] device {bench['device']!r}: use cpu or cuda")
-    try:
-        EvalConfig(**sections.get("eval", {}))
-        cfg = BenchConfig(suite=str(suite.resolve()) if suite else "", eval=dict(sections.get("eval", {})), **bench)
-    except (TypeError, ValueError) as e:
-        raise config_file.one_line(e, where) from None
-    return cfg
+    config_file.build(EvalConfig, sections.get("eval", {}), where)
+    return config_file.build(BenchConfig, {"suite": str(suite.resolve()) if suite else "",
+                                           "eval": dict(sections.get("eval", {})), **bench}, where)
 
 
 def stored_sections(cfg) -> dict:

@@ -168,11 +168,8 @@ GRPO_SET_BY_TRAIN = ("lora", "output_dir", "log_every")
 def train_config(ctx, config: Path | None, resumed: Path | None, override: bool):
     """(TrainOptions, GRPOConfig) from train's defaults, --config and the flags given; a resumed run
     starts from its stored config.json."""
-    from pydantic import ValidationError
-
     from kopt.agent import config_file
     from kopt.agent.commands.train_options import TrainOptions
-    from kopt.agent.errors import UserInputError
     from kopt.rl_finetune import GRPOConfig
     from kopt.sandboxes.evaluator import EvalConfig
 
@@ -186,18 +183,13 @@ def train_config(ctx, config: Path | None, resumed: Path | None, override: bool)
     sections = config_file.resolve(config_file.stored_config(resumed), file_data,
                                    config_file.given_flags(ctx, TRAIN_FLAGS), TRAIN_FLAGS, override, resumed,
                                    defaults)
-    try:
-        opts = TrainOptions(**sections.get("train", {}), eval_overrides=sections.get("eval", {}))
-        EvalConfig(**opts.eval_overrides)
-        grpo = dict(sections.get("grpo", {}))
-        lora_r = opts.lora_r
-        cfg = GRPOConfig(**grpo, log_every=1,
-                         lora=({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
-                                "target_modules": "all-linear"} if lora_r > 0 else None))
-    except ValidationError as e:
-        raise config_file.one_line(e, where) from None
-    except (TypeError, ValueError) as e:
-        raise UserInputError(f"{where}: {e}") from None
+    opts = config_file.build(TrainOptions, {**sections.get("train", {}), "eval_overrides": sections.get("eval", {})},
+                             where)
+    config_file.build(EvalConfig, opts.eval_overrides, where)
+    lora_r = opts.lora_r
+    cfg = config_file.build(GRPOConfig, {**sections.get("grpo", {}), "log_every": 1,
+                                         "lora": ({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
+                                                   "target_modules": "all-linear"} if lora_r > 0 else None)}, where)
     return opts, cfg
 
 
