@@ -183,3 +183,16 @@ def test_include_of_stdin_compiles_or_fails_in_the_sandbox(lcg, tmp_path):
     assert r["verdict"] == "faster", r
     r = _evaluate(lcg, tmp_path, '#include "/proc/self/fd/0"\n' + HONEST, "stdin.cpp")
     assert r["compiled"] in (True, False) and r["verdict"] in ("faster", "compile_error"), r
+
+
+@pytest.mark.skipif(not valgrind_path(), reason="valgrind not installed: no counted runs")
+def test_work_left_to_a_surviving_child_is_not_counted_as_free(lcg, tmp_path):
+    # a child still running when the program exits is killed without writing its count
+    code = candidate("""
+        #include <unistd.h>
+        int main() { u64 n; if (scanf("%llu", &n) != 1) return 1;
+          printf("%llu\\\\n", fast(n)); fflush(stdout);
+          if (fork() == 0) { setsid(); sleep(30); } return 0; }
+    """)
+    r = _evaluate(lcg, tmp_path, code)
+    assert r["verdict"] == "rejected" and "left processes running" in r["reason"], r
