@@ -10,7 +10,12 @@ STAMP := $(VENV)/.kopt-installed
 # With a GPU, PyPI's default (CUDA) build.
 TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_INDEX = $(if $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu),,--extra-index-url $(TORCH_CPU_INDEX))
+# (A machine that cannot reach the CPU index at all -- an offline mirror -- installs what its own
+# index or wheel cache has, instead of retrying the unreachable one for every package.)
+CPU_INDEX_UP = $(shell python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)" \
+	$(TORCH_CPU_INDEX)/torch/ >/dev/null 2>&1 && echo up)
+TORCH_INDEX = $(if $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu),,$(if $(CPU_INDEX_UP),--extra-index-url \
+	$(TORCH_CPU_INDEX),$(warning PyTorch CPU index unreachable: torch from the configured index)))
 
 DEMO_RUN := runs/demo
 

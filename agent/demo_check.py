@@ -31,9 +31,9 @@ def verdict_line(run_dir: Path, claim: float | None) -> tuple[str, int]:
                 f"(failures: {summary.get('failures') or 'none'})"), 1
     evals = json.loads((run_dir / "best" / "evaluations.json").read_text()) if (run_dir / "best").exists() else []
     ci = next((e.get("speedup_ci") for e in reversed(evals) if e.get("speedup_ci")), None)
-    ci_text = f", 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if ci else ""
-    line = (f"make demo: verified {best:.2f}x (median over {len(evals) or '?'} evaluation(s){ci_text}) "
-            f"in {summary['evaluations']} evaluations")
+    ci_text = f"; the last one's 95% CI {ci[0]:.2f}-{ci[1]:.2f}" if ci else ""
+    line = (f"make demo: verified {best:.2f}x (median of the best candidate's {len(evals) or '?'} "
+            f"evaluation(s){ci_text}), {summary['evaluations']} evaluations in all")
     if claim is None:
         return line + "; the README states no figure to compare with", 0
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -29,8 +29,9 @@ def test_all_subpackages_are_listed():
     assert all(p.startswith("kopt.") for p in listed)
 
 
-def make_install_lines(tmp_path, path_prefix: str = "") -> list[str]:
-    """The commands `make install` would run for a fresh venv (make -n), with PATH as given."""
+def make_install_lines(tmp_path, path_prefix: str = "", index_up: str = "up") -> list[str]:
+    """The commands `make install` would run for a fresh venv (make -n), with PATH as given and
+    the CPU index taken as reachable or not (no network needed)."""
     import os
     import shutil
     import subprocess
@@ -38,7 +39,8 @@ def make_install_lines(tmp_path, path_prefix: str = "") -> list[str]:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     env = {**os.environ, "PATH": f"{path_prefix}{os.environ['PATH']}"}
-    p = subprocess.run(["make", "-n", "-B", "install", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, env=env,
+    p = subprocess.run(["make", "-n", "-B", "install", f"VENV={tmp_path / 'venv'}", f"CPU_INDEX_UP={index_up}"],
+                       cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     return [line for line in p.stdout.splitlines() if "pip install" in line and "torch" in line]
@@ -65,6 +67,9 @@ def test_cpu_build_without_a_gpu_default_build_with_one(tmp_path):
         assert len(cpu) == 1 and "--extra-index-url https://download.pytorch.org/whl/cpu" in cpu[0]
     gpu = make_install_lines(tmp_path, f"{fake}:")
     assert len(gpu) == 1 and "--extra-index-url" not in gpu[0] and "--index-url" not in gpu[0]
+    if shutil.which("nvidia-smi") is None:  # offline: the configured index or cache, no retries on the CPU one
+        offline = make_install_lines(tmp_path, index_up="")
+        assert len(offline) == 1 and "--extra-index-url" not in offline[0] and "torch==" in offline[0]
 
 
 def test_installed_torch_is_the_pinned_version():
