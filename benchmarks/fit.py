@@ -22,8 +22,8 @@ from kopt.agent.errors import EnvironmentMissing, UserInputError
 
 FIT_MODES = ("auto", "none")
 BATCH = re.compile(r"(^|_)batch|^bs$|^b$|^n_?samples$|^num_samples$", re.I)
-STRUCTURAL = re.compile(r"chan|kernel|group|stride|pad|dilat|head|class|layer|vocab|expert|pool|^num_|rank|order|"
-                        r"axis|reduce|topk", re.I)
+STRUCTURAL = re.compile(r"chan|kernel|group|stride|pad|dilat|head|class|layer(?!_?sizes?$)|vocab|expert|pool|^num_|"
+                        r"rank|order|axis|reduce|topk", re.I)
 WIDTH = re.compile(r"feature|hidden|embed|width|size|dim|length|units", re.I)
 MIN_SIZE = {"batch": 1, "spatial": 8, "width": 16}
 TIERS = ("batch", "spatial", "width")
@@ -46,6 +46,12 @@ class FitConfig:
     max_ms: float = 50.0
     threads: int | None = None
     timeout_s: float = 300.0
+    params_mb: float | None = None  # the model's weights and buffers; default by device
+
+    def params_budget_mb(self) -> float:
+        if self.params_mb:
+            return self.params_mb
+        return 16384.0 if self.device == "cuda" else 1024.0
 
     def budget_mb(self) -> float:
         if self.memory_mb:
@@ -126,26 +132,44 @@ def classify(name: str, in_inputs: bool, in_init: bool) -> str:
     return "structural"
 
 
+KIND_ORDER = ("structural", "width", "spatial", "batch")  # most careful first
+
+
+def _kind(name: str, in_inputs: set[str], in_init: set[str]) -> str:
+    if name not in in_inputs | in_init:
+        return "structural"  # not a size of anything we can see
+    return classify(name, name in in_inputs, name in in_init)
+
+
 def size_constants(source: str) -> list[SizeConstant]:
     """Module-level integer constants, each with its kind (pure: an AST read)."""
     tree = ast.parse(source)
     in_inputs, in_init = _names_in(tree, "get_inputs"), _names_in(tree, "get_init_inputs")
     out = []
+    seq = (ast.Tuple, ast.List)
     for node in tree.body:
-        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+        if not isinstance(node, ast.Assign):
             continue
-        target, value = node.targets[0], node.value
-        pairs = [(target, value)]
-        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
-            pairs = list(zip(target.elts, value.elts))
-        for t, v in pairs:
-            if not isinstance(t, ast.Name):
+        value = node.value
+        if len(node.targets) > 1:  # `height = width = 256`: one literal, every name's kind counts
+            if not all(isinstance(t, ast.Name) for t in node.targets):
                 continue
-            kind = classify(t.id, t.id in in_inputs, t.id in in_init)
-            if t.id not in in_inputs | in_init:
-                kind = "structural"  # not a size of anything we can see
-            # `input_shape = (4096, 128)`: each element is a size of its own
-            items = [(f"{t.id}[{i}]", e) for i, e in enumerate(v.elts)] if isinstance(v, ast.Tuple) else [(t.id, v)]
+            ids = [t.id for t in node.targets]
+            kinds = [_kind(i, in_inputs, in_init) for i in ids]
+            pairs = [("=".join(ids), min(kinds, key=KIND_ORDER.index), value)]
+        elif isinstance(node.targets[0], ast.Tuple):
+            target = node.targets[0]
+            if not isinstance(value, ast.Tuple) or len(target.elts) != len(value.elts):
+                continue
+            pairs = [(t.id, _kind(t.id, in_inputs, in_init), v) for t, v in zip(target.elts, value.elts)
+                     if isinstance(t, ast.Name)]
+        elif isinstance(node.targets[0], ast.Name):
+            pairs = [(node.targets[0].id, _kind(node.targets[0].id, in_inputs, in_init), value)]
+        else:
+            continue
+        for base, kind, v in pairs:
+            # `input_shape = (4096, 128)`, `layer_sizes = [400, 800]`: each element is a size of its own
+            items = [(f"{base}[{i}]", e) for i, e in enumerate(v.elts)] if isinstance(v, seq) else [(base, v)]
             for name, e in items:
                 n = _int_value(e)
                 if n is not None and n >= 1:
@@ -166,13 +190,17 @@ def rewrite(source: str, constants: list[SizeConstant], sizes: dict[str, int]) -
     return "".join(lines)
 
 
-def next_step(constants: list[SizeConstant], sizes: dict[str, int], frozen: set[str]) -> dict[str, int] | None:
+def next_step(constants: list[SizeConstant], sizes: dict[str, int], frozen: set[str],
+              kinds: tuple[str, ...] = TIERS) -> dict[str, int] | None:
     """The next smaller sizes: halve the batch while it is above 8, then the input-only
-    sizes together, then the batch down to 1, then model widths. None when nothing is left."""
+    sizes together, then the batch down to 1, then model widths (only those of `kinds`).
+    None when nothing is left."""
     def shrinkable(kind: str, floor: int) -> list[SizeConstant]:
         return [c for c in constants if c.kind == kind and c.name not in frozen and sizes[c.name] // 2 >= floor]
 
     for kind, floor in (("batch", 8), ("spatial", MIN_SIZE["spatial"]), ("batch", 1), ("width", MIN_SIZE["width"])):
+        if kind not in kinds:
+            continue
         group = shrinkable(kind, floor)
         if group:
             return {**sizes, **{c.name: sizes[c.name] // 2 for c in group}}
@@ -186,7 +214,8 @@ def cache_key(source: str, cfg: FitConfig) -> str:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "none"
-    blob = json.dumps([source, cfg.device, cfg.budget_mb(), cfg.max_ms, cfg.threads, torch_version])
+    blob = json.dumps([source, cfg.device, cfg.budget_mb(), cfg.params_budget_mb(), cfg.max_ms, cfg.threads,
+                       torch_version])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -218,7 +247,8 @@ def fit_task(task: str | Path, out_dir: Path | None, cfg: FitConfig | None = Non
         from kopt.benchmarks.probe import run_probe
 
         probe = run_probe({"kind": "fit", "source": t.source, "path": str(t.path), "device": cfg.device,
-                           "budget_mb": cfg.budget_mb(), "max_ms": cfg.max_ms}, cfg.threads, cfg.timeout_s)
+                           "budget_mb": cfg.budget_mb(), "params_mb": cfg.params_budget_mb(), "max_ms": cfg.max_ms},
+                          cfg.threads, cfg.timeout_s)
         if not probe.get("transient"):
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(probe))

@@ -109,9 +109,11 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(source: str, path: str, device: str, budget_mb: float, max_ms: float) -> dict:
-    """io_mb and ms of one reference call at the sizes in `source`. A meta-device pass
-    sizes the tensors and counts FLOPs first, so a size far too big is never allocated."""
+def measure(source: str, path: str, device: str, budget_mb: float, max_ms: float,
+            params_budget_mb: float = float("inf")) -> dict:
+    """io_mb, params_mb and ms of one reference call at the sizes in `source`. A meta-device
+    pass sizes the tensors and weights and counts FLOPs first, so a size far too big is
+    never allocated (a 16k x 16k MLP's gigabytes of weights take minutes just to initialise)."""
     import torch
 
     try:
@@ -129,8 +131,10 @@ def measure(source: str, path: str, device: str, budget_mb: float, max_ms: float
             with counter:
                 out = model(*inputs)
         res["io_mb"] = (_nbytes(inputs) + _nbytes(out)) / 2**20
+        if isinstance(model, torch.nn.Module):
+            res["params_mb"] = _nbytes([*model.parameters(), *model.buffers()]) / 2**20
         est_ms = counter.get_total_flops() / FLOP_RATE.get(device, 2e11) * 1000
-        if res["io_mb"] > budget_mb or est_ms > max_ms * 4:
+        if res["io_mb"] > budget_mb or est_ms > max_ms * 4 or res.get("params_mb", 0) > params_budget_mb:
             res["ms_estimate"] = est_ms
             return res
     except Exception:  # noqa: BLE001 - no meta kernel for some op: measure for real
@@ -162,12 +166,14 @@ def fit(req: dict) -> dict:
 
     source, path, device = req["source"], req["path"], req.get("device", "cpu")
     budget_mb, max_ms = float(req["budget_mb"]), float(req["max_ms"])
+    params_budget = float(req.get("params_mb") or "inf")
     constants = size_constants(source)
     sizes = {c.name: c.value for c in constants}
     frozen: set[str] = set()
     prev, last_ran = None, None
     for _ in range(200):
-        m = measure(rewrite(source, constants, sizes), path, device, budget_mb, max_ms)
+        m = measure(rewrite(source, constants, sizes), path, device, budget_mb, max_ms, params_budget)
+        weights_only = m.get("params_mb", 0) > params_budget and (m.get("io_mb") or 0) <= budget_mb
         if m.get("error") and not m.get("memory"):
             if prev is None:
                 return {"error": m["error"]}
@@ -178,7 +184,9 @@ def fit(req: dict) -> dict:
                 last_ran = (dict(sizes), m)
                 if m["io_mb"] <= budget_mb and m["ms"] <= max_ms:
                     return {"sizes": sizes, "ref_ms": round(m["ms"], 3), "io_mb": round(m["io_mb"], 3)}
-        nxt = next_step(constants, sizes, frozen)
+        # weights too big and nothing else: shrink the model's widths, keep the batch
+        nxt = (weights_only and next_step(constants, sizes, frozen, ("width",))) or next_step(constants, sizes,
+                                                                                              frozen)
         if nxt is None:
             if last_ran and last_ran[1]["io_mb"] <= budget_mb:
                 s, m = last_ran
@@ -186,6 +194,8 @@ def fit(req: dict) -> dict:
                         "note": f"one reference call takes {m['ms']:.0f} ms at the smallest sizes kopt can set"}
             io = m.get("io_mb") if not m.get("error") else None
             what = f"{io:.0f} MiB of inputs and outputs" if io else "out of memory"
+            if weights_only:
+                what = f"{m['params_mb']:.0f} MiB of weights; weight budget {params_budget:.0f} MiB"
             return {"error": f"too big for this machine even at the smallest sizes kopt can set ({what}; "
                              f"budget {budget_mb:.0f} MiB)"}
         prev, sizes = sizes, nxt

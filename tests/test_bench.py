@@ -128,6 +128,39 @@ def test_fit_shrinks_the_batch_and_keeps_the_channels(tmp_path, monkeypatch):
     assert again.path == res.path and again.sizes == res.sizes
 
 
+WIDE_MLP = HEAD + """    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.fc = nn.Linear(input_size, hidden_size)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+batch_size = 64
+input_size = 8192
+hidden_size = 8192
+
+
+def get_inputs():
+    return [torch.randn(batch_size, input_size)]
+
+
+def get_init_inputs():
+    return [input_size, hidden_size]
+"""
+
+
+def test_fit_shrinks_weights_that_do_not_fit_and_keeps_the_batch(tmp_path, monkeypatch):
+    """256 MiB of weights, 4 MiB of inputs and outputs: only the widths are too big."""
+    monkeypatch.setenv("KOPT_CACHE_DIR", str(tmp_path / "cache"))
+    task = tmp_path / "wide_mlp.py"
+    task.write_text(WIDE_MLP)
+    res = fit_task(task, tmp_path / "run", FitConfig(params_mb=32, max_ms=1000))
+    assert not res.skipped, res
+    assert "batch_size" not in res.sizes
+    assert res.sizes["input_size"] == [8192, 2048] and res.sizes["hidden_size"] == [8192, 2048]
+
+
 def test_bench_survives_kill_9_and_resumes(tmp_path):
     s = suite(tmp_path, **{"1_relu_chain": RELU_CHAIN, "2_zeros": ZEROS})
     bench = tmp_path / "bench"

@@ -122,6 +122,24 @@ def test_size_constants_are_classified_and_rewritten_in_place():
     assert out.replace("8\n", "1024 * 4\n", 1).replace("16, 32", "64, 32") == src
 
 
+def test_chained_and_list_sizes_are_found():
+    """Upstream writes `height = width = 256` (level 2 #4) and `layer_sizes = [16384, 16384]`
+    (level 3 #1): both were invisible to fitting, so those tasks stayed too big to run."""
+    src = TASK.format(batch="64").replace("height, width = 64, 32", "height = width = 256").replace(
+        "channels = 3\n", "channels = 3\nlayer_sizes = [400, 800]\n").replace(
+        "return [channels]", "return [channels, layer_sizes]")
+    kinds = {c.name: (c.value, c.kind) for c in size_constants(src)}
+    assert kinds["height=width"] == (256, "spatial")
+    assert kinds["layer_sizes[0]"] == (400, "width") and kinds["layer_sizes[1]"] == (800, "width")
+    assert kinds["channels"] == (3, "structural")
+    consts = size_constants(src)
+    out = rewrite(src, consts, {"height=width": 16, "layer_sizes[1]": 100})
+    assert "height = width = 16\n" in out and "layer_sizes = [400, 100]\n" in out
+    sizes = {c.name: c.value for c in consts}
+    only_widths = next_step(consts, sizes, set(), ("width",))
+    assert only_widths["batch_size"] == sizes["batch_size"] and only_widths["layer_sizes[1]"] == 400
+
+
 def _bench(tmp: Path, name: str, model: str, rows: list[dict]) -> Path:
     d = tmp / name
     (d / "tasks").mkdir(parents=True)
