@@ -187,12 +187,15 @@ def test_include_of_stdin_compiles_or_fails_in_the_sandbox(lcg, tmp_path):
 
 @pytest.mark.skipif(not valgrind_path(), reason="valgrind not installed: no counted runs")
 def test_work_left_to_a_surviving_child_is_not_counted_as_free(lcg, tmp_path):
-    # a child still running when the program exits is killed without writing its count
+    # the reference's loop runs in a child that hands over the answer and lingers: it is killed
+    # after the program exits, before valgrind writes its count. Before: 'faster' by ~10^4x
     code = candidate("""
         #include <unistd.h>
         int main() { u64 n; if (scanf("%llu", &n) != 1) return 1;
-          printf("%llu\\\\n", fast(n)); fflush(stdout);
-          if (fork() == 0) { setsid(); sleep(30); } return 0; }
+          int fd[2]; if (pipe(fd)) return 1;
+          if (fork() == 0) { u64 x = slow(n); if (write(fd[1], &x, sizeof x) < 0) return 1; sleep(30); return 0; }
+          u64 x = 0; if (read(fd[0], &x, sizeof x) != sizeof x) return 1;
+          printf("%llu\\n", x); return 0; }
     """)
     r = _evaluate(lcg, tmp_path, code)
     assert r["verdict"] == "rejected" and "left processes running" in r["reason"], r
