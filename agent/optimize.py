@@ -93,10 +93,11 @@ def _proposer(cfg: OptimizeConfig, kind: str):
     if kw and m.name == "rules":
         raise UserInputError("[model] temperature/max_tokens apply to an LLM; --model rules samples nothing")
     proposer = make_proposer(m.name, m.base_url, kind=kind, **kw)
-    if m.samples is not None:
-        if not hasattr(proposer, "samples"):
-            raise UserInputError(f"[model] samples applies to an LLM proposer, not to --model {m.name}")
-        proposer.samples = m.samples
+    for name in ("samples", "edit_retries"):
+        if getattr(m, name) is not None:
+            if not hasattr(proposer, name):
+                raise UserInputError(f"[model] {name} applies to an LLM proposer, not to --model {m.name}")
+            setattr(proposer, name, getattr(m, name))
     return proposer
 
 
