@@ -309,6 +309,7 @@ def bench(ctx: Ctx) -> Iterator[Row]:
     for i, (level, name) in enumerate(BENCH, 1):  # numbered 1..5 as a suite folder wants
         shutil.copyfile(ctx.task(level, name), folder / f"{i}_{level}_{name.split('_', 1)[1]}")
     if ctx.dry:
+        yield from rules_kernels(ctx, sorted(folder.glob("*.py")))
         yield "kopt bench --device cuda (5 tasks, one-shot)", "SKIP", f"{NEEDS_GPU} (tasks staged)"
         return
     out = subprocess.run(kopt_cmd("bench", str(folder), "--device", "cuda", "--budget", "1", "--fit", "none",
@@ -324,6 +325,35 @@ def bench(ctx: Ctx) -> Iterator[Row]:
     geo = f"{m['geomean_speedup']:.2f}x" if m.get("geomean_speedup") else "-"
     yield "kopt bench --device cuda (5 tasks, one-shot)", "PASS" if m["scored"] == len(BENCH) else "FAIL", \
         f"scored {m['scored']}, correct {100 * m['correct_rate']:.0f}%, {fast}, geomean {geo}"
+
+
+def rules_kernels(ctx: Ctx, tasks: list[Path]) -> Iterator[Row]:
+    """The one-shot candidate `kopt bench` would evaluate for each task (the first of the rules'
+    GPU plans): its CUDA compiled with nvcc, its Triton through the source checks."""
+    from kopt.agent.gpu_codegen import generate
+    from kopt.agent.proposers.rules import gpu_plans, name_returned_value
+    from kopt.sandboxes.cuda_compile import find_nvcc
+    from kopt.sandboxes.triton_check import check_triton
+
+    for task in tasks:
+        src = name_returned_value(task.read_text())
+        found = gpu_plans(src)
+        label = f"rules one-shot: {task.stem}"
+        if not found:
+            yield label, "PASS", "no rule applies (nothing proposed)"
+            continue
+        _, runs, _, backend = found[0]
+        sol = ctx.work / "rules" / f"{task.stem}_{backend}.py"
+        sol.parent.mkdir(parents=True, exist_ok=True)
+        sol.write_text(generate(src, runs, backend))
+        if backend == "triton":
+            problems = check_triton(sol.read_text())
+            yield label, "FAIL" if problems else "PASS", "; ".join(problems) or "Triton source checks clean"
+        elif find_nvcc():
+            _, status, figure = compile_only(task, sol)
+            yield label, status, f"CUDA {figure}"
+        else:
+            yield label, "SKIP", "no nvcc"
 
 
 # name, cap in seconds (the whole run is designed for 8 minutes on an H100/H200), generator

@@ -52,7 +52,7 @@ def name_returned_value(task_source: str) -> str:
         return task_source
     call = last.value
     receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
-    var = receiver if isinstance(receiver, ast.Name) and receiver.id not in ("torch", "F", "nn") else \
+    var = receiver if isinstance(receiver, ast.Name) and receiver.id not in ("torch", "F", "nn", "self") else \
         (call.args[0] if call.args else None)
     if not isinstance(var, ast.Name):
         return task_source
