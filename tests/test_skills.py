@@ -162,10 +162,12 @@ def test_rules_templates_follow_retrieval(fresh_prompt_library):
 
 def test_planner_prompt_lists_retrieved_skills(fresh_prompt_library):
     from kopt.agent.coder import plan_messages
+    from kopt.agent.core import Candidate
     from kopt.skills.prompt import skills_of_step
 
     src = (LEVEL2 / "gemm_gelu_tanh_hardtanh.py").read_text()
-    ctx = {"task_source": src}
+    ctx = {"task_source": src, "parent": Candidate(code=src, plan_step="reference (baseline)",
+                                                   proposer={"model": "reference"})}
     text = plan_messages(ctx)[-1]["content"]
     assert ctx["skill_ids"] and all(f"[{i}]" in text for i in ctx["skill_ids"])
     fusion = next(i for i in ctx["skill_ids"] if "fusion" in prompt.library().get(i).tags)
