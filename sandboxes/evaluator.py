@@ -565,7 +565,8 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             times[f"{role}_gpu"] = (reply["event_ms"], reply["call_wall_ms"])
         if role == "ref":
             s.out_per_call = max(s.out_per_call, len(ref_out) // n)
-            times["ref_nonfinite"] = bool(reply.get("nonfinite"))
+            if checked:  # asked after the clock: the check is not part of the reference's time
+                times["ref_nonfinite"] = bool(ref({"cmd": "nonfinite"})[0].get("nonfinite"))
             if skippable and times["ref_nonfinite"] and not s.base_nonfinite:
                 raise SkipTrial("the reference is not finite there")
         else:
@@ -713,10 +714,13 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     times = _exchange(s, warm, "warm-up call", timed=True)
     _raise_if_failed(times, checks)
     s.baseline_threads = s.new.worker.thread_count()
-    per_call = max(1e-6, min(times[r] for r in ("ref", "new")) / len(warm))
-    slowest = max(times[r] for r in ("ref", "new")) / len(warm)
+    # rounds are sized on the forward work alone, and long enough that the transfer cost
+    # subtracted from them (the same for both sides) does not drown the difference
+    moved = _transfer_s(s, len(warm))
+    per_call = max(1e-6, (min(times[r] for r in ("ref", "new")) - moved) / len(warm))
+    slowest = max(per_call, (max(times[r] for r in ("ref", "new")) - moved) / len(warm))
     rounds = max(5, min(cfg.rounds, int(cfg.max_timing_s / (2 * slowest))))
-    calls = min(math.ceil(cfg.round_ms / 1000 / per_call),
+    calls = min(math.ceil(max(cfg.round_ms / 1000, 2 * moved) / per_call),
                 int(cfg.input_budget_s / (rounds * max(times["gen_s"], 1e-6))),
                 int(cfg.max_timing_s / (2 * rounds * slowest)),
                 int(cfg.data_budget_mb * 2**20 / (rounds * times["bytes_per_call"])), 1000)
@@ -833,8 +837,10 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
         if cfg.device == "cuda":
             ref_call, new_call = _gpu_call_ms(times)
         else:
-            ref_call = max(times["ref"] - overhead, 1e-7) * 1000 / calls
-            new_call = max(times["new"] - overhead, 1e-7) * 1000 / calls
+            # the transfer cost is subtracted, but never more than 3/4 of a round: where it
+            # dominates, its noise would otherwise turn into arbitrary ratios
+            ref_call = max(times["ref"] - overhead, times["ref"] / 4) * 1000 / calls
+            new_call = max(times["new"] - overhead, times["new"] / 4) * 1000 / calls
         ref_ms.append(ref_call)
         new_ms.append(new_call)
     checks["timed_calls_checked"] = checks.get("timed_calls_checked", 0) + rounds * calls

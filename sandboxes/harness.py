@@ -362,12 +362,13 @@ class Worker:
             self.alarm.phase = "idle"
         if self.role == "new":
             self.check_tamper()
-        reply = {"ok": True, **gpu_times}
-        if self.role == "ref":
-            from kopt.sandboxes.checks import has_nonfinite
+        return {"ok": True, **gpu_times}, blob
 
-            reply["nonfinite"] = has_nonfinite(self.outs)
-        return reply, blob
+    def cmd_nonfinite(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        """Whether the last call's outputs hold NaN/Inf (reference only; asked outside the clock)."""
+        from kopt.sandboxes.checks import has_nonfinite
+
+        return {"ok": True, "nonfinite": has_nonfinite(self.outs)}, b""
 
     def cmd_inputs_after(self, h: dict, payload: bytes) -> tuple[dict, list]:
         """The inputs as the last call left them (a solution may not modify them)."""
@@ -510,6 +511,7 @@ class Worker:
                     "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat}
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
+                        nonfinite=self.cmd_nonfinite,
                             compile_baseline=self.cmd_compile_baseline)
         while True:
             try:
