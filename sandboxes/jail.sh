@@ -1,18 +1,24 @@
 #!/bin/sh
 # Runs as root of fresh mount/net/pid/ipc namespaces, before the worker:
 #  - a private, size-capped tmpfs on the work dir (the worker's HOME and TMPDIR);
-#  - each folder given with -b (the home folders) becomes an empty tmpfs, with only the
-#    paths given with -a (the python install, the venv, kopt, the files the worker reads)
-#    bound back in: an allow-list, so a credential file nobody thought of stays out;
+#  - each folder given with -b becomes an empty tmpfs with only the paths given with -a bound
+#    back in (read-only): an allow-list, so a credential file nobody thought of stays out.
+#    kopt gives the home folders (/root, /home, its own $HOME) and, for an unprivileged
+#    worker, any folder it could not traverse (a 0700 /root holding the python install, a
+#    0700 /tmp/pytest-of-root holding a cache); -a names the python install, the venv, the
+#    import paths, kopt, the build cache and the files the worker must read (a task);
 #  - the worker's own build-cache folder stays writable at its usual path (so cached builds
-#    stay valid): with -u, through an id-mapped mount, so the host's root-owned files there
-#    are the worker's own and nothing on the host is chowned; the given paths are hidden;
-#  - every other mount (/sys included) read-only; a fresh /proc that shows only this PID
-#    namespace, its /proc/sys read-only; a private /dev/shm; with -d a /dev of only null,
-#    zero, full, random, urandom (and the -g device nodes, the GPU's when asked for);
+#    stay valid): with -u, through an id-mapped mount (jailhelp.py idmap), so the host's
+#    root-owned files there are the worker's own and nothing on the host changes owner;
+#  - the given paths are hidden; every other mount (/sys included) read-only;
+#  - a fresh /proc that shows only this PID namespace, its /proc/sys read-only. Its
+#    mountinfo still lists mount points (the allow-listed and hidden paths, by name, never
+#    their contents): accepted, a name is all it gives away;
+#  - a private /dev/shm; with -d a /dev of only null, zero, full, random, urandom, the fd
+#    links and the -g nodes (the GPU's, when a GPU is asked for);
 #  - then the worker runs with no capabilities at all and no way to gain any, as -u UID:GID
-#    (kopt's own uid when not given: root in a user namespace owns nothing on the host), and
-#    with -s under jailhelp.py's seccomp filter (no unix/netlink/vsock sockets, no keyring).
+#    (without -u, kopt's own uid: root in a user namespace owns nothing on the host), under
+#    jailhelp.py's seccomp filter with -s (no unix/netlink/vsock sockets, io_uring, keyring).
 #   jail.sh [-u UID:GID] [-b DIR]... [-a PATH]... [-d] [-g NODE]... [-p PYTHON] [-s]
 #           TMP_MB WORK_DIR CACHE_DIR HIDE... -- COMMAND...
 # A step that fails exits 97 with a `kopt-jail: STEP` line, so the caller learns which one.
