@@ -225,3 +225,47 @@ def test_a_bench_recipe_or_bench_source_cut_short_is_rejected(tmp_path):
         r = evaluate(t, patch_of(repo, tmp_path, files), tmp_path)
         assert r["verdict"] == "rejected" and next(iter(files)) in r["reason"], r
 
+
+
+def test_kopt_optimize_with_a_hostile_model_verifies_only_the_honest_patch(repo, tmp_path, monkeypatch):
+    """The attacks as a model's answers through `kopt optimize` (a scripted server on loopback):
+    only the honest rewrite may come out faster, and nothing is written outside the run dir."""
+    pytest.importorskip("openai")
+    import kopt.agent.novelty as novelty
+    import kopt.agent.proposers.pricing as pricing
+    import kopt.agent.search as search
+    from kopt.agent.optimize import run_optimize
+    from kopt.agent.store import Store
+    from tests.chat_server import ChatServer
+
+    monkeypatch.setattr(novelty, "make_embedder", lambda: None)
+    monkeypatch.setattr(pricing, "_table", lambda: {})
+    monkeypatch.setattr(search, "fingerprint", lambda: {"cpu": "test"})
+    outside = tmp_path / "outside.py"
+    outside.write_text("x = 1\n")
+    fast = "pairs/count.py\n<<<<<<< SEARCH\n" + SLOW + "=======\n" + FAST_BODY + ">>>>>>> REPLACE"
+    answers = iter([
+        "tests/conftest.py\n<<<<<<< SEARCH\n=======\nimport pytest\n>>>>>>> REPLACE\n\n"
+        "pairs/count.py\n<<<<<<< SEARCH\n" + SLOW + "=======\n    return len(values) // 2\n>>>>>>> REPLACE",
+        'pairs/count.py\n<<<<<<< SEARCH\n"""Counting pairs."""\n=======\n"""Counting pairs."""\nimport time\n'
+        "_real = time.perf_counter\ntime.perf_counter = lambda: _real() / 50\n>>>>>>> REPLACE",
+        f"```diff\ndiff --git a/pairs/out.py b/pairs/out.py\nnew file mode 120000\n--- /dev/null\n+++ b/pairs/out.py\n"
+        f"@@ -0,0 +1 @@\n+{outside}\n\\ No newline at end of file\n```",
+        fast])
+
+    def script(body, n):
+        if "Plan only" in body["messages"][-1]["content"]:
+            return 200, "1. make count_pairs one pass", 0
+        return 200, next(answers, "no more ideas"), 0
+
+    run_dir = tmp_path / "run"
+    with ChatServer(script) as srv:
+        run_optimize(repo, model="openai/tiny", base_url=srv.url, budget=4, run_dir=run_dir, quiet=True,
+                     target_options={"test": f"{PY} -m unittest -q", "bench": f"{PY} bench.py",
+                                     "bench_metric": METRIC, "focus": "pairs/count.py:count_pairs"})
+    store = Store.open_run_dir(run_dir)
+    faster = [c.completion for c in store.candidates() for e in store.evaluations()
+              if e.candidate_id == c.id and e.result["verdict"] == "faster"]
+    assert faster and set(faster) == {fast}, faster
+    assert outside.read_text() == "x = 1\n"
+    assert "seen.get" in (run_dir / "best.patch").read_text()
