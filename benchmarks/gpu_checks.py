@@ -60,6 +60,22 @@ def kopt_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "kopt.agent.cli", *args]
 
 
+def dry_cli_row(label: str, out: subprocess.CompletedProcess) -> Row:
+    """Without a GPU the command must get past its flags and stop at the missing CUDA (exit 3):
+    a flag it no longer takes (exit 2) is a FAIL before a GPU is ever lent."""
+    last = (out.stderr.strip().splitlines() or [""])[-1][:150]
+    if out.returncode == 3:
+        return label, "SKIP", f"{NEEDS_GPU} (flags accepted; without one: {last})"
+    return label, "FAIL", f"exit {out.returncode} without a GPU (3 expected): {last}"
+
+
+def short_eval_config(ctx: Ctx) -> Path:
+    """A `--config` file with the short timing budgets of `eval_cfg`, for the CLI runs."""
+    path = ctx.work / "short-eval.toml"
+    path.write_text("[eval]\ntrials = 2\nrounds = 5\nmax_timing_s = 3.0\n")
+    return path
+
+
 def _figure(res: dict) -> str:
     sp = f" {res['speedup']:.2f}x" if res.get("speedup") else ""
     ci = f" CI [{res['speedup_ci'][0]:.2f}, {res['speedup_ci'][1]:.2f}]" if res.get("speedup_ci") else ""
@@ -287,13 +303,14 @@ def optimize(ctx: Ctx) -> Iterator[Row]:
             got = ["load_inline" in k.code for k in kids]
             yield "scripted server (loopback)", "PASS" if got == [False, True] else "FAIL", \
                 f"{len(srv.requests)} requests; children wrong, right: {got}"
-            yield "kopt optimize --device cuda (level2/16)", "SKIP", NEEDS_GPU
-            return
         run_dir = ctx.work / "optimize"
-        env = {**os.environ, "OPENAI_API_KEY": "loopback"}
-        out = subprocess.run(kopt_cmd("optimize", str(task), "--device", "cuda", "--model", "openai/scripted",
-                                      "--base-url", srv.url, "--budget", "4", "--fit", "none", "--run-dir",
-                                      str(run_dir), "--json"), capture_output=True, text=True, env=env)
+        cmd = kopt_cmd("optimize", str(task), "--config", str(short_eval_config(ctx)), "--device", "cuda",
+                       "--model", "openai/scripted", "--base-url", srv.url, "--budget", "4", "--fit", "none",
+                       "--run-dir", str(run_dir), "--json")
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "loopback"})
+    if ctx.dry:
+        yield dry_cli_row("kopt optimize --device cuda (level2/16)", out)
+        return
     best = run_dir / "best" / "solution.py"
     evals = json.loads((run_dir / "best" / "evaluations.json").read_text()) if best.exists() else []
     ok = best.exists() and "load_inline" in best.read_text() and evals and all(e["correct"] for e in evals) \
@@ -310,11 +327,13 @@ def bench(ctx: Ctx) -> Iterator[Row]:
         shutil.copyfile(ctx.task(level, name), folder / f"{i}_{level}_{name.split('_', 1)[1]}")
     if ctx.dry:
         yield from rules_kernels(ctx, sorted(folder.glob("*.py")))
-        yield "kopt bench --device cuda (5 tasks, one-shot)", "SKIP", f"{NEEDS_GPU} (tasks staged)"
-        return
-    out = subprocess.run(kopt_cmd("bench", str(folder), "--device", "cuda", "--budget", "1", "--fit", "none",
+    out = subprocess.run(kopt_cmd("bench", str(folder), "--config", str(short_eval_config(ctx)),
+                                  "--device", "cuda", "--budget", "1", "--fit", "none",
                                   "--baselines", "eager,compile", "--compile-timeout", "30", "--json",
                                   "--run-dir", str(ctx.work / "bench")), capture_output=True, text=True)
+    if ctx.dry:
+        yield dry_cli_row("kopt bench --device cuda (5 tasks, one-shot)", out)
+        return
     try:
         m = json.loads(out.stdout)["metrics"]["all"]
     except (json.JSONDecodeError, KeyError):
