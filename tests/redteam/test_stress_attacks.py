@@ -12,10 +12,14 @@ import pytest
 from kopt.agent.stress.mutators import TokenInput, is_int
 
 KOPT = Path(sys.executable).with_name("kopt")
-PROGRAM = "import sys\nprint(len(sys.stdin.read().split()))\n"
-VALIDATOR = "import sys\nsys.stdin.read()\n"  # every input is legal
-GEN_CPP = '#if 0\n#include "/proc/self/fd/0"\n#endif\n#include <cstdio>\nint main() { puts("3\\n1 2 3"); }\n'
-GEN_SUPERSCRIPT = "print('3²')\nprint('1 2 3')\n"
+PROGRAM = ("#include <cstdio>\nint main() { int c, n = 0; while ((c = getchar()) != EOF) n += c == ' ';\n"
+           "  printf(\"%d\\n\", n); }\n")
+VALIDATOR = "#include <cstdio>\nint main() { while (getchar() != EOF) {} }\n"  # every input is legal
+# GEN SEED SIZE prints SIZE numbers (so the size search ends at --max-bytes)
+GEN_CPP = ('#if 0\n#include "/proc/self/fd/0"\n#endif\n#include <cstdio>\n#include <cstdlib>\n'
+           'int main(int argc, char** argv) { int n = atoi(argv[2]); printf("%d\\n", n);\n'
+           '  for (int i = 0; i < n; i++) printf("%d ", i); puts(""); }\n')
+GEN_SUPERSCRIPT = "import sys\nn = int(sys.argv[2])\nprint(f'{n}²')\nprint(' '.join(map(str, range(n))))\n"
 
 
 def test_superscript_digits_are_not_integers():
@@ -37,18 +41,20 @@ def folder():
 
 
 def _stress(tmp_path: Path, generator: str, name: str) -> subprocess.CompletedProcess:
-    for file, text in (("prog.py", PROGRAM), ("val.py", VALIDATOR), (name, generator)):
+    for file, text in (("prog.cpp", PROGRAM), ("val.cpp", VALIDATOR), (name, generator)):
         (tmp_path / file).write_text(text)
-    # stdin is a pipe nobody writes: reading /proc/self/fd/0 on the host would block for good
-    with subprocess.Popen([str(KOPT), "stress", str(tmp_path / "prog.py"), "--validator", str(tmp_path / "val.py"),
-                           "--generator", str(tmp_path / name), "--budget", "2", "--max-bytes", "2000",
-                           "--out", str(tmp_path / "out")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as p:
+    # stdin is a pipe kept open that nobody writes: reading /proc/self/fd/0 on the host blocks
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "w") as fout, open(err, "w") as ferr, subprocess.Popen(
+            [str(KOPT), "stress", str(tmp_path / "prog.cpp"), "--validator", str(tmp_path / "val.cpp"),
+             "--generator", str(tmp_path / name), "--budget", "2", "--max-bytes", "2000", "--out",
+             str(tmp_path / "out")], stdin=subprocess.PIPE, stdout=fout, stderr=ferr) as p:
         try:
-            out, err = p.communicate(timeout=400)
+            p.wait(timeout=400)
         except subprocess.TimeoutExpired:
             p.kill()
             pytest.fail("kopt stress hung")
+    out, err = out.read_text(), err.read_text()
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
