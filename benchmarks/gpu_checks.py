@@ -237,6 +237,8 @@ def timing(ctx: Ctx) -> Iterator[Row]:
         f"width {hi - lo:.3f}: {_figure(res)}"
     yield events_vs_wall(sols["cheat_task"])
     source = sols["cuda"].read_text()
+    if not any(build_cache_dir(source).rglob("*.so")):  # the kernels group did not run before this one
+        evaluate(ctx.task(*KERNEL_TASK), sols["cuda"], eval_cfg())
     built = sorted(build_cache_dir(source).rglob("*.so"))
     before = {p: p.stat().st_mtime_ns for p in built}
     t0 = time.perf_counter()
