@@ -147,6 +147,13 @@ def example_solution(device: str) -> str:
     return EXAMPLES["cuda" if device == "cuda" else "cpu"]
 
 
+def machine_sections(device: str = "cpu") -> dict[str, str]:
+    """The sections that need no run of the task (hardware, technologies, example): for prompts
+    built in bulk, e.g. the first step on every task of a training suite."""
+    return {"hardware": hardware(device), "technologies": technologies(device),
+            "example": f"```python\n{example_solution(device)}```"}
+
+
 @functools.lru_cache(maxsize=32)
 def _kernelbench_context(task_path: str, device: str, mtime: float) -> dict[str, str]:
     info = reference_profile(task_path, device)
@@ -158,8 +165,8 @@ def _kernelbench_context(task_path: str, device: str, mtime: float) -> dict[str,
             bandwidth = memory_bandwidth_gbs()
         except Exception:  # noqa: BLE001
             pass
-    return {"hardware": hardware(device, info.get("gpu")), "technologies": technologies(device),
-            "profile": describe_profile(info, bandwidth), "example": f"```python\n{example_solution(device)}```"}
+    return {**machine_sections(device), "hardware": hardware(device, info.get("gpu")),
+            "profile": describe_profile(info, bandwidth)}
 
 
 def task_context(target) -> dict[str, str]:

@@ -75,13 +75,17 @@ def from_runs(run_dirs: list[Path]) -> list[KernelPrompt]:
     return out
 
 
-def from_suite(suite: Path, level: int | None = None) -> list[KernelPrompt]:
-    """The first coding step on each task of a suite (a KernelBench checkout or a folder of task files)."""
+def from_suite(suite: Path, level: int | None = None, device: str = "cpu") -> list[KernelPrompt]:
+    """The first coding step on each task of a suite (a KernelBench checkout or a folder of task
+    files), as `kopt optimize` asks it, with the machine's context but without the per-task
+    profile (that needs a run of every task)."""
     from kopt.agent.coder import code_messages
     from kopt.agent.core import Candidate
     from kopt.agent.search import reference_solution
     from kopt.agent.targets.kernelbench import load_task, suite_tasks
+    from kopt.agent.task_context import machine_sections
 
+    sections = machine_sections(device)
     out = []
     for path in suite_tasks(suite, level):
         try:
@@ -89,8 +93,8 @@ def from_suite(suite: Path, level: int | None = None) -> list[KernelPrompt]:
         except UserInputError:
             continue  # not a task file (a helper module next to the tasks)
         parent = reference_solution(task.source)
-        messages = code_messages({"task_source": task.source, "parent": Candidate(code=parent), "lessons": ""},
-                                 FIRST_STEP)
+        messages = code_messages({"task_source": task.source, "parent": Candidate(code=parent), "lessons": "",
+                                  "task_context": sections}, FIRST_STEP)
         out.append(KernelPrompt(tuple((m["role"], m["content"]) for m in messages), task.path, parent,
                                 task.path.name))
     return out
