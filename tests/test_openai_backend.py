@@ -37,6 +37,10 @@ def test_good_answer_becomes_candidate_with_usage():
     assert c.proposer["plan"] == ["replace relu with clamp", "fuse"]
     assert c.proposer["tokens_in"] > 0 and c.proposer["tokens_out"] > 0
     assert p.ledger.calls == 2 and p.ledger.tokens_in == c.proposer["tokens_in"]
+    # the ledger's per-call record: the prompt as counted here and as the server counted it
+    assert [e["tokens_in"] for e in p.ledger.log] == [len(" ".join(m["content"] for m in r["messages"]).split())
+                                                      for r in srv.requests]
+    assert all(e["prompt_tokens"] > 0 for e in p.ledger.log) and c.proposer["prompt_tokens"]
     assert srv.requests[1]["messages"][-1]["content"].count("replace relu with clamp") == 1
 
 
@@ -89,3 +93,11 @@ def test_401_and_404_are_one_line_user_errors():
     with ChatServer(lambda body, n: (404, "no such model", 0)) as srv:
         with pytest.raises(UserInputError, match="not found"):
             proposer(srv.url).propose(context())
+
+
+def test_whitespace_drift_is_applied_with_a_note_in_the_edit_log():
+    drift = "<<<<<<< SEARCH\nreturn torch.relu(x)\n=======\nreturn x.clamp(min=0)\n>>>>>>> REPLACE"
+    with ChatServer(lambda body, n: (200, PLAN if n == 1 else drift, 0)) as srv:
+        [c] = proposer(srv.url).propose(context())
+    assert "        return x.clamp(min=0)" in c.code and c.proposer["edit"] == "search/replace"
+    assert "ignoring whitespace" in c.proposer["edit_notes"][0] and not c.proposer["edit_errors"]
