@@ -96,7 +96,8 @@ def test_401_and_404_are_one_line_user_errors():
 
 
 def test_whitespace_drift_is_applied_with_a_note_in_the_edit_log():
-    drift = "<<<<<<< SEARCH\nreturn torch.relu(x)\n=======\nreturn x.clamp(min=0)\n>>>>>>> REPLACE"
+    drift = ("<<<<<<< SEARCH\ndef forward(self, x):\n    return torch.relu(x)\n=======\ndef forward(self, x):\n"
+             "    return x.clamp(min=0)\n>>>>>>> REPLACE")
     with ChatServer(lambda body, n: (200, PLAN if n == 1 else drift, 0)) as srv:
         [c] = proposer(srv.url).propose(context())
     assert "        return x.clamp(min=0)" in c.code and c.proposer["edit"] == "search/replace"
