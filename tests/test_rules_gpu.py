@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
 from kopt.agent.core import Candidate  # noqa: E402
+from kopt.agent.forward_analysis import TRITON_UNARY, UNARY  # noqa: E402
 from kopt.agent.gpu_codegen import generate, supports  # noqa: E402
 from kopt.agent.proposers.rules import RulesProposer, gpu_plans, name_returned_value  # noqa: E402
 from kopt.sandboxes.cuda_compile import find_nvcc  # noqa: E402
@@ -82,9 +83,10 @@ CHAINS = [
     ["torch.sigmoid(x)", "torch.tanh(x)", "F.gelu(x)", "F.silu(x)", "F.mish(x)", "F.softplus(x)",
      "F.elu(x, 0.7)", "F.selu(x)", "F.leaky_relu(x, 0.2)", "F.hardtanh(x, -0.5, 0.5)"],
     ["F.hardswish(x)", "F.hardsigmoid(x)", "F.softsign(x)", "F.tanhshrink(x)", "F.logsigmoid(x)",
-     "F.relu6(x)", "F.gelu(x, approximate='tanh')", "torch.clamp(x, min=-0.3)", "x ** 2", "torch.erf(x)"],
+     "F.relu6(x)", "F.gelu(x, approximate='tanh')", "torch.clamp(x, min=-0.3)", "x ** 2", "torch.erf(x)",
+     "torch.relu(x - 0.1)"],
     ["torch.abs(x) + 0.5", "torch.log(x)", "torch.exp(x)", "torch.sqrt(x)", "torch.rsqrt(x)", "torch.sin(x)",
-     "torch.cos(x)", "-x", "torch.square(x)", "x / self.scale - self.bias"],
+     "torch.cos(x)", "-x", "torch.neg(x)", "torch.square(x)", "x / self.scale - self.bias"],
 ]
 CHAIN_TASK = '''import torch
 import torch.nn as nn
@@ -192,6 +194,14 @@ def test_every_elementwise_op_has_a_correct_triton_form(tmp_path, chain):
     sol = tmp_path / "solution.py"
     sol.write_text(generate(src, runs, "triton"))
     assert max_error(task, sol) < 1e-4
+
+
+def test_the_chains_cover_every_op_the_templates_know():
+    ops = set()
+    for chain in CHAINS:
+        src = CHAIN_TASK.format(body="\n".join(f"        x = {op}" for op in chain))
+        ops |= {op for _, runs, _, _ in gpu_plans(src) for r in runs for op in r.ops}
+    assert set(UNARY) == set(TRITON_UNARY) and set(UNARY) <= ops, sorted(set(UNARY) - ops)
 
 
 @needs_nvcc
