@@ -96,8 +96,8 @@ class Attempt:
     step: str
     answer: str
     results: list[dict]
-    kept: bool
-    code: str = ""  # an ancestor of the current solution, or an attempt from it that was not built on
+    kept: bool  # an ancestor of the current solution, or an attempt from it that was not built on
+    code: str = ""
 
 
 def lineage_attempts(parent: Candidate, candidates: dict[str, Candidate], evaluations: dict[str, list[dict]],
@@ -160,7 +160,8 @@ def build_messages(context: dict, step: str | None = None, max_prompt_tokens: in
     Candidate), parent_results, lessons, and optionally target (the Target: system prompt,
     language, view of the code), task_context (named sections from
     `kopt.agent.task_context.task_context(target)`), and candidates / evaluations (dicts by
-    candidate id, as the store holds them) from which the lineage's earlier attempts are read.
+    candidate id, as the store holds them) from which the lineage's earlier attempts are read
+    (or `attempts`, a list of `Attempt`, to give them directly).
     An exporter rebuilding the prompt of a stored candidate C passes its parent as `parent`,
     `C.plan_step` as `step`, and the store's candidates and evaluations made before C.
 
@@ -192,7 +193,7 @@ def _render(context: dict, step: str | None, parts: _Parts) -> list[dict]:
 
     lang, kind = _lang(context), context.get("kind") or getattr(context.get("target"), "kind", "kernelbench")
     parent: Candidate = context["parent"]
-    head = f"Task (reference):\n```{lang}\n{context['task_source']}\n```"
+    head = f"Task (reference):\n```{lang}\n{context['task_source'].rstrip()}\n```"
     if parts.sections:
         head += "\n\n" + render(parts.sections)
     turns: list[dict] = []
