@@ -561,8 +561,11 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             reply, new_out = s.new_call({"cmd": "call"}, inputs, max_payload=s.output_cap(n))
         times[role] = time.perf_counter() - t0
         times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
-        if "event_ms" in reply:
-            times[f"{role}_gpu"] = (reply["event_ms"], reply["call_wall_ms"])
+        if s.cfg.device == "cuda":
+            gpu = (reply.get("event_ms"), reply.get("call_wall_ms"))
+            if not all(isinstance(v, list) and len(v) == n for v in gpu):
+                raise Verdict("rejected", f"{label}: the {role} worker's GPU times do not match its {n} call(s)")
+            times[f"{role}_gpu"] = gpu
         if role == "ref":
             s.out_per_call = max(s.out_per_call, len(ref_out) // n)
             if checked:  # asked after the clock: the check is not part of the reference's time
@@ -718,7 +721,7 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     # subtracted from them (the same for both sides) does not drown the difference
     moved = _transfer_s(s, len(warm))
     per_call = max(1e-6, (min(times[r] for r in ("ref", "new")) - moved) / len(warm))
-    slowest = max(per_call, (max(times[r] for r in ("ref", "new")) - moved) / len(warm))
+    slowest = max(times[r] for r in ("ref", "new")) / len(warm)  # gross: what the budget pays for
     rounds = max(5, min(cfg.rounds, int(cfg.max_timing_s / (2 * slowest))))
     calls = min(math.ceil(max(cfg.round_ms / 1000, 2 * moved) / per_call),
                 int(cfg.input_budget_s / (rounds * max(times["gen_s"], 1e-6))),
@@ -826,11 +829,12 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
     ref_ms, new_ms = [], []
     start = {"ref": s.ref.worker.cpu_seconds(), "new": s.new.worker.cpu_seconds()}
     inside = {"ref": 0.0, "new": 0.0}
+    # one timed round, and a third of the others, drawn in secret, are checked like the trials
+    # after their calls (inputs left untouched, repeat pass): a call cannot tell it is only timed
+    checked = {secrets.randbelow(rounds)} | {r for r in range(rounds) if secrets.randbelow(3) == 0}
     for r in range(rounds):
         seeds = [secrets.randbits(31) for _ in range(calls)]
-        # a third of the timed rounds, drawn in secret after the call, are checked like the
-        # trials (inputs left untouched, repeat pass): a call cannot tell it is only timed
-        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=secrets.randbelow(3) == 0)
+        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=r in checked)
         _raise_if_failed(times, checks)
         inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"] + times["check_cpu"]
         inside["new"] += times["new_run_cpu"] + times["new_check_cpu"]
