@@ -65,6 +65,10 @@ def describe(result: dict | None, code: str = "", kind: str = "kernelbench") -> 
         rule = next((why for key, why in RULES if key in reason), None)
         if rule:
             lines.append(f"rule: {rule}")
+    floor, new_ms = checks.get("memory_floor_ms"), result.get("new_ms")
+    if floor and new_ms and result.get("correct"):
+        lines.append(f"bound: moving this call's data through memory once takes {floor:.3f} ms; this candidate "
+                     f"takes {new_ms / floor:.1f}x that")
     if checks.get("profile"):
         lines.append("this candidate's per-op profile:\n" + format_profile(checks["profile"]))
     return "\n".join(lines)

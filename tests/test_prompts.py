@@ -56,8 +56,10 @@ def test_mismatch_runtime_and_rejected_details():
     assert "line 6, in helper" in crash and "x.view(-1, 7)" in crash
     rejected = describe({"verdict": "rejected", "reason": "reads the reference task: /tmp/task.py", "checks": {}})
     assert "must not open or import the task file" in rejected
-    slow = describe(SLOW)
+    slow = describe(SLOW | {"checks": {"memory_floor_ms": 0.5, "profile": [{"op": "aten::clone", "ms": 1.5,
+                                                                            "share": 0.75, "calls": 20}]}})
     assert "speedup 0.50x (95% CI 0.45-0.55)" in slow and "1.000 ms vs this 2.000 ms" in slow
+    assert "takes 4.0x that" in slow and "aten::clone" in slow and "75.0%" in slow
 
 
 def test_program_targets_get_only_the_reason():
