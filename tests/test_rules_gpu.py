@@ -216,9 +216,12 @@ def test_cuda_elementwise_template_compiles_with_nvcc(tmp_path):
     assert "compiled with nvcc" in res["reason"]
 
 
-def test_rules_choose_gpu_templates_for_device_cuda():
+def test_rules_choose_gpu_templates_for_device_cuda(tmp_path):
+    from kopt.agent.targets.kernelbench import KernelBenchTarget
+
     src = TASK.format(norm=NORMS["group_norm"])
-    target = SimpleNamespace(eval_cfg=EvalConfig(device="cuda"))
+    (tmp_path / "task.py").write_text(src)
+    target = KernelBenchTarget.from_path(tmp_path / "task.py", EvalConfig(device="cuda"))  # as a search has it
     parent = Candidate(code=src, plan_step="reference")
     gpu = RulesProposer().propose({"task_source": src, "parent": parent, "target": target})
     assert [scan(c.code).kernel for c in gpu] == ["triton", "cuda"], [c.plan_step for c in gpu]
