@@ -30,12 +30,21 @@ def _pids_cgroup() -> str:
 
 def _protections() -> dict[str, str]:
     """Each protection of the jail, on or off here, by the names `checks.sandbox` uses."""
-    from kopt.sandboxes.local import PROTECTIONS, jail_features, namespace_prefix, protections
+    from kopt.sandboxes.local import (
+        FEATURE_PROTECTIONS,
+        PROTECTIONS,
+        REFUSED,
+        jail_features,
+        namespace_prefix,
+        protections,
+    )
 
     jail = jail_features()
     have = protections(jail is not None, bool(namespace_prefix()))
-    why = "no jail on this host" if jail is None else "this host refused it"
-    return {name: "on" if have[name] else f"off ({why})" for name in PROTECTIONS}
+    why = {name: REFUSED[f][:120] for f, names in FEATURE_PROTECTIONS.items() if f in REFUSED for name in names}
+    if jail is None:
+        why = dict.fromkeys(PROTECTIONS, "no jail on this host")
+    return {name: "on" if have[name] else f"off ({why.get(name, 'refused')})" for name in PROTECTIONS}
 
 
 def report() -> dict:

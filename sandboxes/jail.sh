@@ -53,7 +53,9 @@ mkdir -m 0700 "$stage" || fail "stage"
 # keep(SRC_ROOT, DST_ROOT, REL): bind SRC_ROOT/REL at DST_ROOT/REL, making the mount point
 keep() {
   if [ -d "$1/$3" ]; then mkdir -p "$2/$3" || return 1
-  elif [ -e "$1/$3" ]; then mkdir -p "$(dirname "$2/$3")" && touch "$2/$3" || return 1
+  elif [ -e "$1/$3" ]; then
+    parent=$2/$3; parent=${parent%/*}
+    { [ -d "$parent" ] || mkdir -p "$parent"; } && : > "$2/$3" || return 1
   else return 0; fi
   mount --rbind "$1/$3" "$2/$3"
 }

@@ -179,6 +179,10 @@ print("KOPT-PROBE " + json.dumps({
 """
 # which jail.sh step (its `kopt-jail: STEP` line) needs which feature
 STEP_FEATURE = (("home:", "home"), ("dev:", "dev"), ("idmap", "uid"), ("seccomp", "seccomp"))
+# the protections each feature gives, and why the probe dropped a feature (for `kopt doctor`)
+FEATURE_PROTECTIONS = {"uid": ("unprivileged uid",), "home": ("home allow-list",), "dev": ("minimal /dev",),
+                       "seccomp": ("unix/vsock/netlink block", "keyring blocked")}
+REFUSED: dict[str, str] = {}
 
 
 def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict | None, str]:
@@ -223,9 +227,13 @@ def jail_features() -> tuple[frozenset[str], dict[str, bool]] | None:
         if out is not None or not features:
             break
         culprit = next((f for step, f in STEP_FEATURE if f"kopt-jail: {step}" in err and f in features), None)
-        features.discard(culprit or next(f for f in ("seccomp", "uid", "dev", "home") if f in features))
-        if "home" not in features:
+        culprit = culprit or next(f for f in ("seccomp", "uid", "dev", "home") if f in features)
+        features.discard(culprit)
+        lines = [x for x in err.strip().splitlines() if x.strip()]
+        REFUSED[culprit] = next((x for x in lines if x.startswith("kopt-jail: ")), lines[-1] if lines else "failed")
+        if "home" not in features and "uid" in features:
             features.discard("uid")  # 0700 folders above the python install need the allow-list
+            REFUSED["uid"] = "needs the home allow-list"
     if out is None or out["secret"] or out["escaped"] or not out["wrote"] or not out["private"] \
             or not out["cache"] or not out["cache_host"]:
         return None
