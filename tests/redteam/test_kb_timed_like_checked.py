@@ -1,7 +1,7 @@
 """Checked and timed calls look the same to the candidate (issue 16, item 3).
 
 Before, only the correctness trials compared the inputs after the call and ran the repeat
-pass; a solution that noticed it was being timed (many calls in quick succession) could
+pass; a solution that noticed it was being timed (several calls back to back) could
 use its inputs as scratch space there and stay `correct`. Now every call is the same
 request, and at least one timed round, drawn in secret after its calls, is checked like a
 trial.
@@ -25,7 +25,7 @@ import torch.nn as nn
 class ModelNew(nn.Module):
     def __init__(self):
         super().__init__()
-        self.recent = deque(maxlen=8)
+        self.recent = deque(maxlen=3)
 
     def forward(self, x):
         now = time.monotonic()
@@ -34,12 +34,13 @@ class ModelNew(nn.Module):
         self.recent.append(now)
         y = torch.relu(x)
         if len(self.recent) == self.recent.maxlen:
-            x.zero_()  # 8 calls back to back: a timed round; the input becomes scratch space
+            x.zero_()  # 3 calls back to back (a trial sends at most 2): timed; the input is scratch space
         return y
 '''
 
 
 def test_inputs_used_as_scratch_only_while_timed_are_caught(tmp_path):
-    res = run(FIXTURES / "tasks" / "relu.py", write(tmp_path, "scratch.py", SCRATCH_WHEN_TIMED), max_timing_s=4)
+    res = run(FIXTURES / "tasks" / "relu.py", write(tmp_path, "scratch.py", SCRATCH_WHEN_TIMED), max_timing_s=4,
+              round_ms=50)
     assert res["verdict"] == "incorrect", (res["verdict"], res.get("reason"), res["checks"].get("calls_per_round"))
     assert "timed round" in res["reason"] and "modified in place" in res["reason"], res["reason"]
