@@ -48,7 +48,7 @@ def _protections() -> dict[str, str]:
 
 
 def report() -> dict:
-    from kopt.sandboxes.local import WORKER_ID, can_jail, namespace_prefix
+    from kopt.sandboxes.local import WORKER_UIDS, can_jail, namespace_prefix
 
     prefix = namespace_prefix()
     jail = can_jail()
@@ -61,7 +61,7 @@ def report() -> dict:
         "pids cgroup": _pids_cgroup(),
         "namespaces": ("net+pid+ipc" if "--ipc" in prefix else "net+pid") if prefix else "none",
         "user namespaces": "yes" if "--user" in prefix else ("not needed (root)" if prefix else "no"),
-        "worker user": (f"uid {WORKER_ID[0]} (nobody), no capabilities, read-only host"
+        "worker user": (f"a uid of its own per worker ({WORKER_UIDS.start}+), no capabilities, read-only host"
                         if shields["unprivileged uid"] == "on" and os.geteuid() == 0 else
                         "kopt's user, no capabilities (setpriv), read-only host" if jail else
                         "root in a user namespace" if "--user" in prefix else

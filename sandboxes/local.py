@@ -15,6 +15,7 @@ import glob
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -70,7 +71,10 @@ def namespace_prefix() -> tuple[str, ...]:
 
 JAIL = Path(__file__).with_name("jail.sh")
 HELPER = Path(__file__).with_name("jailhelp.py")
-WORKER_ID = (65534, 65534)  # nobody:nogroup, the worker's uid:gid when kopt runs as root
+# When kopt runs as root, each worker gets a uid (and the same gid) of its own from this
+# range, owned by nobody on the host: workers sharing one uid would share its process count
+# (RLIMIT_NPROC: a fork bomb would starve the next evaluation's threads) and keyring.
+WORKER_UIDS = range(2_000_000_000, 2_000_000_000 + (1 << 24))
 MINIMAL_DEV = ("null", "zero", "full", "random", "urandom", "fd", "stdin", "stdout", "stderr", "shm")
 # What a worker gets, by the names `kopt doctor` and `checks.sandbox` show.
 PROTECTIONS = ("ipc namespace", "unprivileged uid", "home allow-list", "minimal /dev",
@@ -127,13 +131,14 @@ def _closed_ancestor(path: str, uid: int) -> str | None:
 def jail_options(features: frozenset[str], work: str, allowed: list[str], gpu: bool) -> list[str]:
     """jail.sh's options for the protections in `features`."""
     opts: list[str] = ["-p", os.path.realpath(sys.executable)]
+    uid = WORKER_UIDS[secrets.randbelow(len(WORKER_UIDS))]
     if "uid" in features:
-        opts += ["-u", f"{WORKER_ID[0]}:{WORKER_ID[1]}"]
+        opts += ["-u", f"{uid}:{uid}"]
     if "home" in features:
         allowed = _minimal(allowed)
         blanks = home_roots()
         if "uid" in features:
-            blanks += [a for a in (_closed_ancestor(p, WORKER_ID[0]) for p in allowed) if a]
+            blanks += [a for a in (_closed_ancestor(p, uid) for p in allowed) if a]
         work_dir = os.path.realpath(work)
         for b in _minimal([b for b in blanks if not (work_dir + "/").startswith(b.rstrip("/") + "/")]):
             opts += ["-b", b]
@@ -353,7 +358,9 @@ def _read(path: Path) -> str:
 def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: os.environ[k] for k in SAFE_ENV_KEYS if k in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(HOME=home, TMPDIR=home, PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    # USER/LOGNAME: getpass.getuser() (torch.compile's cache path) needs no passwd entry
+    env.update(HOME=home, TMPDIR=home, USER="kopt-worker", LOGNAME="kopt-worker", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONNOUSERSITE="1")
     env.update(extra or {})
     return env
 
