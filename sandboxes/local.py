@@ -97,6 +97,14 @@ def home_roots() -> list[str]:
     return sorted(r for r in roots if r != "/" and os.path.isdir(r))
 
 
+def work_parent() -> str:
+    """Where work dirs go: the temp folder, unless it lies in a home folder (a home that
+    holds the work dir could not be emptied), then /tmp."""
+    base = os.path.realpath(tempfile.gettempdir())
+    inside = any((base + "/").startswith(h.rstrip("/") + "/") for h in home_roots())
+    return "/tmp" if inside and os.path.isdir("/tmp") else base
+
+
 def runtime_paths() -> list[str]:
     """What every worker reads: the python install, the venv, every import path, kopt
     itself and the CUDA toolkit."""
@@ -194,7 +202,7 @@ def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict
     from kopt.sandboxes.jailhelp import ARCHES
 
     add_key = ARCHES.get(os.uname().machine, (0, {"add_key": 248}))[1]["add_key"]
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory(dir=work_parent()) as d:
         for sub in ("work", "cache", "home/allowed"):
             os.makedirs(f"{d}/{sub}")
         for f in ("secret", "home/secret", "home/allowed/file"):
@@ -498,7 +506,7 @@ def _limit_self(limits: Limits) -> None:
 def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | None = None,
                  cpus: set[int] | None = None) -> Worker:
     """Start `argv` sandboxed; it receives --fd-in/--fd-out/--fd-alarm for the channel."""
-    workdir = Path(tempfile.mkdtemp(prefix="kopt-sbx-"))
+    workdir = Path(tempfile.mkdtemp(prefix="kopt-sbx-", dir=work_parent()))
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
     alarm_r, alarm_w = os.pipe()
