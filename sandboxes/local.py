@@ -70,7 +70,6 @@ def namespace_prefix() -> tuple[str, ...]:
 
 
 JAIL = Path(__file__).with_name("jail.sh")
-HELPER = Path(__file__).with_name("jailhelp.py")
 # When kopt runs as root, each worker gets a uid (and the same gid) of its own from this
 # range, owned by nobody on the host: workers sharing one uid would share its process count
 # (RLIMIT_NPROC: a fork bomb would starve the next evaluation's threads) and keyring.
