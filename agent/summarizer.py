@@ -18,7 +18,8 @@ def summarize(cands: dict[str, Candidate], evals: dict[str, list[dict]], duplica
                      if rs and all(r.get("correct") for r in rs)), reverse=True)
     for sp, cid in worked[:3]:
         if cands[cid].plan_step:
-            lines.append(f"WORKED ({sp:.2f}x): {cands[cid].plan_step[:160]}")
+            label = "WORKED" if sp > 1.0 else "CORRECT BUT NOT FASTER"
+            lines.append(f"{label} ({sp:.2f}x): {cands[cid].plan_step[:160]}")
     failures = Counter()
     for rs in evals.values():
         for r in rs:

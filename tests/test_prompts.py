@@ -148,3 +148,14 @@ def test_reference_profile_in_a_child_process(tmp_path, monkeypatch):
                       "def get_inputs():\n    raise ValueError('no inputs here')\ndef get_init_inputs():\n"
                       "    return []\n")
     assert "no inputs here" in tc.reference_profile(broken, "cpu")["error"]
+
+
+def test_lessons_tell_slow_from_fast_and_drop_sandbox_paths():
+    from kopt.agent.summarizer import summarize
+
+    cands = {k: Candidate(code="", plan_step=f"step {k}", id=k) for k in ("fast", "slow", "broken")}
+    evals = {"fast": [{"verdict": "faster", "correct": True, "speedup": 2.0}], "slow": [SLOW],
+             "broken": [COMPILE_ERROR]}
+    text = summarize(cands, evals, {})
+    assert "WORKED (2.00x): step fast" in text and "CORRECT BUT NOT FASTER (0.50x): step slow" in text
+    assert "src.cpp:4:69: error" in text and "/root" not in text
