@@ -353,16 +353,21 @@ class Worker:
                                                                                                    self.inputs)
             else:
                 self.outs = self._forward_all()
-            blob = protocol.encode(self.outs, self.torch)
-        except TypeError as e:
-            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
         except BaseException as e:  # noqa: BLE001
             return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
         finally:
             self.alarm.phase = "idle"
+        reply = self._encoded(self.outs)
         if self.role == "new":
             self.check_tamper()
-        return {"ok": True, **gpu_times}, blob
+        return reply if reply[0]["ok"] is False else ({"ok": True, **gpu_times}, reply[1])
+
+    def _encoded(self, obj) -> tuple[dict, list]:
+        """Outputs as a blob; anything but plain tensors is rejected (a lazy object, a subclass)."""
+        try:
+            return {"ok": True}, protocol.encode(obj, self.torch)
+        except TypeError as e:
+            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
 
     def cmd_nonfinite(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Whether the last call's outputs hold NaN/Inf (reference only; asked outside the clock)."""
@@ -372,10 +377,7 @@ class Worker:
 
     def cmd_inputs_after(self, h: dict, payload: bytes) -> tuple[dict, list]:
         """The inputs as the last call left them (a solution may not modify them)."""
-        try:
-            return {"ok": True}, protocol.encode([list(x) for x in self.inputs], self.torch)
-        except TypeError as e:
-            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
+        return self._encoded([list(x) for x in self.inputs])
 
     def cmd_repeat(self, h: dict, payload: bytes) -> tuple[dict, list]:
         """Same tensors (same data_ptr), next call's values: a cache keyed by pointer, or any
@@ -395,15 +397,13 @@ class Worker:
                 outs = self._forward_all()
             finally:
                 sys.setprofile(None)
-            blob = protocol.encode(outs, self.torch)
-        except TypeError as e:
-            return {"ok": False, "kind": "rejected", "error": str(e)}, b""
         except BaseException as e:  # noqa: BLE001
             return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
         finally:
             self.alarm.phase = "idle"
+        reply = self._encoded(outs)
         self.check_tamper()
-        return {"ok": True, "native_calls": self.alarm.native_calls}, blob
+        return reply if reply[0]["ok"] is False else ({"ok": True, "native_calls": self.alarm.native_calls}, reply[1])
 
     def cmd_echo(self, h: dict, payload) -> tuple[dict, list]:
         """A call without the forward: what moving the inputs and outputs costs (reference only;
