@@ -98,7 +98,7 @@ def test_kopt_train_checkpoints_resumes_and_leaves_a_loadable_model(run_dir, mod
     assert again.exit_code == 2 and "--resume" in again.output  # refuses to overwrite a run's checkpoints
 
     shutil.rmtree(out / "checkpoints" / "step-000003")  # as if killed after step 3, before its checkpoint
-    r = runner.invoke(app, [*args, "--steps", "5", "--resume"])
+    r = runner.invoke(app, [*args, "--steps", "5", "--resume", "--override"])  # more steps: a changed setting
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["steps"] == 5
     assert read_steps(out) == [1, 2, 3, 4, 5]  # 1-2 kept from the first run, 3-5 trained after its checkpoint
