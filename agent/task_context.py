@@ -110,7 +110,8 @@ def reference_profile(task_path: str | Path, device: str = "cpu", timeout: float
 def _run_profiler(task_path: Path, device: str, timeout: float) -> dict:
     from kopt.sandboxes.local import Limits, _limit_self, namespace_prefix, scrubbed_env
 
-    limits = Limits(wall_s=timeout, memory_mb=16384)
+    # CUDA maps far more address space than it uses: no address-space cap on a GPU (as the evaluator)
+    limits = Limits(wall_s=timeout, memory_mb=16384 if device != "cuda" else 1 << 40)
     with tempfile.TemporaryDirectory(prefix="kopt-profile-") as home:
         cmd = [*namespace_prefix(), sys.executable, "-m", "kopt.agent.profile_worker", str(task_path), device]
         try:
