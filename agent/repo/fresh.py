@@ -32,16 +32,36 @@ class FreshRuns:
         shutil.rmtree(self.stash, ignore_errors=True)
         self.kept: list[str] = []
         self.written: set[str] = set()  # what the last run wrote or changed in the tree
+        self.shell: TreeShell | None = None
+        self.pinged: RunResult | None = None
+        self.before: dict = {}
+
+    def start(self) -> None:
+        """Reset the tree and start the next run's worker; workers of both sides of a round
+        can come up together, before either side is timed."""
+        if self.shell is None:
+            self.ws.reset(self.tree)
+            self._restore()
+            self.before = snapshot(self.tree)
+            self.shell = TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir)
+            self.pinged = None
+
+    def ready(self) -> RunResult:
+        """Wait until the started worker answers: its start-up is not the command's time."""
+        self.start()
+        if self.pinged is None:
+            self.pinged = self.shell.run("true", 120)
+        return self.pinged
 
     def run(self, command: str, timeout: float) -> RunResult:
-        self.ws.reset(self.tree)
-        self._restore()
-        before = snapshot(self.tree)
-        with TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir) as sh:
-            r = sh.run("true", 120)  # the worker's start-up is not the command's time
+        r = self.ready()
+        sh, self.shell = self.shell, None
+        try:
             if r.ok:
                 r = sh.run(command, timeout)
-        self.written = changed_files(before, snapshot(self.tree))
+        finally:
+            sh.close()
+        self.written = changed_files(self.before, snapshot(self.tree))
         return r
 
     def keep(self, paths: set[str]) -> None:
@@ -79,6 +99,9 @@ class FreshRuns:
 
     def close(self) -> None:
         """Leave the tree clean: kopt's later reads of it see the candidate, not a run's leftovers."""
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
         shutil.rmtree(self.stash, ignore_errors=True)
         try:
             self.ws.reset(self.tree)

@@ -69,6 +69,7 @@ class RepoTarget:
         self.ws = worktree.Workspace(root, commit, tmp)
         self.editable_globs = tuple(editable)
         self.policy = guard.Policy(set(), set(), self.editable_globs, everything=True)
+        self._baseline_changes: set[guard.Change] = set()  # the user's own (--include-dirty)
         self.instructions = _instructions(self.policy.describe())
         self.source = ""
 
@@ -193,7 +194,7 @@ class RepoTarget:
     def _not_allowed(self, tree: Path) -> str | None:
         """Why the candidate in `tree` changes more than the code under optimization, or None.
         Changes the uncommitted baseline (--include-dirty) already made are the user's."""
-        own = [c for c in self._changes(tree) if c not in getattr(self, "_baseline_changes", set())]
+        own = [c for c in self._changes(tree) if c not in self._baseline_changes]
         return self.policy.check(own, lambda rel: self._flag_lines_only(tree, rel))
 
     def _flag_lines_only(self, tree: Path, rel: str) -> bool:
@@ -267,6 +268,11 @@ class RepoTarget:
         writes: dict[str, set[str]] = {"ref": set(), "new": set()}
         for i in range(rounds):
             order = [("ref", ref), ("new", new)] if i % 2 == 0 else [("new", new), ("ref", ref)]
+            if ref.tree != new.tree:  # both workers come up together, before either is timed
+                for _, runs in order:
+                    runs.start()
+                for _, runs in order:
+                    runs.ready()
             for side, runs in order:
                 r = runs.run(self.bench, self.bench_timeout)
                 who = "--bench" if side == "new" else "the original's bench"
@@ -449,7 +455,8 @@ def _disagrees(metric, clock, noise_floor: float) -> str | None:
         return f"the metric says {metric.speedup:.2f}x faster, kopt's clock says {clock.speedup:.2f}x (slower)"
     if said != "faster" and metric.speedup > AGREEMENT_FACTOR * clock.speedup:
         return (f"the metric says {metric.speedup:.2f}x faster, kopt's clock around the bench {clock.speedup:.2f}x "
-                f"(more than {AGREEMENT_FACTOR:.0f}x apart)")
+                f"(more than {AGREEMENT_FACTOR:.0f}x apart); if the speedup is real, the measured part is too small a "
+                f"share of the bench's run time to show -- make the bench do more of it, or drop --bench-metric")
     return None
 
 

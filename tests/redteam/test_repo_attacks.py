@@ -264,8 +264,9 @@ def test_kopt_optimize_with_a_hostile_model_verifies_only_the_honest_patch(repo,
                      target_options={"test": f"{PY} -m unittest -q", "bench": f"{PY} bench.py",
                                      "bench_metric": METRIC, "focus": "pairs/count.py:count_pairs"})
     store = Store.open_run_dir(run_dir)
-    faster = [c.completion for c in store.candidates() for e in store.evaluations()
-              if e.candidate_id == c.id and e.result["verdict"] == "faster"]
-    assert faster and set(faster) == {fast}, faster
+    results = [(c.completion, e.result) for c in store.candidates() for e in store.evaluations()
+               if e.candidate_id == c.id]
+    faster = [code for code, r in results if r["verdict"] == "faster"]
+    assert faster and set(faster) == {fast}, [(r["verdict"], r.get("reason"), r.get("checks")) for _, r in results]
     assert outside.read_text() == "x = 1\n"
     assert "seen.get" in (run_dir / "best.patch").read_text()
