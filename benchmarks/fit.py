@@ -25,7 +25,10 @@ BATCH = re.compile(r"(^|_)batch|^bs$|^b$|^n_?samples$|^num_samples$", re.I)
 STRUCTURAL = re.compile(r"chan|kernel|group|stride|pad|dilat|head|class|layer(?!_?sizes?$)|vocab|expert|pool|^num_|"
                         r"rank|order|axis|reduce|topk", re.I)
 WIDTH = re.compile(r"feature|hidden|embed|width|size|dim|length|units", re.I)
-MIN_SIZE = {"batch": 1, "spatial": 8, "width": 16}
+# batch 2, not 1: a training-mode BatchNorm followed by a per-sample mean is exactly zero
+# at batch 1 (upstream level 2 #77 turned degenerate when fitted to one sample)
+MIN_SIZE = {"batch": 2, "spatial": 8, "width": 16}
+FIT_VERSION = 2  # in the cache key: a fit made by older rules is measured again
 TIERS = ("batch", "spatial", "width")
 
 
@@ -193,12 +196,13 @@ def rewrite(source: str, constants: list[SizeConstant], sizes: dict[str, int]) -
 def next_step(constants: list[SizeConstant], sizes: dict[str, int], frozen: set[str],
               kinds: tuple[str, ...] = TIERS) -> dict[str, int] | None:
     """The next smaller sizes: halve the batch while it is above 8, then the input-only
-    sizes together, then the batch down to 1, then model widths (only those of `kinds`).
+    sizes together, then the batch down to 2, then model widths (only those of `kinds`).
     None when nothing is left."""
     def shrinkable(kind: str, floor: int) -> list[SizeConstant]:
         return [c for c in constants if c.kind == kind and c.name not in frozen and sizes[c.name] // 2 >= floor]
 
-    for kind, floor in (("batch", 8), ("spatial", MIN_SIZE["spatial"]), ("batch", 1), ("width", MIN_SIZE["width"])):
+    for kind, floor in (("batch", 8), ("spatial", MIN_SIZE["spatial"]), ("batch", MIN_SIZE["batch"]),
+                        ("width", MIN_SIZE["width"])):
         if kind not in kinds:
             continue
         group = shrinkable(kind, floor)
@@ -214,8 +218,8 @@ def cache_key(source: str, cfg: FitConfig) -> str:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "none"
-    blob = json.dumps([source, cfg.device, cfg.budget_mb(), cfg.params_budget_mb(), cfg.max_ms, cfg.threads,
-                       torch_version])
+    blob = json.dumps([FIT_VERSION, source, cfg.device, cfg.budget_mb(), cfg.params_budget_mb(), cfg.max_ms,
+                       cfg.threads, torch_version])
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

@@ -115,7 +115,7 @@ def test_size_constants_are_classified_and_rewritten_in_place():
     steps = []
     while (sizes := next_step(consts, sizes, set())) is not None:
         steps.append(sizes)
-    assert steps[0]["batch_size"] == 2048 and steps[-1] == {"batch_size": 1, "channels": 3, "height": 8, "width": 8}
+    assert steps[0]["batch_size"] == 2048 and steps[-1] == {"batch_size": 2, "channels": 3, "height": 8, "width": 8}
     assert all(s["channels"] == 3 for s in steps)
     out = rewrite(src, consts, {"batch_size": 8, "height": 16})
     assert "batch_size = 8\n" in out and "height, width = 16, 32" in out and "channels = 3" in out
