@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
 from kopt.agent.stress.generators import generated_inputs, llm_generators, load_generator
+from kopt.agent.stress.infer import infer
 from kopt.agent.stress.probe import probe_inputs
 from kopt.agent.stress.search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
 from kopt.agent.stress.validator import Validator
@@ -34,7 +35,7 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
                budget: int = 40, max_bytes: int = DEFAULT_MAX_BYTES, out: Path | None = None,
                model: str | None = None, base_url: str | None = None, use_generators: bool = True,
                use_mutation: bool = True, std: str | None = None, keep: int = 5, seed: int = 0,
-               progress=None) -> dict:
+               max_cost: float = 5e8, progress=None) -> dict:
     """The search of design §7 for PROGRAM; see `kopt stress --help`."""
     progress = progress or (lambda msg: None)
     program = Path(program)
@@ -73,8 +74,13 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
             chat = make_proposer(model, base_url).chat
             start += llm_generators(chat, source, Path(validator).read_text(errors="replace"), v, meter, max_bytes,
                                     progress=progress)
+        grammar = infer(v, max_bytes, [data for _, data in start]) if use_mutation else None
+        if grammar is not None:
+            progress(f"inferred layout: {grammar.summary()}")
+            if not start:
+                start = [(f"inferred layout: {grammar.family.name}", grammar.family.text(grammar.example))]
         if not start and generator is None and seeds is None:
-            start = probe_inputs(v)  # no seeds given: the layouts the validator accepts
+            start = probe_inputs(v)  # no layout inferred: the fixed layouts the validator accepts
             if start:
                 progress(f"no seeds given: the validator accepts {len(start)} common layout(s): "
                          + ", ".join(name.split(": ", 1)[1] for name, _ in start))
@@ -83,7 +89,8 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
                                  "give --seeds DIR (legal inputs), --generator G, or --model for LLM-written "
                                  "generators")
         search = StressSearch(v, meter, budget=budget, max_bytes=max_bytes, seed=seed,
-                              mutate_inputs=use_mutation, push=use_mutation, progress=progress)
+                              mutate_inputs=use_mutation, push=use_mutation, progress=progress, grammar=grammar,
+                              max_cost=max_cost)
         for name, data in start:
             r = runner.run(data, RUN_TIMEOUT_S)
             if not r.ok:
@@ -92,7 +99,8 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
         result = search.run(start)
     if not result.inputs:
         raise UserInputError(f"validator {Path(validator).name} accepts none of the starting inputs")
-    return summarize(result, out, keep, metric_note=valgrind_path() is not None)
+    return {**summarize(result, out, keep, metric_note=valgrind_path() is not None),
+            "layout": grammar.summary() if grammar is not None else None}
 
 
 def summarize(result: StressResult, out: Path | None, keep: int, metric_note: bool) -> dict:

@@ -15,11 +15,13 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from kopt.agent.stress.edges import BOUND, _edge
+from kopt.agent.stress.guided import guided_search
 from kopt.agent.stress.mutators import TokenInput, column, is_int, mutate, randomize, resize
+from kopt.agent.stress.structures import random_like
 from kopt.agent.stress.validator import Validator
 from kopt.sandboxes.program_runner import ProgramRunner, valgrind_path
 
-BOUND = 10**18
 RUN_TIMEOUT_S = 10.0
 
 
@@ -94,33 +96,6 @@ def probe_bounds(validator: Validator, inp: TokenInput) -> dict[int, tuple[int, 
     return bounds
 
 
-LANDMARKS = sorted({0, 1, *(10**k for k in range(1, 19)), 10**9 + 7, 2**31 - 1, 2**32 - 1, 2**63 - 1})
-
-
-def _edge(legal, inside: int, outside: int) -> int:
-    """The last legal value going from INSIDE (legal) towards OUTSIDE. Limits usually sit at
-    landmarks (0, 1, powers of ten, 2^31 - 1, ...): walk those first, then binary search."""
-    sign = 1 if outside > inside else -1
-    marks = [m for m in (*LANDMARKS, *(-m for m in LANDMARKS)) if 0 < (m - inside) * sign < (outside - inside) * sign]
-    for m in sorted(marks, key=lambda m: (m - inside) * sign):
-        if not legal(m):
-            outside = m
-            break
-        inside = m
-        if not legal(m + sign):
-            return m
-    else:
-        if legal(outside):
-            return outside
-    while abs(outside - inside) > 1:
-        mid = (inside + outside) // 2
-        if legal(mid):
-            inside = mid
-        else:
-            outside = mid
-    return inside
-
-
 def push_size(validator: Validator, inp: TokenInput, max_bytes: int, rng: random.Random) -> TokenInput:
     """INP grown to the largest size the validator and MAX_BYTES allow: along its largest count
     link (n before n tokens / n lines), or, with no count, its longest string token."""
@@ -160,7 +135,8 @@ class StressSearch:
 
     def __init__(self, validator: Validator, meter: CostMeter, budget: int = 40, max_bytes: int = 1 << 20,
                  corpus_size: int = 8, seed: int = 0, mutate_inputs: bool = True, push: bool = True,
-                 progress=None, max_time_s: float | None = None):
+                 progress=None, max_time_s: float | None = None, grammar=None, max_cost: float = 5e8):
+        self.grammar, self.max_cost = grammar, max_cost
         self.validator, self.meter, self.budget, self.max_bytes = validator, meter, budget, max_bytes
         self.corpus_size, self.mutate_inputs, self.push = corpus_size, mutate_inputs, push
         self.rng = random.Random(seed)
@@ -198,8 +174,14 @@ class StressSearch:
                                         for tok in line if not is_int(tok) for ch in tok}))
         if not self.corpus:
             return StressResult([], 0.0, self.tried, self.meter.metric, self.log)
+        spent = 0
+        if self.grammar is not None:  # structured generators first, within the inferred grammar
+            share = self.budget if not self.mutate_inputs else max(12, self.budget * 7 // 10)
+            spent = guided_search(self, self.grammar, min(share, self.budget), self.cost_cap())
         largest = TokenInput.parse(max(self.corpus, key=lambda f: len(f.data)).data)
-        if self.push:
+        if self.grammar is not None:
+            self.bounds = probe_bounds(self.validator, TokenInput.parse(self.corpus[0].data))
+        elif self.push:
             pushed = push_size(self.validator, largest, self.max_bytes, self.rng)
             self.bounds = probe_bounds(self.validator, pushed)
             self.consider(pushed.render(), "size push")
@@ -207,7 +189,6 @@ class StressSearch:
             self.progress(f"size pushed to {pushed.size()} tokens; value bounds {self.bounds}")
         else:
             self.bounds = probe_bounds(self.validator, largest)
-        spent = 0
         while self.mutate_inputs and spent < self.budget and time.monotonic() < self.deadline:
             parent = self.corpus[0] if self.rng.random() < 0.6 else self.rng.choice(self.corpus)
             child, name = mutate(TokenInput.parse(parent.data), self.bounds, self.rng, self.weights)
@@ -224,12 +205,23 @@ class StressSearch:
         baseline = self.baseline(self.corpus[0]) if compare else 0.0
         return StressResult(list(self.corpus), baseline, self.tried, self.meter.metric, self.log)
 
+    def cost_cap(self) -> float:
+        """MAX_COST instructions, or as wall milliseconds (about 1e6 instructions a ms) without valgrind."""
+        return self.max_cost if self.meter.counting else self.max_cost / 1e6
+
+    def random_like(self, best: Found) -> bytes:
+        """A random input shaped and sized like BEST: from the grammar when BEST is an instance of
+        it, else BEST's tokens with random values in the probed bounds."""
+        x = self.grammar.family.read(best.data) if self.grammar is not None else None
+        if x is not None:
+            return self.grammar.family.text(random_like(self.grammar, x, self.rng))
+        return randomize(TokenInput.parse(best.data), self.bounds, self.rng, self.alphabet).render()
+
     def baseline(self, best: Found, samples: int = 3) -> float:
         """Median cost of random legal inputs shaped and sized like BEST."""
-        shape = TokenInput.parse(best.data)
         costs = []
         for _ in range(samples * 4):
-            data = randomize(shape, self.bounds, self.rng, self.alphabet).render()
+            data = self.random_like(best)
             if self.validator.accepts(data):
                 cost = self.meter.cost(data)
                 if cost is not None:
