@@ -15,7 +15,9 @@ def demo_run(tmp_path: Path, best: float | None) -> Path:
     d = tmp_path / "demo"
     (d / "best").mkdir(parents=True)
     (d / "summary.json").write_text(json.dumps({"best_speedup": best, "evaluations": 6, "failures": {}}))
-    (d / "best" / "evaluations.json").write_text(json.dumps([{"speedup": best, "speedup_ci": [1.5, 2.5]}] * 3))
+    verdict = "faster" if best and best > 1.3 else "same"
+    (d / "best" / "evaluations.json").write_text(json.dumps([{"speedup": best, "speedup_ci": [1.5, 2.5],
+                                                              "verdict": verdict}] * 3))
     return d
 
 
@@ -28,9 +30,10 @@ def test_the_readme_states_the_figure_it_checks():
 
 def test_verdict_against_the_claim(tmp_path):
     line, code = verdict_line(demo_run(tmp_path, 2.0), 2.0)
-    assert code == 0 and "verified 2.00x" in line and "as the README says" in line and "CI 1.50-2.50" in line
+    assert code == 0 and "2.00x, verified faster" in line and "as the README says" in line and "CI 1.50-2.50" in line
+    assert "3 of them 'faster'" in line
     line, code = verdict_line(demo_run(tmp_path / "slow", 1.1), 3.0)
-    assert code == 0 and "below the README's figure" in line
+    assert code == 0 and "below the README's figure" in line and "not verified faster" in line
     line, code = verdict_line(demo_run(tmp_path / "none", None), 3.0)
     assert code == 1 and "nothing verified faster" in line
     line, code = verdict_line(tmp_path / "missing", 3.0)
