@@ -1,6 +1,10 @@
 """Slowdown vs random legal inputs found by `kopt stress`, per fixture program and per mode.
 
-    python -m kopt.benchmarks.stress_inputs [--budget 30] [--model M --base-url URL]
+    python -m kopt.benchmarks.stress_inputs [--budget 30] [--model M --base-url URL] [--only unseen|fixtures]
+
+Unseen programs (benchmarks/stress_programs/, written for this benchmark; the search is not
+tuned on them): `kopt stress PROG --validator V` with nothing else -- no seeds, no generator,
+no LLM -- as a new user would run it; the ratio per program and the median are printed.
 
 Modes: generator-only (generator outputs at growing sizes, no mutation), mutation-only (the
 tests as seeds, size push + cost-guided mutation), both. Without --model the generator is a
@@ -11,13 +15,16 @@ the same shape and size (instruction counts under cachegrind, or wall time witho
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from kopt.agent.errors import KoptError
 from kopt.agent.stress.run import run_stress
 
 PROGRAMS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "programs"
+UNSEEN = Path(__file__).resolve().parent / "stress_programs"
 RANDOM_GENERATOR = """import random, sys
 seed, size = int(sys.argv[1]), int(sys.argv[2])
 rng = random.Random(seed)
@@ -26,12 +33,43 @@ print(" ".join(str(rng.randint(1, 10**9)) for _ in range(size)))
 """
 
 
+def unseen(budget: int) -> None:
+    """The validator-only runs on the unseen programs, one row each, then the median ratio."""
+    rows = []
+    for prog in sorted(p for p in UNSEEN.iterdir() if (p / "prog.cpp").exists()):
+        t0 = time.perf_counter()
+        try:
+            r = run_stress(prog / "prog.cpp", prog / "validator.cpp", budget=budget)
+        except KoptError as e:
+            print(f"{prog.name:<12} failed: {e}")
+            rows.append((prog.name, 0.0, 0, 0, 0, "-", "-", time.perf_counter() - t0))
+            continue
+        rows.append((prog.name, r["slowdown_vs_random"], r["max_instructions"] or r["max_ms"],
+                     r["baseline_instructions"] or r["baseline_ms"], r["tried"], r["origins"][0], r["layout"],
+                     time.perf_counter() - t0))
+    print(f"kopt stress PROG --validator V (no seeds, no generator, no LLM), budget {budget}")
+    print(f"{'program':<12} {'slowdown':>9} {'max cost':>13} {'random':>11} {'tried':>6} {'seconds':>8}  best from")
+    for name, slow, top, base, tried, origin, layout, secs in rows:
+        print(f"{name:<12} {slow:>8.1f}x {top:>13,.0f} {base:>11,.0f} {tried:>6} {secs:>8.1f}  {origin}")
+        print(f"{'':<12} layout: {layout}")
+    print(f"median slowdown {statistics.median(r[1] for r in rows):.1f}x; "
+          f"{sum(r[1] >= 10 for r in rows)}/{len(rows)} programs at >= 10x")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=30)
     ap.add_argument("--model", default="rules")
     ap.add_argument("--base-url", default=None)
+    ap.add_argument("--only", choices=("unseen", "fixtures"), default=None)
     a = ap.parse_args(argv)
+    if a.only != "fixtures":
+        unseen(a.budget)
+    if a.only != "unseen":
+        fixtures(a)
+
+
+def fixtures(a) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as d:
         gen = Path(d) / "random_gen.py"
