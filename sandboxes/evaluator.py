@@ -15,6 +15,7 @@ import os
 import secrets
 import select
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,13 +241,35 @@ def _default_threads() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) // 2))
 
 
+_CPU_LOCK = threading.Lock()
+_CPUS_IN_USE: dict[int, int] = {}
+
+
+def _claim_cpus(n: int) -> set[int]:
+    """The n least-used cores of this process's affinity. Both workers of one evaluation share
+    them; evaluations running at once in one kopt (`kopt bench --jobs 2`) get different cores
+    where there are enough, instead of all four workers queueing on the same ones."""
+    with _CPU_LOCK:
+        free = sorted(os.sched_getaffinity(0), key=lambda c: (_CPUS_IN_USE.get(c, 0), c))
+        cpus = set(free[:n])
+        for c in cpus:
+            _CPUS_IN_USE[c] = _CPUS_IN_USE.get(c, 0) + 1
+        return cpus
+
+
+def _release_cpus(cpus: set[int]) -> None:
+    with _CPU_LOCK:
+        for c in cpus:
+            _CPUS_IN_USE[c] = max(0, _CPUS_IN_USE.get(c, 0) - 1)
+
+
 class _Session:
     """The two workers of one evaluation."""
 
     def __init__(self, task_path: Path, source: str, kernel: str, cfg: EvalConfig):
         self.cfg = cfg
         self.threads = cfg.threads or _default_threads()
-        cpus = set(sorted(os.sched_getaffinity(0))[: self.threads])
+        cpus = self.cpus = _claim_cpus(self.threads)
         limits = Limits(wall_s=cfg.setup_timeout_s + cfg.max_timing_s * 4 + 600, memory_mb=cfg.memory_mb,
                         gpu=cfg.device == "cuda")
         if cfg.device == "cuda":
@@ -270,6 +293,7 @@ class _Session:
         return 4 * self.out_per_call * n_calls + (1 << 20)
 
     def close(self) -> None:
+        _release_cpus(self.cpus)
         for ch in (self.ref, self.new):
             try:
                 protocol.send(ch.worker.to_fd, {"cmd": "exit"})
