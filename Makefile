@@ -19,7 +19,7 @@ TORCH_INDEX = $(if $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu),,$(if $(CP
 
 DEMO_RUN := runs/demo
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# One prepared acceptance run on a GPU machine (docs/gpu.md); `--dry-run` is what CI runs.
+gpu-check: $(STAMP)
+	$(PY) -m kopt.benchmarks.gpu_acceptance
 
 clean:
 	rm -rf $(VENV) runs

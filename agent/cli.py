@@ -139,7 +139,8 @@ def _print_eval(r: dict) -> None:
 
 
 # optimize's flags -> the config key each one sets (the file's [section] key)
-OPTIMIZE_FLAGS = {"model": "model.name", "base_url": "model.base_url", "budget": "search.budget",
+OPTIMIZE_FLAGS = {"model": "model.name", "base_url": "model.base_url",
+                  "max_prompt_tokens": "model.max_prompt_tokens", "budget": "search.budget",
                   "max_time": "search.max_time", "max_tokens": "search.max_tokens", "max_cost": "search.max_cost",
                   **{k: f"run.{k}" for k in ("device", "fit", "kind", "executor", "jobs", "address", "sandbox",
                                              "gpus")},
@@ -159,6 +160,8 @@ def optimize(
     budget: int = typer.Option(12, help="evaluations (re-evaluations included)"),
     max_time: Optional[float] = typer.Option(None, help="seconds"),
     max_tokens: Optional[int] = typer.Option(None, help="LLM tokens, the whole run"),
+    max_prompt_tokens: Optional[int] = typer.Option(None, help="LLM prompt size cap in tokens (default 24000: "
+                                                              "history, skills and lessons trimmed first)"),
     max_cost: Optional[float] = typer.Option(None, help="dollars"),
     run_dir: Optional[Path] = typer.Option(None, help="default runs/<timestamp>-<target>"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir with its stored config"),

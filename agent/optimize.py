@@ -90,9 +90,10 @@ def _proposer(cfg: OptimizeConfig, kind: str):
     kw = {} if m.temperature is None else {"temperature": m.temperature}
     if m.max_tokens is not None:
         kw["max_new_tokens" if m.name.startswith("hf:") else "max_tokens"] = m.max_tokens
-    if kw and m.name == "rules":
-        raise UserInputError("[model] temperature/max_tokens apply to an LLM; --model rules samples nothing")
-    proposer = make_proposer(m.name, m.base_url, kind=kind, **kw)
+    if (kw or m.max_prompt_tokens) and m.name == "rules":
+        raise UserInputError("[model] temperature/max_tokens/max_prompt_tokens apply to an LLM; "
+                             "--model rules samples nothing")
+    proposer = make_proposer(m.name, m.base_url, kind=kind, max_prompt_tokens=m.max_prompt_tokens, **kw)
     for name in ("samples", "edit_retries"):
         if getattr(m, name) is not None:
             if not hasattr(proposer, name):

@@ -23,6 +23,8 @@ class ModelConfig(BaseModel):
     temperature: float | None = Field(None, ge=0, description="LLM sampling temperature (None: the backend's 0.7)")
     samples: int | None = Field(None, ge=1, description="completions per proposal (None: the proposer's 2)")
     max_tokens: int | None = Field(None, ge=1, description="tokens per LLM response (None: the backend's)")
+    max_prompt_tokens: int | None = Field(None, ge=1000, description="prompt size cap; history, skills and lessons "
+                                                                     "are trimmed first (None: 24000)")
     edit_retries: int | None = Field(None, ge=0, description="re-asks after an answer that does not apply "
                                                              "(None: the proposer's 2)")
 

@@ -81,9 +81,10 @@ def test_model_sampling_settings_reach_the_llm_backend():
     from kopt.agent.run_config import from_sections
 
     cfg = from_sections({"model": {"name": "openai/tiny", "base_url": "http://127.0.0.1:9", "temperature": 0.1,
-                                   "samples": 5, "max_tokens": 77, "edit_retries": 0}})
+                                   "samples": 5, "max_tokens": 77, "edit_retries": 0, "max_prompt_tokens": 8000}})
     p = _proposer(cfg, "kernelbench")
     assert p.samples == 5 and p.chat.temperature == 0.1 and p.chat.max_tokens == 77 and p.edit_retries == 0
+    assert p.max_prompt_tokens == 8000
 
 
 def test_file_flags_resolved_config_and_resume(tmp_path):

@@ -55,12 +55,13 @@ def list_cmd(domain: Optional[str] = typer.Option(None, help="cuda | triton | cp
               f"{r['best_speedup']:.2f}x" if r["best_speedup"] else "-", r["title"]) for r in rows]
     if sys.stdout.isatty():
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         t = Table("id", "type", "domain", "evidence", "best", "title")
         t.columns[0].no_wrap = True
         for c in cells:
-            t.add_row(*c)
+            t.add_row(*(escape(cell) for cell in c))  # card text may be mined: never read as markup
         Console().print(t)
     else:
         width = max((len(c[0]) for c in cells), default=2)
