@@ -202,8 +202,8 @@ class RepoTarget:
 
         try:
             old = worktree.git(self.ws.clone, "show", f"{self.commit}:{rel}")
-            new = safefs.read_text(tree, rel, errors="replace")
-        except (worktree.GitError, OSError):
+            new = self.ws.tree_git(tree, "show", f"HEAD:{rel}")  # the committed candidate, not the files
+        except worktree.GitError:
             return False
         return flags_only(old, new)
 
