@@ -28,7 +28,7 @@ WIDTH = re.compile(r"feature|hidden|embed|width|size|dim|length|units", re.I)
 # batch 2, not 1: a training-mode BatchNorm followed by a per-sample mean is exactly zero
 # at batch 1 (upstream level 2 #77 turned degenerate when fitted to one sample)
 MIN_SIZE = {"batch": 2, "spatial": 8, "width": 16}
-FIT_VERSION = 2  # in the cache key: a fit made by older rules is measured again
+FIT_VERSION = 3  # in the cache key: a fit made by older rules is measured again
 TIERS = ("batch", "spatial", "width")
 
 

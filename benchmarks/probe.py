@@ -23,6 +23,9 @@ MARK = "KOPT_PROBE_RESULT "
 # optimistic compute rates: a size whose FLOPs alone would take longer than max_ms even
 # at these rates is shrunk without being run (a 16k x 16k matmul would take minutes here)
 FLOP_RATE = {"cpu": 2e11, "cuda": 1e14}
+# at the smallest sizes, a reference call up to this many times max_ms is still run (slowly);
+# past it (measured, or estimated by FLOPs at optimistic rates) the task is skipped as too big
+SLOW_FACTOR = 20
 
 
 def default_threads() -> int:
@@ -188,16 +191,26 @@ def fit(req: dict) -> dict:
         nxt = (weights_only and next_step(constants, sizes, frozen, ("width",))) or next_step(constants, sizes,
                                                                                               frozen)
         if nxt is None:
+            slow = m.get("ms_estimate") is not None and m["io_mb"] <= budget_mb and not weights_only
+            if last_ran is None and slow and m["ms_estimate"] <= max_ms * SLOW_FACTOR:
+                # only the FLOP estimate stopped it (VGG16 at batch 2): measure for real
+                m = measure(rewrite(source, constants, sizes), path, device, budget_mb, float("inf"), params_budget)
+                if m.get("ms") is not None:
+                    last_ran = (dict(sizes), m)
+            if last_ran and last_ran[1]["ms"] > max_ms * SLOW_FACTOR:
+                return {"error": f"too big for this machine even at the smallest sizes kopt can set (a reference "
+                                 f"call takes {last_ran[1]['ms']:.0f} ms; limit {max_ms * SLOW_FACTOR:.0f} ms)"}
             if last_ran and last_ran[1]["io_mb"] <= budget_mb:
                 s, m = last_ran
                 return {"sizes": s, "ref_ms": round(m["ms"], 3), "io_mb": round(m["io_mb"], 3),
                         "note": f"one reference call takes {m['ms']:.0f} ms at the smallest sizes kopt can set"}
             io = m.get("io_mb") if not m.get("error") else None
-            what = f"{io:.0f} MiB of inputs and outputs" if io else "out of memory"
+            what = f"{io:.0f} MiB of inputs and outputs; budget {budget_mb:.0f} MiB" if io else "out of memory"
             if weights_only:
-                what = f"{m['params_mb']:.0f} MiB of weights; weight budget {params_budget:.0f} MiB"
-            return {"error": f"too big for this machine even at the smallest sizes kopt can set ({what}; "
-                             f"budget {budget_mb:.0f} MiB)"}
+                what = f"{m['params_mb']:.0f} MiB of weights; budget {params_budget:.0f} MiB"
+            elif slow:
+                what = f"~{m['ms_estimate']:.0f} ms a reference call by its FLOPs; limit {max_ms * SLOW_FACTOR:.0f} ms"
+            return {"error": f"too big for this machine even at the smallest sizes kopt can set ({what})"}
         prev, sizes = sizes, nxt
     return {"error": "fitting did not converge"}
 

@@ -161,6 +161,29 @@ def test_fit_shrinks_weights_that_do_not_fit_and_keeps_the_batch(tmp_path, monke
     assert res.sizes["input_size"] == [8192, 2048] and res.sizes["hidden_size"] == [8192, 2048]
 
 
+def test_a_reference_too_slow_at_the_smallest_sizes_is_skipped_with_its_time(tmp_path, monkeypatch):
+    """Nothing left to shrink and one call 30x max_ms (the limit is 20x): skipped
+    with the measured time, not run for minutes (upstream VGG16 took 6.6 s a call here)."""
+    monkeypatch.setenv("KOPT_CACHE_DIR", str(tmp_path / "cache"))
+    task = tmp_path / "slow.py"
+    task.write_text(HEAD + """    def forward(self, x):
+        import time
+        time.sleep(0.3)
+        return x * 2
+
+
+def get_inputs():
+    return [torch.randn(4, 4)]
+
+
+def get_init_inputs():
+    return []
+""")
+    res = fit_task(task, tmp_path / "run", FitConfig(max_ms=10))
+    assert res.skipped and "too big" in res.skipped and "limit 200 ms" in res.skipped, res
+    assert "a reference call takes 3" in res.skipped  # ~300 ms, measured
+
+
 def test_bench_survives_kill_9_and_resumes(tmp_path):
     s = suite(tmp_path, **{"1_relu_chain": RELU_CHAIN, "2_zeros": ZEROS})
     bench = tmp_path / "bench"
