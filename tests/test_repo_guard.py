@@ -147,3 +147,29 @@ def test_bench_files_are_the_named_script_and_what_it_imports(tmp_path):
     (tmp_path / "bench.py").write_text("import benchutil\nfrom pkg import core\nimport os\n")
     assert guard.bench_files(Path(tmp_path), ["python -m pytest -q", "python bench.py"]) == {
         "bench.py", "benchutil.py", "pkg/__init__.py", "pkg/core.py"}
+
+
+@needs_git
+def test_two_evaluations_never_measure_in_one_tree_at_once(tmp_path):
+    """Runs reset their tree, so --jobs threads sharing the original's tree take turns."""
+    import time
+
+    repo = python_repo(tmp_path / "user", n=10)
+    ws = Workspace(repo, head_commit(repo), tmp_path / "ws")
+    ref, other = ws.tree_for(""), ws.tree_for(
+        "diff --git a/N.py b/N.py\nnew file mode 100644\n--- /dev/null\n+++ b/N.py\n@@ -0,0 +1 @@\n+x = 1\n")
+    events = []
+
+    def measure(name, trees):
+        with ws.locked(*trees):
+            events.append(f"{name}+")
+            time.sleep(0.3)
+            events.append(f"{name}-")
+
+    threads = [threading.Thread(target=measure, args=(n, t)) for n, t in
+               (("a", (ref, other)), ("b", (other, ref)), ("c", (ref, ref)))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert len(events) == 6 and all(events[i][0] == events[i + 1][0] for i in range(0, 6, 2)), events

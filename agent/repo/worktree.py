@@ -8,6 +8,8 @@ unified diff against HEAD), so a tree can always be rebuilt from the store.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -173,6 +175,21 @@ class Workspace:
         _remove_nested_git(Path(tree))
         self.tree_git(tree, "reset", "--quiet", "--hard")
         self.tree_git(tree, "clean", "-ffdxq")
+
+    @contextlib.contextmanager
+    def locked(self, *trees: Path):
+        """Hold these trees for one evaluation: runs reset a tree, so two evaluations (threads
+        of --jobs, or processes) must not measure in the same tree at once (flock, sorted)."""
+        files = []
+        try:
+            for tree in sorted({Path(t).name for t in trees}):
+                f = open(self.trees / f"{tree}.lock", "a")  # noqa: SIM115 -- closed below
+                files.append(f)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+        finally:
+            for f in reversed(files):
+                f.close()
 
     def changes(self, tree: Path) -> str:
         """`git diff --raw` of the tree's committed candidate against HEAD (see guard.parse_raw)."""

@@ -226,15 +226,16 @@ class RepoTarget:
         return result
 
     def _measure(self, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) -> dict:
-        new = FreshRuns(self.ws, new_tree, hidden, self.subdir)
-        ref = FreshRuns(self.ws, ref_tree, hidden, self.subdir)
-        try:
-            return self._measure_runs(ref, new, patch)
-        except worktree.GitError as e:
-            return _fail("runtime_error", f"a tree could not be brought back to its candidate between runs: {e}")
-        finally:
-            new.close()
-            ref.close()
+        with self.ws.locked(ref_tree, new_tree):
+            new = FreshRuns(self.ws, new_tree, hidden, self.subdir)
+            ref = FreshRuns(self.ws, ref_tree, hidden, self.subdir)
+            try:
+                return self._measure_runs(ref, new, patch)
+            except worktree.GitError as e:
+                return _fail("runtime_error", f"a tree could not be brought back to its candidate between runs: {e}")
+            finally:
+                new.close()
+                ref.close()
 
     def _measure_runs(self, ref: FreshRuns, new: FreshRuns, patch: str) -> dict:
         """Tests, then the bench on both sides, every run from a clean tree in a new sandbox;
