@@ -163,7 +163,10 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
     summary["run_dir"] = str(run_dir)
     store.close()
     if not quiet:
-        sp = f"{summary['best_speedup']:.3f}x" if summary.get("best_speedup") else "none"
+        sp = f"{summary['best_speedup']:.3f}x" if summary.get("best_speedup") else "none (the reference stands)"
+        verdicts = [r.get("verdict") for r in search.evals.get(best or "", [])]
+        if verdicts and verdicts.count("faster") * 2 <= len(verdicts):
+            sp += f" (verdicts {', '.join(verdicts)}: within noise, not a verified speedup)"
         print(f"stopped: {search.stop_reason}\nbest verified speedup: {sp}  ->  {run_dir}/best/solution{task.suffix}\n"
               f"report: {run_dir}/report.md, {run_dir}/report.html", file=sys.stderr)
     return summary

@@ -121,7 +121,9 @@ class Search:
         return statistics.median(sp) if sp else None
 
     def best(self) -> str | None:
-        ok = [cid for cid in self.cands if self.verified(cid)]
+        """The verified candidate with the highest median speedup. The reference itself is
+        never the answer: its speedup against itself is noise, not an optimisation."""
+        ok = [cid for cid in self.cands if self.verified(cid) and self.cands[cid].parent_ids]
         return max(ok, key=lambda c: (self.mean_speedup(c) or 0.0, len(self.evals[c])), default=None)
 
     # -- budget ---------------------------------------------------------------------------

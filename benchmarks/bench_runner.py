@@ -291,9 +291,7 @@ class TaskRunner:
         from kopt.agent.proposers import model_label
         from kopt.agent.report import write_reports
 
-        best = search.best()
-        if best and not search.cands[best].parent_ids:
-            best = None  # the reference is not a solution
+        best = search.best()  # never the reference itself
         write_reports(d, store, run_id, best, stop, model_label(self.cfg.model))
 
     def _search(self, path: Path, d: Path) -> None:
