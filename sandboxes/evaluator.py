@@ -526,6 +526,11 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         res["checks"]["sandbox"] = ("jail (namespaces, read-only host, private work dir)" if w.jailed else
                                     "namespaces (no mount isolation: weaker)" if w.isolated else
                                     "rlimits only (weaker isolation)")
+        protections = getattr(w, "protections", None) or {}
+        off = [name for name, on in protections.items() if not on]
+        if off:  # what this host could not provide, said where the verdict is read
+            res["checks"]["sandbox"] += "; off here: " + ", ".join(off)
+        res["checks"]["sandbox_protections"] = protections
         s.police("setup")
         if cfg.compile_only:
             raise Verdict("unverified", "compiled and loaded; not run (--compile-only)")
