@@ -1,4 +1,4 @@
-"""The few objects everything else passes around (design §3)."""
+"""The few objects everything else passes around (architecture §3)."""
 from __future__ import annotations
 
 import hashlib
@@ -60,7 +60,7 @@ class Proposer(Protocol):
 
 
 class Target(Protocol):
-    """What is optimized (design §3): a KernelBench task, a program, or a repository.
+    """What is optimized (architecture §3): a KernelBench task, a program, or a repository.
 
     The search loop only talks to this interface, so every kind gets the same queue,
     store, novelty filter, proposers and reports.
@@ -78,7 +78,7 @@ class Target(Protocol):
         """The root candidate's code: the reference itself, as a candidate."""
 
     def evaluate(self, candidate_file: Path, hidden_paths: list[str]) -> dict:
-        """One sandboxed measurement: a dict in the `kopt eval --json` shape (design §1).
+        """One sandboxed measurement: a dict in the `kopt eval --json` shape (architecture §1).
         `hidden_paths` (the run dir, ...) must be out of the candidate's reach."""
 
     def view(self, code: str) -> str:

@@ -1,4 +1,4 @@
-"""Errors that reach the user as one line and an exit code (design §1)."""
+"""Errors that reach the user as one line and an exit code (architecture §1)."""
 
 
 class KoptError(Exception):

@@ -1,4 +1,4 @@
-"""The POLCA-style search loop behind `kopt optimize` (design §5).
+"""The POLCA-style search loop behind `kopt optimize` (architecture §5).
 
 A candidate's priority is the mean reward over *all* its evaluations; each iteration
 re-evaluates the top-k on fresh seeds (a lucky measurement decays), expands them into

@@ -1,4 +1,4 @@
-"""Rewards from kopt's measurements, their export, and the built-in GRPO trainer (design §8).
+"""Rewards from kopt's measurements, their export, and the built-in GRPO trainer (architecture §8).
 
 Importing this package is cheap: torch, transformers and peft load when a trainer is built.
 """

@@ -1,4 +1,4 @@
-"""The one place GRPO's knobs live (design §8). Plain values with defaults that work on a tiny
+"""The one place GRPO's knobs live (architecture §8). Plain values with defaults that work on a tiny
 model; every field says what it does, TRL-style, so `GRPOConfig(**yaml)` needs no manual."""
 from __future__ import annotations
 

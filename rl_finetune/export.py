@@ -1,4 +1,4 @@
-"""Trajectories of a run as datasets in the formats TRL's trainers read (design §8).
+"""Trajectories of a run as datasets in the formats TRL's trainers read (architecture §8).
 
 - trl: conversational prompt/completion with a reward (GRPO/online trainers, reward models):
   `prompt` is the list of chat messages the model saw, `completion` the assistant's answer.

@@ -1,4 +1,4 @@
-"""Reward of one proposal from its evaluation (design §8). Pure functions."""
+"""Reward of one proposal from its evaluation (architecture §8). Pure functions."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""GRPO on a local transformers causal LM (design §8), read top to bottom:
+"""GRPO on a local transformers causal LM (architecture §8), read top to bottom:
 
     pick prompts -> share the step's rollouts among them -> sample groups -> score them
     -> advantages per group -> one clipped-surrogate update (optionally several)

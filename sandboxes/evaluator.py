@@ -391,7 +391,7 @@ def _result_base(task: str, solution: str, cfg: EvalConfig, kernel: str) -> dict
 
 
 def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = None) -> dict:
-    """Evaluate `solution` against `task`; returns the `kopt eval --json` dict (design §1).
+    """Evaluate `solution` against `task`; returns the `kopt eval --json` dict (architecture §1).
 
     Raises UserInputError for a broken task or missing files, EnvironmentMissing when the
     device or torch is not there. Everything the solution does is a verdict.

@@ -1,4 +1,4 @@
-"""GPU timing (design §4): CUDA events around each call, the L2 cache flushed and the
+"""GPU timing (architecture §4): CUDA events around each call, the L2 cache flushed and the
 persisting-L2 lines reset before it, every stream of the device synchronised after it.
 
 The worker side (`GpuTimer`) runs in the sandboxed worker; the checks (`cross_check`,

@@ -1,4 +1,4 @@
-"""The skill library (design §6): curated cards, retrieval, and mining new skills."""
+"""The skill library (architecture §6): curated cards, retrieval, and mining new skills."""
 from kopt.skills.library import Library
 from kopt.skills.schema import Card, Evidence
 

@@ -1,4 +1,4 @@
-"""The skill card format (design §6), checked by pydantic when a card is loaded.
+"""The skill card format (architecture §6), checked by pydantic when a card is loaded.
 
 A card is data a person (or a model, when mining) writes in YAML; everything that reads
 cards -- retrieval, the planner's prompt, the `rules` proposer -- relies on these fields

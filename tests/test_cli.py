@@ -1,4 +1,4 @@
-"""The `kopt` command line: the `eval --json` contract (design §1), run directories,
+"""The `kopt` command line: the `eval --json` contract (architecture §1), run directories,
 `--help` without torch, `doctor --json`."""
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 KB = Path(__file__).parent / "fixtures" / "kb"
 TASK = KB / "relu_task.py"
 
-# design §1: the fields of `kopt eval --json`
+# architecture §1: the fields of `kopt eval --json`
 FIELDS = {"task", "solution", "device", "compiled", "correct", "speedup", "speedup_ci", "ref_ms", "new_ms",
           "checks", "verdict", "kernel"}
-# design §4 flags a degenerate task by name; the only extra keys the contract tolerates
+# architecture §4 flags a degenerate task by name; the only extra keys the contract tolerates
 FLAGS = {"degenerate", "degenerate_reason"}
 VERDICTS = {"faster", "same", "slower", "incorrect", "compile_error", "runtime_error", "timeout", "rejected",
             "unverified"}
@@ -34,7 +34,7 @@ def check_contract(res: dict) -> None:
     assert FIELDS <= keys, f"missing: {FIELDS - keys}"
     speed = res["verdict"] in ("faster", "same", "slower")
     extra = keys - FIELDS - FLAGS - ({"reason"} if not speed else set())
-    assert not extra, f"fields outside design §1: {extra}"
+    assert not extra, f"fields outside architecture §1: {extra}"
     if not speed:
         assert isinstance(res["reason"], str) and res["reason"] and "\n" not in res["reason"]
     assert res["verdict"] in VERDICTS

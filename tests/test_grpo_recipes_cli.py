@@ -77,7 +77,7 @@ def test_live_reward_flags_a_solution_without_a_custom_kernel(tmp_path):
     finally:
         ex.shutdown()
     assert out[1] == {"reward": 0.0, "flawed": False}
-    # rewarded as correct -- design §8: 0.3 + clip(log2 speedup, -1, 3), not the 0 of a failure or
+    # rewarded as correct -- architecture §8: 0.3 + clip(log2 speedup, -1, 3), not the 0 of a failure or
     # the 0.1 of a wrong answer (a noisy copy can measure under 0.87x) -- but flagged: it launches
     # no kernel of its own
     assert out[0]["flawed"] is True

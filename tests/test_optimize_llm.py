@@ -38,7 +38,7 @@ def test_optimize_with_an_openai_compatible_server(tmp_path):
     results = [e.result for e in store.evaluations() if e.candidate_id == llm[0].id]
     assert results and results[0]["correct"] is True
     rows = trl_rows(store)
-    # a correct proposal's reward is design §8's speed reward (it can sit below 0.1 when it is slower)
+    # a correct proposal's reward is architecture §8's speed reward (it can sit below 0.1 when it is slower)
     assert rows and rows[0]["prompt"] and rows[0]["completion"] == [{"role": "assistant", "content": EDIT}]
     assert rows[0]["reward"] == pytest.approx(sum(reward(r) for r in results) / len(results))
     report = (tmp_path / "run" / "report.md").read_text()

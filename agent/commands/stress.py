@@ -1,4 +1,4 @@
-"""`kopt stress`: legal inputs on which a program is slow (design §7)."""
+"""`kopt stress`: legal inputs on which a program is slow (architecture §7)."""
 from __future__ import annotations
 
 import json

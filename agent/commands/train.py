@@ -1,4 +1,4 @@
-"""`kopt train`: GRPO fine-tuning of a local model on live, sandboxed speedup rewards (design §8)."""
+"""`kopt train`: GRPO fine-tuning of a local model on live, sandboxed speedup rewards (architecture §8)."""
 from __future__ import annotations
 
 import json

@@ -30,6 +30,11 @@ class Found:
     data: bytes
     cost: float
     origin: str   # seed NAME | size push | mutator name(s) | generator NAME
+    score: float | None = None  # with a grammar: cost / cost of a random input of the same shape
+
+    @property
+    def rank(self) -> float:
+        return self.cost if self.score is None else self.score
 
     @property
     def key(self) -> str:
@@ -137,6 +142,8 @@ class StressSearch:
                  corpus_size: int = 8, seed: int = 0, mutate_inputs: bool = True, push: bool = True,
                  progress=None, max_time_s: float | None = None, grammar=None, max_cost: float = 5e8):
         self.grammar, self.max_cost = grammar, max_cost
+        self.shape_costs: dict[tuple, float | None] = {}
+        self.floor = 0.0
         self.validator, self.meter, self.budget, self.max_bytes = validator, meter, budget, max_bytes
         self.corpus_size, self.mutate_inputs, self.push = corpus_size, mutate_inputs, push
         self.rng = random.Random(seed)
@@ -160,9 +167,9 @@ class StressSearch:
         if cost is None:
             self.log.append(f"{origin}: the program fails or times out on a legal input")
             return None
-        found = Found(data, cost, origin)
+        found = Found(data, cost, origin, self.score(data, cost) if self.grammar is not None else None)
         self.corpus.append(found)
-        self.corpus.sort(key=lambda f: -f.cost)
+        self.corpus.sort(key=lambda f: -f.rank)
         del self.corpus[self.corpus_size:]
         return found
 
@@ -204,6 +211,21 @@ class StressSearch:
                 self.progress(f"new costliest input: {name} -> {found.cost:,.0f} {self.meter.metric}")
         baseline = self.baseline(self.corpus[0]) if compare else 0.0
         return StressResult(list(self.corpus), baseline, self.tried, self.meter.metric, self.log)
+
+    def score(self, data: bytes, cost: float) -> float:
+        """COST over the cost of one random legal input of DATA's shape (costed once per shape):
+        the search then prefers what the slowdown measures, not merely bigger inputs. Inputs of
+        no grammar shape, or shapes whose random inputs are illegal, count against the cheapest
+        cost seen."""
+        self.floor = min(self.floor, cost) if self.floor else cost
+        x = self.grammar.family.read(data)
+        if x is None:
+            return cost / max(1.0, self.floor)
+        key = (len(x.nums), x.n, x.k, tuple(len(t) for t in x.strs))
+        if key not in self.shape_costs:
+            rnd = self.grammar.family.text(random_like(self.grammar, x, self.rng))
+            self.shape_costs[key] = self.meter.cost(rnd) if self.validator.accepts(rnd) else None
+        return cost / max(1.0, self.shape_costs[key] or self.floor)
 
     def cost_cap(self) -> float:
         """MAX_COST instructions, or as wall milliseconds (about 1e6 instructions a ms) without valgrind."""

@@ -114,7 +114,7 @@ class RepoTarget:
         return target
 
     def check_original(self) -> None:
-        """The one-line errors of design §1: the tests must pass and the bench must give a number."""
+        """The one-line errors of architecture §1: the tests must pass and the bench must give a number."""
         tree = self.ws.tree_for(self.baseline)
         with TreeShell(tree, [], keep=[self.ws.clone], subdir=self.subdir) as sh:
             t = sh.run(self.test, self.test_timeout)
