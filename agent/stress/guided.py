@@ -1,0 +1,83 @@
+"""Structured generators chosen and mixed by measured cost, within an inferred grammar.
+
+1. every generator prints one instance at a small scale and is costed: a cheap ranking, not
+   counted in the budget;
+2. the three best are grown, each on its own, towards the grammar's largest size, each step
+   as far as a quadratic program would stay under MAX_COST (x4 to x64), stopping once x4 more
+   would pass it or the score drops -- so the search never waits on runs far longer than it
+   needs to tell inputs apart;
+3. the rest of the budget draws generators at their scale with odds rising with their score
+   so far, half the time splicing in the best instance of another generator.
+Scores are costs over the cost of a random input of the same shape (the search's `score`).
+Every instance goes through the search's `consider` (validator, then cost).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from kopt.agent.stress.infer import Grammar
+from kopt.agent.stress.structures import generators, mix
+
+SMALL_SCALE = 64
+GROWTH = 4
+MAX_JUMP = 64
+
+
+@dataclass
+class Arm:
+    """One generator's best instance so far: its score (cost over random), cost and scale."""
+
+    scale: int
+    score: float = 0.0
+    cost: float = 0.0
+    inst: object = None
+
+
+def guided_search(search, g: Grammar, budget: int, max_cost: float) -> int:
+    """Spend up to BUDGET costings of SEARCH on generator instances; returns the costings spent."""
+    gens = generators(g)
+    rng = search.rng
+    lo, hi = g.size
+    arms = {name: Arm(max(lo, min(hi, SMALL_SCALE))) for name in gens}
+    spent = 0
+
+    def attempt(name: str, inst, scale: int, label: str = ""):
+        nonlocal spent
+        before = search.meter.runs
+        found = search.consider(g.family.text(inst), f"{label or name} (scale {scale})")
+        spent += search.meter.runs - before
+        arm = arms[name]
+        if found is not None and found.rank > arm.score:
+            arm.score, arm.cost, arm.inst, arm.scale = found.rank, found.cost, inst, scale
+        return found
+
+    for name, make in gens.items():  # 1. every generator once, small
+        attempt(name, make(arms[name].scale, rng), arms[name].scale)
+    spent = 0
+    ranked = sorted((k for k in arms if k != "random" and arms[k].inst is not None), key=lambda k: -arms[k].score)
+    for name in ranked[:3]:  # 2. the three best, each grown while it stays affordable
+        arm, cost = arms[name], arms[name].cost
+        while arm.scale < hi and cost * GROWTH ** 2 <= max_cost and spent < budget:
+            scale = min(hi, arm.scale * min(MAX_JUMP, max(GROWTH, math.isqrt(int(max_cost / max(cost, 1.0))))))
+            before = arm.score
+            found = attempt(name, gens[name](scale, rng), scale)
+            if found is None or found.rank < 0.9 * before:
+                break
+            cost = found.cost
+        search.progress(f"{name}: scale {arm.scale}, {arm.cost:,.0f} {search.meter.metric}, "
+                        f"{arm.score:.1f}x a random input of its shape")
+    tries = 0
+    while spent < budget and tries < 4 * budget:  # 3. generators drawn by their measured worth
+        tries += 1
+        names = [k for k in arms if arms[k].inst is not None]
+        if not names:
+            return spent
+        name = rng.choices(names, [arms[k].score for k in names])[0]
+        arm = arms[name]
+        inst, label = gens[name](arm.scale, rng), name
+        if rng.random() < 0.5:
+            other = rng.choice(names)
+            inst, label = mix(inst, arms[other].inst, rng), f"{name}+{other}"
+        attempt(name, inst, arm.scale, label)
+    return spent
