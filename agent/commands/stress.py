@@ -20,6 +20,8 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         seeds: Optional[Path] = typer.Option(None, help="folder of legal inputs to start from (e.g. the tests)"),
         budget: int = typer.Option(40, help="mutated inputs to cost (each is one reference run)"),
         max_bytes: int = typer.Option(1 << 20, "--max-bytes", help="largest input to consider"),
+        max_cost: float = typer.Option(5e8, "--max-cost", help="instructions one run may take before the "
+                                                               "generators stop growing their inputs"),
         out: Optional[Path] = typer.Option(None, help="folder for the inputs found, stress_NN.in "
                                                       "(default: stress-PROGRAM)"),
         model: str = typer.Option("rules", help="rules | openai/<name> | litellm/<p>/<name> | hf:<path>"),
@@ -37,8 +39,8 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
 
         try:
             result = run_stress(program, validator, generator=generator, seeds=seeds, budget=budget,
-                                max_bytes=max_bytes, out=out or Path(f"stress-{program.stem}"), model=model,
-                                base_url=base_url, std=std, progress=progress)
+                                max_bytes=max_bytes, max_cost=max_cost, out=out or Path(f"stress-{program.stem}"),
+                                model=model, base_url=base_url, std=std, progress=progress)
         except KoptError as e:
             typer.echo(f"kopt: {e}", err=True)
             raise typer.Exit(e.exit_code) from None
@@ -50,6 +52,8 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
             base = result["baseline_instructions"] if unit == "instructions" else result["baseline_ms"]
             typer.echo(f"costliest legal input: {top:,} {unit} vs {base:,} for random legal inputs of the same "
                        f"size ({result['slowdown_vs_random']:.1f}x), {result['tried']} inputs tried")
+            if result["layout"]:
+                typer.echo(f"inferred layout: {result['layout']}")
             for path, origin in zip(result["inputs"], result["origins"]):
                 typer.echo(f"  {path}  ({origin})")
         raise typer.Exit(0 if result["slowdown_vs_random"] > 1.0 else 1)
