@@ -135,6 +135,7 @@ def test_structured_generators_print_legal_inputs(load, source):
 def test_primes_below_are_the_largest_primes():
     assert primes_below(30, 4) == [29, 23, 19, 17]
     assert primes_below(10**9, 2) == [999999937, 999999929]
+    assert primes_below(10**18, 2) == [999999999999999989, 999999999999999967]  # Miller-Rabin, no sieve
 
 
 @needs_valgrind

@@ -21,8 +21,42 @@ from kopt.agent.stress.layouts import Inst
 HASH_PRIMES = (107897, 126271, 172933, 256279, 375017, 10007, 1000003, 998244353, 10**9 + 7)
 
 
+def is_prime(n: int) -> bool:
+    """Miller-Rabin with the bases that decide every n < 3.3e24."""
+    if n < 2:
+        return False
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    if n in bases:
+        return True
+    if any(n % p == 0 for p in bases):
+        return False
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for a in bases:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
 def primes_below(hi: int, count: int, lo: int = 2) -> list[int]:
-    """Up to COUNT largest primes <= HI (and >= LO), by a segmented sieve below HI."""
+    """Up to COUNT largest primes <= HI (and >= LO): a segmented sieve below HI, or above 10^12
+    (too many sieving primes) Miller-Rabin on the numbers going down, at most 200 primes."""
+    if hi > 10**12:
+        found = []
+        for x in range(hi, max(lo, 2) - 1, -1):
+            if len(found) >= min(count, 200):
+                break
+            if is_prime(x):
+                found.append(x)
+        return found
     out: list[int] = []
     top = hi
     while len(out) < count and top >= max(lo, 2):
