@@ -3,8 +3,8 @@
 1. every generator prints one instance at a small scale and is costed: a cheap ranking, not
    counted in the budget;
 2. the three best are grown, each on its own, towards the grammar's largest size, each step
-   as far as a quadratic program would stay under MAX_COST (x4 to x64), stopping once x4 more
-   would pass it or the score drops -- so the search never waits on runs far longer than it
+   as far as a quadratic program would stay under MAX_COST (at most x64), stopping once that
+   is less than x1.5 or the score drops -- so the search never waits on runs far longer than it
    needs to tell inputs apart;
 3. the rest of the budget draws generators at their scale with odds rising with their score
    so far, half the time splicing in the best instance of another generator.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from kopt.agent.stress.infer import Grammar
 from kopt.agent.stress.structures import generators, mix
 
-SMALL_SCALE = 64
-GROWTH = 4
+SMALL_SCALE = 128
+MIN_STEP = 1.5
 MAX_JUMP = 64
 
 
@@ -58,8 +58,8 @@ def guided_search(search, g: Grammar, budget: int, max_cost: float) -> int:
     ranked = sorted((k for k in arms if k != "random" and arms[k].inst is not None), key=lambda k: -arms[k].score)
     for name in ranked[:3]:  # 2. the three best, each grown while it stays affordable
         arm, cost = arms[name], arms[name].cost
-        while arm.scale < hi and cost * GROWTH ** 2 <= max_cost and spent < budget:
-            scale = min(hi, arm.scale * min(MAX_JUMP, max(GROWTH, math.isqrt(int(max_cost / max(cost, 1.0))))))
+        while arm.scale < hi and math.sqrt(max_cost / max(cost, 1.0)) >= MIN_STEP and spent < budget:
+            scale = min(hi, int(arm.scale * min(MAX_JUMP, math.sqrt(max_cost / max(cost, 1.0)))))
             before = arm.score
             found = attempt(name, gens[name](scale, rng), scale)
             if found is None or found.rank < 0.9 * before:

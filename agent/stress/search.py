@@ -143,7 +143,7 @@ class StressSearch:
                  progress=None, max_time_s: float | None = None, grammar=None, max_cost: float = 5e8):
         self.grammar, self.max_cost = grammar, max_cost
         self.shape_costs: dict[tuple, float | None] = {}
-        self.floor = 0.0
+        self.overhead: float | None = None
         self.validator, self.meter, self.budget, self.max_bytes = validator, meter, budget, max_bytes
         self.corpus_size, self.mutate_inputs, self.push = corpus_size, mutate_inputs, push
         self.rng = random.Random(seed)
@@ -213,19 +213,22 @@ class StressSearch:
         return StressResult(list(self.corpus), baseline, self.tried, self.meter.metric, self.log)
 
     def score(self, data: bytes, cost: float) -> float:
-        """COST over the cost of one random legal input of DATA's shape (costed once per shape):
-        the search then prefers what the slowdown measures, not merely bigger inputs. Inputs of
-        no grammar shape, or shapes whose random inputs are illegal, count against the cheapest
-        cost seen."""
-        self.floor = min(self.floor, cost) if self.floor else cost
+        """COST over the cost of one random legal input of DATA's shape (costed once per shape),
+        both less the cost of the smallest legal input (start-up, reading): the search then
+        prefers what the slowdown measures, not merely bigger inputs, and small inputs already
+        tell structures apart. Shapes whose random inputs are illegal score 1."""
+        if self.overhead is None:
+            self.overhead = self.meter.cost(self.grammar.family.text(self.grammar.example)) or 0.0
         x = self.grammar.family.read(data)
-        if x is None:
-            return cost / max(1.0, self.floor)
-        key = (len(x.nums), x.n, x.k, tuple(len(t) for t in x.strs))
+        shape = TokenInput.parse(data) if x is None else None
+        key = (len(x.nums), x.n, x.k, tuple(len(t) for t in x.strs)) if x is not None else \
+            tuple(len(t) for t in shape.lines)
         if key not in self.shape_costs:
-            rnd = self.grammar.family.text(random_like(self.grammar, x, self.rng))
-            self.shape_costs[key] = self.meter.cost(rnd) if self.validator.accepts(rnd) else None
-        return cost / max(1.0, self.shape_costs[key] or self.floor)
+            sample = (self.grammar.family.text(random_like(self.grammar, x, self.rng)) if x is not None
+                      else randomize(shape, self.bounds, self.rng, self.alphabet).render())
+            self.shape_costs[key] = self.meter.cost(sample) if self.validator.accepts(sample) else None
+        base = self.shape_costs[key]
+        return 1.0 if base is None else (cost - self.overhead) / max(1.0, base - self.overhead)
 
     def cost_cap(self) -> float:
         """MAX_COST instructions, or as wall milliseconds (about 1e6 instructions a ms) without valgrind."""
