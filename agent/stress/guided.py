@@ -14,6 +14,7 @@ Every instance goes through the search's `consider` (validator, then cost).
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 
 from kopt.agent.stress.infer import Grammar
@@ -29,6 +30,7 @@ class Arm:
     """One generator's best instance so far: its score (cost over random), cost and scale."""
 
     scale: int
+    seed: int = 0     # the seed of the generator's own choices (modulus, pattern length, ...)
     score: float = 0.0
     cost: float = 0.0
     inst: object = None
@@ -42,18 +44,24 @@ def guided_search(search, g: Grammar, budget: int, max_cost: float) -> int:
     arms = {name: Arm(max(lo, min(hi, SMALL_SCALE))) for name in gens}
     spent = 0
 
-    def attempt(name: str, inst, scale: int, label: str = ""):
+    def attempt(name: str, scale: int, seed: int | None = None, other: str | None = None):
+        """Generator NAME at SCALE (with its choices from SEED, new ones by default), spliced
+        with OTHER's best instance when given; the arm keeps it when it scores higher."""
         nonlocal spent
+        seed = rng.randrange(1 << 30) if seed is None else seed
+        inst = gens[name](scale, random.Random(seed))
+        if other is not None:
+            inst = mix(inst, arms[other].inst, rng)
         before = search.meter.runs
-        found = search.consider(g.family.text(inst), f"{label or name} (scale {scale})")
+        found = search.consider(g.family.text(inst), f"{name}{'+' + other if other else ''} (scale {scale})")
         spent += search.meter.runs - before
         arm = arms[name]
         if found is not None and found.rank > arm.score:
-            arm.score, arm.cost, arm.inst, arm.scale = found.rank, found.cost, inst, scale
+            arm.score, arm.cost, arm.inst, arm.scale, arm.seed = found.rank, found.cost, inst, scale, seed
         return found
 
-    for name, make in gens.items():  # 1. every generator once, small
-        attempt(name, make(arms[name].scale, rng), arms[name].scale)
+    for name in gens:  # 1. every generator once, small
+        attempt(name, arms[name].scale)
     spent = 0
     ranked = sorted((k for k in arms if k != "random" and arms[k].inst is not None), key=lambda k: -arms[k].score)
     for name in ranked[:3]:  # 2. the three best, each grown while it stays affordable
@@ -61,7 +69,7 @@ def guided_search(search, g: Grammar, budget: int, max_cost: float) -> int:
         while arm.scale < hi and math.sqrt(max_cost / max(cost, 1.0)) >= MIN_STEP and spent < budget:
             scale = min(hi, int(arm.scale * min(MAX_JUMP, math.sqrt(max_cost / max(cost, 1.0)))))
             before = arm.score
-            found = attempt(name, gens[name](scale, rng), scale)
+            found = attempt(name, scale, arm.seed)  # the same choices, larger
             if found is None or found.rank < 0.9 * before:
                 break
             cost = found.cost
@@ -73,11 +81,6 @@ def guided_search(search, g: Grammar, budget: int, max_cost: float) -> int:
         names = [k for k in arms if arms[k].inst is not None]
         if not names:
             return spent
-        name = rng.choices(names, [arms[k].score for k in names])[0]
-        arm = arms[name]
-        inst, label = gens[name](arm.scale, rng), name
-        if rng.random() < 0.5:
-            other = rng.choice(names)
-            inst, label = mix(inst, arms[other].inst, rng), f"{name}+{other}"
-        attempt(name, inst, arm.scale, label)
+        name = rng.choices(names, [max(arms[k].score, 0.01) for k in names])[0]
+        attempt(name, arms[name].scale, other=rng.choice(names) if rng.random() < 0.5 else None)
     return spent
