@@ -713,7 +713,8 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
                                   f"into it: counted as a plain PyTorch solution")
         res["kernel"] = "torch"
     n_quality = min(cfg.quality_seeds, 3) if heavy else cfg.quality_seeds
-    reason = s.ref_call({"cmd": "degeneracy", "seeds": [secrets.randbits(31) for _ in range(n_quality)]},
+    reason = s.ref_call({"cmd": "degeneracy", "seeds": [secrets.randbits(31) for _ in range(n_quality)],
+                         "atol": cfg.atol, "rtol": cfg.rtol},
                         timeout=cfg.setup_timeout_s)[0].get("reason")
     res["degenerate"] = reason is not None
     if reason:

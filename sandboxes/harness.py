@@ -504,7 +504,8 @@ class Worker:
                 x = self.make_inputs(int(seed), False, {})
                 inputs.append(x)
                 outs.append(self.model(*[v.clone() if isinstance(v, torch.Tensor) else v for v in x]))
-            reason = degeneracy(outs, inputs) or insensitive_to_weights(torch, self.model, inputs[0], outs[0])
+            tol = float(h.get("atol", 1e-4)), float(h.get("rtol", 1e-4))
+            reason = degeneracy(outs, inputs, *tol) or insensitive_to_weights(torch, self.model, inputs[0], outs[0])
         return {"ok": True, "reason": reason}, b""
 
     def serve(self) -> None:

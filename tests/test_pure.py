@@ -41,7 +41,10 @@ def test_compare_structures():
 
 def test_degeneracy_flags():
     xs = [[torch.randn(4, 4)] for _ in range(3)]
-    assert "zero" in degeneracy([torch.zeros(4) + 1e-3 for _ in xs], xs)
+    assert "zero" in degeneracy([torch.zeros(4) + 1e-5 for _ in xs], xs)
+    small = [torch.full((4,), 1e-3) + 1e-3 * x[0][0] for x in xs]  # near zero, but zeros fail at atol 1e-4
+    assert degeneracy(small, xs) is None
+    assert "zero" in degeneracy(small, xs, atol=1e-2)
     assert "does not change" in degeneracy([torch.ones(4) * 7 for _ in xs], xs)
     assert "equals one of its inputs" in degeneracy([x[0].clone() for x in xs], xs)
     assert degeneracy([x[0] * 2 + 1 for x in xs], xs) is None
@@ -108,8 +111,10 @@ def test_quality_flags_spread_and_weights():
     from kopt.sandboxes.checks import insensitive_to_weights
 
     xs = [[torch.randn(8, 8)] for _ in range(5)]
-    flat = [torch.full((8,), 3.0) + 1e-3 * x[0][0] for x in xs]  # moves, but by < 0.01
+    flat = [torch.full((8,), 3.0) + 5e-5 * x[0][0] for x in xs]  # moves, but within the tolerance
     assert "barely depends" in degeneracy(flat, xs)
+    loss_like = [torch.full((1,), 8.355) + 5e-3 * x[0][0, :1] for x in xs]  # level-1 CrossEntropy's spread
+    assert degeneracy(loss_like, xs) is None
 
     class IgnoresWeights(torch.nn.Module):
         def __init__(self):
