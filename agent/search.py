@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from kopt.agent.coder import ProposerUnavailable
 from kopt.agent.core import Candidate, Evaluation, Target
-from kopt.agent.errors import EnvironmentMissing
+from kopt.agent.errors import KoptError
 from kopt.agent.novelty import make_net
 from kopt.agent.store import Store
 from kopt.agent.summarizer import summarize
@@ -171,7 +171,9 @@ class Search:
             else:
                 result = self.target.evaluate(path, self.hidden)
         except Exception as e:  # noqa: BLE001 - a candidate gets a verdict; only the reference ends the run
-            if not self.cands[cid].parent_ids or isinstance(e, EnvironmentMissing):
+            # KoptError is the evaluator's word on the task or the machine (everything a
+            # candidate does is a verdict inside it): a broken task ends the run either way
+            if not self.cands[cid].parent_ids or isinstance(e, KoptError):
                 raise
             result = _failed(e, "evaluation")
         return self._record(cid, result)
