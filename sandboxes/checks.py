@@ -50,11 +50,29 @@ def mismatch_detail(r, n, samples: int = 5) -> dict:
 
 
 def _flatten(x, path="out"):
+    """(path, leaf) pairs; a dict's keys are part of the path, so two outputs with different
+    key sets or key order differ in structure."""
     if isinstance(x, (list, tuple)):
         for i, v in enumerate(x):
             yield from _flatten(v, f"{path}[{i}]")
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from _flatten(v, f"{path}[{k!r}]")
     else:
         yield path, x
+
+
+def same_value(a, b) -> bool:
+    """Equality of two non-tensor leaves that cannot raise (a tensor or an odd object on
+    either side is simply not equal)."""
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return False
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - an object whose == misbehaves is not equal
+        return False
 
 
 def compare(ref, new, tol: Tolerance) -> Comparison:
@@ -66,10 +84,13 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
     ref_items, new_items = list(_flatten(ref)), list(_flatten(new))
     if len(ref_items) != len(new_items):
         return Comparison(False, float("inf"), f"returned {len(new_items)} outputs, expected {len(ref_items)}")
+    for (path, _), (new_path, _) in zip(ref_items, new_items):
+        if path != new_path:
+            return Comparison(False, float("inf"), f"output structure differs: got {new_path}, expected {path}")
     worst = 0.0
     for (path, r), (_, n) in zip(ref_items, new_items):
         if not isinstance(r, torch.Tensor):
-            if isinstance(n, torch.Tensor) or r != n:
+            if not same_value(r, n):
                 return Comparison(False, float("inf"), f"{path}: got {n!r}, expected {r!r}")
             continue
         if type(n) is not torch.Tensor:
@@ -179,7 +200,7 @@ def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, t
         for i, (r, n) in enumerate(zip(ref_inputs_after, new_body.get("inputs_after") or [])):
             for j, (a, b) in enumerate(zip(r, n)):
                 same = torch.equal(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) \
-                    and a.shape == b.shape and a.dtype == b.dtype else a == b
+                    and a.shape == b.shape and a.dtype == b.dtype else same_value(a, b)
                 if not same:
                     return RoundCheck("incorrect", f"{label}, call {i + 1}: input {j} was modified in place")
     worst = 0.0
@@ -205,8 +226,8 @@ def _located(c: Comparison, call: int) -> dict:
 def has_nonfinite(outs) -> bool:
     import torch
 
-    if isinstance(outs, (list, tuple)):
-        return any(has_nonfinite(v) for v in outs)
+    if isinstance(outs, (list, tuple, dict)):
+        return any(has_nonfinite(v) for v in (outs.values() if isinstance(outs, dict) else outs))
     return isinstance(outs, torch.Tensor) and outs.is_floating_point() and not bool(torch.isfinite(outs).all())
 
 

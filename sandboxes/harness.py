@@ -9,12 +9,14 @@ channel, as a second line of defence.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
 import sys
 import time
 import traceback
+import types
 
 from kopt.sandboxes import gpu_timing, protocol
 
@@ -41,9 +43,25 @@ def _torch_functions(torch) -> dict:
     out.update({f"gpu_timing.GpuTimer.{m}": getattr(gpu_timing.GpuTimer, m) for m in ("run", "_cold")})
     out.update({f"protocol.{f}": getattr(protocol, f) for f in ("send", "recv", "encode", "decode", "_write_all",
                                                                 "_read_into", "check_blob")})
-    out.update({f"Worker.{m}": getattr(Worker, m) for m in dir(Worker)
-                if m.startswith("cmd_") or m.startswith("_") and not m.startswith("__")})
+    out.update({f"Worker.{m}": v for m, v in vars(Worker).items() if isinstance(v, types.FunctionType)})
+    out.update({f"Alarm.{m}": v for m, v in vars(Alarm).items() if isinstance(v, types.FunctionType)})
     return out
+
+
+def _snapshot(functions: dict) -> dict:
+    """Each checked function with what can be swapped under the same object: its code and
+    defaults (a function whose `__code__` is replaced keeps its identity)."""
+    def state(fn):
+        kw = getattr(fn, "__kwdefaults__", None)
+        return (fn, getattr(fn, "__code__", None), getattr(fn, "__defaults__", None), dict(kw) if kw else kw)
+
+    return {name: state(fn) for name, fn in functions.items()}
+
+
+def _changed(before: tuple, after: tuple | None) -> bool:
+    if after is None:
+        return True
+    return any(a is not b for a, b in zip(before[:3], after[:3])) or before[3] != after[3]
 
 
 class Alarm:
@@ -177,6 +195,36 @@ def record_extension_modules(alarm: Alarm) -> None:
     cpp_extension._import_module_from_library = import_and_record
 
 
+class Seeded:
+    """The model, seeded right before each forward from the seed kopt sends with the call
+    (`base + k` for the k-th input set), the same on both sides: a stochastic forward
+    (dropout in training mode) draws the same numbers in the reference and the candidate."""
+
+    def __init__(self, torch, model, seeds: list | None):
+        self.torch, self.model, self.seeds, self.k = torch, model, seeds, 0
+
+    def __call__(self, *x):
+        if self.seeds is not None:
+            self.torch.manual_seed(self.seeds[self.k % len(self.seeds)])
+        self.k += 1
+        return self.model(*x)
+
+
+def live_code() -> set:
+    """The code objects of every function alive now (taken before the solution loads)."""
+    return {f.__code__ for f in gc.get_objects() if type(f) is types.FunctionType}
+
+
+def new_code_fingerprints(before: set) -> list[str]:
+    """Fingerprints of every function that appeared since `before`: task code loaded from
+    elsewhere and held in a module global, a closure or a container is found even outside
+    ModelNew's object graph (kopt discounts code compiled from the solution's own text)."""
+    from kopt.sandboxes.reuse import fingerprint
+
+    codes = {f.__code__ for f in gc.get_objects() if type(f) is types.FunctionType} - before
+    return sorted({fingerprint(c) for c in codes})
+
+
 def load_module(path: str, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -239,10 +287,11 @@ class Worker:
             self.task = load_module(h["task"], "kopt_task")
             torch.manual_seed(42)
             init = list(self.task.get_init_inputs())
+            torch.manual_seed(42)  # again, as upstream KernelBench: init inputs may draw from the RNG
             self.model = self.task.Model(*init).to(self.device)
             # the candidate's per-call bookkeeping (audit hook, tamper check) runs here too,
             # so both sides' clocks carry the same harness work
-            self.originals = {**_ORIGINALS, **_torch_functions(torch)}
+            self.originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
             sys.addaudithook(lambda event, args: None)  # same cost per event, no rules: a task may use sockets
             return {"ok": True, "constants": scalable_constants(self.task), "params": self.param_shapes()}, \
                 protocol.encode(init, torch)
@@ -254,7 +303,8 @@ class Worker:
             record_extension_modules(self.alarm)
         if "cupy" in h.get("source", ""):
             count_cupy_launches(self.alarm)
-        originals = {**_ORIGINALS, **_torch_functions(torch)}
+        originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
+        before = live_code()
         # the solution arrives as text: its own path may be hidden from this process
         local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
         with open(local, "w") as f:
@@ -279,7 +329,8 @@ class Worker:
         self.check_tamper()
         from kopt.sandboxes.reuse import model_fingerprints
 
-        return {"ok": True, "params": self.param_shapes(), "code": model_fingerprints(self.model)}, b""
+        code = set(model_fingerprints(self.model)) | set(new_code_fingerprints(before))
+        return {"ok": True, "params": self.param_shapes(), "code": sorted(code)}, b""
 
     def _float_params(self) -> list:
         return [p for p in self.model.parameters() if p.is_floating_point() and p.numel()]
@@ -305,10 +356,13 @@ class Worker:
         return {"ok": True}, b""
 
     def check_tamper(self) -> None:
-        current = {**_timer_functions(), **_torch_functions(self.torch)}
-        for name, fn in self.originals.items():
-            if current.get(name) is not fn:
+        current = _snapshot({**_timer_functions(), **_torch_functions(self.torch)})
+        for name, before in self.originals.items():
+            if _changed(before, current.get(name)):
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
+        shadowed = set(vars(self)) & set(vars(Worker))
+        if shadowed:
+            self.alarm.raise_alarm("patches the timer or harness", f"Worker.{sorted(shadowed)[0]} was shadowed")
 
     def make_inputs(self, seed: int, signed: bool, scale: dict, dist: str = "") -> list:
         torch = self.torch
@@ -347,16 +401,17 @@ class Worker:
         runs from the request to the last byte of the reply, so work moved into loading or
         serialising is timed too."""
         self.payload = payload
+        self.call_seed = h.get("seed")
         self.alarm.phase = "run"
         gpu_times: dict = {}
         try:
             sets = protocol.decode(payload, self.torch)
             self.inputs = [[x.to(self.device) if isinstance(x, self.torch.Tensor) else x for x in s] for s in sets]
             if self.device == "cuda":
-                self.outs, gpu_times["event_ms"], gpu_times["call_wall_ms"] = self._gpu_timer().run(self.model,
-                                                                                                   self.inputs)
+                self.outs, gpu_times["event_ms"], gpu_times["call_wall_ms"] = self._gpu_timer().run(
+                    Seeded(self.torch, self.model, self._seeds(0)), self.inputs)
             else:
-                self.outs = self._forward_all()
+                self.outs = self._forward_all(self._seeds(0))
         except BaseException as e:  # noqa: BLE001
             return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
         finally:
@@ -397,7 +452,7 @@ class Worker:
             if h.get("trace"):
                 sys.setprofile(self._trace_native())
             try:
-                outs = self._forward_all()
+                outs = self._forward_all(self._seeds(1))
             finally:
                 sys.setprofile(None)
         except BaseException as e:  # noqa: BLE001
@@ -414,9 +469,17 @@ class Worker:
         protocol.decode(payload, self.torch)
         return {"ok": True}, protocol.encode(self.outs, self.torch)
 
-    def _forward_all(self) -> list:
+    def _seeds(self, shift: int) -> list | None:
+        """Per-forward seeds of the last call, for the input sets shifted by `shift` (the
+        repeat pass runs set i+1's values in slot i); None when kopt sent no seed."""
+        seed, n = getattr(self, "call_seed", None), len(self.inputs)
+        if not isinstance(seed, int) or not n:
+            return None
+        return [seed + (i + shift) % n for i in range(n)]
+
+    def _forward_all(self, seeds: list | None = None) -> list:
         torch = self.torch
-        model = self.model
+        model = Seeded(torch, self.model, seeds)
         with torch.no_grad():
             outs = [model(*x) for x in self.inputs]
         if self.device == "cuda":
