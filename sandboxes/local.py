@@ -10,6 +10,7 @@ its protections this host gives, and each Worker says which it got (`protections
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import glob
 import json
@@ -24,6 +25,8 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not import
 
 
 @dataclass
@@ -278,20 +281,25 @@ class Cgroups:
 
     def __init__(self, max_pids: int, memory_mb: int | None):
         self.paths: list[Path] = []
-        wanted = {"pids": ("pids.max", str(max_pids))}
+        wanted: dict[str, tuple[str, str] | None] = {"pids": ("pids.max", str(max_pids))}
         if memory_mb:
             wanted["memory"] = ("memory.limit_in_bytes" if Path("/sys/fs/cgroup/memory").is_dir() else "memory.max",
                                 str(memory_mb << 20))
-        for controller, (knob, value) in wanted.items():
+        wanted["cpuacct"] = None  # v1: the tree's CPU time (v2 has cpu.stat in every cgroup)
+        made: dict[Path, Path] = {}  # v2: one hierarchy, so one cgroup for every controller
+        for controller, setting in wanted.items():
             base = _cgroup_base(controller)
             if base is None:
                 continue
             try:
-                path = Path(tempfile.mkdtemp(prefix="kopt-", dir=base))
-                (path / knob).write_text(value)
-                self.paths.append(path)
+                path = made.get(base) or Path(tempfile.mkdtemp(prefix="kopt-", dir=base))
+                if setting:
+                    (path / setting[0]).write_text(setting[1])
             except OSError:
                 continue
+            if base not in made:
+                made[base] = path
+                self.paths.append(path)
 
     @property
     def path(self) -> Path | None:
@@ -306,6 +314,18 @@ class Cgroups:
                 return any(line.split()[0] == "oom_kill" and line.split()[1] != "0"
                            for line in _read(path / "memory.events").splitlines() if line.strip())
         return False
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process that ever ran in the tree (None without a CPU-accounting
+        cgroup): a process the worker hides from /proc still counts here."""
+        for path in self.paths:
+            if (path / "cpuacct.usage").exists():
+                text = _read(path / "cpuacct.usage").strip()
+                return int(text) / 1e9 if text.isdigit() else None
+            for line in _read(path / "cpu.stat").splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+        return None
 
     def enter(self) -> None:
         """Called in the child before exec: it and all its descendants join the cgroups."""
@@ -423,7 +443,7 @@ class Worker:
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) not in (root, self.proc.pid):
                 try:
-                    if os.readlink(f"/proc/{entry}/ns/pid") == ns and _state(int(entry)) != "Z":
+                    if os.readlink(f"/proc/{entry}/ns/pid") == ns and _alive(int(entry)):
                         out.append(int(entry))
                 except OSError:
                     pass
@@ -440,12 +460,19 @@ class Worker:
         return int(kids[0]) if kids else None
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the worker process, all its threads, from the kernel."""
-        try:
-            fields = Path(f"/proc/{self.root_pid()}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError, TypeError):
-            return 0.0
+        """User + system CPU time of the worker's whole tree, from the kernel: its cgroup's
+        where there is one, else the sum over its live processes (all their threads)."""
+        usage = self.cgroup.cpu_seconds() if self.cgroup else None
+        if usage is not None:
+            return usage
+        total = 0.0
+        for pid in (self.root_pid(), *self.namespace_pids()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
 
     def thread_count(self) -> int:
         pid = self.root_pid()
@@ -480,11 +507,30 @@ class Worker:
             shutil.rmtree(self.cache_dir, ignore_errors=True)  # a disk filler keeps nothing
 
 
-def _state(pid: int) -> str:
+def _state(stat: str) -> str:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(stat).read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "?"
+
+
+def _alive(pid: int) -> bool:
+    """Whether any thread of `pid` runs: a process whose main thread exited (a zombie leader)
+    while another thread goes on is alive."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(_state(f"/proc/{pid}/task/{tid}/stat") not in ("Z", "X", "?") for tid in tids)
+
+
+def _die_with(parent: int) -> None:
+    """In the child before exec: SIGKILL when kopt dies (killed included), so no worker outlives
+    it in its own session. The kernel sends it when the forking *thread* ends: evaluations run
+    in pool threads, which outlive the workers they start."""
+    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # kopt died before the call above
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _limit_self(limits: Limits) -> None:
@@ -533,7 +579,10 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     # the memory cap covers the whole tree, the private work dir's files (tmpfs) included
     cgroup = Cgroups(limits.nproc, limits.memory_mb if limits.memory_mb < 1 << 30 else None)
 
+    parent = os.getpid()
+
     def preexec():
+        _die_with(parent)
         cgroup.enter()
         _limit_self(limits)
         if cpus:
