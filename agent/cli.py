@@ -271,16 +271,20 @@ def runs_show(run: Path = typer.Argument(..., help="run directory"),
         typer.echo(json.dumps(info, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     con = Console()
-    for r in info["runs"]:
-        con.print(f"[bold]{r['id']}[/] {r['command']} {r['target']} ({r['status']})")
+    for r in info["runs"]:  # stored text comes from candidates and models: never read as markup
+        con.print(f"[bold]{escape(str(r['id']))}[/] {escape(str(r['command']))} {escape(str(r['target']))} "
+                  f"({escape(str(r['status']))})")
     t = Table("candidate", "verdict", "speedup", "CI", "reason")
     for e in info["evaluations"]:
         ci = e["speedup_ci"]
-        t.add_row(e["candidate"], e["verdict"] or "", f"{e['speedup']:.3f}" if e["speedup"] else "-",
-                  f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-", (e["reason"] or "")[:80])
+        t.add_row(Text(str(e["candidate"])), Text(str(e["verdict"] or "")),
+                  f"{e['speedup']:.3f}" if e["speedup"] else "-",
+                  f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-", Text((e["reason"] or "")[:80]))
     con.print(t)
 
 

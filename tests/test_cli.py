@@ -158,3 +158,22 @@ def test_doctor_json():
     assert isinstance(info, dict)
     for key in ("sandbox", "g++", "torch", "cuda"):
         assert key in info and isinstance(info[key], str) and info[key], (key, info)
+
+
+def test_runs_show_prints_markup_in_stored_text_as_text(tmp_path):
+    """A candidate's compile error can hold '[/]' (e.g. #include "[/]x.h"): shown as written."""
+    from kopt.agent.core import Candidate, Evaluation
+    from kopt.agent.store import Store
+
+    store = Store.open_run_dir(tmp_path)
+    store.set_meta("run_id", "r1")
+    store.start_run("r1", "optimize", "[bold]prog.cpp", {})
+    cand = Candidate(code="int main(){}", plan_step="[/]")
+    store.add_candidate("r1", cand)
+    reason = 'compile error: "[/]x.h" [/bold] not found'
+    store.add_evaluation("r1", Evaluation(cand.id, {"verdict": "compile_error", "reason": reason,
+                                                    "speedup": None, "speedup_ci": None}))
+    store.close()
+    q = kopt("runs", "show", tmp_path)
+    assert q.returncode == 0 and "Traceback" not in q.stderr, q.stderr
+    assert "[/]x.h" in q.stdout and "[bold]prog.cpp" in q.stdout, q.stdout
