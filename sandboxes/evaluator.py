@@ -577,6 +577,9 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     gen, inputs = ref({"cmd": "make_inputs", "seeds": seeds, "signed": signed, "scale": scale or {},
                        "dists": [dist] * len(seeds) if dist else None})
     n = len(seeds)
+    # both sides seed each forward from this (a stochastic forward draws the same numbers);
+    # drawn apart from the input seeds, so it tells the candidate nothing about its inputs
+    call = {"cmd": "call", "seed": secrets.randbits(31)}
     times = {"gen_cpu": s.ref.worker.cpu_seconds() - cpu0, "gen_s": gen.get("gen_s", 0.0),
              "shapes": gen.get("shapes", []), "dist": dist, "label": label}
     workers = {"new": s.new.worker, "ref": s.ref.worker}
@@ -585,9 +588,9 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
         c0 = workers[role].cpu_seconds()
         t0 = time.perf_counter()
         if role == "ref":
-            reply, ref_out = ref({"cmd": "call"}, inputs)
+            reply, ref_out = ref(dict(call), inputs)
         else:
-            reply, new_out = s.new_call({"cmd": "call"}, inputs, max_payload=s.output_cap(n))
+            reply, new_out = s.new_call(dict(call), inputs, max_payload=s.output_cap(n))
         times[role] = time.perf_counter() - t0
         times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
         if s.cfg.device == "cuda":
