@@ -47,7 +47,10 @@ owner=""
 mount -t tmpfs -o "size=${tmp_mb}m,mode=0700$owner" kopt-work "$work" || fail "work dir"
 mount -t proc -o nosuid,nodev,noexec,hidepid=0 kopt-proc /proc || fail "proc"
 mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys || fail "proc/sys"
-stage=$work/.kopt-stage
+# The stage is named relative to the work dir, which stays the cwd: a blank over a folder
+# that holds the work dir (/tmp) hides its path, never the cwd (-c: no canonical paths).
+cd "$work" || fail "cd"
+stage=.kopt-stage
 mkdir -m 0700 "$stage" || fail "stage"
 
 # keep(SRC_ROOT, DST_ROOT, REL): bind SRC_ROOT/REL at DST_ROOT/REL, making the mount point
@@ -57,21 +60,21 @@ keep() {
     parent=$2/$3; parent=${parent%/*}
     { [ -d "$parent" ] || mkdir -p "$parent"; } && : > "$2/$3" || return 1
   else return 0; fi
-  mount --rbind "$1/$3" "$2/$3"
+  mount -c --rbind "$1/$3" "$2/$3"
 }
 
 i=0
 while IFS= read -r b; do
   [ -n "$b" ] && [ -d "$b" ] || continue
   i=$((i + 1)); s=$stage/$i
-  mkdir "$s" && mount --rbind "$b" "$s" || fail "home: stage $b"
+  mkdir "$s" && mount -c --rbind "$b" "$s" || fail "home: stage $b"
   mount -t tmpfs -o size=1m,mode=0755,nosuid,nodev kopt-home "$b" || fail "home: blank $b"
   while IFS= read -r a; do
     case "$a" in "$b"/*) keep "$s" "$b" "${a#"$b"/}" || fail "home: allow $a" ;; esac
   done <<EOF
 $allows
 EOF
-  umount -l "$s" && rmdir "$s" || fail "home: unstage $b"
+  umount -c -l "/proc/self/cwd/$s" && rmdir "$s" || fail "home: unstage $b"
 done <<EOF
 $blanks
 EOF
@@ -94,7 +97,7 @@ awk '{print $2}' /proc/self/mounts | sed 's/\\040/ /g' | sort -u | while IFS= re
 done
 
 if [ "$dev" = 1 ]; then
-  mkdir "$stage/dev" && mount --bind /dev "$stage/dev" || fail "dev: stage"
+  mkdir "$stage/dev" && mount -c --bind /dev "$stage/dev" || fail "dev: stage"
   mount -t tmpfs -o size=64k,mode=0755,nosuid,noexec kopt-dev /dev || fail "dev: blank"
   while IFS= read -r n; do
     [ -n "$n" ] && { keep "$stage/dev" /dev "${n#/dev/}" || fail "dev: $n"; }
@@ -103,7 +106,7 @@ null${nl}zero${nl}full${nl}random${nl}urandom${nl}$nodes
 EOF
   ln -s /proc/self/fd /dev/fd && ln -s fd/0 /dev/stdin && ln -s fd/1 /dev/stdout && ln -s fd/2 /dev/stderr \
     && mkdir /dev/shm || fail "dev: links"
-  umount -l "$stage/dev" && rmdir "$stage/dev" || fail "dev: unstage"
+  umount -c -l "/proc/self/cwd/$stage/dev" && rmdir "$stage/dev" || fail "dev: unstage"
 fi
 if [ -d /dev/shm ]; then
   mount -t tmpfs -o "size=64m,mode=1777,nosuid,nodev" kopt-shm /dev/shm || fail "/dev/shm"

@@ -107,12 +107,43 @@ def work_parent() -> str:
     return "/tmp" if inside and os.path.isdir("/tmp") else base
 
 
+# Top-level folders a worker sees whole (read-only): the system, python and compilers need
+# them. Every other one (/tmp, /var, /work, /srv, /mnt, /opt, /run, ...) is blanked like a home.
+SYSTEM_DIRS = ("usr", "lib", "lib32", "lib64", "libx32", "bin", "sbin", "etc", "proc", "dev", "sys", "nix")
+
+
+def outside_system() -> tuple[list[str], list[str]]:
+    """(the top-level folders to blank, the top-level files to hide): all but SYSTEM_DIRS."""
+    dirs, files = [], []
+    for entry in sorted(os.listdir("/")):
+        path = "/" + entry
+        if entry in SYSTEM_DIRS or os.path.islink(path) or "\n" in entry:
+            continue
+        if os.path.isdir(path):
+            dirs.append(path)
+        elif os.path.isfile(path):
+            files.append(path)
+    return dirs, files
+
+
+def _kopt_sources() -> list[str]:
+    """kopt's own code: its package folders and top-level modules, not the whole checkout it
+    may live in (run dirs, .git, task files beside it)."""
+    root = Path(__file__).resolve().parents[1]
+    return [str(p) for p in sorted(root.iterdir())
+            if (p.is_dir() and (p / "__init__.py").exists()) or (p.is_file() and p.suffix == ".py")]
+
+
 def runtime_paths() -> list[str]:
     """What every worker reads: the python install, the venv, every import path, kopt
-    itself and the CUDA toolkit."""
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(Path(__file__).parents[1]),
-             *sys.path, *(os.environ.get(k, "") for k in ("CUDA_HOME", "CUDA_PATH"))]
-    return [os.path.realpath(p) for p in paths if p and os.path.exists(p)]
+    itself and the CUDA toolkit. An import path that holds kopt's checkout (pytest puts it
+    first) stands for kopt's own code only."""
+    root = os.path.realpath(Path(__file__).parents[1])
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path,
+             *(os.environ.get(k, "") for k in ("CUDA_HOME", "CUDA_PATH"))]
+    real = [os.path.realpath(p) for p in paths if p and os.path.exists(p)]
+    kept = [p for p in real if not (root + "/").startswith(p.rstrip("/") + "/")]
+    return [*kept, *_kopt_sources()]
 
 
 def _minimal(paths: list[str]) -> list[str]:
@@ -138,19 +169,20 @@ def _closed_ancestor(path: str, uid: int) -> str | None:
     return None
 
 
-def jail_options(features: frozenset[str], work: str, allowed: list[str], gpu: bool) -> list[str]:
-    """jail.sh's options for the protections in `features`."""
+def jail_options(features: frozenset[str], work: str, allowed: list[str], gpu: bool,
+                 extra_blanks: tuple[str, ...] = ()) -> list[str]:
+    """jail.sh's options for the protections in `features`: with "home", every folder but the
+    system's is blanked, and only `allowed` (and the work dir) bound back."""
     opts: list[str] = ["-p", os.path.realpath(sys.executable)]
     uid = WORKER_UIDS[secrets.randbelow(len(WORKER_UIDS))]
     if "uid" in features:
         opts += ["-u", f"{uid}:{uid}"]
     if "home" in features:
-        allowed = _minimal(allowed)
-        blanks = home_roots()
+        allowed = _minimal([*allowed, os.path.realpath(work)])
+        blanks = [*home_roots(), *outside_system()[0], *extra_blanks]
         if "uid" in features:
             blanks += [a for a in (_closed_ancestor(p, uid) for p in allowed) if a]
-        work_dir = os.path.realpath(work)
-        for b in _minimal([b for b in blanks if not (work_dir + "/").startswith(b.rstrip("/") + "/")]):
+        for b in _minimal(blanks):
             opts += ["-b", b]
         for a in allowed:
             opts += ["-a", a]
@@ -210,9 +242,8 @@ def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict
         for f in ("secret", "home/secret", "home/allowed/file"):
             Path(d, f).write_text("secret")
         os.chmod(d, 0o755)
-        opts = jail_options(features, f"{d}/work", [*runtime_paths(), f"{d}/home/allowed"], gpu=False)
-        if "home" in features:
-            opts += ["-b", f"{d}/home"]
+        opts = jail_options(features, f"{d}/work", [*runtime_paths(), f"{d}/home/allowed", f"{d}/cache"],
+                            gpu=False, extra_blanks=(f"{d}/home",))
         cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *opts, "16", f"{d}/work", f"{d}/cache", f"{d}/secret", "--",
                os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d, str(add_key)]
         try:
@@ -565,7 +596,8 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     jail = jail_features() if prefix else None
     if jail:
         features = jail[0]
-        hide = [p for p in (*limits.hide_paths, *(() if "home" in features else default_hidden())) if os.path.exists(p)]
+        hide = [p for p in (*limits.hide_paths, *(outside_system()[1] if "home" in features else default_hidden()))
+                if os.path.exists(p)]
         allowed = [*runtime_paths(), *limits.read_paths, *(env.get("PYTHONPATH", "").split(os.pathsep)),
                    *([limits.cache_dir] if limits.cache_dir else [])]
         opts = jail_options(features, str(workdir), [os.path.realpath(a) for a in allowed if a], limits.gpu)
