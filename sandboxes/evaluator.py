@@ -95,24 +95,31 @@ class Channel:
 
     def call(self, header: dict, payload=b"", timeout: float = 120.0,
              max_payload: int = 8 << 30) -> tuple[dict, bytes]:
-        w = self.worker
-        try:
-            protocol.send(w.to_fd, header, payload)
+        w, cmd = self.worker, header["cmd"]
+        try:  # a worker that stops reading must not block kopt's write for ever
+            protocol.send(w.to_fd, header, payload, deadline=time.monotonic() + timeout)
         except OSError:
             raise WorkerFailed("runtime_error", self._death_reason()) from None
+        except protocol.Late:
+            late = f"{self.role} did not take the '{cmd}' request within {timeout:.0f}s"
+            raise WorkerFailed("timeout", late) from None
         ready, _, _ = select.select([w.from_fd], [], [], timeout)
         if not ready:
-            raise WorkerFailed("timeout", f"{self.role} did not answer '{header['cmd']}' within {timeout:.0f}s")
+            raise WorkerFailed("timeout", f"{self.role} did not answer '{cmd}' within {timeout:.0f}s")
         try:
             reply, data = protocol.recv(w.from_fd, max_payload, REPLY_JSON_MAX if self.hostile else protocol.MAX_JSON,
                                         deadline=time.monotonic() + timeout)
+            if self.hostile:
+                reply = _valid_reply(reply, cmd)
+        except WorkerFailed:
+            raise
         except protocol.Closed:
             raise WorkerFailed("runtime_error", self._death_reason()) from None
         except protocol.ProtocolError as e:
-            raise WorkerFailed("rejected", f"malformed reply to '{header['cmd']}': {e}") from None
+            raise WorkerFailed("rejected", f"malformed reply to '{cmd}': {e}") from None
+        except Exception as e:  # noqa: BLE001 - whatever the reply makes kopt raise is a verdict on it
+            raise WorkerFailed("rejected", f"unreadable reply to '{cmd}': {type(e).__name__}") from None
         self.read_alarms()
-        if self.hostile:
-            reply = _valid_reply(reply, header["cmd"])
         if not reply.get("ok"):
             raise WorkerFailed(reply.get("kind", "runtime_error"), str(reply.get("error", "failed")))
         return reply, data
@@ -136,7 +143,7 @@ class Channel:
                     if not isinstance(alarm, dict) or not isinstance(alarm.get("rule"), str):
                         raise ValueError
                     self.alarms.append({"rule": alarm["rule"][:100], "detail": str(alarm.get("detail", ""))[:300]})
-                except ValueError:
+                except Exception:  # noqa: BLE001 - any line kopt cannot parse (deep nesting too) is an alarm
                     self._alarm("wrote to the alarm channel")
             if len(self._alarm_buf) > ALARM_LINE_MAX:
                 self._alarm_buf = b""
@@ -183,9 +190,11 @@ def _valid_reply(reply: dict, cmd: str) -> dict:
         if key in reply and (not isinstance(reply[key], list) or len(reply[key]) > 100_000 or
                              not all(type(v) in (int, float) and math.isfinite(v) for v in reply[key])):
             bad(key)
-    for key in ("params", "code"):
-        if key in reply and not isinstance(reply[key], list):
-            bad(key)
+    if "code" in reply and not isinstance(reply["code"], list):
+        bad("code")
+    if "params" in reply and not (isinstance(reply["params"], list) and all(  # shapes, compared with ==
+            isinstance(p, list) and all(type(d) is int for d in p) for p in reply["params"])):
+        bad("params")
     return reply
 
 
@@ -295,9 +304,9 @@ class _Session:
     def close(self) -> None:
         _release_cpus(self.cpus)
         for ch in (self.ref, self.new):
-            try:
-                protocol.send(ch.worker.to_fd, {"cmd": "exit"})
-            except OSError:
+            try:  # a worker that stopped reading gets killed, not waited on
+                protocol.send(ch.worker.to_fd, {"cmd": "exit"}, deadline=time.monotonic() + 1)
+            except (OSError, protocol.ProtocolError):
                 pass
             ch.worker.kill()
 

@@ -20,6 +20,7 @@ MAX_JSON = 16 << 20
 ALIGN = 64
 MAX_DEPTH = 32
 MAX_NODES = 100_000
+MAX_STR = 1 << 16  # longest string leaf in a blob (an activation's name, a mode): characters
 # name -> bytes per element; anything else is not a plain tensor
 DTYPES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "complex64": 8, "complex128": 16,
           "int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8, "bool": 1}
@@ -33,12 +34,20 @@ class Closed(ProtocolError):
     """The peer closed its end (it died, or exited)."""
 
 
-def _wait(fd: int, deadline: float | None) -> None:
+class Late(ProtocolError):
+    """The peer did not take a request, or finish its reply, before the deadline."""
+
+
+def _wait(fd: int, deadline: float | None, write: bool = False) -> None:
+    """Until `fd` can be read (or written); Late once the deadline has passed."""
+    rd, wr = ([], [fd]) if write else ([fd], [])
     if deadline is None:
+        if write:  # a non-blocking fd with no deadline: wait as long as it takes
+            select.select(rd, wr, [])
         return
     left = deadline - time.monotonic()
-    if left <= 0 or not select.select([fd], [], [], left)[0]:
-        raise ProtocolError("reply not complete before the deadline")
+    if left <= 0 or not any(select.select(rd, wr, [], left)[:2]):
+        raise Late("request not taken before the deadline" if write else "reply not complete before the deadline")
 
 
 def _read_into(fd: int, view: memoryview, deadline: float | None = None) -> None:
@@ -68,21 +77,34 @@ def widen_pipe(fd: int) -> None:
         pass
 
 
-def _write_all(fd: int, data) -> None:
+def _write_all(fd: int, data, deadline: float | None = None) -> None:
     view = memoryview(data).cast("B")
     while view:
-        n = os.write(fd, view)
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            _wait(fd, deadline, write=True)
+            continue
         view = view[n:]
 
 
-def send(fd: int, header: dict, payload=b"") -> None:
-    """One frame; `payload` is bytes or a list of buffers (written without joining them)."""
+def send(fd: int, header: dict, payload=b"", deadline: float | None = None) -> None:
+    """One frame; `payload` is bytes or a list of buffers (written without joining them).
+    With a deadline the fd is written non-blocking: a peer that stops reading raises Late
+    instead of blocking the sender for ever once the pipe is full."""
     parts = payload if isinstance(payload, list) else [payload]
     body = json.dumps(header).encode()
-    _write_all(fd, _HEADER.pack(len(body), sum(memoryview(p).nbytes for p in parts)) + body)
-    for p in parts:
-        if memoryview(p).nbytes:
-            _write_all(fd, p)
+    blocking = os.get_blocking(fd)
+    if deadline is not None and blocking:
+        os.set_blocking(fd, False)
+    try:
+        _write_all(fd, _HEADER.pack(len(body), sum(memoryview(p).nbytes for p in parts)) + body, deadline)
+        for p in parts:
+            if memoryview(p).nbytes:
+                _write_all(fd, p, deadline)
+    finally:
+        if deadline is not None and blocking:
+            os.set_blocking(fd, True)
 
 
 def recv_header(fd: int, max_payload: int = 8 << 30, max_json: int = MAX_JSON,
@@ -95,6 +117,8 @@ def recv_header(fd: int, max_payload: int = 8 << 30, max_json: int = MAX_JSON,
         header = json.loads(_read_exact(fd, n_json, deadline))
     except ValueError as e:
         raise ProtocolError(f"bad frame header: {e}") from None
+    except RecursionError:
+        raise ProtocolError("bad frame header: nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad frame header: not an object")
     return header, n_payload
@@ -113,7 +137,7 @@ def _pad(n: int) -> int:
 
 
 def encode(obj, torch) -> list:
-    """A blob (list of buffers) for tensors, scalars and lists/tuples/dicts of them.
+    """A blob (list of buffers) for tensors, scalars, strings and lists/tuples/dicts of them.
     TypeError for anything else (a tensor subclass, a lazy object, a sparse or meta tensor)."""
     chunks: list = []
     offset = [0]
@@ -139,7 +163,7 @@ def encode(obj, torch) -> list:
             return {"t": type(x).__name__, "v": [node(v, depth + 1) for v in x]}
         if type(x) is dict and all(type(k) is str for k in x):
             return {"t": "dict", "k": list(x), "v": [node(v, depth + 1) for v in x.values()]}
-        if type(x) in (int, float, bool) or x is None:
+        if type(x) in (int, float, bool) or x is None or type(x) is str and len(x) <= MAX_STR:
             return {"t": "val", "v": x}
         raise TypeError(f"output is a {type(x).__module__}.{type(x).__qualname__}, not a plain torch.Tensor")
 
@@ -195,7 +219,8 @@ def check_blob(data, max_tree: int = 1 << 20) -> tuple[dict, int]:
             for v in vals:
                 check(v, depth + 1)
         elif kind == "val":
-            if not (t.get("v") is None or type(t.get("v")) in (int, float, bool)):
+            v = t.get("v")
+            if not (v is None or type(v) in (int, float, bool) or type(v) is str and len(v) <= MAX_STR):
                 raise ProtocolError("outputs blob has a malformed value")
         else:
             raise ProtocolError("outputs blob has an unknown entry")
