@@ -7,7 +7,10 @@ one run to the next. Build outputs are the one exception: files that the first, 
 bench run wrote under the same names in the candidate's tree *and* in the original's
 (`build/bench`, objects) are kept, copied out of the tree once and put back after every
 reset, so a native bench is not rebuilt inside its timing. Bytecode caches and anything
-under a folder named .git are never kept.
+under a folder named .git are never kept, nor is a file the original's bench writes again
+when its own outputs are put back (`rewrites`): a real build output is then up to date, a
+file rewritten on every run (`results.txt`) is a result, and kept it would be a cache
+whose contents the candidate chose.
 """
 from __future__ import annotations
 
@@ -87,6 +90,20 @@ class FreshRuns:
             os.chmod(dst, st.st_mode & 0o755)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
             self.kept.append(rel)
+
+    def rewrites(self, command: str, timeout: float) -> tuple[RunResult, set[str]]:
+        """Run `command` again with what its last run wrote put back, and say what it wrote
+        again: files rewritten on every run (results), not build outputs now up to date.
+        Nothing stays kept afterwards."""
+        first = self.written
+        self.keep(first)
+        try:
+            r = self.run(command, timeout)
+            return r, self.written & first
+        finally:
+            self.kept = []
+            shutil.rmtree(self.stash, ignore_errors=True)
+            self.written = first
 
     def _restore(self) -> None:
         for rel in self.kept:

@@ -64,6 +64,7 @@ class RepoTarget:
         self.hotspots: list[Hotspot] = []
         self.profile: Profile | None = None
         self.results: dict[str, list[dict]] = {}  # this process's evaluations, by patch
+        self.rewrites: set[str] | None = None  # what the original's bench writes on every run
         tmp = Path(tempfile.mkdtemp(prefix="kopt-repo-"))
         atexit.register(shutil.rmtree, tmp, True)
         self.ws = worktree.Workspace(root, commit, tmp)
@@ -258,7 +259,15 @@ class RepoTarget:
         if not warm_ref.ok:
             return _fail("runtime_error", f"the original's bench failed this time: {_last_line(warm_ref)}",
                          checks=checks)
-        built = new.written & ref.written  # the same build outputs on both sides: kept between runs
+        if self.rewrites is None:  # learnt once: the original is the same in every evaluation
+            again, rewrites = ref.rewrites(self.bench, self.bench_timeout)
+            if not again.ok:
+                return _fail("runtime_error", f"the original's bench failed this time: {_last_line(again)}",
+                             checks=checks)
+            self.rewrites = rewrites
+        # the same build outputs on both sides, kept between runs; never a file the original
+        # rewrites on every run (a result: kept, its contents would be the candidate's cache)
+        built = (new.written & ref.written) - self.rewrites
         new.keep(built)
         ref.keep(built)
         expect = OutputCheck(self.bench_metric, warm_ref.output)
