@@ -24,6 +24,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -405,19 +406,33 @@ def _wipe(base: Path) -> None:
                     pass
 
 
-def _count(io: Path, main_pid: int) -> int | None:
-    """Instructions of the run: the sum over every process's cachegrind file, which must be a
-    regular file; the program's own (main) file must be there."""
-    total, seen_main = 0, False
-    for f in sorted(io.glob("cg.[0-9]*")):
-        if not f.name[3:].isdigit() or not stat.S_ISREG(os.lstat(f).st_mode):
-            return None
-        lines = [ln for ln in f.read_text(errors="replace").splitlines() if ln.startswith("summary:")]
-        if len(lines) != 1:
-            return None
-        total += int(lines[0].split()[1])
-        seen_main = seen_main or f.name == f"cg.{main_pid}"
-    return total if seen_main else None
+SUMMARY = re.compile(rb"^==(\d+)== I\s+refs:\s+([0-9,]+)\s*$", re.M)
+SUMMARY_LIKE = re.compile(rb"^==(\d+)== I\s+refs:", re.M)
+MAX_VALGRIND_LOG = 1 << 20
+
+
+def _count(log: bytes, main_pid: int) -> int | None:
+    """Instructions of the run, from valgrind's log (a pipe the program cannot rewrite, only add
+    to): every traced process's `I refs` summary, each a positive integer, one per process, the
+    program's own among them. A program can write into that pipe (/proc/self/fd) but not take
+    out what valgrind wrote, so an extra or doubled summary (a forgery) voids the count."""
+    found = SUMMARY.findall(log)
+    if len(found) != len(SUMMARY_LIKE.findall(log)):
+        return None  # a summary that is not a plain count (e.g. negative): forged
+    pids = [int(pid) for pid, _ in found]
+    starts = {int(pid) for pid in re.findall(rb"^==(\d+)== Command: ", log, re.M)}
+    if len(set(pids)) != len(pids) or main_pid not in pids or not starts <= set(pids):
+        return None  # a process counted twice, the program's own count missing, or a traced one killed
+    counts = [int(n.replace(b",", b"")) for _, n in found]
+    return sum(counts) if all(n > 0 for n in counts) else None
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    """Read FD to its end, keeping at most MAX_VALGRIND_LOG bytes (a program may flood it)."""
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        while chunk := f.read(65536):
+            if len(into) < MAX_VALGRIND_LOG:
+                into += chunk
 
 
 def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
@@ -429,15 +444,25 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     io.mkdir()
     work.mkdir()
     (io / "stdin").write_bytes(stdin)
-    argv = list(req["argv"])
+    argv, log, pass_fds, reader = list(req["argv"]), bytearray(), (), None
     if req.get("count"):
+        # counts travel on a pipe, never as files: the program shares this uid and tmpfs, so
+        # any file valgrind writes it could write (or rewrite) as well
+        rfd, wfd = os.pipe()
+        pass_fds = (wfd,)
+        reader = threading.Thread(target=_drain, args=(rfd, log), daemon=True)
+        reader.start()
         argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
-                f"--cachegrind-out-file={io}/cg.%p", f"--log-file={io}/log.%p", *argv]
+                "--cachegrind-out-file=/dev/null", f"--log-fd={wfd}", *argv]
     env = {**os.environ, "HOME": str(work), "TMPDIR": str(work)}
     with open(io / "stdin", "rb") as fin, open(io / "stdout", "wb") as fout, open(io / "stderr", "wb") as ferr:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([*_ipc_wrapper(), *argv], stdin=fin, stdout=fout, stderr=ferr, cwd=work, env=env,
-                                start_new_session=True)
+        try:
+            proc = subprocess.Popen([*_ipc_wrapper(), *argv], stdin=fin, stdout=fout, stderr=ferr, cwd=work,
+                                    env=env, start_new_session=True, pass_fds=pass_fds)
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         timed_out = False
         try:
             rc = proc.wait(timeout=req["timeout"])
@@ -455,8 +480,10 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
         pass
     _reap_strays()
     instructions = None
-    if req.get("count") and not timed_out and not left_running:
-        instructions = _count(io, proc.pid)
+    if reader is not None:
+        reader.join(10)  # every writer is dead: the pipe is at its end
+        if not timed_out and not left_running and not reader.is_alive():
+            instructions = _count(bytes(log), proc.pid)
     with open(io / "stdout", "rb") as f:
         out = f.read(MAX_OUTPUT)  # a longer output is cut (and compares unequal)
     err = (io / "stderr").read_bytes()[-4000:].decode(errors="replace")

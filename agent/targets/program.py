@@ -36,10 +36,13 @@ INPUT_TIMEOUT_S = 10.0     # the reference must finish each input within this
 INSTRUCTION_FLOOR = 0.02   # instruction counts are exact: 2% is a real difference
 WALL_NOISE_FLOOR = 0.1
 # A candidate's wall time may be at most AGREE_FACTOR x what its instruction ratio predicts, plus
-# AGREE_SLACK_MS; judged only when the reference's own work (start-ups excluded) is measurable
+# AGREE_SLACK_MS, when the reference's own work (start-ups excluded) is measurable; below that the
+# check still runs, with the looser SHORT_* bounds (short runs are mostly start-up and jitter)
 AGREE_FACTOR = 4.0
 AGREE_SLACK_MS = 5.0
 MEASURABLE_WORK_MS = 20.0
+SHORT_AGREE_FACTOR = 8.0
+SHORT_AGREE_SLACK_MS = 20.0
 STARTUP_RUNS = 5
 AUTO_STRESS_BUDGET = 8        # with --validator and no --stress: a short search from the tests
 AUTO_STRESS_SECONDS = 60.0
@@ -109,12 +112,16 @@ class Checker:
                 return f"{unit} {i}: expected {x[:60]!r}, got {y[:60]!r}"
         return "" if len(a) == len(b) else f"expected {len(a)} {unit}s, got {len(b)}"
 
-    def count_differences(self, want: bytes, got: bytes) -> str:
-        """How much GOT differs, as a count only ('3 lines differ'): safe to show the model."""
+    def count_differences(self, want: bytes, got: bytes) -> int:
+        """How many lines (tokens) of GOT differ: for the user only -- a candidate can make the
+        exact number encode a hidden input, so the model sees `coarse_difference`."""
         a, b = self._units(want), self._units(got)
-        n = sum(not self._same(x, y) for x, y in zip(a, b)) + abs(len(a) - len(b))
+        return sum(not self._same(x, y) for x, y in zip(a, b)) + abs(len(a) - len(b))
+
+    def coarse_difference(self, n: int) -> str:
+        """'1 line differs' or 'several lines differ': all of N that may reach the model."""
         unit = "line" if self.mode == "exact" else "token"
-        return f"{n} {unit}{'s differ' if n != 1 else ' differs'}"
+        return f"1 {unit} differs" if n == 1 else f"several {unit}s differ"
 
 
 def _close(x: bytes, y: bytes, tol: float) -> bool:
@@ -348,9 +355,11 @@ class ProgramTarget:
 
     def _judge(self, k: int, r: RunResult, when: str, detail: dict) -> None:
         """Raise the verdict for a run on input K that is not correct -- on every run, checked,
-        counted or timed alike. The reason names the input by number and says how many lines
-        differ or how it ended, never what it printed or what was expected: reasons reach the
-        model. The full text (stderr, the first difference) goes to `checks.detail`, for the user."""
+        counted or timed alike. The reason names the input by number and says how the run ended,
+        never what it printed or what was expected: reasons reach the model. Nor does it give the
+        exit code or the exact number of lines that differ: a candidate can make those encode a
+        hidden input (exit code = x % 200 + 1). All of it (exit code, stderr, the first
+        difference, the count) goes to `checks.detail`, for the user."""
         inp = self.inputs[k - 1]
         where = f"hidden test {k}{when}"
         if r.timed_out:
@@ -359,13 +368,13 @@ class ProgramTarget:
                                       f"{inp.ref_ms:.0f} ms)")
         if r.rc != 0:
             detail.update(input=inp.name, failure=r.failure())
-            how = f"killed by signal {-r.rc}" if r.rc < 0 else f"exit code {r.rc}"
-            raise _Verdict("runtime_error", f"crashed on {where} ({how})")
+            raise _Verdict("runtime_error", f"crashed on {where}")
         want = inp.expected if inp.expected is not None else inp.ref_output
         diff = self.checker.differ(want, r.stdout)
         if diff:
-            detail.update(input=inp.name, difference=diff, stderr=r.stderr[-1000:])
-            raise _Verdict("incorrect", f"wrong on {where} ({self.checker.count_differences(want, r.stdout)})")
+            n = self.checker.count_differences(want, r.stdout)
+            detail.update(input=inp.name, difference=diff, differing=n, stderr=r.stderr[-1000:])
+            raise _Verdict("incorrect", f"wrong on {where} ({self.checker.coarse_difference(n)})")
 
     def _check_outputs(self, new: ProgramRunner, detail: dict) -> None:
         for k, inp in enumerate(self.inputs, 1):
@@ -473,14 +482,17 @@ class ProgramTarget:
         (its wall time less the start-ups) is long enough to measure, a candidate slower than
         AGREE_FACTOR x that plus AGREE_SLACK_MS (the noise of short runs) behaves differently
         when counted (e.g. it takes a short cut when LD_PRELOAD names valgrind's preload
-        library): `rejected`. Short runs cannot be judged this way; instructions decide them."""
+        library): `rejected`. Shorter runs are judged too, with SHORT_AGREE_FACTOR and
+        SHORT_AGREE_SLACK_MS: instructions never decide alone (a forged count once did)."""
         ref_ms, new_ms = sum(r["ref_ms"] for r in rows), sum(r["new_ms"] for r in rows)
         fixed = min(ref_ms, startup_ms * len(rows))
         work = ref_ms - fixed
         predicted_ms = fixed + work / max(speedup, 1e-9)
-        checks.update(wall_measurable=work >= MEASURABLE_WORK_MS, startup_ms=round(startup_ms, 3),
+        measurable = work >= MEASURABLE_WORK_MS
+        factor, slack = (AGREE_FACTOR, AGREE_SLACK_MS) if measurable else (SHORT_AGREE_FACTOR, SHORT_AGREE_SLACK_MS)
+        checks.update(wall_measurable=measurable, startup_ms=round(startup_ms, 3),
                       predicted_new_ms=round(predicted_ms, 3))
-        if work >= MEASURABLE_WORK_MS and new_ms > AGREE_FACTOR * predicted_ms + AGREE_SLACK_MS:
+        if new_ms > factor * predicted_ms + slack:
             raise _Verdict("rejected", f"behaves differently when measured: its instruction count ({speedup:.2f}x "
                                        f"fewer) predicts about {predicted_ms:.1f} ms, but its runs took "
-                                       f"{new_ms:.1f} ms (allowed: {AGREE_FACTOR:g}x + {AGREE_SLACK_MS:g} ms)")
+                                       f"{new_ms:.1f} ms (allowed: {factor:g}x + {slack:g} ms)")
