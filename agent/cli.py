@@ -84,6 +84,7 @@ def eval_cmd(
         from kopt.benchmarks.fit import fit_or_fail
 
         # compile-only times nothing, and must work where the task cannot run (no GPU)
+        cfg.hidden_paths += _originals(task, suite)  # the fitted copy is hidden by the evaluator
         task, fitted = fit_or_fail(task, "none" if compile_only else fit, device, run_dir)
         result = run(task, solution, cfg)
         if fitted is not None and fitted.changed:
@@ -97,6 +98,12 @@ def eval_cmd(
     else:
         _print_eval(result)
     raise typer.Exit(0 if result["verdict"] in ("faster", "same", "slower", "unverified") else 1)
+
+
+def _originals(task: Path, suite: Optional[Path]) -> list[str]:
+    """What a candidate must not read besides the task it is judged on (the evaluator hides
+    that one): the task as the user gave it, of which --fit judges a copy, and its suite."""
+    return [str(Path(p).resolve()) for p in (task, suite) if p is not None and Path(p).exists()]
 
 
 def _record_eval(run_dir: Path, task: Path, solution: Path, result: dict) -> None:
@@ -210,7 +217,10 @@ def optimize(
         cfg = from_sections(sections, f"--config {config}" if config else "flags")
         from kopt.benchmarks.fit import fit_for_optimize
 
+        original = target
         target, run_dir = fit_for_optimize(target, cfg.run.fit, cfg.run.device, run_dir, resume, cfg.run.kind)
+        if target != original:
+            cfg.eval.hidden_paths += _originals(original, None)
         summary = run_optimize(target, cfg, run_dir=run_dir, resume=resume, quiet=as_json)
     except KoptError as e:
         _fail(str(e), e.exit_code)

@@ -165,8 +165,10 @@ class TaskRunner:
         return EvalConfig(**{"device": self.cfg.device, **self.cfg.eval})
 
     def _evaluate(self, task: Path, solution: Path, cfg) -> dict:
-        hidden = str(self.bench_dir.resolve())  # every task's store and candidates stay out of reach
-        cfg = cfg.model_copy(update={"hidden_paths": list(dict.fromkeys([*cfg.hidden_paths, hidden]))})
+        # every task's store and candidates stay out of reach, and the suite's own files (a
+        # fitted task is a copy: the evaluator hides only that)
+        hidden = [str(self.bench_dir.resolve()), str(Path(self.cfg.suite).resolve())]
+        cfg = cfg.model_copy(update={"hidden_paths": list(dict.fromkeys([*cfg.hidden_paths, *hidden]))})
         return self.executor.submit(task, solution, cfg).result()
 
     def run(self, st: SuiteTask) -> dict:
