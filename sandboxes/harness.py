@@ -9,7 +9,6 @@ channel, as a second line of defence.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import json
 import os
@@ -18,7 +17,7 @@ import time
 import traceback
 import types
 
-from kopt.sandboxes import gpu_timing, protocol
+from kopt.sandboxes import gpu_timing, protocol, reuse
 
 _perf_counter = time.perf_counter
 
@@ -210,21 +209,6 @@ class Seeded:
         return self.model(*x)
 
 
-def live_code() -> set:
-    """The code objects of every function alive now (taken before the solution loads)."""
-    return {f.__code__ for f in gc.get_objects() if type(f) is types.FunctionType}
-
-
-def new_code_fingerprints(before: set) -> list[str]:
-    """Fingerprints of every function that appeared since `before`: task code loaded from
-    elsewhere and held in a module global, a closure or a container is found even outside
-    ModelNew's object graph (kopt discounts code compiled from the solution's own text)."""
-    from kopt.sandboxes.reuse import fingerprint
-
-    codes = {f.__code__ for f in gc.get_objects() if type(f) is types.FunctionType} - before
-    return sorted({fingerprint(c) for c in codes})
-
-
 def load_module(path: str, name: str):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -304,7 +288,7 @@ class Worker:
         if "cupy" in h.get("source", ""):
             count_cupy_launches(self.alarm)
         originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
-        before = live_code()
+        before = reuse.live_code()
         # the solution arrives as text: its own path may be hidden from this process
         local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
         with open(local, "w") as f:
@@ -327,9 +311,7 @@ class Worker:
             return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
         self.originals = originals
         Worker.check_tamper(self)  # not through the instance: an attribute set there cannot skip it
-        from kopt.sandboxes.reuse import model_fingerprints
-
-        code = set(model_fingerprints(self.model)) | set(new_code_fingerprints(before))
+        code = set(reuse.model_fingerprints(self.model)) | set(reuse.new_code_fingerprints(before))
         return {"ok": True, "params": self.param_shapes(), "code": sorted(code)}, b""
 
     def _float_params(self) -> list:

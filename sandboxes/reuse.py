@@ -7,10 +7,14 @@ name, then subclassed, delegated to or held as a submodule. So: the code objects
 from a built `ModelNew` (its classes' MRO, its submodules' classes, objects it holds) are
 fingerprinted by content (bytecode, names, constants; not file or line), and any that
 matches code of a class in the task file without being compiled from the solution's own
-source is reuse. Trivial code (a bare `super().__init__()`) is never counted.
+source is reuse. Every function that appeared in the candidate's process while the
+solution loaded and built its model is fingerprinted too, so the task's Model kept in a
+module global or a closure is found as well. Trivial code (a bare `super().__init__()`)
+is never counted.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import types
 
@@ -91,6 +95,18 @@ def model_fingerprints(model) -> list[str]:
             if obj is m:
                 found.update(fingerprint(f.__code__) for f in _functions(obj))
     return sorted(found)
+
+
+def live_code() -> set:
+    """The code objects of every function alive now (taken before the solution loads)."""
+    return {f.__code__ for f in gc.get_objects() if type(f) is types.FunctionType}
+
+
+def new_code_fingerprints(before: set) -> list[str]:
+    """Fingerprints of every function that appeared since `before`: task code loaded from
+    elsewhere and held in a module global, a closure or a container is found even outside
+    ModelNew's object graph (`reused` discounts code compiled from the solution's own text)."""
+    return sorted({fingerprint(c) for c in live_code() - before})
 
 
 def reused(task_source: str, solution_source: str, runtime: list) -> int:

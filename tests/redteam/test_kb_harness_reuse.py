@@ -44,6 +44,10 @@ class ModelNew(nn.Module):
     def forward(self, x):
         return self.__dict__["fn"](x)
 ''',
+    "subclass (the object graph, as before)": LOAD + '''
+class ModelNew(_ns["Mo" + "del"]):
+    pass
+''',
 }
 
 
