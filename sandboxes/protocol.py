@@ -165,6 +165,8 @@ def encode(obj, torch) -> list:
             return {"t": "dict", "k": list(x), "v": [node(v, depth + 1) for v in x.values()]}
         if type(x) in (int, float, bool) or x is None or type(x) is str and len(x) <= MAX_STR:
             return {"t": "val", "v": x}
+        if type(x) is str:
+            raise TypeError(f"a string of {len(x)} characters (at most {MAX_STR} travel)")
         raise TypeError(f"output is a {type(x).__module__}.{type(x).__qualname__}, not a plain torch.Tensor")
 
     tree = json.dumps(node(obj, 0)).encode()

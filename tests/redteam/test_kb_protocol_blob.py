@@ -28,7 +28,7 @@ def test_plain_values_and_strings_round_trip_in_a_blob():
 
 
 def test_a_string_over_the_limit_is_refused_both_ways():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="characters"):
         protocol.encode(["x" * (protocol.MAX_STR + 1)], torch)
     tree = json.dumps({"t": "val", "v": "x" * (protocol.MAX_STR + 1)}).encode()
     blob = struct.pack("<I", len(tree)) + tree
