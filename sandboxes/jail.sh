@@ -3,10 +3,13 @@
 #  - a private, size-capped tmpfs on the work dir (the worker's HOME and TMPDIR);
 #  - each folder given with -b becomes an empty tmpfs with only the paths given with -a bound
 #    back in (read-only): an allow-list, so a credential file nobody thought of stays out.
-#    kopt gives the home folders (/root, /home, its own $HOME) and, for an unprivileged
+#    kopt gives every top-level folder but the system's (/tmp, /var, /work, /opt, /srv, ...:
+#    only /usr, /lib*, /bin, /sbin, /etc, /proc, /dev, /sys stay whole), the home folders
+#    (/root, /home, its own $HOME) and, for an unprivileged
 #    worker, any folder it could not traverse (a 0700 /root holding the python install, a
 #    0700 /tmp/pytest-of-root holding a cache); -a names the python install, the venv, the
-#    import paths, kopt, the build cache and the files the worker must read (a task);
+#    import paths, kopt's package folders, the work dir, the build cache and the files the
+#    worker must read (a task);
 #  - the worker's own build-cache folder stays writable at its usual path (so cached builds
 #    stay valid): with -u, through an id-mapped mount (jailhelp.py idmap), so the host's
 #    root-owned files there are the worker's own and nothing on the host changes owner;
