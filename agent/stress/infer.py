@@ -20,6 +20,7 @@ SMALL_SIZES = (5, 3)
 SIZES = (1, 2, 10, 100, 1000, 10**4, 10**5)
 STARTS = (1, 0, 2, -3, 10, 1000, 10**5, 10**9 - 10**5)
 ALPHABETS = ("abc", "ab", "a", "01", ".#", "ABC", "abcdefghijklmnopqrstuvwxyz")
+MAX_PROBES = 400  # validator calls before kopt says no layout fits (about 10 s)
 CHAR_CLASSES = ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", ".#", "*")
 
 
@@ -102,10 +103,10 @@ def candidates(kind: str, seed_values: list[int], seed_chars: str) -> tuple[list
                                                                         else ALPHABETS)]))
         first = [(5, f) for f in fs[:3]]
     sizes = [2] if kind == "number" else [*SMALL_SIZES, *SIZES]
-    return first, [(n, f) for n in sizes for f in fs if (n, f) not in first]
+    return first, [(n, f) for n in sizes for f in (fs if n < 1000 else fs[:4]) if (n, f) not in first]
 
 
-def first_legal(validator, seeds: list[bytes]) -> tuple[Family, Inst] | None:
+def first_legal(validator, seeds: list[bytes], max_bytes: int) -> tuple[Family, Inst] | None:
     """A layout and a legal instance of it: a seed that parses, else the first probe accepted
     together with a neighbour (size +- 1, or the next value): whitespace-blind validators take
     `3 / 1 2 3` as `n m / u v` too, but not `4 / 1 2 3 4`."""
@@ -118,9 +119,13 @@ def first_legal(validator, seeds: list[bytes]) -> tuple[Family, Inst] | None:
     seed_values = [int(t) for t in toks if is_int(t)]
     seed_chars = "".join(sorted({c for t in toks if not is_int(t) for c in t}))
     plans = [(f, *candidates(f.kind, seed_values, seed_chars)) for f in FAMILIES]
+    probes = 0
     for stage in (1, 2):
         for f, first, rest in plans:
             for size, fill in (first if stage == 1 else rest):
+                if (size * size if f.kind == "grid" else 2 * size) > max_bytes or probes >= MAX_PROBES:
+                    continue
+                probes += 1
                 x = probe_inst(f, size, fill)
                 near = neighbours(f, size, fill)
                 if validator.accepts(f.text(x)) and any(validator.accepts(f.text(y)) for y in near):
@@ -138,7 +143,7 @@ def neighbours(f: Family, size: int, fill) -> list[Inst]:
 
 def infer(validator, max_bytes: int, seeds: list[bytes] = ()) -> Grammar | None:
     """The grammar the validator accepts, or None when no layout fits."""
-    found = first_legal(validator, list(seeds))
+    found = first_legal(validator, list(seeds), max_bytes)
     if found is None:
         return None
     f, x = found

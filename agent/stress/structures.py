@@ -81,8 +81,9 @@ def _fit(v: list[int], n: int, distinct: bool, lo: int, hi: int) -> list[int]:
         return [v[i % len(v)] for i in range(n)]
     seen = set(v)
     extra = [x for x in range(hi, lo - 1, -1) if x not in seen][:n - len(v)] if hi - lo < 4 * n else []
-    while len(v) + len(extra) < n:
-        x = random.Random(len(extra)).randint(lo, hi)
+    r = random.Random(n)
+    while len(v) + len(extra) < n and len(seen) <= hi - lo:
+        x = r.randint(lo, hi)
         if x not in seen:
             seen.add(x)
             extra.append(x)
