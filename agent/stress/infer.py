@@ -18,7 +18,7 @@ from kopt.agent.stress.mutators import is_int
 
 SMALL_SIZES = (5, 3)
 SIZES = (1, 2, 10, 100, 1000, 10**4, 10**5)
-STARTS = (1, 0, 2, -3, 10, 1000, 10**5, 10**9 - 10**5)
+STARTS = (1, 2, 0, -3, 10, 1000, 10**5, 10**9 - 10**5)
 ALPHABETS = ("abc", "ab", "a", "01", ".#", "ABC", "abcdefghijklmnopqrstuvwxyz")
 MAX_PROBES = 400  # validator calls before kopt says no layout fits (about 10 s)
 CHAR_CLASSES = ("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", ".#", "*")
