@@ -1,6 +1,6 @@
 """Structured generators chosen and mixed by measured cost, within an inferred grammar.
 
-1. every generator prints one instance at a small scale and is costed: a cheap ranking, not
+1. every generator prints two instances at a small scale, costed: a cheap ranking, not
    counted in the budget;
 2. the three best are grown, each on its own, towards the grammar's largest size, each step
    as far as a quadratic program would stay under MAX_COST (at most x64), stopping once that
@@ -60,7 +60,7 @@ def guided_search(search, g: Grammar, budget: int, max_cost: float) -> int:
             arm.score, arm.cost, arm.inst, arm.scale, arm.seed = found.rank, found.cost, inst, scale, seed
         return found
 
-    for name in gens:  # 1. every generator once, small
+    for name in [*gens, *gens]:  # 1. every generator twice (two draws of its choices), small
         attempt(name, arms[name].scale)
     spent = 0
     ranked = sorted((k for k in arms if k != "random" and arms[k].inst is not None), key=lambda k: -arms[k].score)
