@@ -216,8 +216,8 @@ class ProgramRunner:
     def close(self) -> None:
         if self.worker is not None:
             try:
-                protocol.send(self.worker.to_fd, {"cmd": "exit"})
-            except OSError:
+                protocol.send(self.worker.to_fd, {"cmd": "exit"}, deadline=time.monotonic() + 1)
+            except (OSError, protocol.ProtocolError):
                 pass
             self.worker.kill()
             self.worker = None
@@ -225,10 +225,11 @@ class ProgramRunner:
     def _call(self, header: dict, payload: bytes = b"", timeout: float = 600.0) -> tuple[dict, bytes]:
         w = self.worker
         try:
-            protocol.send(w.to_fd, header, payload)
+            deadline = time.monotonic() + timeout  # a sandbox that stops reading or writing cannot stall kopt
+            protocol.send(w.to_fd, header, payload, deadline=deadline)
             if not select.select([w.from_fd], [], [], timeout)[0]:
                 raise RunnerError(f"{self.role} sandbox did not answer within {timeout:.0f}s")
-            reply, data = protocol.recv(w.from_fd, max_payload=1 << 30)
+            reply, data = protocol.recv(w.from_fd, max_payload=1 << 30, deadline=deadline)
         except (OSError, protocol.ProtocolError):
             tail = " | ".join(w.output.text().strip().splitlines()[-2:])[-300:]
             raise RunnerError(f"{self.role} sandbox died: {tail or 'no output'}") from None

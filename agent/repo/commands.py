@@ -108,13 +108,14 @@ class TreeShell:
         nonce = secrets.token_hex(8)
         start = time.perf_counter()
         try:
+            deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
             protocol.send(self.worker.to_fd, {"cmd": "run", "shell": shell, "cwd": str(self.cwd),
-                                              "timeout": timeout, "nonce": nonce})
+                                              "timeout": timeout, "nonce": nonce}, deadline=deadline)
             ready, _, _ = select.select([self.worker.from_fd], [], [], timeout + 30)
             if not ready:
                 self.close()
                 return RunResult(-9, True, time.perf_counter() - start, "the sandbox stopped answering")
-            reply, _ = protocol.recv(self.worker.from_fd, max_payload=0)
+            reply, _ = protocol.recv(self.worker.from_fd, max_payload=0, deadline=deadline)
         except (OSError, protocol.ProtocolError) as e:
             self.close()
             return RunResult(-1, False, time.perf_counter() - start,
