@@ -228,8 +228,11 @@ def test_deferred_work_in_a_preexisting_thread_with_patched_harness():
     assert_caught(run_eval("double_matmul", "deferred_pool"), "rejected", "harness", "dumps_tensors")
 
 
-def test_subclasses_model():
-    assert_caught(run_eval("relu", "subclass_model"), "rejected", "subclass")
+def test_subclassing_a_pasted_copy_of_model_is_an_honest_copy():
+    """Issue 16: the solution's own copy of Model may be subclassed; the task's Model loaded
+    from elsewhere is rejected by what its code is (tests/redteam/test_kb_reuse.py)."""
+    res = run_eval("relu", "subclass_model")
+    assert res["correct"] is True and res["verdict"] != "rejected", res
 
 
 def test_returns_a_lazy_tensor_subclass():
