@@ -6,11 +6,9 @@ A copy of the reference's *source text* written into the solution stays an hones
 """
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from tests.redteam._kb import FIXTURES, as_solution, run, world_readable, write
+from tests.redteam._kb import FIXTURES, as_solution, run, write
 
 pytest.importorskip("torch")
 
@@ -18,9 +16,13 @@ RELU = FIXTURES / "tasks" / "relu.py"
 
 LOAD_COPY = '''
 import importlib.util
+import os
 import torch.nn as nn
 
-spec = importlib.util.spec_from_file_location("helpers_elsewhere", "__COPY__")
+COPY = os.path.join(os.getcwd(), "helpers_elsewhere.py")  # the task's text, written where the worker may
+with open(COPY, "w") as f:
+    f.write(bytes.fromhex("__HEX__").decode())
+spec = importlib.util.spec_from_file_location("helpers_elsewhere", COPY)
 helpers = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(helpers)
 Base = getattr(helpers, "Mo" + "del")
@@ -44,7 +46,7 @@ class ModelNew(nn.Module):
 import torch.nn as nn
 
 ns = {}
-exec(open("__COPY__").read(), ns)
+exec(bytes.fromhex("__HEX__").decode(), ns)
 
 class ModelNew(ns["Mo" + "del"]):
     pass
@@ -52,18 +54,10 @@ class ModelNew(ns["Mo" + "del"]):
 }
 
 
-@pytest.fixture
-def readable():
-    d = world_readable()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_reusing_the_task_model_is_rejected(tmp_path, readable, attack):
-    copy = write(readable, "helpers_elsewhere.py", RELU.read_text())
-    copy.chmod(0o644)
-    sol = write(tmp_path, "reuse.py", ATTACKS[attack].replace("__COPY__", str(copy)))
+def test_reusing_the_task_model_is_rejected(tmp_path, attack):
+    # the jail shows no host folder with a copy of the task: the solution carries the text
+    sol = write(tmp_path, "reuse.py", ATTACKS[attack].replace("__HEX__", RELU.read_text().encode().hex()))
     res = run(RELU, sol)
     assert res["verdict"] == "rejected" and "task's own Model" in res["reason"], (res["verdict"], res.get("reason"))
 
