@@ -74,3 +74,22 @@ def test_evaluation_in_a_container_matches_the_contract():
     assert res["correct"] is True and res["verdict"] in ("faster", "same", "slower"), res
     assert res["task"] == str(TASK) and res["checks"]["container"]["network"] == "none"
     json.dumps(res)
+
+
+def _engine() -> str | None:
+    """Why no Docker engine answers here, or None when one does."""
+    try:
+        docker_client()
+    except EnvironmentMissing as e:
+        return str(e)
+    return None
+
+
+@pytest.mark.skipif(_engine() is not None, reason=f"no Docker engine: {_engine()}")
+def test_the_dockerfile_builds(tmp_path):
+    """Where an engine answers, the evaluation image builds from the repository's Dockerfile
+    (then the container tests above run against it)."""
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(root)], capture_output=True, text=True,
+                       timeout=3600)
+    assert p.returncode == 0, p.stderr[-2000:]
