@@ -233,10 +233,11 @@ def test_fork_bomb(tmp_path, token):
         t.join(timeout=10)
     # a bomb still alive after setup is `rejected`; one whose tree collapsed at the cap by
     # itself leaves an honest relu behind (`same`). Either way it stayed under the cap.
-    assert res["verdict"] in ("rejected", "same", "runtime_error"), res
+    # (the relu left behind is timed like any copy: on a busy machine it may read `slower`)
+    assert res["verdict"] in ("rejected", "same", "slower", "runtime_error"), res
     if res["verdict"] == "rejected":
         assert "process" in res["reason"], res
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 180
     assert 0 < peak[0] <= Limits().nproc, f"{peak[0]} bomb processes at once (cap {Limits().nproc})"
     assert not wait_gone(token), processes_with(token)
     assert subprocess.run(["true"], timeout=30).returncode == 0  # the host can still start processes

@@ -104,4 +104,6 @@ class ModelNew(nn.Module):
 
 def test_outputs_that_make_the_comparison_raise_are_rejected_not_blamed_on_the_task(tmp_path):
     res = run(RELU, write(tmp_path, "breaks_compare.py", BREAKS_THE_COMPARISON))
-    assert res["verdict"] == "rejected" and "could not be compared" in res["reason"], res.get("reason")
+    # the checks now compare such inputs without raising: the in-place change itself fails
+    assert res["correct"] is False and res["verdict"] in ("rejected", "incorrect"), res.get("reason")
+    assert "could not be compared" in res["reason"] or "in place" in res["reason"], res.get("reason")
