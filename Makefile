@@ -41,7 +41,7 @@ test: $(STAMP)
 
 # One prepared acceptance run on a GPU machine (docs/gpu.md); `--dry-run` is what CI runs.
 gpu-check: $(STAMP)
-	$(PY) -m kopt.benchmarks.gpu_acceptance
+	$(PY) benchmarks/studies/gpu_acceptance.py
 
 clean:
 	rm -rf $(VENV) runs

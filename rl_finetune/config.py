@@ -8,6 +8,7 @@ from typing import Any, Optional
 from kopt.rl_finetune.advantages import ADVANTAGES
 from kopt.rl_finetune.budget import BUDGETS
 from kopt.rl_finetune.losses import LOSS_AGGS
+from kopt.rl_finetune.recipes.hints import StaticHints
 
 REWARD_NORMS = ("sum", "gdpo")
 PROMPT_SAMPLING = ("uniform", "gdro", "vade", "dots")
@@ -66,6 +67,8 @@ class GRPOConfig:
                                          "resume the rest next step (and prune doomed prefixes)")
     over_provision: float = _opt(1.5, "with partial_rollouts: groups in flight per group trained on")
     hints: bool = _opt(False, "prefix prompts nothing solves with the start of a known answer (needs hint_source)")
+    hint_source: Any = _opt(None, "with hints: where known answers come from: an object with best_answer(prompt) "
+                                  "(recipes.hints.StaticHints, StoreHints) or a dict {prompt: answer}")
     off_policy: Optional[str] = _opt(None, "None or 'vcpo' (truncated importance weights on stale rollouts, step "
                                            "scaled by their effective sample size)")
     is_cap: float = _opt(2.0, "with 'vcpo': the importance-weight cap")
@@ -110,6 +113,23 @@ class GRPOConfig:
             raise ValueError(f"GRPOConfig.is_cap must be > 0 (got {self.is_cap})")
         if self.flawed_penalty < 0:
             raise ValueError(f"GRPOConfig.flawed_penalty must be >= 0 (got {self.flawed_penalty})")
+        self._check_companions()
+
+    def _check_companions(self) -> None:
+        """A switch that cannot act without another setting is an error here, not a crash (or a silent no-op)
+        steps into training."""
+        if isinstance(self.hint_source, dict):
+            self.hint_source = StaticHints(self.hint_source)
+        if self.hints and self.hint_source is None:
+            raise ValueError("GRPOConfig.hints=True needs hint_source= (an object with best_answer(prompt), or a "
+                             "dict {prompt: answer}); in kopt train, --hints needs --from-runs (the stored best "
+                             "solutions are the hints)")
+        if self.hint_source is not None and not callable(getattr(self.hint_source, "best_answer", None)):
+            raise ValueError(f"GRPOConfig.hint_source must have a best_answer(prompt) method or be a dict "
+                             f"(got {type(self.hint_source).__name__})")
+        if self.off_policy == "vcpo" and not (self.partial_rollouts or self.prompt_sampling == "dots"):
+            raise ValueError("GRPOConfig.off_policy='vcpo' corrects stale rollouts, and only partial_rollouts=True "
+                             "or prompt_sampling='dots' (replay) makes any: switch one on, or drop off_policy")
 
     @property
     def samples_per_prompt(self) -> int:
@@ -118,7 +138,13 @@ class GRPOConfig:
         return self.group_size + 1 if self.advantage == "median" else self.group_size
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """Plain values (JSON-able): LoRA settings as a dict, the hint source as its type's name."""
+        source, self.hint_source = self.hint_source, None
+        try:
+            d = asdict(self)
+        finally:
+            self.hint_source = source
+        d["hint_source"] = None if source is None else type(source).__name__
         if self.lora is not None and not isinstance(self.lora, dict):
             d["lora"] = {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(self.lora).items()
                          if isinstance(v, (int, float, str, bool, list, set, type(None)))}

@@ -68,8 +68,9 @@ class Batch:
 
 
 class RecipeHooks:
-    """The recipes' state and dispatch points for one trainer. `hint_source` (hints=True) knows good answers;
-    `doomed(prompt, text) -> bool` (optional, with partial_rollouts) says a prefix can no longer pass."""
+    """The recipes' state and dispatch points for one trainer. `cfg.hint_source` (hints=True; a `hint_source`
+    given here overrides it) knows good answers; `doomed(prompt, text) -> bool` (optional, with
+    partial_rollouts) says a prefix can no longer pass."""
 
     def __init__(self, cfg, hint_source=None, doomed: Callable[[object, str], bool] | None = None):
         self.cfg = cfg
@@ -77,9 +78,7 @@ class RecipeHooks:
         self.gdro = GDROWeights() if "gdro" in (cfg.prompt_sampling, cfg.budget) else None
         self.replay = ReplayBuffer(capacity=4 * cfg.prompts_per_step) if cfg.prompt_sampling == "dots" else None
         self.partial = PartialRollouts(cfg.over_provision) if cfg.partial_rollouts else None
-        if cfg.hints and hint_source is None:
-            raise ValueError("GRPOConfig.hints=True needs a hint_source (an object with best_answer(prompt))")
-        self.hint_source, self.doomed = hint_source, doomed
+        self.hint_source, self.doomed = hint_source or cfg.hint_source, doomed
         self._hint_ids: dict[int, list[int]] = {}
         self._replayed: list = []
 

@@ -377,18 +377,28 @@ class Worker:
         shapes = [list(x.shape) if isinstance(x, tensor) else type(x).__name__ for x in sets[0]] if sets else []
         return {"ok": True, "gen_s": gen_s, "shapes": shapes}, protocol.encode(sets, self.torch)
 
-    def cmd_call(self, h: dict, payload) -> tuple[dict, list]:
-        """The one timed step, the same for both sides and for checked and timed rounds:
-        inputs arrive as bytes, every forward runs, the outputs leave as bytes. kopt's clock
-        runs from the request to the last byte of the reply, so work moved into loading or
-        serialising is timed too."""
+    def cmd_put(self, h: dict, payload) -> tuple[dict, bytes]:
+        """The next call's inputs, delivered and placed before any clock starts, the same way on
+        both sides: the last call's inputs and outputs are dropped first (both sides start each
+        call from the same heap), then every input byte is written into fresh tensors."""
+        self.inputs, self.outs = [], []
         self.payload = payload
         self.call_seed = h.get("seed")
-        self.alarm.phase = "run"
-        gpu_times: dict = {}
         try:
             sets = protocol.decode(payload, self.torch)
             self.inputs = [[x.to(self.device) if isinstance(x, self.torch.Tensor) else x for x in s] for s in sets]
+        except BaseException as e:  # noqa: BLE001
+            return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
+        return {"ok": True}, b""
+
+    def cmd_call(self, h: dict, payload) -> tuple[dict, list]:
+        """The one timed step, the same for both sides and for checked and timed rounds: every
+        forward on the inputs `put` placed, then the outputs leave as bytes. kopt's clock runs
+        from the request to the last byte of the reply, so work moved into serialising is timed;
+        the harness's own checks run at the next request, outside it."""
+        self.alarm.phase = "run"
+        gpu_times: dict = {}
+        try:
             if self.device == "cuda":
                 self.outs, gpu_times["event_ms"], gpu_times["call_wall_ms"] = self._gpu_timer().run(
                     Seeded(self.torch, self.model, self._seeds(0)), self.inputs)
@@ -399,7 +409,6 @@ class Worker:
         finally:
             self.alarm.phase = "idle"
         reply = self._encoded(self.outs)
-        Worker.check_tamper(self)
         return reply if reply[0]["ok"] is False else ({"ok": True, **gpu_times}, reply[1])
 
     def _encoded(self, obj) -> tuple[dict, list]:
@@ -442,13 +451,11 @@ class Worker:
         finally:
             self.alarm.phase = "idle"
         reply = self._encoded(outs)
-        Worker.check_tamper(self)
         return reply if reply[0]["ok"] is False else ({"ok": True, "native_calls": self.alarm.native_calls}, reply[1])
 
     def cmd_echo(self, h: dict, payload) -> tuple[dict, list]:
-        """A call without the forward: what moving the inputs and outputs costs (reference only;
-        kopt subtracts the same figure from both sides)."""
-        protocol.decode(payload, self.torch)
+        """A call without the forward: what sending the last call's outputs costs (reference
+        only; kopt subtracts the same figure from both sides)."""
         return {"ok": True}, protocol.encode(self.outs, self.torch)
 
     def _seeds(self, shift: int) -> list | None:
@@ -556,12 +563,13 @@ class Worker:
     def serve(self) -> None:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "reinit": self.cmd_reinit,
                     "gpu_state": self.cmd_gpu_state,
-                    "make_inputs": self.cmd_make_inputs,
+                    "make_inputs": self.cmd_make_inputs, "put": self.cmd_put,
                     "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat}
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
                         nonfinite=self.cmd_nonfinite,
                             compile_baseline=self.cmd_compile_baseline)
+        set_up = False
         while True:
             try:
                 h, payload = protocol.recv(self.fd_in)
@@ -569,11 +577,16 @@ class Worker:
                 return
             if h.get("cmd") == "exit":
                 return
+            if set_up and h.get("cmd") != "call":
+                # the tamper check, before every request but the timed one: out of the clock,
+                # identical on both sides, and before anything after a call is answered
+                Worker.check_tamper(self)
             try:
                 reply, data = handlers[h["cmd"]](h, payload)
             except BaseException as e:  # noqa: BLE001 - report, never die silently
                 reply, data = {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
             protocol.send(self.fd_out, reply, data)
+            set_up = set_up or h.get("cmd") == "setup" and reply.get("ok") is True
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from kopt.benchmarks import eval_overhead, skill_ablation
+from benchmarks.studies import eval_overhead, skill_ablation
 from kopt.sandboxes.evaluator import EvalConfig
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from kopt.benchmarks.gpu_acceptance import DEFAULT_KERNELBENCH, run_group, table
-from kopt.benchmarks.gpu_checks import compile_only
-from kopt.benchmarks.gpu_kernels import KERNEL_TASK, write_solutions
+from benchmarks.studies.gpu_acceptance import DEFAULT_KERNELBENCH, run_group, table
+from benchmarks.studies.gpu_checks import compile_only
+from benchmarks.studies.gpu_kernels import KERNEL_TASK, write_solutions
 from kopt.sandboxes.cuda_compile import find_nvcc
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "studies" / "gpu_acceptance.py"
 
 needs_kernelbench = pytest.mark.skipif(not (DEFAULT_KERNELBENCH / "level1").is_dir(),
                                        reason=f"upstream KernelBench not found at {DEFAULT_KERNELBENCH}")
@@ -32,7 +34,7 @@ def _private_cache(tmp_path, monkeypatch):
 
 @needs_kernelbench
 def test_dry_run_builds_the_table_with_gpu_rows_skipped(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "kopt.benchmarks.gpu_acceptance", "--dry-run", "--work",
+    out = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--work",
                           str(tmp_path / "work"), "--json", str(tmp_path / "rows.json")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -71,7 +73,7 @@ def test_a_group_past_its_cap_is_a_fail_row_and_the_run_goes_on(tmp_path):
 
 
 def test_bad_kernelbench_path_is_one_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "kopt.benchmarks.gpu_acceptance", "--dry-run", "--kernelbench",
+    out = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--kernelbench",
                           str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "--kernelbench" in out.stderr
 

@@ -1,5 +1,5 @@
 """Evaluator hardening, one cheat per published trick: each is shown to fool a plain
-same-process `torch.allclose` check (the KernelBench-style check of benchmarks/hack_catalog.py,
+same-process `torch.allclose` check (the KernelBench-style check of benchmarks/studies/hack_catalog.py,
 so the defence matters) and shown caught by kopt. The older cheats' kopt side is pinned in
 test_eval_cheats.py; the cheats added for the hardening issue are evaluated here."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from kopt.benchmarks import hack_catalog as catalog  # noqa: E402
+from benchmarks.studies import hack_catalog as catalog  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, evaluate  # noqa: E402
 
 FAST = EvalConfig(max_timing_s=3, rounds=5, call_timeout_s=30, setup_timeout_s=120)

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("openai")
 pytest.importorskip("torch")
 
-from kopt.benchmarks.prompt_quality import MARKS, run  # noqa: E402
+from benchmarks.studies.prompt_quality import MARKS, run  # noqa: E402
 
 TASK = Path(__file__).parent / "fixtures" / "kb" / "relu_task.py"
 

@@ -6,9 +6,7 @@ import json
 
 import pytest
 
-from kopt.agent.errors import UserInputError
-from kopt.agent.targets.kernelbench import reference_solution
-from kopt.benchmarks.kernelbench_copies import (
+from benchmarks.studies.kernelbench_copies import (
     evaluate_copy,
     load_previous,
     main,
@@ -18,6 +16,8 @@ from kopt.benchmarks.kernelbench_copies import (
     select_tasks,
     table,
 )
+from kopt.agent.errors import UserInputError
+from kopt.agent.targets.kernelbench import reference_solution
 
 TASK = """import torch
 import torch.nn as nn

@@ -18,8 +18,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from benchmarks.studies.kernelbench_copies import DEFAULT_SUITE, evaluate_copy, select_tasks  # noqa: E402
 from kopt.benchmarks.fit import FitConfig  # noqa: E402
-from kopt.benchmarks.kernelbench_copies import DEFAULT_SUITE, evaluate_copy, select_tasks  # noqa: E402
 
 SUITE = Path(os.environ.get("KOPT_KERNELBENCH", DEFAULT_SUITE))
 SAMPLE = {

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.studies.repo_targets import git_run, python_repo
 from kopt.agent.proposers.repo_rules import flags_only
 from kopt.agent.repo import guard, safefs
 from kopt.agent.repo.hotspots import RepoIndex
 from kopt.agent.repo.outputs import OutputCheck
 from kopt.agent.repo.worktree import Workspace, head_commit
-from kopt.benchmarks.repo_targets import git_run, python_repo
 
 needs_git = pytest.mark.skipif(not shutil.which("git"), reason="git missing")
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.studies.repo_targets import PY_FAST as FAST
+from benchmarks.studies.repo_targets import PY_WRONG as WRONG
+from benchmarks.studies.repo_targets import cpp_repo, git_run, python_repo
 from kopt.agent.edits import EditError
 from kopt.agent.errors import UserInputError
 from kopt.agent.repo import patches
@@ -19,9 +22,6 @@ from kopt.agent.repo.hotspots import RepoIndex, parse_functions, rank
 from kopt.agent.repo.profile import profile_bench, symbol_name
 from kopt.agent.repo.worktree import Workspace, head_commit
 from kopt.agent.targets.repo import RepoTarget
-from kopt.benchmarks.repo_targets import PY_FAST as FAST
-from kopt.benchmarks.repo_targets import PY_WRONG as WRONG
-from kopt.benchmarks.repo_targets import cpp_repo, git_run, python_repo
 
 PY = sys.executable
 PY_OPTS = {"test": f"{PY} -m unittest -q", "bench": f"{PY} bench.py", "bench_metric": r"time_ms: ([\d.]+)"}

@@ -115,7 +115,7 @@ class RulesProposer:
     def __init__(self, retrieval: bool = True) -> None:
         self.tokens = 0
         self.cost = 0.0
-        self.retrieval = retrieval  # False: templates in declaration order (benchmarks/skill_ablation.py)
+        self.retrieval = retrieval  # False: templates in declaration order (benchmarks/studies/skill_ablation.py)
 
     def ordered_plans(self, task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
         """The skill library's retrieval decides which template is tried (evaluated) first."""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.studies.repo_targets import cpp_repo, git_run, python_repo
 from kopt.agent.edits import EditError
 from kopt.agent.targets.repo import RepoTarget
-from kopt.benchmarks.repo_targets import cpp_repo, git_run, python_repo
 
 PY = sys.executable
 METRIC = r"time_ms: ([\d.]+)"

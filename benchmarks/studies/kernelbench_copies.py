@@ -5,7 +5,7 @@ For every task of an upstream KernelBench checkout (levels 1-3 by default), afte
 is evaluated by kopt's evaluator. A copy is the one solution whose right verdict is known:
 `same`, with a speedup near 1. Anything else is kopt's error (or the task's: degenerate).
 
-    python -m kopt.benchmarks.kernelbench_copies [SUITE] [--levels 1,2,3] [--tasks 1-20]
+    python benchmarks/studies/kernelbench_copies.py [SUITE] [--levels 1,2,3] [--tasks 1-20]
         [--jobs 1] [--json results.json] [--resume] [--quick]
 
 SUITE defaults to `../shared/kernelbench` next to the repository. Each result is written
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kopt.agent.errors import KoptError, UserInputError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SUITE = REPO.parent / "shared" / "kernelbench"
 BAND = (0.9, 1.1)
 GOOD = ("same", "degenerate", "too_large")

@@ -1,8 +1,8 @@
 """Slowdown vs random legal inputs found by `kopt stress`, per fixture program and per mode.
 
-    python -m kopt.benchmarks.stress_inputs [--budget 30] [--model M --base-url URL] [--only unseen|fixtures]
+    python benchmarks/studies/stress_inputs.py [--budget 30] [--model M --base-url URL] [--only unseen|fixtures]
 
-Unseen programs (benchmarks/stress_programs/, written for this benchmark; the search is not
+Unseen programs (benchmarks/studies/stress_programs/, written for this benchmark; the search is not
 tuned on them): `kopt stress PROG --validator V` with nothing else -- no seeds, no generator,
 no LLM -- as a new user would run it; the ratio per program and the median are printed.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from kopt.agent.errors import KoptError
 from kopt.agent.stress.run import run_stress
 
-PROGRAMS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "programs"
+PROGRAMS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "programs"
 UNSEEN = Path(__file__).resolve().parent / "stress_programs"
 RANDOM_GENERATOR = """import random, sys
 seed, size = int(sys.argv[1]), int(sys.argv[2])

@@ -18,7 +18,7 @@ with recorded success from the other tasks of the suite (leave one out): what th
 measured for each template on the other tasks is filed as evidence, as `kopt skills mine
 --from-run` would, and the task is searched again at the smallest budget.
 
-    python benchmarks/skill_ablation.py [--tasks DIR] [--only a,b] [--budgets 3 5] [--skills DIR]
+    python benchmarks/studies/skill_ablation.py [--tasks DIR] [--only a,b] [--budgets 3 5] [--skills DIR]
                                         [--max-timing 5] [--json OUT] [--memo FILE]
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 TASKS = HERE / "examples" / "level2_cpu"
 
 

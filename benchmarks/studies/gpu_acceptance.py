@@ -1,6 +1,6 @@
 """GPU first light: one run that says whether kopt's GPU paths work on this machine.
 
-    python -m kopt.benchmarks.gpu_acceptance [--kernelbench DIR] [--work DIR] [--dry-run]
+    python benchmarks/studies/gpu_acceptance.py [--kernelbench DIR] [--work DIR] [--dry-run]
 
 Prints one table, a row per check (PASS / FAIL / SKIP and the figure): the environment and
 `kopt doctor`, `pytest -m gpu`, honest copies of 10 upstream KernelBench tasks, kopt's own
@@ -24,9 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from kopt.benchmarks.gpu_checks import GROUPS, Ctx, one_line
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as `python benchmarks/studies/X.py`: siblings and tests/ import from the checkout
+    sys.path.insert(0, str(REPO))
+from benchmarks.studies.gpu_checks import GROUPS, Ctx, one_line  # noqa: E402
 
-DEFAULT_KERNELBENCH = Path(__file__).resolve().parents[2] / "shared" / "kernelbench"
+DEFAULT_KERNELBENCH = Path(__file__).resolve().parents[3] / "shared" / "kernelbench"
 TOTAL_S = 470  # the whole run; 8 minutes less the table and start-up
 DRY_RUN_SLACK = 3  # a dry run's caps are this many times longer: they guard a GPU's time, not a CPU's
 
@@ -38,7 +41,7 @@ class Group:
         self.name, self.cap_s = name, cap_s
         self.out = args.work / f"rows-{name}.jsonl"
         self.out.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "kopt.benchmarks.gpu_acceptance", "--group", name, "--rows", str(self.out),
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--group", name, "--rows", str(self.out),
                "--kernelbench", str(args.kernelbench), "--work", str(args.work / name)]
         self.t0, self.wall0 = time.perf_counter(), time.time()
         self.proc = subprocess.Popen(cmd + (["--dry-run"] if args.dry_run else []), stdout=subprocess.PIPE,
@@ -90,7 +93,7 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kopt.benchmarks.gpu_acceptance", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python benchmarks/studies/gpu_acceptance.py", description=__doc__.split("\n")[0])
     ap.add_argument("--kernelbench", type=Path, default=Path(os.environ.get("KOPT_KERNELBENCH", DEFAULT_KERNELBENCH)),
                     help="folder with level1..level3 of upstream KernelBench (default ../shared/kernelbench)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")

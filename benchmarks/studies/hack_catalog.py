@@ -39,7 +39,7 @@ unsandboxed here would leave stray processes behind.
 
 kopt runs with EvalConfig(max_timing_s=3, rounds=5), the same for the controls.
 
-    python benchmarks/hack_catalog.py [--only NAME ...]
+    python benchmarks/studies/hack_catalog.py [--only NAME ...]
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 TASKS = FIXTURES / "tasks"
 SOLUTIONS = FIXTURES / "solutions"

@@ -40,7 +40,7 @@ Metrics per cell (runs = seeds):
   stopped      % of runs that ended before the budget was spent (search exhausted, or the
                best confirmed with too little budget left to confirm a new candidate)
 
-    python benchmarks/search_efficiency.py [--runs 200] [--budgets 10 20 40] [--children 4]
+    python benchmarks/studies/search_efficiency.py [--runs 200] [--budgets 10 20 40] [--children 4]
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 and Ray (a local runtime with 2 CPUs). Every evaluation is a real one (two sandboxed
 workers, correctness trials, timed rounds) of the same small task and solution.
 
-    python -m kopt.benchmarks.executor_throughput [--evals 6] [--task T --solution S]
+    python benchmarks/studies/executor_throughput.py [--evals 6] [--task T --solution S]
 
 The numbers depend on the cores free while it runs: the load average before and after is
 printed with the table, and a busy machine makes every row slower.
@@ -18,7 +18,7 @@ from pathlib import Path
 from kopt.sandboxes.evaluator import EvalConfig
 from kopt.sandboxes.executors import make_executor
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 DEFAULT_TASK = ROOT / "tests" / "fixtures" / "tasks" / "relu.py"
 DEFAULT_SOLUTION = ROOT / "tests" / "fixtures" / "kb" / "relu_torch.py"
 

@@ -14,7 +14,7 @@ run dirs, fast_p), then one markdown row per task:
 - torch.compile: the bench's compile baseline (with --compile; slow on a CPU).
 The fast_p summary of the bench follows the table.
 
-    python benchmarks/kernelbench_cpu.py [--tasks DIR] [--only a,b] [--budget 1] [--compile]
+    python benchmarks/studies/kernelbench_cpu.py [--tasks DIR] [--only a,b] [--budget 1] [--compile]
                                          [--run-dir D] [--json OUT]
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 TASKS = HERE / "examples" / "level2_cpu"
 
 

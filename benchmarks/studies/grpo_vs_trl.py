@@ -8,7 +8,7 @@ gap), the step and seconds at which the trained run first reached the target gap
 control (probed every --probe-every steps), completions per second and wall time of the
 trained run. kopt runs with both advantage baselines (group mean/std and MC-GRPO median).
 
-    python benchmarks/grpo_vs_trl.py [--steps 300] [--seed 1] [--threads 1] [--gap 0.6] [--skip-trl]
+    python benchmarks/studies/grpo_vs_trl.py [--steps 300] [--seed 1] [--threads 1] [--gap 0.6] [--skip-trl]
 
 The numbers depend on the machine and its load: compare rows from one run only.
 """

@@ -1,4 +1,4 @@
-"""The checks of the GPU acceptance run (`benchmarks/gpu_acceptance.py`), one generator per
+"""The checks of the GPU acceptance run (`benchmarks/studies/gpu_acceptance.py`), one generator per
 group. Each yields rows `(check, status, figure)` with status PASS, FAIL or SKIP; a row
 that needs a GPU is SKIP in a dry run, and what can be checked without one (nvcc
 compile-only of every kernel, the scripted server, the task files) is checked instead.
@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopt.benchmarks.gpu_kernels import CHEATS, KERNEL_TASK, write_solutions
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as `python benchmarks/studies/X.py`: siblings and tests/ import from the checkout
+    sys.path.insert(0, str(REPO))
+from benchmarks.studies.gpu_kernels import CHEATS, KERNEL_TASK, write_solutions  # noqa: E402
 
 Row = tuple[str, str, str]
 NEEDS_GPU = "needs a GPU"
@@ -145,7 +148,7 @@ def environment(ctx: Ctx) -> Iterator[Row]:
 
 
 def gpu_tests(ctx: Ctx) -> Iterator[Row]:
-    tests = Path(__file__).resolve().parents[1] / "tests"
+    tests = Path(__file__).resolve().parents[2] / "tests"
     if ctx.dry:
         yield "pytest -m gpu", "SKIP", NEEDS_GPU
         return
@@ -288,10 +291,10 @@ def _answers(sols: dict[str, Path]):
 
 
 def optimize(ctx: Ctx) -> Iterator[Row]:
+    from benchmarks.studies.loopback_chat import LoopbackChat
     from kopt.agent.coder import LLMProposer, code_messages, plan_messages
     from kopt.agent.core import Candidate
     from kopt.agent.proposers.openai_compat import OpenAIChat
-    from kopt.benchmarks.loopback_chat import LoopbackChat
 
     sols = ctx.solutions()
     task = ctx.task(*KERNEL_TASK)

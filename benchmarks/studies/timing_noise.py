@@ -6,7 +6,7 @@ two evaluations at once (as `kopt bench --jobs 2` runs them); a competing CPU lo
 process on every core); and a large memory-bound task (ELU over 64 x 393216 floats, 100 MB
 a tensor, the shape that once timed a copy at 0.5x), quiet and two at once.
 
-    python benchmarks/timing_noise.py [--runs 10] [--task T --solution S] [--no-large]
+    python benchmarks/studies/timing_noise.py [--runs 10] [--task T --solution S] [--no-large]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
-HERE = Path(__file__).parent / "examples"
+HERE = Path(__file__).resolve().parents[1] / "examples"
 
 LARGE_TASK = '''import torch
 import torch.nn as nn

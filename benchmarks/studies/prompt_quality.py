@@ -8,7 +8,7 @@ the server counted), how many earlier attempts it carries as turns, and whether 
 compiler's error, the mismatch detail, the reference's profile and the hardware. Then the
 candidate kopt evaluated from the reasoning-style answer: it must be the final file, not the draft.
 
-    python benchmarks/prompt_quality.py [--task benchmarks/examples/relu_task.py] [--show N]
+    python benchmarks/studies/prompt_quality.py [--task benchmarks/examples/relu_task.py] [--show N]
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 TASK = HERE / "examples" / "relu_task.py"
 
 PLAN = ("1. [none] port the relu to a C++ loop\n2. [none] check the values\n3. [none] keep what is fast\n"

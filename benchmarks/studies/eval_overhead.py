@@ -13,7 +13,7 @@ Forward calls of one evaluation, both sides together (read from its `checks`):
     candidate: 2 * trials (each trial runs twice: the determinism check) + 1 + rounds * calls_per_round
 (doubled timed part when the sanity cap made it re-measure).
 
-    python benchmarks/eval_overhead.py [--keep DIR]
+    python benchmarks/studies/eval_overhead.py [--keep DIR]
 """
 from __future__ import annotations
 

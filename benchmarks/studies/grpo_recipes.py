@@ -7,7 +7,7 @@ rollouts spent until the gap to the control first reaches the target, the final 
 rollouts spent (sampled completions, greedy ReMax rollouts included, replayed ones not), tokens
 generated (greedy ones not counted) and wall time.
 
-    python benchmarks/grpo_recipes.py [--steps 60] [--seeds 1,2,3] [--target 0.5] [--recipes plain,remax,...]
+    python benchmarks/studies/grpo_recipes.py [--steps 60] [--seeds 1,2,3] [--target 0.5] [--recipes plain,remax,...]
                                       [--toys toy,plan,plan-fallback] [--skip-trl]
 
 Toys: `toy` (kopt.rl_finetune.toy: one-token answers, 8 kernels x 8 configurations, noisy

@@ -12,7 +12,7 @@ The proposer column says where candidates came from:
                          (one correct rewrite, one wrong one), to show the loop verifies,
                          rejects and returns a patch; it measures kopt, not a model.
 
-    python -m kopt.benchmarks.repo_targets [--budget 6]   (from a source checkout for
+    python benchmarks/studies/repo_targets.py [--budget 6]   (from a source checkout for
                                                           the scripted rows)
 """
 from __future__ import annotations
@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 PY = sys.executable
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: tests/chat_server.py imports from the checkout
+    sys.path.insert(0, str(REPO))
 
 
 def git_run(root: Path, *args: str) -> str:

@@ -1,4 +1,4 @@
-"""The GPU solutions kopt's acceptance run evaluates (`benchmarks/gpu_acceptance.py`),
+"""The GPU solutions kopt's acceptance run evaluates (`benchmarks/studies/gpu_acceptance.py`),
 written in this project: one fused elementwise kernel for a level-2 KernelBench task in
 three toolchains (CUDA through load_inline, CuPy RawKernel, Triton), a wrong CuPy variant
 the scripted LLM offers first, and five GPU cheats the evaluator must catch.
