@@ -1,0 +1,145 @@
+"""`rules`: the built-in proposer that needs no LLM.
+
+It applies the mechanical skills it can prove it understands and says so in every
+candidate it makes:
+- runs of elementwise statements in `forward` become one OpenMP C++ pass over memory (in
+  place when the value is a temporary);
+- a GroupNorm / InstanceNorm / LayerNorm module call, or a softmax / log_softmax over the
+  last dim, becomes one C++ kernel per row or (sample, group) that also applies the cheap
+  elementwise statements before it and all the elementwise statements after it.
+When a forward has both, a second candidate fuses only the elementwise runs, in case
+PyTorch's own norm kernel wins on this machine. The evaluator keeps what is really
+faster; when no rule applies it proposes nothing rather than guessing.
+
+For a target evaluated with `--device cuda` the same plans are written for the GPU
+(`kopt.agent.proposers.rules.gpu_codegen`): the norm plan as Triton kernels, the elementwise plan as one
+CUDA kernel per run through `load_inline`.
+"""
+from __future__ import annotations
+
+import ast
+
+from kopt.agent.core import Candidate
+from kopt.agent.proposers.rules.cpu_codegen import describe, generate
+from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun, find_norm_runs
+from kopt.agent.proposers.rules.forward_analysis import FusedRun, find_fusable_runs, forward_of, model_class
+
+BASE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno")
+# Without -ffast-math GCC keeps libm calls (expf, log1pf) scalar -- with them the fused
+# loop once measured ~8x *slower* than eager PyTorch -- and does not vectorise the float
+# reductions of the norm kernels, so only the vectorised variant is proposed (exp, tanh,
+# erf and mish are inline in `kopt.agent.proposers.rules.cpu_math` and vectorise either way).
+FLAGS = BASE_FLAGS + ("-ffast-math",)
+FLAG_NAME = "vectorised math (-ffast-math: SIMD exp/erf/tanh)"
+ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
+NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
+GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
+GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
+
+
+def name_returned_value(task_source: str) -> str:
+    """`return torch.softmax(x, dim=1)` becomes `x = torch.softmax(x, dim=1); return x`, the
+    statement form the analyses read (KernelBench's level-1 tasks mostly return the call).
+    Only a call whose first argument (or method receiver) is a plain name is rewritten; the
+    source comes back unchanged when there is nothing to do."""
+    try:
+        tree = ast.parse(task_source)
+        fwd = forward_of(model_class(tree))
+    except (ValueError, SyntaxError):
+        return task_source
+    last = fwd.body[-1] if fwd.body else None
+    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Call)):
+        return task_source
+    call = last.value
+    receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
+    var = receiver if isinstance(receiver, ast.Name) and receiver.id not in ("torch", "F", "nn", "self") else \
+        (call.args[0] if call.args else None)
+    if not isinstance(var, ast.Name):
+        return task_source
+    fwd.body[-1:] = [ast.Assign(targets=[ast.Name(var.id, ast.Store())], value=call, lineno=last.lineno),
+                     ast.Return(value=ast.Name(var.id, ast.Load()), lineno=last.lineno)]
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
+    """(plan step, runs, skills) for each candidate the rules make for this task (read in the
+    form of `name_returned_value`, which `propose` generates from too)."""
+    task_source = name_returned_value(task_source)
+    try:
+        cls = model_class(ast.parse(task_source))
+        fwd = forward_of(cls)
+    except (ValueError, SyntaxError):
+        return []
+    norms = find_norm_runs(cls)
+    claimed = frozenset(i for r in norms for i in range(r.start, r.stop))
+    combined: list[FusedRun | NormRun] = sorted([*norms, *find_fusable_runs(fwd, claimed)], key=lambda r: r.start)
+    out = []
+    if norms:
+        out.append((f"{describe(combined)}: one OpenMP C++ kernel per row / (sample, group) -- statistics "
+                    f"pass, then normalise + elementwise in one write; {FLAG_NAME}", combined,
+                    NORM_SKILLS + (ELEMENTWISE_SKILLS[:1] if len(combined) > len(norms) else [])))
+    plain = find_fusable_runs(fwd)
+    if plain:
+        out.append((f"{describe(plain)} into one OpenMP C++ pass over memory; {FLAG_NAME}", plain,
+                    list(ELEMENTWISE_SKILLS)))
+    return out
+
+
+def gpu_plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str], str]]:
+    """(plan step, runs, skills, backend) for `--device cuda`: the plans of `plans`, the one
+    with norms in Triton and the elementwise-only one as CUDA (load_inline); a plan whose
+    statements have no GPU form is left out."""
+    from kopt.agent.proposers.rules.gpu_codegen import supports
+
+    task_source = name_returned_value(task_source)
+    out = []
+    for _, runs, _ in plans(task_source):
+        if any(isinstance(r, NormRun) for r in runs):
+            if supports(task_source, runs, "triton"):
+                out.append((f"{describe(runs)}: one Triton program per row / (sample, group) -- statistics, "
+                            "then normalise + elementwise in one write", runs, list(GPU_NORM_SKILLS), "triton"))
+        elif supports(task_source, runs, "cuda"):
+            out.append((f"{describe(runs)} into one grid-stride CUDA kernel per run (load_inline, torch's "
+                        "current stream)", runs, list(GPU_ELEMENTWISE_SKILLS), "cuda"))
+    return out
+
+
+def _device(context: dict) -> str:
+    cfg = getattr(context.get("target"), "eval_cfg", None)
+    return getattr(cfg, "device", "cpu")
+
+
+class RulesProposer:
+    name = "rules"
+
+    def __init__(self, retrieval: bool = True) -> None:
+        self.tokens = 0
+        self.cost = 0.0
+        self.retrieval = retrieval  # False: templates in declaration order (benchmarks/studies/skill_ablation.py)
+
+    def ordered_plans(self, task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
+        """The skill library's retrieval decides which template is tried (evaluated) first."""
+        found = plans(task_source)
+        if not self.retrieval or len(found) < 2:
+            return found
+        from kopt.skills.prompt import order_templates
+
+        return order_templates(task_source, found, lambda p: p[2])
+
+    def plan(self, task_source: str) -> list[str]:
+        return [step for step, _, _ in self.ordered_plans(task_source)]
+
+    def propose(self, context: dict) -> list[Candidate]:
+        parent: Candidate = context["parent"]
+        if parent.parent_ids:  # only the reference is expanded: no rule builds on a fused kernel yet
+            return []
+        src = name_returned_value(context["task_source"])
+        meta = {"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
+        if _device(context) == "cuda":
+            from kopt.agent.proposers.rules.gpu_codegen import generate as generate_gpu
+
+            return [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
+                              skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
+        return [Candidate(code=generate(src, runs, FLAGS), parent_ids=[parent.id], plan_step=step,
+                          skills=skills, proposer=dict(meta))
+                for step, runs, skills in self.ordered_plans(src)]

@@ -1,0 +1,140 @@
+"""Every rule of the `rules` proposer, addressable by its skill card's id.
+
+    analysis = analyse(task_source)            # TaskAnalysis, or NoOp when forward is unreadable
+    result = apply("cpu-fold-affine-chain", analysis, {})
+    # -> RuleCandidate(code, plan_step, skills): a whole solution file defining ModelNew
+    # -> NoOp(reason): the rule does not apply to this task, and why
+
+A rule only writes a candidate; whether it is correct and faster is the evaluator's
+verdict, as for any other proposer. `rule_ids()` lists the rules in the order the
+proposer tries them when retrieval does not reorder them.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
+from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
+from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
+from kopt.agent.proposers.rules.cpu_codegen import describe, generate, rewrite_forward
+from kopt.agent.proposers.rules.cpu_norm_analysis import find_norm_runs
+from kopt.agent.proposers.rules.forward_analysis import find_fusable_runs, forward_of, model_class
+from kopt.agent.proposers.rules.named_return import name_returned_value
+
+
+@dataclass(frozen=True)
+class NoOp:
+    """A rule that does not apply, with the reason (one line)."""
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class RuleCandidate:
+    code: str  # the solution file (defines ModelNew)
+    plan_step: str  # what the rule did, for the run's report
+    skills: list[str] = field(default_factory=list)  # card ids applied
+
+
+@dataclass(frozen=True)
+class TaskAnalysis:
+    """The task as the rules read it: its source with `return f(x)` named (see
+    `named_return`), the Model class and its forward."""
+
+    source: str
+    cls: ast.ClassDef
+    forward: ast.FunctionDef
+
+
+def analyse(task_source: str) -> TaskAnalysis | NoOp:
+    src = name_returned_value(task_source)
+    try:
+        cls = model_class(ast.parse(src))
+        return TaskAnalysis(src, cls, forward_of(cls))
+    except SyntaxError as e:
+        return NoOp(f"the task does not parse ({e.msg}, line {e.lineno})")
+    except ValueError as e:
+        return NoOp(f"the task has {e}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    card_id: str
+    summary: str
+    build: Callable[[TaskAnalysis, dict], RuleCandidate | NoOp]
+
+
+def _rename_only(source: str) -> str:
+    """The task's source with Model renamed ModelNew (forward as written)."""
+    header, cls = rewrite_forward(source, [], lambda run, stmts: stmts)
+    return "\n".join(header) + "\n\n\n" + ast.unparse(cls) + "\n"
+
+
+def _fold_affine(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    regions = find_affine_regions(t.forward, t.cls)
+    if not regions:
+        return NoOp("no Linear/matmul followed by an affine step (scale, shift, sum/mean over the features, "
+                    "another Linear)")
+    src = rewrite(t.source, t.cls, t.forward, regions)
+    tail = find_fusable_runs(forward_of(model_class(ast.parse(src)))) if options.get("fuse_tail", True) else []
+    step = "; ".join(f"fold {r.summary()} ({r.stop - r.start} statements) into one GEMM with weights "
+                     "folded at construction" for r in regions)
+    skills = ["cpu-fold-affine-chain"]
+    if tail:
+        step += f"; then {describe(tail)} into one OpenMP C++ pass; {FLAG_NAME}"
+        skills.append("cpu-fuse-elementwise-chain")
+        return RuleCandidate(with_helpers(generate(src, tail, FLAGS)), step, skills)
+    return RuleCandidate(with_helpers(_rename_only(src)), step, skills)
+
+
+def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    norms = find_norm_runs(t.cls)
+    if not norms:
+        return NoOp("no GroupNorm/InstanceNorm/LayerNorm module call or last-dim softmax in forward")
+    claimed = frozenset(i for r in norms for i in range(r.start, r.stop))
+    runs = sorted([*norms, *find_fusable_runs(t.forward, claimed)], key=lambda r: r.start)
+    skills = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"] + (
+        ["cpu-fuse-elementwise-chain"] if len(runs) > len(norms) else [])
+    step = (f"{describe(runs)}: one OpenMP C++ kernel per row / (sample, group) -- statistics pass, then "
+            f"normalise + elementwise in one write; {FLAG_NAME}")
+    return RuleCandidate(generate(t.source, runs, FLAGS), step, skills)
+
+
+def _fuse_elementwise(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    runs = find_fusable_runs(t.forward)
+    if not runs:
+        return NoOp("no run of elementwise statements `x = f(x)` in forward")
+    return RuleCandidate(generate(t.source, runs, FLAGS),
+                         f"{describe(runs)} into one OpenMP C++ pass over memory; {FLAG_NAME}",
+                         ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"])
+
+
+RULES: dict[str, Rule] = {r.card_id: r for r in (
+    Rule("cpu-fold-affine-chain", "a Linear/matmul and the affine steps after it (scales, shifts, sums over "
+         "the features, further Linears) as one GEMM with folded weights", _fold_affine),
+    Rule("cpu-fuse-norm-epilogue", "a norm or softmax fused with the elementwise statements around it",
+         _fuse_norms),
+    Rule("cpu-fuse-elementwise-chain", "runs of elementwise statements as one OpenMP C++ pass",
+         _fuse_elementwise),
+)}
+
+
+def rule_ids() -> list[str]:
+    return list(RULES)
+
+
+def apply(rule_id: str, task_analysis: TaskAnalysis | str, options: dict | None = None) -> RuleCandidate | NoOp:
+    """One rule on one task. `task_analysis` may be the task's source; an unknown id is a
+    NoOp naming the known ones (never an exception)."""
+    rule = RULES.get(rule_id)
+    if rule is None:
+        return NoOp(f"no rule {rule_id!r}; known rules: {', '.join(RULES)}")
+    t = analyse(task_analysis) if isinstance(task_analysis, str) else task_analysis
+    if isinstance(t, NoOp):
+        return t
+    return rule.build(t, dict(options or {}))
