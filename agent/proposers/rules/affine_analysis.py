@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 REDUCTIONS = {"sum": "sum", "mean": "mean"}
 # reductions that are the identity over a dimension of width 1 (keepdim=True)
 WIDTH1_IDENTITIES = {"sum", "mean", "max", "min", "amax", "amin", "logsumexp"}
+COPIES = ("clone", "detach", "contiguous")
 NAMESPACES = ("torch", "F", "torch.nn.functional", "nn.functional")
 
 
@@ -170,6 +171,10 @@ class _Reader:
 
     def call(self, call: ast.Call, dst: str, live: set[str]) -> Step | None:
         name, receiver = _call_name(call)
+        while name in COPIES and isinstance(receiver, ast.Call) and _call_name(receiver)[0] in COPIES \
+                and not receiver.args and not call.args:
+            call = receiver  # h.clone().detach()
+            name, receiver = _call_name(call)
         args = ([receiver] if receiver is not None else []) + list(call.args)
         if isinstance(call.func, ast.Attribute) and _attr_chain(call.func) and ast.unparse(call.func) \
                 in self.linear_modules and len(call.args) == 1 and not call.keywords:
@@ -188,7 +193,7 @@ class _Reader:
                 return None
             text = "" if bias is None or isinstance(bias, ast.Constant) else ast.unparse(bias)
             return Step("linear", dst, src, operand=ast.unparse(args[1]), bias=text)
-        if name in ("clone", "detach", "contiguous") and len(args) == 1 and not call.keywords:
+        if name in COPIES and len(args) == 1 and not call.keywords:
             return Step("copy", dst, src)
         if name in ("mul", "div", "add", "sub") and len(args) == 2 and not call.keywords:
             op = ast.BinOp(left=args[0], op={"mul": ast.Mult(), "div": ast.Div(), "add": ast.Add(),
@@ -227,7 +232,15 @@ def linear_modules(cls: ast.ClassDef) -> set[str]:
 
 
 def _names_read(stmts: list[ast.stmt]) -> set[str]:
-    return {n.id for s in stmts for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    """Names whose current value the statements read (straight-line liveness: a name
+    assigned by a plain `name = ...` before any read is not; anything else counts as read)."""
+    read: set[str] = set()
+    killed: set[str] = set()
+    for s in stmts:
+        read |= {n.id for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - killed
+        if isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
+            killed.add(s.targets[0].id)
+    return read
 
 
 def _valid(steps: list[Step]) -> bool:

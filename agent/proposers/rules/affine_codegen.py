@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from kopt.agent.proposers.rules.kernelbench_rules.affine_analysis import AffineRegion, Step
+from kopt.agent.proposers.rules.affine_analysis import AffineRegion, Step
 
 HELPERS = '''
 def _kopt_matrix(w, device):
