@@ -1,7 +1,10 @@
 """`rules`: the built-in proposer that needs no LLM.
 
 It applies the mechanical skills it can prove it understands and says so in every
-candidate it makes:
+candidate it makes (each is a rule of `registry`, addressable by its skill card's id):
+- algebraic rewrites first: a Linear/matmul and the affine statements after it (scales,
+  shifts, sums or means over the features, composed Linears) become one GEMM with
+  weights folded at construction (`affine_analysis`, `affine_codegen`);
 - runs of elementwise statements in `forward` become one OpenMP C++ pass over memory (in
   place when the value is a temporary);
 - a GroupNorm / InstanceNorm / LayerNorm module call, or a softmax / log_softmax over the
@@ -20,45 +23,21 @@ from __future__ import annotations
 import ast
 
 from kopt.agent.core import Candidate
+from kopt.agent.proposers.rules.build_flags import BASE_FLAGS, FLAG_NAME, FLAGS
 from kopt.agent.proposers.rules.cpu_codegen import describe, generate
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun, find_norm_runs
 from kopt.agent.proposers.rules.forward_analysis import FusedRun, find_fusable_runs, forward_of, model_class
+from kopt.agent.proposers.rules.named_return import name_returned_value
+from kopt.agent.proposers.rules.registry import NoOp, RuleCandidate, analyse, apply
 
-BASE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno")
-# Without -ffast-math GCC keeps libm calls (expf, log1pf) scalar -- with them the fused
-# loop once measured ~8x *slower* than eager PyTorch -- and does not vectorise the float
-# reductions of the norm kernels, so only the vectorised variant is proposed (exp, tanh,
-# erf and mish are inline in `kopt.agent.proposers.rules.cpu_math` and vectorise either way).
-FLAGS = BASE_FLAGS + ("-ffast-math",)
-FLAG_NAME = "vectorised math (-ffast-math: SIMD exp/erf/tanh)"
 ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
 NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
 GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
 GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
-
-
-def name_returned_value(task_source: str) -> str:
-    """`return torch.softmax(x, dim=1)` becomes `x = torch.softmax(x, dim=1); return x`, the
-    statement form the analyses read (KernelBench's level-1 tasks mostly return the call).
-    Only a call whose first argument (or method receiver) is a plain name is rewritten; the
-    source comes back unchanged when there is nothing to do."""
-    try:
-        tree = ast.parse(task_source)
-        fwd = forward_of(model_class(tree))
-    except (ValueError, SyntaxError):
-        return task_source
-    last = fwd.body[-1] if fwd.body else None
-    if not (isinstance(last, ast.Return) and isinstance(last.value, ast.Call)):
-        return task_source
-    call = last.value
-    receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
-    var = receiver if isinstance(receiver, ast.Name) and receiver.id not in ("torch", "F", "nn", "self") else \
-        (call.args[0] if call.args else None)
-    if not isinstance(var, ast.Name):
-        return task_source
-    fwd.body[-1:] = [ast.Assign(targets=[ast.Name(var.id, ast.Store())], value=call, lineno=last.lineno),
-                     ast.Return(value=ast.Name(var.id, ast.Load()), lineno=last.lineno)]
-    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+# rewrites that change the computation itself (no compiler makes them): tried before the
+# fusion templates whenever they apply
+ALGEBRAIC_RULES = ("cpu-fold-affine-chain",)
+__all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "name_returned_value", "plans"]
 
 
 def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
@@ -126,8 +105,22 @@ class RulesProposer:
 
         return order_templates(task_source, found, lambda p: p[2])
 
+    def algebraic(self, task_source: str) -> list[RuleCandidate]:
+        """Candidates of the algebraic rules (registry) that apply to this task."""
+        t = analyse(task_source)
+        if isinstance(t, NoOp):
+            return []
+        return [c for c in (apply(rule_id, t) for rule_id in ALGEBRAIC_RULES) if not isinstance(c, NoOp)]
+
+    def candidates(self, task_source: str) -> list[RuleCandidate]:
+        """Every CPU candidate, in the order they are tried: algebraic rewrites, then the
+        fusion templates in retrieval order."""
+        src = name_returned_value(task_source)
+        return self.algebraic(src) + [RuleCandidate(generate(src, runs, FLAGS), step, skills)
+                                      for step, runs, skills in self.ordered_plans(src)]
+
     def plan(self, task_source: str) -> list[str]:
-        return [step for step, _, _ in self.ordered_plans(task_source)]
+        return [c.plan_step for c in self.candidates(task_source)]
 
     def propose(self, context: dict) -> list[Candidate]:
         parent: Candidate = context["parent"]
@@ -140,6 +133,5 @@ class RulesProposer:
 
             return [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
                               skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
-        return [Candidate(code=generate(src, runs, FLAGS), parent_ids=[parent.id], plan_step=step,
-                          skills=skills, proposer=dict(meta))
-                for step, runs, skills in self.ordered_plans(src)]
+        return [Candidate(code=c.code, parent_ids=[parent.id], plan_step=c.plan_step, skills=list(c.skills),
+                          proposer=dict(meta)) for c in self.candidates(src)]
