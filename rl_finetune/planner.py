@@ -1,0 +1,157 @@
+"""Training a planner (issue 21 item 3): prompts are KernelBench tasks rendered as
+`planning.prompt.plan_prompt`, completions are plans, rewards are kopt's (architecture §8)
+for the candidate the plan makes, measured by the sandboxed evaluator through the
+evaluation cache (so a plan -- or another plan that makes the same code -- is measured
+once per decision, not once per rollout).
+
+A plan whose steps are all no-ops makes no candidate and scores `RewardConfig.failed`.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from kopt.agent.proposers.planning.plans import PlanStep, final_code, render_plan, run_plan
+from kopt.agent.proposers.planning.prompt import plan_from_completion, plan_prompt, plan_words
+from kopt.rl_finetune.rewards import RewardConfig, reward
+from kopt.rl_finetune.toy import SPECIALS
+from kopt.sandboxes.eval_cache import CachedEvaluator, EvalCache, Need
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    name: str
+    path: Path  # the task file evaluated (a fitted copy when fitted)
+    source: str
+
+    @property
+    def prompt(self) -> str:
+        return plan_prompt(self.source)
+
+    @classmethod
+    def from_path(cls, path: Path, name: str | None = None) -> PlanTask:
+        path = Path(path)
+        return cls(name or path.stem, path, path.read_text())
+
+
+@dataclass
+class Outcome:
+    plan: str
+    steps: list[dict]
+    reward: float
+    verdict: str | None = None
+    speedup: float | None = None
+    code_sha: str | None = None
+
+    @property
+    def win(self) -> bool:
+        return self.verdict == "faster"
+
+
+class PlanReward:
+    """`reward_fn(prompts, completions)` for GRPOTrainer: each completion's plan is run on its
+    prompt's task and the candidate is evaluated through the cache with `Need.reward`."""
+
+    def __init__(self, tasks: list[PlanTask], eval_cfg: EvalConfig, workdir: Path, cache: EvalCache | None = None,
+                 need: Need | None = None, reward_cfg: RewardConfig = RewardConfig(), evaluate_fn=evaluate):
+        self.by_prompt = {t.prompt: t for t in tasks}
+        self.eval_cfg, self.reward_cfg = eval_cfg, reward_cfg
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cached = CachedEvaluator(cache or EvalCache(), evaluate_fn, need=need or Need.reward(eval_cfg.noise_floor))
+        self.memo: dict[tuple[str, str], Outcome] = {}
+        self._lock = threading.Lock()
+
+    def outcome(self, task: PlanTask, steps: list[PlanStep]) -> Outcome:
+        results = run_plan(task.source, steps)
+        code = final_code(results)
+        records = [r.record() for r in results]
+        if code is None:
+            return Outcome(render_plan(steps), records, self.reward_cfg.failed, "no-op")
+        sha = hashlib.sha256(code.encode()).hexdigest()[:20]
+        key = (task.name, sha)
+        with self._lock:
+            known = self.memo.get(key)
+        if known is None:
+            solution = self.workdir / task.name / f"{sha}.py"
+            solution.parent.mkdir(parents=True, exist_ok=True)
+            solution.write_text(code)
+            res = self.cached(task.path, solution, self.eval_cfg)
+            r = reward(res, self.reward_cfg)
+            known = Outcome("", [], self.reward_cfg.failed if r is None else r, res.get("verdict"),
+                            res.get("speedup") if res.get("correct") else None, sha)
+            with self._lock:
+                self.memo[key] = known
+        return Outcome(render_plan(steps), records, known.reward, known.verdict, known.speedup, sha)
+
+    def __call__(self, prompts, completions) -> list[float]:
+        out = []
+        for prompt, text in zip(prompts, completions):
+            task = self.by_prompt[prompt if isinstance(prompt, str) else prompt[-1]["content"]]
+            out.append(self.outcome(task, plan_from_completion(text)).reward)
+        return out
+
+
+def planner_tokenizer(tasks: list[PlanTask]):
+    """A word-level tokenizer over the planner's words (rule ids, operators, separators): no download."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate([*SPECIALS, *plan_words([t.source for t in tasks])])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                                bos_token="<s>", eos_token="</s>")
+
+
+def planner_model(tokenizer, hidden: int = 128, layers: int = 2, seed: int = 0):
+    """A randomly initialised Llama built from a config (hidden 128, 2 layers: ~0.4M parameters)."""
+    import torch  # heavy optional dependency ([train])
+    import transformers
+
+    cfg = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                                   num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+                                   max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+                                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                   tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    return transformers.LlamaForCausalLM(cfg)
+
+
+def plan_text(steps: list[PlanStep]) -> str:
+    """A plan as a completion: steps separated by ' ; ' (what the planner is trained to write)."""
+    return " ; ".join(s.render() for s in steps)
+
+
+def plan_logprobs(model, tokenizer, prompt: str, plans: list[list[PlanStep]]) -> list[float]:
+    """log p(plan + end | prompt) under the model, for ranking a plan space."""
+    import torch  # heavy optional dependency ([train])
+
+    model.eval()
+    p_ids = tokenizer(prompt).input_ids
+    out = []
+    with torch.no_grad():
+        for steps in plans:
+            c_ids = tokenizer(plan_text(steps)).input_ids + [tokenizer.eos_token_id]
+            ids = torch.tensor([p_ids + c_ids], device=model.device)
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+            tgt = ids[0, 1:]
+            tok_lp = logp.gather(-1, tgt[:, None])[:, 0][len(p_ids) - 1:]
+            out.append(float(tok_lp.sum()))
+    return out
+
+
+def greedy_plan(model, tokenizer, prompt: str, max_new_tokens: int = 8) -> list[PlanStep]:
+    """The planner's top-1 plan: its greedy completion, read as a plan."""
+    import torch  # heavy optional dependency ([train])
+
+    model.eval()
+    ids = torch.tensor([tokenizer(prompt).input_ids], device=model.device)
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+    return plan_from_completion(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
