@@ -159,9 +159,9 @@ def rewrite(task_source: str, cls: ast.ClassDef, forward: ast.FunctionDef,
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
-def with_helpers(solution: str) -> str:
-    """Insert the fold's module-level helpers right before `class ModelNew`."""
+def with_helpers(solution: str, helpers: str = HELPERS) -> str:
+    """Insert a rule's module-level helpers right before `class ModelNew`."""
     head, sep, tail = solution.partition("\nclass ModelNew")
     if not sep:
         raise ValueError("generated solution has no class ModelNew")
-    return head + "\n" + HELPERS + "\n" + sep + tail
+    return head + "\n" + helpers + "\n" + sep + tail

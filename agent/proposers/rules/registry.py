@@ -15,6 +15,7 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kopt.agent.proposers.rules import conv_mean
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
 from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
 from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
@@ -92,6 +93,17 @@ def _fold_affine(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     return RuleCandidate(with_helpers(_rename_only(src)), step, skills)
 
 
+def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    regions = conv_mean.find_conv_means(t.forward, t.cls)
+    if not regions:
+        return NoOp("no convolution whose output is averaged (or summed) over space, with at most "
+                    "scalar / per-channel arithmetic in between")
+    src = conv_mean.rewrite(t.source, regions)
+    step = "; ".join(f"{r.op} over space of {r.conv}'s output from window sums of its input "
+                     f"({r.stop - r.start} statements, no convolution)" for r in regions)
+    return RuleCandidate(with_helpers(_rename_only(src), conv_mean.HELPER), step, ["cpu-fold-conv-global-mean"])
+
+
 def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     norms = find_norm_runs(t.cls)
     if not norms:
@@ -117,6 +129,8 @@ def _fuse_elementwise(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
 RULES: dict[str, Rule] = {r.card_id: r for r in (
     Rule("cpu-fold-affine-chain", "a Linear/matmul and the affine steps after it (scales, shifts, sums over "
          "the features, further Linears) as one GEMM with folded weights", _fold_affine),
+    Rule("cpu-fold-conv-global-mean", "a convolution followed by a mean/sum over space, computed from window "
+         "sums of the input without the convolution", _fold_conv_mean),
     Rule("cpu-fuse-norm-epilogue", "a norm or softmax fused with the elementwise statements around it",
          _fuse_norms),
     Rule("cpu-fuse-elementwise-chain", "runs of elementwise statements as one OpenMP C++ pass",
