@@ -40,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import sqlite3
 import statistics
 import threading
@@ -49,9 +50,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopt.sandboxes.evaluator import EvalConfig, _toolchain_id, evaluate
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
 from kopt.sandboxes.machine import fingerprint
-from kopt.sandboxes.native import cache_root
+from kopt.sandboxes.native import cache_root, compiler_id
 
 SCHEMA = 1
 CACHE_FILE = "evals.sqlite"
@@ -78,6 +79,22 @@ def evaluator_version() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def toolchain() -> str:
+    """torch, the C++ compiler and Python: what builds and runs a candidate besides the machine."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "none"
+    try:
+        cxx = compiler_id(os.environ.get("CXX", "g++"))
+    except Exception:  # noqa: BLE001 - no compiler is itself part of the identity
+        cxx = "no-cxx"
+    return f"{torch_version}|{cxx}|{platform.python_version()}"
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -88,7 +105,7 @@ def settings_of(cfg: EvalConfig) -> dict:
 
 def cache_key(task_bytes: bytes, code_bytes: bytes, cfg: EvalConfig) -> str:
     blob = json.dumps([SCHEMA, evaluator_version(), _sha(task_bytes), _sha(code_bytes), settings_of(cfg),
-                       fingerprint(), _toolchain_id()], sort_keys=True)
+                       fingerprint(), toolchain()], sort_keys=True)
     return _sha(blob.encode())[:32]
 
 
