@@ -141,3 +141,13 @@ def test_forward_statements_are_read_from_the_task_not_guessed():
     cls = model_class(ast.parse(src))
     [region] = find_affine_regions(forward_of(cls), cls)
     assert [s.kind for s in region.steps] == ["linear", "scale"]
+
+
+def test_the_proposer_tries_a_work_cutting_fold_first_and_a_scale_fold_last():
+    from kopt.agent.proposers.rules.kernelbench_rules import RulesProposer
+
+    proposer = RulesProposer()
+    first = proposer.candidates(task(BODIES["sum_then_width1"][0]))
+    assert first[0].skills[0] == "cpu-fold-affine-chain" and first[0].cuts_work
+    scaled = proposer.candidates(task("h = self.proj(h)\nh = h * self.gain\nh = torch.relu(h)"))
+    assert [c.skills[0] for c in scaled] == ["cpu-fuse-elementwise-chain", "cpu-fold-affine-chain"]

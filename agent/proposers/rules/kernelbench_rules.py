@@ -113,11 +113,15 @@ class RulesProposer:
         return [c for c in (apply(rule_id, t) for rule_id in ALGEBRAIC_RULES) if not isinstance(c, NoOp)]
 
     def candidates(self, task_source: str) -> list[RuleCandidate]:
-        """Every CPU candidate, in the order they are tried: algebraic rewrites, then the
-        fusion templates in retrieval order."""
+        """Every CPU candidate, in the order they are tried: algebraic rewrites that remove
+        arithmetic, the fusion templates in retrieval order, then algebraic rewrites that
+        only remove passes (a scale folded into a GEMM's weights gains nothing when the
+        GEMM is bound by reading its weights, as at batch 2)."""
         src = name_returned_value(task_source)
-        return self.algebraic(src) + [RuleCandidate(generate(src, runs, FLAGS), step, skills)
-                                      for step, runs, skills in self.ordered_plans(src)]
+        algebraic = self.algebraic(src)
+        fusion = [RuleCandidate(generate(src, runs, FLAGS), step, skills)
+                  for step, runs, skills in self.ordered_plans(src)]
+        return [c for c in algebraic if c.cuts_work] + fusion + [c for c in algebraic if not c.cuts_work]
 
     def plan(self, task_source: str) -> list[str]:
         return [c.plan_step for c in self.candidates(task_source)]

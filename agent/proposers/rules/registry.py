@@ -40,6 +40,7 @@ class RuleCandidate:
     code: str  # the solution file (defines ModelNew)
     plan_step: str  # what the rule did, for the run's report
     skills: list[str] = field(default_factory=list)  # card ids applied
+    cuts_work: bool = False  # the rewrite removes arithmetic (a reduction or composition folded), not only passes
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,13 @@ def _fold_affine(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     step = "; ".join(f"fold {r.summary()} ({r.stop - r.start} statements) into one GEMM with weights "
                      "folded at construction" for r in regions)
     skills = ["cpu-fold-affine-chain"]
+    cuts = any(s.kind == "reduce" or (s.kind in ("linear", "linear_t") and k) for r in regions
+               for k, s in enumerate(r.steps))
     if tail:
         step += f"; then {describe(tail)} into one OpenMP C++ pass; {FLAG_NAME}"
         skills.append("cpu-fuse-elementwise-chain")
-        return RuleCandidate(with_helpers(generate(src, tail, FLAGS)), step, skills)
-    return RuleCandidate(with_helpers(_rename_only(src)), step, skills)
+        return RuleCandidate(with_helpers(generate(src, tail, FLAGS)), step, skills, cuts)
+    return RuleCandidate(with_helpers(_rename_only(src)), step, skills, cuts)
 
 
 def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -101,7 +104,8 @@ def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     src = conv_mean.rewrite(t.source, regions)
     step = "; ".join(f"{r.op} over space of {r.conv}'s output from window sums of its input "
                      f"({r.stop - r.start} statements, no convolution)" for r in regions)
-    return RuleCandidate(with_helpers(_rename_only(src), conv_mean.HELPER), step, ["cpu-fold-conv-global-mean"])
+    return RuleCandidate(with_helpers(_rename_only(src), conv_mean.HELPER), step, ["cpu-fold-conv-global-mean"],
+                         cuts_work=True)
 
 
 def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
