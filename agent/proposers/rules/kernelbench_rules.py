@@ -36,7 +36,7 @@ GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
 GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
 # rewrites that change the computation itself (no compiler makes them): tried before the
 # fusion templates whenever they apply
-ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean")
+ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fuse-loss-reduction")
 __all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "name_returned_value", "plans"]
 
 

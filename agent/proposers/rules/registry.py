@@ -14,8 +14,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
-from kopt.agent.proposers.rules import conv_mean
+from kopt.agent.proposers.rules import conv_mean, full_reduction
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
 from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
 from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
@@ -108,6 +109,18 @@ def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
                          cuts_work=True)
 
 
+def _fuse_loss_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    red = full_reduction.find_full_reduction(t.forward)
+    if red is None:
+        return NoOp("forward does not return the mean/sum of an elementwise expression of its inputs")
+    span = SimpleNamespace(start=red.start, stop=len(t.forward.body))
+    header, cls = rewrite_forward(t.source, [span], lambda run, stmts: full_reduction.forward_body(red))
+    code = full_reduction.generate(t.source, red, FLAGS, header, ast.unparse(cls))
+    return RuleCandidate(code, f"{red.op} of the elementwise expression of {', '.join(red.inputs)} in one "
+                         f"parallel C++ pass, no temporaries; {FLAG_NAME}",
+                         ["cpu-fuse-loss-reduction", "cpu-fast-math-simd"], cuts_work=True)
+
+
 def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     norms = find_norm_runs(t.cls)
     if not norms:
@@ -135,6 +148,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "the features, further Linears) as one GEMM with folded weights", _fold_affine),
     Rule("cpu-fold-conv-global-mean", "a convolution followed by a mean/sum over space, computed from window "
          "sums of the input without the convolution", _fold_conv_mean),
+    Rule("cpu-fuse-loss-reduction", "the mean/sum of an elementwise expression of the inputs (a loss) in one "
+         "parallel C++ pass", _fuse_loss_reduction),
     Rule("cpu-fuse-norm-epilogue", "a norm or softmax fused with the elementwise statements around it",
          _fuse_norms),
     Rule("cpu-fuse-elementwise-chain", "runs of elementwise statements as one OpenMP C++ pass",
