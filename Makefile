@@ -33,7 +33,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	rm -rf $(DEMO_RUN)
 	-$(VENV)/bin/kopt optimize benchmarks/examples/activation_chain.py --budget 6 --run-dir $(DEMO_RUN)
-	$(PY) -m kopt.agent.demo_check $(DEMO_RUN) README.md
+	$(PY) -m kopt.agent.cli.demo_check $(DEMO_RUN) README.md
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -268,7 +268,7 @@ def write_bench_report(bench_dir: Path) -> dict:
 
 def run_results(run: Path) -> tuple[str, list[dict]]:
     """(label, task results) of a bench directory, or of a single `kopt optimize` run."""
-    from kopt.agent.store import STORE_FILE
+    from kopt.agent.runs.store import STORE_FILE
     from kopt.benchmarks.bench_runner import BENCH_FILE, load_bench, load_results, result_from_store
 
     if (run / BENCH_FILE).exists():

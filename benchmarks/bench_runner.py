@@ -91,7 +91,7 @@ def _median(values: list[float]) -> float | None:
 def result_from_store(run_dir: Path) -> dict:
     """What one task's run achieved: the best verified *proposed* candidate (the reference
     itself never counts as a solution), its failures, evaluations, tokens and dollars."""
-    from kopt.agent.store import STORE_FILE, Store
+    from kopt.agent.runs.store import STORE_FILE, Store
 
     if not (run_dir / STORE_FILE).exists():
         return {"evaluations": 0, "tokens": 0, "cost": 0.0, "failures": {}, "correct": False, "speedup": None}
@@ -196,7 +196,7 @@ class TaskRunner:
         if st.kind == "program":
             return self._run_program(st, d)
         if self.cfg.fit == "auto":
-            from kopt.benchmarks.fit import FitConfig, fit_task
+            from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
 
             fit = fit_task(st.path, d, FitConfig(device=self.cfg.device))
             if fit.skipped:
@@ -230,8 +230,8 @@ class TaskRunner:
             target = load_target(st.path, "program", self.eval_config(), options)
             self._one_shot(st.path, d, target)
         else:
-            from kopt.agent.optimize import run_optimize
-            from kopt.agent.store import STORE_FILE
+            from kopt.agent.runs.store import STORE_FILE
+            from kopt.agent.search.optimize import run_optimize
 
             run_optimize(st.path, model=self.cfg.model, base_url=self.cfg.base_url, budget=self.cfg.budget,
                          run_dir=d, resume=(d / STORE_FILE).exists(), device=self.cfg.device, quiet=True,
@@ -245,7 +245,7 @@ class TaskRunner:
 
     def _fresh_store(self, d: Path) -> None:
         """A one-shot task interrupted half way starts again: one proposal, one evaluation."""
-        from kopt.agent.store import STORE_FILE
+        from kopt.agent.runs.store import STORE_FILE
 
         for suffix in ("", "-wal", "-shm"):
             p = d / (STORE_FILE + suffix)
@@ -255,8 +255,8 @@ class TaskRunner:
     def _one_shot(self, path: Path, d: Path, target=None) -> None:
         from kopt.agent.core import Candidate, new_id
         from kopt.agent.proposers import make_proposer
-        from kopt.agent.search import Search, SearchConfig
-        from kopt.agent.store import Store
+        from kopt.agent.runs.store import Store
+        from kopt.agent.search.loop import Search, SearchConfig
 
         self._fresh_store(d)
         kind = target.kind if target is not None else "kernelbench"
@@ -291,21 +291,21 @@ class TaskRunner:
 
     def _task_report(self, d: Path, store, run_id: str, search, stop: str) -> None:
         from kopt.agent.proposers import model_label
-        from kopt.agent.report import write_reports
+        from kopt.agent.runs.run_report import write_reports
 
         best = search.best()  # never the reference itself
         write_reports(d, store, run_id, best, stop, model_label(self.cfg.model))
 
     def _search(self, path: Path, d: Path) -> None:
-        from kopt.agent.optimize import run_optimize
-        from kopt.agent.store import STORE_FILE
+        from kopt.agent.runs.store import STORE_FILE
+        from kopt.agent.search.optimize import run_optimize
 
         run_optimize(path, model=self.cfg.model, base_url=self.cfg.base_url, budget=self.cfg.budget, run_dir=d,
                      resume=(d / STORE_FILE).exists(), device=self.cfg.device, quiet=True,
                      eval_cfg=self.eval_config())
 
     def _compile_baseline(self, path: Path) -> dict:
-        from kopt.benchmarks.probe import run_probe
+        from kopt.agent.targets.kernelbench.size_probe import run_probe
 
         ev = self.eval_config()
         res = run_probe({"kind": "compile", "source": Path(path).read_text(), "path": str(path),

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Iterable
 from typing import IO
 
-from kopt.agent.store import Store
+from kopt.agent.runs.store import Store
 from kopt.rl_finetune.kernel_prompts import parse_stored_prompt
 from kopt.rl_finetune.rewards import RewardConfig, reward
 
@@ -25,7 +25,7 @@ MEASURED = ("faster", "same", "slower")
 
 def messages_of(prompt: str) -> list[dict]:
     """The chat messages of a stored prompt: a JSON list of {"role", "content"} as is, else the
-    store's "[role]\\ncontent" blocks (agent/coder.py's format) parsed back."""
+    store's "[role]\\ncontent" blocks (agent/proposers/llm_proposer.py's format) parsed back."""
     if prompt.startswith("["):
         try:
             msgs = json.loads(prompt)

@@ -49,7 +49,7 @@ def parse_stored_prompt(text: str) -> list[dict]:
 
 def from_runs(run_dirs: list[Path]) -> list[KernelPrompt]:
     """One prompt per distinct stored LLM prompt whose parent code and task file are still there."""
-    from kopt.agent.store import STORE_FILE, Store, find_runs
+    from kopt.agent.runs.store import STORE_FILE, Store, find_runs
 
     out, seen = [], set()
     for given in run_dirs:
@@ -79,11 +79,11 @@ def from_suite(suite: Path, level: int | None = None, device: str = "cpu") -> li
     """The first coding step on each task of a suite (a KernelBench checkout or a folder of task
     files), as `kopt optimize` asks it, with the machine's context but without the per-task
     profile (that needs a run of every task)."""
-    from kopt.agent.coder import code_messages
     from kopt.agent.core import Candidate
-    from kopt.agent.search import reference_solution
-    from kopt.agent.targets.kernelbench import load_task, suite_tasks
-    from kopt.agent.task_context import machine_sections
+    from kopt.agent.proposers.llm_proposer import code_messages
+    from kopt.agent.proposers.prompting.task_context import machine_sections
+    from kopt.agent.search.loop import reference_solution
+    from kopt.sandboxes.kernelbench_tasks import load_task, suite_tasks
 
     sections = machine_sections(device)
     out = []

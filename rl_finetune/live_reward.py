@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from kopt.agent.edits import EditError, code_from_answer
+from kopt.agent.proposers.prompting.edits import EditError, code_from_answer
 from kopt.rl_finetune.kernel_prompts import KernelPrompt, prompt_key
 from kopt.rl_finetune.recipes.flawed import flaws_of
 from kopt.rl_finetune.rewards import RewardConfig, reward

@@ -32,7 +32,7 @@ def encode_prompt(tokenizer, prompt) -> list[int]:
     them when it proposes (so the trained model sees at inference the format it was trained on)."""
     if isinstance(prompt, str):
         return tokenizer(prompt).input_ids
-    from kopt.agent.proposers.hf_local import HFChat
+    from kopt.agent.proposers.backends.hf_local import HFChat
 
     holder = _TokenizerHolder(tokenizer)
     text = HFChat.render(holder, list(prompt))

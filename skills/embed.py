@@ -1,5 +1,5 @@
 """Sentence-embedding similarity between a target and the cards, using the same local
-all-MiniLM-L6-v2 loader as the epsilon-net (`kopt.agent.novelty`). Optional: when the model
+all-MiniLM-L6-v2 loader as the epsilon-net (`kopt.agent.search.novelty`). Optional: when the model
 package is not installed, `similarities` returns None and retrieval uses BM25.
 
 Card vectors are computed in one padded batch (one forward pass instead of one per card)
@@ -18,7 +18,7 @@ import numpy as np
 
 @lru_cache(maxsize=1)
 def _embedder():
-    from kopt.agent.novelty import make_embedder
+    from kopt.agent.search.novelty import make_embedder
 
     return make_embedder()
 

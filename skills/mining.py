@@ -106,7 +106,7 @@ def pairs_from_dir(folder: Path, measure: bool = True) -> list[Pair]:
 
 def pairs_from_run(run_dir: Path) -> tuple[list[Pair], str]:
     """Verified parent -> child improvements of at least MIN_GAIN, and a one-line summary."""
-    from kopt.agent.store import STORE_FILE, Store
+    from kopt.agent.runs.store import STORE_FILE, Store
 
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).exists():

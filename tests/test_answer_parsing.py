@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kopt.agent.answers import diff_blocks, fences, normalise_lang, strip_reasoning
-from kopt.agent.edits import EditError, code_from_answer
+from kopt.agent.proposers.prompting.answers import diff_blocks, fences, normalise_lang, strip_reasoning
+from kopt.agent.proposers.prompting.edits import EditError, code_from_answer
 
 HERE = Path(__file__).parent / "fixtures" / "answers"
 PARENT = (HERE / "parent.py").read_text()
@@ -77,7 +77,7 @@ def test_ambiguous_loose_match_is_an_error():
 
 
 def test_program_answers_take_the_last_complete_file_with_main():
-    from kopt.agent.answers import program_from_answer
+    from kopt.agent.proposers.prompting.answers import program_from_answer
 
     parent = "#include <cstdio>\nint main() {\n    int n; scanf(\"%d\", &n);\n    printf(\"%d\\n\", n);\n}\n"
     answer = ("<think>\n```cpp\nint main() { return 1; } // DRAFT\n```\n</think>\nThe helper:\n"

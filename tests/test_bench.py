@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task, size_constants  # noqa: E402
 from kopt.benchmarks.bench_runner import BenchConfig, load_results, run_bench  # noqa: E402
-from kopt.benchmarks.fit import FitConfig, fit_task, size_constants  # noqa: E402
 
 HEAD = "import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n"
 RELU_CHAIN = HEAD + """    def __init__(self):
@@ -101,7 +101,7 @@ def bm25_skills(monkeypatch):
 
 def kopt(*args, **kw) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     return subprocess.Popen([*cmd, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

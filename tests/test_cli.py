@@ -25,7 +25,7 @@ KERNELS = {"cuda", "triton", "cpp", "cupy", "torch"}
 
 def kopt(*args: str | Path, env: dict | None = None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
 
 
@@ -143,7 +143,7 @@ def test_help_exits_0():
 
 
 def test_importing_the_cli_does_not_import_torch():
-    code = ("import sys, kopt.agent.cli\n"
+    code = ("import sys, kopt.agent.cli.app\n"
             "heavy = [m for m in ('torch', 'numpy', 'triton') if m in sys.modules]\n"
             "print(','.join(heavy))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -163,7 +163,7 @@ def test_doctor_json():
 def test_runs_show_prints_markup_in_stored_text_as_text(tmp_path):
     """A candidate's compile error can hold '[/]' (e.g. #include "[/]x.h"): shown as written."""
     from kopt.agent.core import Candidate, Evaluation
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
 
     store = Store.open_run_dir(tmp_path)
     store.set_meta("run_id", "r1")

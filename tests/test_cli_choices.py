@@ -1,8 +1,8 @@
 """The CLI's choice enums name exactly what the code behind them accepts (they are spelled out
-in agent/commands/choices.py so `kopt --help` does not import the trainer)."""
+in agent/cli/choices.py so `kopt --help` does not import the trainer)."""
 from __future__ import annotations
 
-from kopt.agent.commands import choices
+from kopt.agent.cli import choices
 from kopt.rl_finetune import config as grpo
 from kopt.rl_finetune.advantages import ADVANTAGES
 from kopt.rl_finetune.budget import BUDGETS
@@ -30,7 +30,7 @@ def test_training_choices_match_the_trainer():
 def test_run_choices_match_the_config_models():
     from typing import get_args
 
-    from kopt.agent.run_config import RunOptions
+    from kopt.agent.search.optimize_config import RunOptions
 
     for flag, enum in (("device", choices.Device), ("executor", choices.Executor), ("sandbox", choices.Sandbox),
                        ("fit", choices.Fit)):

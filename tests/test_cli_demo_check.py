@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from kopt.agent.demo_check import readme_claim, verdict_line
+from kopt.agent.cli.demo_check import readme_claim, verdict_line
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,12 @@ import sys
 from importlib.metadata import PackageNotFoundError, metadata, version
 from pathlib import Path
 
-from kopt.agent.commands.extras import ENABLES, extras_status
+from kopt.agent.cli.extras import ENABLES, extras_status
 
 
 def test_every_declared_extra_says_what_it_enables():
     declared = metadata("kopt").get_all("Provides-Extra")
-    assert sorted(declared) == sorted(ENABLES), "describe the new extra in agent/commands/extras.py"
+    assert sorted(declared) == sorted(ENABLES), "describe the new extra in agent/cli/extras.py"
 
 
 def installed(name: str) -> bool:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import typer
 
-from kopt.agent.cli import app
+from kopt.agent.cli.app import app
 
 
 def kopt(*args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
 
 

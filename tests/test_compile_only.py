@@ -91,7 +91,7 @@ def test_bound_function_without_definition_is_caught_before_nvcc(tmp_path):
 def test_cli_compile_only_with_device_cuda_needs_no_gpu():
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     p = subprocess.run([*cmd, "eval", str(TASK), str(CUDA / "relu_inline_broken.py"), "--device", "cuda",
                         "--compile-only", "--json"], capture_output=True, text=True, env=env, timeout=300)
     import json

@@ -24,7 +24,7 @@ fit = "none"
 
 def kopt(*args) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
@@ -66,7 +66,7 @@ def test_a_bad_value_names_its_key(tmp_path):
 
 
 def test_every_section_builds_the_config_object():
-    from kopt.agent.run_config import from_sections
+    from kopt.agent.search.optimize_config import from_sections
 
     cfg = from_sections({"model": {"temperature": 0.2, "samples": 3, "max_tokens": 512},
                          "run": {"device": "cpu", "jobs": 2}, "search": {"top_k": 4, "epsilon": 0.01},
@@ -77,8 +77,8 @@ def test_every_section_builds_the_config_object():
 
 
 def test_model_sampling_settings_reach_the_llm_backend():
-    from kopt.agent.optimize import _proposer
-    from kopt.agent.run_config import from_sections
+    from kopt.agent.search.optimize import _proposer
+    from kopt.agent.search.optimize_config import from_sections
 
     cfg = from_sections({"model": {"name": "openai/tiny", "base_url": "http://127.0.0.1:9", "temperature": 0.1,
                                    "samples": 5, "max_tokens": 77, "edit_retries": 0, "max_prompt_tokens": 8000}})

@@ -36,8 +36,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from kopt.agent import optimize  # noqa: E402
 from kopt.agent.core import Candidate  # noqa: E402
+from kopt.agent.search import optimize  # noqa: E402
 from kopt.sandboxes import harness  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, build_cache_dir, evaluate  # noqa: E402
 from kopt.sandboxes.local import (  # noqa: E402
@@ -522,7 +522,7 @@ def test_sleeping_only_while_timed_is_slower(tmp_path):
 
 def test_doctor_reports_the_sandbox():
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     p = subprocess.run([*cmd, "doctor", "--json"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     info = json.loads(p.stdout)

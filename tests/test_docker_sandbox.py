@@ -34,7 +34,7 @@ def _engine_and_image() -> str | None:
 
 def kopt_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("kopt")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
 
 
 def test_container_is_locked_down():

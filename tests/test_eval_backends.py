@@ -28,7 +28,7 @@ def fast_cfg(**kw) -> EvalConfig:
 
 def kopt_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("kopt")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ TASK = KB / "relu_task.py"
 
 def kopt(*args: str | Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kopt.agent.core import Candidate, Evaluation
-from kopt.agent.store import Store
+from kopt.agent.runs.store import Store
 from kopt.rl_finetune.export import ROWS, dpo_rows, sft_rows, trl_rows, write_jsonl
 from kopt.rl_finetune.rewards import reward
 
@@ -95,7 +95,7 @@ def test_write_jsonl_round_trips():
 
 def kopt(*args) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
     return subprocess.run([*cmd, "runs", "export", *map(str, args)], capture_output=True, text=True, timeout=120)
 
 

@@ -16,11 +16,11 @@ pytest.importorskip("tokenizers")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from kopt.agent.cli import app  # noqa: E402
-from kopt.agent.coder import code_messages  # noqa: E402
+from kopt.agent.cli.app import app  # noqa: E402
 from kopt.agent.core import Candidate  # noqa: E402
-from kopt.agent.search import reference_solution  # noqa: E402
-from kopt.agent.store import Store  # noqa: E402
+from kopt.agent.proposers.llm_proposer import code_messages  # noqa: E402
+from kopt.agent.runs.store import Store  # noqa: E402
+from kopt.agent.search.loop import reference_solution  # noqa: E402
 from kopt.rl_finetune.kernel_prompts import KernelPrompt, from_runs, parse_stored_prompt  # noqa: E402
 from kopt.rl_finetune.live_reward import KernelReward  # noqa: E402
 from kopt.rl_finetune.toy import ToyTask, toy_model, toy_tokenizer  # noqa: E402
@@ -104,7 +104,7 @@ def test_kopt_train_checkpoints_resumes_and_leaves_a_loadable_model(run_dir, mod
     assert read_steps(out) == [1, 2, 3, 4, 5]  # 1-2 kept from the first run, 3-5 trained after its checkpoint
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000004", "step-000005"]  # 2 kept
 
-    from kopt.agent.proposers.hf_local import HFChat
+    from kopt.agent.proposers.backends.hf_local import HFChat
 
     chat = HFChat(str(out), max_new_tokens=3, seed=0)
     assert type(chat.model).__name__ == "PeftModelForCausalLM"

@@ -316,7 +316,7 @@ def test_static_hints_key_text_and_chat_prompts():
 
 def test_store_hints_pick_the_fastest_verified_solution(tmp_path):
     from kopt.agent.core import Candidate, Evaluation
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
 
     task = tmp_path / "task.py"
     task.write_text("# task\n")
@@ -394,7 +394,8 @@ def test_recipe_switches_are_validated_by_name():
     from kopt.rl_finetune.config import GRPOConfig
 
     cfg = GRPOConfig(advantage="remax", reward_norm="sum", prompt_sampling="dots", budget="gdro", downsample="d3s",
-                     partial_rollouts=True, hints=True, off_policy="vcpo", flawed_penalty=0.5)
+                     partial_rollouts=True, hints=True, hint_source={"p": "a"}, off_policy="vcpo",
+                     flawed_penalty=0.5)
     assert cfg.to_dict()["prompt_sampling"] == "dots"
     for bad in ({"advantage": "critic"}, {"reward_norm": "max"}, {"prompt_sampling": "random"}, {"budget": "sqrt"},
                 {"downsample": "top"}, {"off_policy": "is"}, {"flawed_penalty": -1.0}, {"d3s_keep": 0.0},

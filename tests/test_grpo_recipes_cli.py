@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from kopt.agent.core import Evaluation  # noqa: E402
-from kopt.agent.store import Store  # noqa: E402
+from kopt.agent.runs.store import Store  # noqa: E402
 from kopt.rl_finetune.kernel_prompts import KernelPrompt, from_runs  # noqa: E402
 from kopt.rl_finetune.live_reward import KernelReward  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
@@ -52,7 +52,7 @@ def test_kopt_train_recipe_errors_are_one_line(run_dir, model_dir, tmp_path):  #
 
 
 def test_store_hints_start_an_answer_with_the_best_stored_solution(run_dir):  # noqa: F811
-    from kopt.agent.commands.train import _hint_source
+    from kopt.agent.cli.train_cmd import _hint_source
 
     prompts = from_runs([run_dir])
     store = Store.open_run_dir(run_dir)

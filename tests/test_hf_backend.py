@@ -9,11 +9,11 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from kopt.agent.coder import LLMProposer, plan_messages  # noqa: E402
 from kopt.agent.core import Candidate  # noqa: E402
 from kopt.agent.errors import EnvironmentMissing, UserInputError  # noqa: E402
 from kopt.agent.proposers import make_proposer  # noqa: E402
-from kopt.agent.proposers.hf_local import HFChat  # noqa: E402
+from kopt.agent.proposers.backends.hf_local import HFChat  # noqa: E402
+from kopt.agent.proposers.llm_proposer import LLMProposer, plan_messages  # noqa: E402
 
 TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} </s> {% endfor %}"
             "{% if add_generation_prompt %}<|assistant|>{% endif %}")

@@ -5,10 +5,10 @@ import pytest
 
 pytest.importorskip("openai")
 
-from kopt.agent.coder import LLMProposer, ProposerUnavailable  # noqa: E402
 from kopt.agent.core import Candidate  # noqa: E402
 from kopt.agent.errors import UserInputError  # noqa: E402
-from kopt.agent.proposers.openai_compat import OpenAIChat  # noqa: E402
+from kopt.agent.proposers.backends.openai_compat import OpenAIChat  # noqa: E402
+from kopt.agent.proposers.llm_proposer import LLMProposer, ProposerUnavailable  # noqa: E402
 from tests.chat_server import ChatServer  # noqa: E402
 
 PARENT = "import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"

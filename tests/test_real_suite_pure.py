@@ -17,7 +17,7 @@ from benchmarks.studies.kernelbench_copies import (
     table,
 )
 from kopt.agent.errors import UserInputError
-from kopt.agent.targets.kernelbench import reference_solution
+from kopt.sandboxes.kernelbench_tasks import reference_solution
 
 TASK = """import torch
 import torch.nn as nn

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from benchmarks.studies.repo_targets import git_run, python_repo
-from kopt.agent.proposers.repo_rules import flags_only
-from kopt.agent.repo import guard, safefs
-from kopt.agent.repo.hotspots import RepoIndex
-from kopt.agent.repo.outputs import OutputCheck
-from kopt.agent.repo.worktree import Workspace, head_commit
+from kopt.agent.proposers.rules.repo_rules import flags_only
+from kopt.agent.targets.repo import guard, safefs
+from kopt.agent.targets.repo.hotspots import RepoIndex
+from kopt.agent.targets.repo.outputs import OutputCheck
+from kopt.agent.targets.repo.worktree import Workspace, head_commit
 
 needs_git = pytest.mark.skipif(not shutil.which("git"), reason="git missing")
 

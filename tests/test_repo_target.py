@@ -14,14 +14,14 @@ import pytest
 from benchmarks.studies.repo_targets import PY_FAST as FAST
 from benchmarks.studies.repo_targets import PY_WRONG as WRONG
 from benchmarks.studies.repo_targets import cpp_repo, git_run, python_repo
-from kopt.agent.edits import EditError
 from kopt.agent.errors import UserInputError
-from kopt.agent.repo import patches
-from kopt.agent.repo.commands import TreeShell, hide_around
-from kopt.agent.repo.hotspots import RepoIndex, parse_functions, rank
-from kopt.agent.repo.profile import profile_bench, symbol_name
-from kopt.agent.repo.worktree import Workspace, head_commit
-from kopt.agent.targets.repo import RepoTarget
+from kopt.agent.proposers.prompting.edits import EditError
+from kopt.agent.targets.repo import patches
+from kopt.agent.targets.repo.hotspots import RepoIndex, parse_functions, rank
+from kopt.agent.targets.repo.profile import profile_bench, symbol_name
+from kopt.agent.targets.repo.repo_target import RepoTarget
+from kopt.agent.targets.repo.shell_commands import TreeShell, hide_around
+from kopt.agent.targets.repo.worktree import Workspace, head_commit
 
 PY = sys.executable
 PY_OPTS = {"test": f"{PY} -m unittest -q", "bench": f"{PY} bench.py", "bench_metric": r"time_ms: ([\d.]+)"}
@@ -44,9 +44,9 @@ def tree_state(root: Path) -> tuple[str, dict[str, str]]:
 def light_search(monkeypatch):
     """Keep the run's heavy optional imports (torch for the machine fingerprint, the
     embedding model, litellm's price table) out of these tests: none is what they check."""
-    import kopt.agent.novelty as novelty
-    import kopt.agent.proposers.pricing as pricing
-    import kopt.agent.search as search
+    import kopt.agent.proposers.backends.pricing as pricing
+    import kopt.agent.search.loop as search
+    import kopt.agent.search.novelty as novelty
 
     monkeypatch.setattr(novelty, "make_embedder", lambda: None)
     monkeypatch.setattr(pricing, "_table", lambda: {})
@@ -56,8 +56,8 @@ def light_search(monkeypatch):
 @needs_git
 def test_llm_patches_give_a_verified_best_patch_and_leave_the_user_tree_alone(tmp_path, light_search):
     pytest.importorskip("openai")
-    from kopt.agent.optimize import run_optimize
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
+    from kopt.agent.search.optimize import run_optimize
     from tests.chat_server import ChatServer
 
     repo = python_repo(tmp_path / "user", n=1500)  # the loop, not start-up, is most of the bench: the clock sees it
@@ -105,7 +105,7 @@ def test_llm_patches_give_a_verified_best_patch_and_leave_the_user_tree_alone(tm
 @needs_git
 @pytest.mark.skipif(not shutil.which("g++") or not shutil.which("make"), reason="no g++/make")
 def test_rules_raise_the_optimisation_level_of_a_cpp_repo(tmp_path, light_search):
-    from kopt.agent.optimize import run_optimize
+    from kopt.agent.search.optimize import run_optimize
 
     repo = cpp_repo(tmp_path / "user")
     before = tree_state(repo)
@@ -263,7 +263,7 @@ def test_hide_around_keeps_one_tree_visible(tmp_path):
 
 
 def test_rules_raise_only_low_optimisation_levels():
-    from kopt.agent.proposers.repo_rules import flag_edits
+    from kopt.agent.proposers.rules.repo_rules import flag_edits
 
     make = "CXX ?= g++\nCXXFLAGS = -O0 -g -std=c++17\nCFLAGS += -Wall\nNVCCFLAGS := -O3 -march=native\n"
     assert flag_edits("Makefile", make, "-O2") == [("CXXFLAGS = -O0 -g -std=c++17", "CXXFLAGS = -O2 -g -std=c++17")]

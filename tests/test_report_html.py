@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kopt.agent.core import Candidate, Evaluation
-from kopt.agent.report import write_reports
-from kopt.agent.store import Store
+from kopt.agent.runs.run_report import write_reports
+from kopt.agent.runs.store import Store
 
 REF = "import torch\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"
 BEST = REF.replace("torch.relu(x)", "x.clamp_min(0)")

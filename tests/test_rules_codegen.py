@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kopt.agent.cpu_codegen import generate  # noqa: E402
-from kopt.agent.forward_analysis import find_fusable_runs, forward_of, model_class  # noqa: E402
-from kopt.agent.proposers.rules import BASE_FLAGS  # noqa: E402
+from kopt.agent.proposers.rules.cpu_codegen import generate  # noqa: E402
+from kopt.agent.proposers.rules.forward_analysis import find_fusable_runs, forward_of, model_class  # noqa: E402
+from kopt.agent.proposers.rules.kernelbench_rules import BASE_FLAGS  # noqa: E402
 
 TEMPLATE = '''
 import torch
@@ -126,7 +126,7 @@ def get_init_inputs():
 def test_a_returned_call_is_read_like_an_assignment(tmp_path, call):
     """KernelBench's level-1 forwards return the op directly; the rules still make a kernel,
     and it matches the reference."""
-    from kopt.agent.proposers.rules import name_returned_value, plans
+    from kopt.agent.proposers.rules.kernelbench_rules import name_returned_value, plans
 
     src = LEVEL1_STYLE.format(call=call)
     found = plans(src)
@@ -140,7 +140,7 @@ def test_a_returned_call_is_read_like_an_assignment(tmp_path, call):
 
 
 def test_returning_a_plain_name_is_left_alone():
-    from kopt.agent.proposers.rules import name_returned_value
+    from kopt.agent.proposers.rules.kernelbench_rules import name_returned_value
 
     src = LEVEL1_STYLE.format(call="x").replace("return x", "x = x * 2\n        return x")
     assert name_returned_value(src) == src

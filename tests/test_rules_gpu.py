@@ -19,9 +19,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
 from kopt.agent.core import Candidate  # noqa: E402
-from kopt.agent.forward_analysis import TRITON_UNARY, UNARY  # noqa: E402
-from kopt.agent.gpu_codegen import generate, supports  # noqa: E402
-from kopt.agent.proposers.rules import RulesProposer, gpu_plans, name_returned_value  # noqa: E402
+from kopt.agent.proposers.rules.forward_analysis import TRITON_UNARY, UNARY  # noqa: E402
+from kopt.agent.proposers.rules.gpu_codegen import generate, supports  # noqa: E402
+from kopt.agent.proposers.rules.kernelbench_rules import RulesProposer, gpu_plans, name_returned_value  # noqa: E402
 from kopt.sandboxes.cuda_compile import find_nvcc  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, evaluate  # noqa: E402
 from kopt.sandboxes.static_scan import scan  # noqa: E402
@@ -217,7 +217,7 @@ def test_cuda_elementwise_template_compiles_with_nvcc(tmp_path):
 
 
 def test_rules_choose_gpu_templates_for_device_cuda(tmp_path):
-    from kopt.agent.targets.kernelbench import KernelBenchTarget
+    from kopt.agent.targets.kernelbench.kernelbench_target import KernelBenchTarget
 
     src = TASK.format(norm=NORMS["group_norm"])
     (tmp_path / "task.py").write_text(src)
@@ -233,7 +233,7 @@ def test_rules_choose_gpu_templates_for_device_cuda(tmp_path):
 
 def test_cuda_backend_does_not_take_norms():
     src = name_returned_value(TASK.format(norm=NORMS["layer_norm"]))
-    from kopt.agent.proposers.rules import plans
+    from kopt.agent.proposers.rules.kernelbench_rules import plans
 
     norm_plan = plans(src)[0][1]
     assert not supports(src, norm_plan, "cuda") and supports(src, norm_plan, "triton")

@@ -1,4 +1,4 @@
-"""The inline float math of the generated kernels (`kopt.agent.cpu_math`) is accurate over
+"""The inline float math of the generated kernels (`kopt.agent.proposers.rules.cpu_math`) is accurate over
 the whole float range the kernels meet, with and without -ffast-math."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kopt.agent.cpu_math import PRELUDE  # noqa: E402
-from kopt.agent.proposers.rules import BASE_FLAGS, FLAGS  # noqa: E402
+from kopt.agent.proposers.rules.cpu_math import PRELUDE  # noqa: E402
+from kopt.agent.proposers.rules.kernelbench_rules import BASE_FLAGS, FLAGS  # noqa: E402
 from kopt.sandboxes.native import load_cpp  # noqa: E402
 
 SOURCE = PRELUDE + "".join(f"""

@@ -10,10 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from kopt.agent.cpu_codegen import generate  # noqa: E402
-from kopt.agent.cpu_norm_analysis import NormRun, find_norm_runs  # noqa: E402
-from kopt.agent.forward_analysis import FusedRun, forward_of, model_class  # noqa: E402
-from kopt.agent.proposers.rules import FLAGS, RulesProposer, plans  # noqa: E402
+from kopt.agent.proposers.rules.cpu_codegen import generate  # noqa: E402
+from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun, find_norm_runs  # noqa: E402
+from kopt.agent.proposers.rules.forward_analysis import FusedRun, forward_of, model_class  # noqa: E402
+from kopt.agent.proposers.rules.kernelbench_rules import FLAGS, RulesProposer, plans  # noqa: E402
 
 TEMPLATE = '''
 import torch

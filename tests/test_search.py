@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("torch")
 
 from kopt.agent.core import Candidate  # noqa: E402
-from kopt.agent.search import Search, SearchConfig, reference_solution  # noqa: E402
-from kopt.agent.store import Store  # noqa: E402
+from kopt.agent.runs.store import Store  # noqa: E402
+from kopt.agent.search.loop import Search, SearchConfig, reference_solution  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "benchmarks" / "examples"
@@ -85,7 +85,7 @@ def _evals(db: Path) -> list[tuple]:
 
 def test_kill_9_then_resume_loses_nothing(tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "kopt.agent.cli", "optimize", str(CHAIN),
+    cmd = [sys.executable, "-m", "kopt.agent.cli.app", "optimize", str(CHAIN),
            "--run-dir", str(run_dir), "--budget", "4"]
     env = dict(os.environ, KOPT_CACHE_DIR=str(tmp_path / "cache"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

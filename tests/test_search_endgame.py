@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kopt.agent.core import Candidate
-from kopt.agent.search import Search, SearchConfig
-from kopt.agent.store import Store
+from kopt.agent.runs.store import Store
+from kopt.agent.search.loop import Search, SearchConfig
 
 TASK = ("import torch\n\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n\n"
         "def get_inputs():\n    return [torch.randn(4)]\n\ndef get_init_inputs():\n    return []\n")

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from kopt.agent.core import Candidate
-from kopt.agent.search import Search, SearchConfig
-from kopt.agent.store import Store
+from kopt.agent.runs.store import Store
+from kopt.agent.search.loop import Search, SearchConfig
 from kopt.sandboxes.executors import LocalExecutor
 
 TASK = ("import torch\n\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        return x + 1\n\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kopt.agent.cli import app
+from kopt.agent.cli.app import app
 from kopt.skills import prompt
 from kopt.skills.library import CURATED_DIR, CardError, Library, load_card
 from kopt.skills.schema import Evidence
@@ -135,14 +135,14 @@ def test_recorded_success_raises_a_card(lib):
 
 
 def test_aliases_resolve_to_the_card(lib):
-    # proposers may record a skill under another name (agent/proposers/program_rules.py does)
+    # proposers may record a skill under another name (agent/proposers/rules/program_rules.py does)
     assert lib.get("cpp-no-endl").id == "cpp-buffered-output" and lib.resolve("no-such-skill") is None
     lib.add_evidence("cpp-reserve", Evidence(source="test", speedup=1.3, method="cpu-time"))
     assert (lib.user_dir / "evidence" / "cpp-vector-reserve.yaml").exists()
 
 
 def test_rules_templates_follow_retrieval(fresh_prompt_library):
-    from kopt.agent.proposers.rules import RulesProposer
+    from kopt.agent.proposers.rules.kernelbench_rules import RulesProposer
 
     src = (LEVEL2 / "gemm_layernorm_gelu_scale.py").read_text()
     first = lambda: RulesProposer().ordered_plans(src)[0][2][0]
@@ -161,8 +161,8 @@ def test_rules_templates_follow_retrieval(fresh_prompt_library):
 
 
 def test_planner_prompt_lists_retrieved_skills(fresh_prompt_library):
-    from kopt.agent.coder import plan_messages
     from kopt.agent.core import Candidate
+    from kopt.agent.proposers.llm_proposer import plan_messages
     from kopt.skills.prompt import skills_of_step
 
     src = (LEVEL2 / "gemm_gelu_tanh_hardtanh.py").read_text()

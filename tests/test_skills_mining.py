@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 pytest.importorskip("tree_sitter_cpp")
 
-from kopt.agent.cli import app  # noqa: E402
+from kopt.agent.cli.app import app  # noqa: E402
 from kopt.agent.core import Candidate, Evaluation  # noqa: E402
-from kopt.agent.store import Store  # noqa: E402
+from kopt.agent.runs.store import Store  # noqa: E402
 from kopt.skills.diff_classifier import classify  # noqa: E402
 from kopt.skills.library import CURATED_DIR, Library  # noqa: E402
 
@@ -92,9 +92,9 @@ def test_classifier_names_constructs():
 
 
 def test_classifier_sees_a_fused_kernelbench_solution():
-    from kopt.agent.cpu_codegen import generate
-    from kopt.agent.proposers.rules import FLAGS, plans
-    from kopt.agent.search import reference_solution
+    from kopt.agent.proposers.rules.cpu_codegen import generate
+    from kopt.agent.proposers.rules.kernelbench_rules import FLAGS, plans
+    from kopt.agent.search.loop import reference_solution
 
     src = (ROOT / "benchmarks" / "examples" / "level2_cpu" / "gemm_gelu_tanh_hardtanh.py").read_text()
     _, runs, _ = plans(src)[0]
@@ -173,9 +173,9 @@ def result(speedup: float, correct: bool = True) -> dict:
 
 def make_run(run_dir: Path, child_speedups: list[float], correct: bool = True) -> None:
     src = (ROOT / "benchmarks" / "examples" / "level2_cpu" / "gemm_gelu_tanh_hardtanh.py").read_text()
-    from kopt.agent.cpu_codegen import generate
-    from kopt.agent.proposers.rules import FLAGS, plans
-    from kopt.agent.search import reference_solution
+    from kopt.agent.proposers.rules.cpu_codegen import generate
+    from kopt.agent.proposers.rules.kernelbench_rules import FLAGS, plans
+    from kopt.agent.search.loop import reference_solution
 
     step, runs, skills = plans(src)[0]
     store = Store.open_run_dir(run_dir)

@@ -11,7 +11,7 @@ import textwrap
 import time
 
 from kopt.agent.core import Candidate, Evaluation
-from kopt.agent.store import STORE_FILE, Store, find_runs
+from kopt.agent.runs.store import STORE_FILE, Store, find_runs
 
 
 def test_candidates_and_evaluations_round_trip(tmp_path):
@@ -63,7 +63,7 @@ def test_candidates_and_evaluations_round_trip(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from kopt.agent.core import Candidate, Evaluation
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
 
     store = Store(sys.argv[1])
     store.start_run("r1", "optimize", "task.py", {})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kopt.agent.cli import app
+from kopt.agent.cli.app import app
 from kopt.agent.stress.mutators import TokenInput, mutate, randomize, resize
 from kopt.sandboxes.program_runner import valgrind_path
 
@@ -94,7 +94,7 @@ print(" ".join([str(seed + 1)] * size))
 @needs_valgrind
 def test_llm_generators_are_run_costed_and_refined(tmp_path, monkeypatch):
     pytest.importorskip("openai")
-    import kopt.agent.proposers.pricing as pricing
+    import kopt.agent.proposers.backends.pricing as pricing
     from kopt.agent.stress.run import run_stress
     from tests.chat_server import ChatServer
 

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from kopt.agent.cli import app
+from kopt.agent.cli.app import app
 from kopt.agent.stress.infer import infer
 from kopt.agent.stress.structures import generators, primes_below, random_like
 from kopt.agent.stress.validator import Validator

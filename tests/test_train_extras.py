@@ -65,7 +65,7 @@ def test_report_to_tensorboard_writes_event_files(tmp_path):
 def test_bf16_loads_the_weights_in_bfloat16(tmp_path):
     transformers = pytest.importorskip("transformers")
     tokenizers = pytest.importorskip("tokenizers")
-    from kopt.agent.commands.train import _load_bf16
+    from kopt.agent.cli.train_cmd import _load_bf16
 
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({"<unk>": 0, "<pad>": 1, "a": 2}, unk_token="<unk>"))
     transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",

@@ -12,29 +12,29 @@ def make_proposer(model: str | None, base_url: str | None = None, kind: str = "k
     llm_kw = {} if max_prompt_tokens is None else {"max_prompt_tokens": max_prompt_tokens}
     if model == "rules":
         if kind == "program":
-            from kopt.agent.proposers.program_rules import ProgramRulesProposer
+            from kopt.agent.proposers.rules.program_rules import ProgramRulesProposer
 
             return ProgramRulesProposer()
         if kind == "repo":
-            from kopt.agent.proposers.repo_rules import RepoRulesProposer
+            from kopt.agent.proposers.rules.repo_rules import RepoRulesProposer
 
             return RepoRulesProposer()
-        from kopt.agent.proposers.rules import RulesProposer
+        from kopt.agent.proposers.rules.kernelbench_rules import RulesProposer
 
         return RulesProposer()
     if model.startswith("openai/"):
-        from kopt.agent.coder import LLMProposer
-        from kopt.agent.proposers.openai_compat import OpenAIChat
+        from kopt.agent.proposers.backends.openai_compat import OpenAIChat
+        from kopt.agent.proposers.llm_proposer import LLMProposer
 
         return LLMProposer(OpenAIChat(model.removeprefix("openai/"), base_url=base_url, **kw), **llm_kw)
     if model.startswith("litellm/"):
-        from kopt.agent.coder import LLMProposer
-        from kopt.agent.proposers.litellm_chat import LiteLLMChat
+        from kopt.agent.proposers.backends.litellm_chat import LiteLLMChat
+        from kopt.agent.proposers.llm_proposer import LLMProposer
 
         return LLMProposer(LiteLLMChat(model.removeprefix("litellm/"), base_url=base_url, **kw), **llm_kw)
     if model.startswith("hf:"):
-        from kopt.agent.coder import LLMProposer
-        from kopt.agent.proposers.hf_local import HFChat
+        from kopt.agent.proposers.backends.hf_local import HFChat
+        from kopt.agent.proposers.llm_proposer import LLMProposer
 
         return LLMProposer(HFChat(model.removeprefix("hf:"), **kw), **llm_kw)
     raise UserInputError(f"unknown --model {model!r}: use rules, openai/<name>, litellm/<provider>/<name> or hf:<path>")

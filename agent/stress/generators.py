@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from kopt.agent.errors import UserInputError
-from kopt.agent.stress.search import CostMeter
+from kopt.agent.stress.cost_search import CostMeter
 from kopt.agent.stress.validator import Validator
 from kopt.sandboxes.program_runner import FlagError, ProgramRunner, language_of, source_flags_for
 

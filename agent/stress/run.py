@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.agent.stress.cost_search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
 from kopt.agent.stress.generators import generated_inputs, llm_generators, load_generator
 from kopt.agent.stress.infer import infer
-from kopt.agent.stress.probe import probe_inputs
-from kopt.agent.stress.search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
+from kopt.agent.stress.layout_probe import probe_inputs
 from kopt.agent.stress.validator import Validator
 from kopt.sandboxes.program_runner import (
     FlagError,

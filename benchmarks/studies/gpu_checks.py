@@ -60,7 +60,7 @@ def eval_cfg(**kw):
 
 
 def kopt_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "kopt.agent.cli", *args]
+    return [sys.executable, "-m", "kopt.agent.cli.app", *args]
 
 
 def dry_cli_row(label: str, out: subprocess.CompletedProcess) -> Row:
@@ -164,8 +164,8 @@ def gpu_tests(ctx: Ctx) -> Iterator[Row]:
 
 
 def copies(ctx: Ctx) -> Iterator[Row]:
-    from kopt.agent.targets.kernelbench import load_task, reference_solution
     from kopt.sandboxes.evaluator import evaluate
+    from kopt.sandboxes.kernelbench_tasks import load_task, reference_solution
 
     folder = ctx.work / "copies"
     folder.mkdir(parents=True, exist_ok=True)
@@ -224,8 +224,8 @@ def cheats(ctx: Ctx) -> Iterator[Row]:
 
 
 def timing(ctx: Ctx) -> Iterator[Row]:
-    from kopt.agent.targets.kernelbench import reference_solution
     from kopt.sandboxes.evaluator import build_cache_dir, evaluate
+    from kopt.sandboxes.kernelbench_tasks import reference_solution
 
     sols = ctx.solutions()
     if ctx.dry:
@@ -292,9 +292,9 @@ def _answers(sols: dict[str, Path]):
 
 def optimize(ctx: Ctx) -> Iterator[Row]:
     from benchmarks.studies.loopback_chat import LoopbackChat
-    from kopt.agent.coder import LLMProposer, code_messages, plan_messages
     from kopt.agent.core import Candidate
-    from kopt.agent.proposers.openai_compat import OpenAIChat
+    from kopt.agent.proposers.backends.openai_compat import OpenAIChat
+    from kopt.agent.proposers.llm_proposer import LLMProposer, code_messages, plan_messages
 
     sols = ctx.solutions()
     task = ctx.task(*KERNEL_TASK)
@@ -354,8 +354,8 @@ def bench(ctx: Ctx) -> Iterator[Row]:
 def rules_kernels(ctx: Ctx, tasks: list[Path]) -> Iterator[Row]:
     """The one-shot candidate `kopt bench` would evaluate for each task (the first of the rules'
     GPU plans): its CUDA compiled with nvcc, its Triton through the source checks."""
-    from kopt.agent.gpu_codegen import generate
-    from kopt.agent.proposers.rules import gpu_plans, name_returned_value
+    from kopt.agent.proposers.rules.gpu_codegen import generate
+    from kopt.agent.proposers.rules.kernelbench_rules import gpu_plans, name_returned_value
     from kopt.sandboxes.cuda_compile import find_nvcc
     from kopt.sandboxes.triton_check import check_triton
 

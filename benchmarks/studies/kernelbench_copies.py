@@ -51,9 +51,9 @@ def outcome(rec: dict) -> str:
 def evaluate_copy(task, work: Path, eval_overrides: dict, device: str = "cpu", fit_cfg=None) -> dict:
     """Fit TASK, write the copy of its (fitted) reference and evaluate it. Never raises for
     what the task or the evaluator does: that is the record."""
-    from kopt.agent.targets.kernelbench import reference_solution
-    from kopt.benchmarks.fit import FitConfig, fit_task
+    from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
     from kopt.sandboxes.evaluator import EvalConfig, evaluate
+    from kopt.sandboxes.kernelbench_tasks import reference_solution
 
     rec: dict = {"id": task.id, "level": task.level, "number": task.number, "name": task.name,
                  "path": str(task.path)}

@@ -37,7 +37,7 @@ def gemm_bound(task_file: Path, threads: int, rounds: int = 9, target_s: float =
     import torch
     import torch.nn as nn
 
-    from kopt.benchmarks.probe import load_source
+    from kopt.agent.targets.kernelbench.size_probe import load_source
 
     mod = load_source(task_file.read_text(), str(task_file))
     torch.set_num_threads(threads)
@@ -77,7 +77,7 @@ def gemm_bound(task_file: Path, threads: int, rounds: int = 9, target_s: float =
 
 def candidates(task_dir: Path) -> list[str]:
     """What each rules candidate measured, e.g. 'norm: 1.85x faster/same'."""
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
 
     store = Store.open_run_dir(task_dir)
     try:
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from kopt.agent.errors import KoptError
+    from kopt.agent.targets.kernelbench.size_probe import default_threads
     from kopt.benchmarks.bench_report import PS
     from kopt.benchmarks.bench_runner import BenchConfig, load_results, run_bench
-    from kopt.benchmarks.probe import default_threads
 
     cfg = BenchConfig(suite=str(args.tasks), tasks=args.only or None, model="rules", budget=args.budget,
                       baselines=["eager", "compile"] if args.compile else ["eager"])

@@ -121,8 +121,8 @@ def scripted_server():
 
 def run(run_dir: Path, task: Path = TASK, budget: int = 9, eval_cfg=None) -> tuple[list[dict], list]:
     """(the requests kopt sent, the stored candidates) of one scripted `kopt optimize`."""
-    from kopt.agent.optimize import config_from_kwargs, run_optimize
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
+    from kopt.agent.search.optimize import config_from_kwargs, run_optimize
     from kopt.sandboxes.evaluator import EvalConfig
 
     with scripted_server() as srv:
@@ -138,7 +138,7 @@ def run(run_dir: Path, task: Path = TASK, budget: int = 9, eval_cfg=None) -> tup
 
 
 def rows(requests: list[dict]) -> list[dict]:
-    from kopt.agent.coder import message_tokens
+    from kopt.agent.proposers.llm_proposer import message_tokens
 
     out = []
     for i, req in enumerate(requests, 1):

@@ -245,8 +245,8 @@ def scripted_server(answers: list[str]):
 
 
 def run_row(label: str, repo: Path, opts: dict, proposer: str, budget: int, answers: list[str] | None) -> dict:
-    from kopt.agent.optimize import run_optimize
-    from kopt.agent.store import Store
+    from kopt.agent.runs.store import Store
+    from kopt.agent.search.optimize import run_optimize
 
     run_dir = repo.parent / f"run-{label.replace(' ', '-')}"
     start = time.monotonic()

@@ -1,7 +1,7 @@
 """Does retrieval from the skill library help the search at the same budget?
 
 For each task of a small KernelBench-style suite (default `benchmarks/examples/level2_cpu/`)
-this runs the real `kopt.agent.search.Search` with the built-in `rules` proposer twice per
+this runs the real `kopt.agent.search.loop.Search` with the built-in `rules` proposer twice per
 budget: with retrieval (the library ranks the skill each rule template applies and the best
 ranked template is tried -- evaluated -- first) and without (templates in the order the
 proposer declares them). It prints, per task and budget, the template each mode tried first
@@ -118,9 +118,9 @@ def mark(r: dict) -> str:
 
 def run_mode(task: Path, retrieval: bool, budget: int, evaluator: MemoEvaluator) -> dict:
     from kopt.agent.core import new_id
-    from kopt.agent.proposers.rules import RulesProposer
-    from kopt.agent.search import Search, SearchConfig
-    from kopt.agent.store import Store
+    from kopt.agent.proposers.rules.kernelbench_rules import RulesProposer
+    from kopt.agent.runs.store import Store
+    from kopt.agent.search.loop import Search, SearchConfig
 
     evaluator.new_mode()
     proposer = RulesProposer(retrieval=retrieval)
@@ -147,8 +147,8 @@ def evidence_from_other_tasks(task: Path, tasks: list[Path], evaluator: MemoEval
     median speedup of at least 1.1x becomes evidence on the skill it applies."""
     import statistics
 
-    from kopt.agent.cpu_codegen import generate
-    from kopt.agent.proposers.rules import FLAGS, plans
+    from kopt.agent.proposers.rules.cpu_codegen import generate
+    from kopt.agent.proposers.rules.kernelbench_rules import FLAGS, plans
     from kopt.skills.library import Library
     from kopt.skills.schema import Evidence
 

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
+from kopt.rl_finetune.kernel_prompts import prompt_key
+
 
 def hint_fraction(pass_rate: float, step: int = 0, max_steps: int = 0, solved_at: float = 0.3,
                   full_below: float = 0.05, max_share: float = 0.5) -> float:
@@ -52,8 +55,6 @@ class StaticHints:
         self.answers = answers
 
     def best_answer(self, prompt):
-        from kopt.rl_finetune.kernel_prompts import prompt_key
-
         return self.answers.get(prompt_key(prompt))
 
 
@@ -66,6 +67,13 @@ class StoreHints:
         self.task_of, self.template = task_of, template
         self.best = best_solutions(run_dirs)
 
+    @classmethod
+    def for_runs(cls, run_dirs: Sequence[Path], template: str = "{code}") -> StoreHints:
+        """Hints for the prompts stored in the same runs (`kopt train --from-runs --hints`): each prompt's task
+        is the one it was stored with."""
+        task_by_prompt = {prompt_key(p.chat): p.task for p in prompts_from_runs(list(run_dirs))}
+        return cls(run_dirs, task_of=lambda prompt: task_by_prompt.get(prompt_key(prompt)), template=template)
+
     def best_answer(self, prompt):
         task = self.task_of(prompt)
         code = None if task is None else self.best.get(str(Path(task).resolve()))
@@ -74,7 +82,7 @@ class StoreHints:
 
 def best_solutions(run_dirs: Sequence[Path]) -> dict[str, str]:
     """task path -> code of the candidate with the best mean speedup among its verified-correct evaluations."""
-    from kopt.agent.store import Store, find_runs
+    from kopt.agent.runs.store import Store, find_runs
 
     best: dict[str, tuple[float, str]] = {}
     for given in run_dirs:

@@ -68,7 +68,7 @@ def test_eval_fit_hides_the_original_task():
         encoded = [base64.b64encode(str(task).encode()).decode()]
         sol = suite / "sol.py"
         sol.write_text(SOLUTION.format(paths=encoded))
-        r = subprocess.run([sys.executable, "-m", "kopt.agent.cli", "eval", str(task), str(sol), "--json",
+        r = subprocess.run([sys.executable, "-m", "kopt.agent.cli.app", "eval", str(task), str(sol), "--json",
                             "--trials", "2", "--fit", "auto"], capture_output=True, text=True, timeout=600)
         res = json.loads(r.stdout)
     finally:

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("openai")
 pytest.importorskip("torch")
 
-from kopt.agent.optimize import run_optimize  # noqa: E402
-from kopt.agent.store import Store  # noqa: E402
+from kopt.agent.runs.store import Store  # noqa: E402
+from kopt.agent.search.optimize import run_optimize  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
 from tests.chat_server import ChatServer  # noqa: E402
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kopt.agent.targets.program import ProgramTarget
+from kopt.agent.targets.program.program_target import ProgramTarget
 from kopt.sandboxes.program_runner import valgrind_path
 
 N = 60_000_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kopt.agent.targets.program import ProgramTarget
+from kopt.agent.targets.program.program_target import ProgramTarget
 from kopt.sandboxes.program_runner import ProgramRunner, valgrind_path
 
 REFERENCE = """\

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.studies.repo_targets import cpp_repo, git_run, python_repo
-from kopt.agent.edits import EditError
-from kopt.agent.targets.repo import RepoTarget
+from kopt.agent.proposers.prompting.edits import EditError
+from kopt.agent.targets.repo.repo_target import RepoTarget
 
 PY = sys.executable
 METRIC = r"time_ms: ([\d.]+)"
@@ -231,11 +231,11 @@ def test_kopt_optimize_with_a_hostile_model_verifies_only_the_honest_patch(repo,
     """The attacks as a model's answers through `kopt optimize` (a scripted server on loopback):
     only the honest rewrite may come out faster, and nothing is written outside the run dir."""
     pytest.importorskip("openai")
-    import kopt.agent.novelty as novelty
-    import kopt.agent.proposers.pricing as pricing
-    import kopt.agent.search as search
-    from kopt.agent.optimize import run_optimize
-    from kopt.agent.store import Store
+    import kopt.agent.proposers.backends.pricing as pricing
+    import kopt.agent.search.loop as search
+    import kopt.agent.search.novelty as novelty
+    from kopt.agent.runs.store import Store
+    from kopt.agent.search.optimize import run_optimize
     from tests.chat_server import ChatServer
 
     monkeypatch.setattr(novelty, "make_embedder", lambda: None)

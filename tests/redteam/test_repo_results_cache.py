@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.studies.repo_targets import cpp_repo, git_run, python_repo
-from kopt.agent.repo import worktree
-from kopt.agent.repo.fresh import FreshRuns
+from kopt.agent.targets.repo import worktree
+from kopt.agent.targets.repo.fresh import FreshRuns
 from tests.redteam.test_repo_attacks import FAST_BODY, SLOW, count_py, evaluate, patch_of, target_for
 
 PY = sys.executable

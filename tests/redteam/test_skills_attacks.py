@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("tree_sitter_cpp")
 
 from kopt.agent.core import Candidate, Evaluation  # noqa: E402
-from kopt.agent.store import Store  # noqa: E402
+from kopt.agent.runs.store import Store  # noqa: E402
 from kopt.skills import mining, prompt  # noqa: E402
 from kopt.skills.library import Library  # noqa: E402
 from kopt.skills.measure import Gain  # noqa: E402

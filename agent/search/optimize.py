@@ -1,0 +1,172 @@
+"""`kopt optimize`: set up (or reopen) a run directory, run the search with live
+progress, and leave best/, report.md and report.html behind -- also after Ctrl-C."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from kopt.agent.core import new_id
+from kopt.agent.errors import UserInputError
+from kopt.agent.proposers import make_proposer, model_label
+from kopt.agent.runs import config_file
+from kopt.agent.runs.run_report import write_reports
+from kopt.agent.runs.store import STORE_FILE, Store
+from kopt.agent.search.loop import Search, SearchConfig
+from kopt.agent.search.optimize_config import ModelConfig, OptimizeConfig, RunOptions, TargetOptions
+from kopt.agent.targets import load_target
+from kopt.sandboxes.evaluator import EvalConfig
+
+
+def _progress(quiet: bool):
+    """A printer for search events: one plain line each (rich when on a terminal)."""
+    if quiet:
+        return lambda e: None
+    from rich.console import Console
+
+    con = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def show(e: dict) -> None:
+        if e["type"] == "evaluation":
+            r, st = e["result"], e["stats"]
+            sp = f"{r['speedup']:.3f}x" if r.get("speedup") else "-"
+            best = f"{e['best_speedup']:.3f}x" if e.get("best_speedup") else "-"
+            con.print(f"[iter {e['iteration']} eval {st.evaluations}] {e['candidate']} {r['verdict']:<13} {sp:>8}  "
+                      f"best {best}  tokens {st.tokens}  ${st.cost:.4f}  {(r.get('reason') or '')[:70]}", markup=False)
+        elif e["type"] == "duplicate":
+            con.print(f"[skip] {e['candidate']} is a near-duplicate of {e['near']} (distance {e['distance']:.3f})",
+                      markup=False)
+        elif e["type"] == "expanded":
+            con.print(f"[expand] {e['candidate']} -> {e['children']} new candidate(s)", markup=False)
+
+    return show
+
+
+def _evaluation_backends(kind: str, executor: str, jobs: int, address: str | None, sandbox: str,
+                         gpus: str | None):
+    """(executor or None, evaluator or None) for `--executor/--jobs/--gpus` and `--sandbox`."""
+    if kind != "kernelbench" and (executor != "local" or jobs > 1 or sandbox != "local" or gpus):
+        raise UserInputError("--executor, --jobs, --gpus and --sandbox apply to KernelBench tasks; "
+                             f"a {kind} target is evaluated by the local sandbox one candidate at a time")
+    from kopt.sandboxes.docker_sandbox import evaluator_for
+    from kopt.sandboxes.evaluator import evaluate
+
+    container = evaluator_for(sandbox, None, evaluate) if sandbox != "local" else None
+    if executor == "local" and jobs <= 1 and not gpus:
+        return None, container
+    from kopt.sandboxes.executors import make_executor
+    from kopt.sandboxes.gpu_timing import parse_gpus
+
+    try:
+        ids = parse_gpus(gpus)
+    except ValueError as e:
+        raise UserInputError(str(e)) from None
+    return make_executor(executor, jobs, address, gpus=ids or None), container
+
+
+def config_from_kwargs(model: str = "rules", base_url: str | None = None, budget: int = 12,
+                      max_time: float | None = None, max_tokens: int | None = None, max_cost: float | None = None,
+                      device: str = "cpu", eval_cfg: EvalConfig | None = None, kind: str | None = None,
+                      target_options: dict | None = None, executor: str = "local", jobs: int = 1,
+                      address: str | None = None, sandbox: str = "local", gpus: str | None = None) -> OptimizeConfig:
+    """The OptimizeConfig the keyword form of `run_optimize` (library callers, benchmarks) means."""
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in (target_options or {}).items() if v is not None}
+    cfg = OptimizeConfig(model=ModelConfig(name=model, base_url=base_url),
+                         run=RunOptions(device=device, kind=kind, executor=executor, jobs=jobs, address=address,
+                                        sandbox=sandbox, gpus=gpus),
+                         search=SearchConfig(budget=budget, max_time=max_time, max_tokens=max_tokens,
+                                             max_cost=max_cost),
+                         eval=eval_cfg.model_copy() if eval_cfg else EvalConfig(device=device, nvcc_filter=True),
+                         target=TargetOptions(**opts))
+    cfg.eval.device = eval_cfg.device if eval_cfg else device  # an explicit eval_cfg keeps its device
+    return cfg
+
+
+def _proposer(cfg: OptimizeConfig, kind: str):
+    """The proposer, with [model]'s sampling settings where the backend takes them."""
+    m = cfg.model
+    kw = {} if m.temperature is None else {"temperature": m.temperature}
+    if m.max_tokens is not None:
+        kw["max_new_tokens" if m.name.startswith("hf:") else "max_tokens"] = m.max_tokens
+    if (kw or m.max_prompt_tokens) and m.name == "rules":
+        raise UserInputError("[model] temperature/max_tokens/max_prompt_tokens apply to an LLM; "
+                             "--model rules samples nothing")
+    proposer = make_proposer(m.name, m.base_url, kind=kind, max_prompt_tokens=m.max_prompt_tokens, **kw)
+    for name in ("samples", "edit_retries"):
+        if getattr(m, name) is not None:
+            if not hasattr(proposer, name):
+                raise UserInputError(f"[model] {name} applies to an LLM proposer, not to --model {m.name}")
+            setattr(proposer, name, getattr(m, name))
+    return proposer
+
+
+def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Path | None = None,
+                 resume: bool = False, quiet: bool = False, **kwargs) -> dict:
+    """Optimize `target` with `cfg` (built by the CLI from defaults, --config and flags).
+    The older keyword form (model=, budget=, eval_cfg=, target_options=, executor=, ...) still
+    works: `config_from_kwargs` turns it into a config. The resolved config is written to
+    RUN_DIR/config.json, which `--resume` reads back."""
+    if cfg is None:
+        cfg = config_from_kwargs(**kwargs)
+    elif kwargs:
+        raise TypeError(f"run_optimize: pass either cfg or keyword settings, not both ({', '.join(kwargs)})")
+    eval_cfg, kind = cfg.eval, cfg.run.kind
+    model = cfg.model.name
+    target_options = cfg.target_options()
+    task = load_target(target, kind, eval_cfg, target_options)
+    if resume:
+        if not (run_dir / STORE_FILE).exists():
+            raise UserInputError(f"nothing to resume: {run_dir} has no {STORE_FILE}")
+    else:
+        run_dir = run_dir or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{task.name}"
+        if (run_dir / STORE_FILE).exists():
+            raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, "
+                                 f"or pick another --run-dir")
+    if hasattr(task, "use_run_dir"):  # e.g. a repo target keeps its work trees under the run dir
+        task.use_run_dir(run_dir)
+    proposer = _proposer(cfg, task.kind)
+    r = cfg.run
+    pool, container = _evaluation_backends(task.kind, r.executor, r.jobs, r.address, r.sandbox, r.gpus)
+    config_file.write(run_dir, cfg.sections())
+    store = Store.open_run_dir(run_dir)
+    run_id = store.get_meta("run_id")
+    if run_id is None:
+        run_id = new_id()
+        store.set_meta("run_id", run_id)
+        store.start_run(run_id, "optimize", str(task.path), {"model": model, "budget": cfg.search.budget})
+        store.add_target(run_id, str(task.path), task.kind, task.source)
+    else:
+        store.db.execute("UPDATE runs SET status='running' WHERE id=?", (run_id,))
+    if not quiet:
+        print(f"kopt optimize {task.path.name} with {model_label(model)}; run dir {run_dir}", file=sys.stderr)
+    search = Search(task, proposer, store, run_id, run_dir, cfg.search, _progress(quiet), evaluator=container,
+                    executor=pool)
+    try:
+        best = search.run()
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    status = "interrupted" if search.stop_reason.startswith("interrupted") else "done"
+    store.set_status(run_id, status)
+    if best:
+        out = run_dir / "best"
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        (out / f"solution{task.suffix}").write_text(search.cands[best].code)
+        if hasattr(task, "write_best"):  # e.g. a repo target also leaves best.patch / a branch
+            task.write_best(run_dir, search.cands[best].code)
+        (out / "evaluations.json").write_text(json.dumps(search.evals[best], indent=2))
+    summary = write_reports(run_dir, store, run_id, best, search.stop_reason, model_label(model))
+    summary["run_dir"] = str(run_dir)
+    store.close()
+    if not quiet:
+        sp = f"{summary['best_speedup']:.3f}x" if summary.get("best_speedup") else "none (the reference stands)"
+        verdicts = [r.get("verdict") for r in search.evals.get(best or "", [])]
+        if verdicts and verdicts.count("faster") * 2 <= len(verdicts):
+            sp += f" (verdicts {', '.join(verdicts)}: within noise, not a verified speedup)"
+        print(f"stopped: {search.stop_reason}\nbest verified speedup: {sp}  ->  {run_dir}/best/solution{task.suffix}\n"
+              f"report: {run_dir}/report.md, {run_dir}/report.html", file=sys.stderr)
+    return summary

@@ -1,0 +1,1 @@
+"""A single program (C, C++ or Python reading stdin) as a target."""

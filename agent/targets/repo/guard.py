@@ -1,0 +1,160 @@
+"""What a repository candidate may change: the code under optimization, nothing else.
+
+A candidate is judged by the repository's own tests and bench, so everything that decides
+that judgement stays as it is at HEAD: test files, test and start-up configuration
+(conftest.py, pytest.ini, tox.ini, pyproject.toml, setup.cfg, sitecustomize.py,
+usercustomize.py, *.pth), build files, and the files the --test/--bench commands name
+and the modules a Python bench imports. A patch may change the --focus / hot-spot files,
+add new source files next to them, and change what `--editable GLOB` names (which may
+also name protected files, on the user's word). Build files may change only in their
+optimisation-flag lines (what `--model rules` does). Git decides what a patch changed
+(from the applied tree, not from the patch's text), and a file must stay a plain file
+(no symlinks, submodules or new executable bits).
+"""
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from kopt.agent.targets.repo import safefs
+from kopt.agent.targets.repo.hotspots import LANGUAGE_OF, is_test_path
+
+CONFIG_NAMES = {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "pyproject.toml", "setup.cfg", "noxfile.py",
+                "sitecustomize.py", "usercustomize.py", ".coveragerc"}
+BUILD_NAMES = {"Makefile", "makefile", "GNUmakefile", "CMakeLists.txt", "setup.py", "meson.build", "build.ninja",
+               "configure", "SConstruct", "BUILD", "BUILD.bazel", "WORKSPACE"}
+BUILD_SUFFIXES = (".mk", ".cmake", ".pth")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One path a candidate's tree differs in from HEAD, as `git diff --raw` reports it."""
+    path: str
+    status: str     # A added, M modified, D deleted, T type changed
+    old_mode: str
+    new_mode: str
+    new_sha: str = ""
+
+
+def parse_raw(raw: str) -> list[Change]:
+    """`git diff --raw -z --no-renames` output as Changes."""
+    fields = raw.split("\0")
+    out = []
+    for i in range(0, len(fields) - 1, 2):
+        meta = fields[i].lstrip(":").split()
+        if len(meta) >= 5:
+            out.append(Change(fields[i + 1], meta[4][0], meta[0], meta[1], meta[3]))
+    return out
+
+
+def protected_kind(rel: str) -> str | None:
+    """Why a path is never part of a candidate (unless --editable names it), or None."""
+    name = PurePosixPath(rel).name
+    if is_test_path(rel):
+        return "a test file"
+    if name in CONFIG_NAMES or name.endswith(".pth"):
+        return "test or start-up configuration"
+    if name in BUILD_NAMES or name.endswith(BUILD_SUFFIXES):
+        return "a build file"
+    return None
+
+
+def _mode_problem(c: Change) -> str | None:
+    if c.status == "D":
+        return None
+    if c.new_mode == "120000":
+        return f"{c.path} would be a symlink"
+    if c.new_mode == "160000":
+        return f"{c.path} would be a submodule"
+    if c.new_mode == "100755" and c.old_mode != "100755":
+        return f"{c.path} would gain an executable bit (mode {c.old_mode} -> 100755)"
+    if c.new_mode not in ("100644", "100755"):
+        return f"{c.path} would have mode {c.new_mode}"
+    return None
+
+
+def bench_files(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
+    """Files the commands name, and the repository modules a named Python script imports."""
+    words = {w.removeprefix("./") for w in re.findall(r"[\w./-]+", " ".join(commands))}
+    words |= {f"{subdir}/{w}" for w in words} if subdir else set()
+    named = {w for w in words if safefs.is_regular(tree, w)}
+    out = set(named)
+    for rel in named:
+        if rel.endswith(".py"):
+            out |= _imports(tree, rel)
+    return out
+
+
+def _imports(tree: Path, rel: str) -> set[str]:
+    try:
+        mod = ast.parse(safefs.read_text(tree, rel, errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    names = set()
+    for node in ast.walk(mod):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names}
+    found = set()
+    base = str(PurePosixPath(rel).parent)
+    for name in names:
+        stem = name.replace(".", "/")
+        for root in {"", "src/", "" if base == "." else base + "/"}:
+            for cand in (f"{root}{stem}.py", f"{root}{stem}/__init__.py"):
+                if safefs.is_regular(tree, cand):
+                    found.add(cand)
+    return found
+
+
+@dataclass
+class Policy:
+    editable: set[str]          # the hot-spot / --focus files
+    bench: set[str]             # named by the commands, or imported by a Python bench
+    globs: tuple[str, ...] = ()  # --editable
+    everything: bool = False    # no hot spot known: every source file that is not protected
+
+    def allowed(self, c: Change, flag_lines_only) -> str | None:
+        """None when the candidate may make this change, else why not."""
+        if problem := _mode_problem(c):
+            return problem
+        if any(fnmatch.fnmatchcase(c.path, g) for g in self.globs):
+            return None
+        kind = protected_kind(c.path)
+        if kind == "a build file" and c.status == "M" and flag_lines_only(c.path):
+            return None
+        if kind:
+            return f"{c.path} is {kind}"
+        if c.path in self.editable:
+            return None
+        if c.path in self.bench:
+            return f"{c.path} is part of the bench"
+        folders = {str(PurePosixPath(p).parent) for p in self.editable}
+        source = PurePosixPath(c.path).suffix.lower() in LANGUAGE_OF
+        if c.status == "A" and source and str(PurePosixPath(c.path).parent) in folders:
+            return None
+        if self.everything and source:
+            return None
+        return f"{c.path} is not under optimization"
+
+    def check(self, changes: list[Change], flag_lines_only) -> str | None:
+        problems = [p for c in changes if (p := self.allowed(c, flag_lines_only))]
+        if not problems:
+            return None
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        return "; ".join(problems[:3]) + more
+
+    def describe(self) -> str:
+        """The rule as the model reads it."""
+        if self.everything:
+            where = "the repository's source files"
+        else:
+            where = ", ".join(sorted(self.editable)) + " (and new source files in their folders)"
+        extra = f", and files matching {', '.join(self.globs)}" if self.globs else ""
+        return (f"You may change only {where}{extra}. Tests, test configuration, build files (except their "
+                f"optimisation flags), the bench and what it imports stay as they are; no symlinks or new "
+                f"executable files.")

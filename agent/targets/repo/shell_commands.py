@@ -1,0 +1,170 @@
+"""Running a repository's test and bench commands in the sandbox, one tree at a time.
+
+Every command of every candidate (and of the original) runs through `TreeShell`: a
+sandboxed runner (`kopt.sandboxes.repo_runner`) whose only writable host folder is its own
+tree; the run dir and the other trees are hidden, the network is gone, the environment is
+scrubbed. kopt measures each run's wall time from outside the sandbox.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+import select
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kopt.sandboxes import protocol
+from kopt.sandboxes.local import Limits, start_worker
+
+TREE_MB_CAP = 1 << 40  # a tree is never discarded for its size: it holds the candidate itself
+
+
+@dataclass
+class RunResult:
+    rc: int
+    timed_out: bool
+    wall_s: float
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+    def tail(self, lines: int = 25, chars: int = 2000) -> str:
+        return "\n".join(self.output.rstrip().splitlines()[-lines:])[-chars:]
+
+
+def hide_around(hidden: list[str], keep: list[Path]) -> list[str]:
+    """The paths to hide so that everything under `hidden` is out of sight except `keep`.
+
+    A kept folder inside a hidden one (a candidate's tree inside the run dir) stays
+    visible: its siblings, and its ancestors' siblings up to the hidden folder, are hidden
+    one by one instead of the hidden folder as a whole."""
+    keeps = [Path(k).resolve() for k in keep]
+    out: list[str] = []
+
+    def visit(p: Path) -> None:
+        if any(k == p for k in keeps):
+            return
+        if not any(p in k.parents for k in keeps):
+            out.append(str(p))
+            return
+        try:
+            children = sorted(p.iterdir())
+        except OSError:
+            return
+        for child in children:
+            visit(child)
+
+    for h in hidden:
+        p = Path(h).resolve()
+        if p.exists():
+            visit(p)
+    return out
+
+
+def snapshot(tree: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file in a tree outside .git: what a run changed shows in a diff."""
+    out = {}
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for f in files:
+            p = os.path.join(root, f)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            out[os.path.relpath(p, tree)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def changed_files(before: dict, after: dict) -> set[str]:
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+def python_path(tree: Path) -> dict[str, str]:
+    """The tree first on Python's path: a package the user installed in editable mode would
+    otherwise import the user's own files, not the candidate's."""
+    dirs = [str(d) for d in (tree / "src", tree) if d.is_dir()]
+    return {"PYTHONPATH": os.pathsep.join(dirs)}
+
+
+class TreeShell:
+    """A sandboxed runner bound to one tree; `run` executes one shell command there."""
+
+    def __init__(self, tree: Path, hidden: list[str], keep: list[Path] = (), wall_s: float = 24 * 3600,
+                 memory_mb: int = 8192, subdir: str = ""):
+        self.tree = Path(tree).resolve()
+        self.cwd = self.tree / subdir  # where the user pointed kopt, inside the repository
+        limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=TREE_MB_CAP,
+                        hide_paths=tuple(hide_around(hidden, [self.tree, *keep])))
+        self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.repo_runner"], limits, python_path(self.tree))
+
+    def run(self, shell: str, timeout: float) -> RunResult:
+        nonce = secrets.token_hex(8)
+        start = time.perf_counter()
+        try:
+            deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
+            protocol.send(self.worker.to_fd, {"cmd": "run", "shell": shell, "cwd": str(self.cwd),
+                                              "timeout": timeout, "nonce": nonce}, deadline=deadline)
+            ready, _, _ = select.select([self.worker.from_fd], [], [], timeout + 30)
+            if not ready:
+                self.close()
+                return RunResult(-9, True, time.perf_counter() - start, "the sandbox stopped answering")
+            reply, _ = protocol.recv(self.worker.from_fd, max_payload=0, deadline=deadline)
+        except (OSError, protocol.ProtocolError) as e:
+            self.close()
+            return RunResult(-1, False, time.perf_counter() - start,
+                             f"the sandbox died: {e}\n{self.worker.output.text()[-2000:]}")
+        wall = time.perf_counter() - start
+        if reply.get("nonce") != nonce:
+            return RunResult(-1, False, wall, "the sandbox answered out of turn")
+        return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")))
+
+    def close(self) -> None:
+        self.worker.kill()
+
+    def __enter__(self) -> TreeShell:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def parse_metric(output: str, pattern: str | None) -> float | None:
+    """The bench's number: group 1 (or the whole match) of the last match of `pattern`;
+    None unless it is a positive finite number (a 0, NaN or inf cannot be compared)."""
+    if not pattern:
+        return None
+    matches = list(re.finditer(pattern, output, re.M))
+    if not matches:
+        return None
+    m = matches[-1]
+    text = m.group(1) if m.groups() else m.group(0)
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+FLOAT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\d+")
+
+
+def normalised(output: str, pattern: str | None, floats: bool = False) -> str:
+    """A bench's output with its metric (every match of `pattern`) masked, and with
+    `floats` every decimal number too (for a bench that also prints its own timings):
+    what must be the same for the candidate as for the original."""
+    if pattern:
+        def mask(m: re.Match) -> str:
+            if not m.groups() or m.start(1) < 0:
+                return "<metric>"
+            return m.group(0)[:m.start(1) - m.start()] + "<metric>" + m.group(0)[m.end(1) - m.start():]
+        output = re.sub(pattern, mask, output, flags=re.M)
+    if floats:
+        output = FLOAT.sub("<num>", output)
+    return "\n".join(line.rstrip() for line in output.strip().splitlines())

@@ -1,0 +1,102 @@
+"""The process inside the sandbox that runs a repository's shell commands for kopt.
+
+It is started once per tree per evaluation (by `kopt.agent.targets.repo.shell_commands`) and answers
+one request per command: run `sh -c CMD` in the tree, with a fresh private HOME/TMPDIR
+that is deleted afterwards (so nothing survives from one run to the next but the tree),
+the process group killed on timeout. It makes itself non-dumpable first, so the commands
+it starts (untrusted code, same uid) cannot open its channel through /proc and forge an
+answer. kopt times the run from outside; the time reported here is only a cross-check.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from kopt.sandboxes import protocol
+
+PR_SET_DUMPABLE = 4
+OUTPUT_LIMIT = 256 << 10
+
+
+def _not_dumpable() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _collect(stream, keep: list, limit: int) -> None:
+    """Keep the first and last `limit/2` bytes of a stream without buffering it whole."""
+    head, tail, total = b"", b"", 0
+    for chunk in iter(lambda: stream.read1(1 << 16), b""):
+        total += len(chunk)
+        if len(head) < limit // 2:
+            take = limit // 2 - len(head)
+            head, chunk = head + chunk[:take], chunk[take:]
+        tail = (tail + chunk)[-limit // 2:]
+    gap = total - len(head) - len(tail)
+    keep.append(head + (f"\n... [{gap} bytes cut] ...\n".encode() if gap > 0 else b"") + tail)
+
+
+def run_one(shell: str, cwd: str, timeout: float) -> dict:
+    home = tempfile.mkdtemp(prefix="run-")
+    env = {**os.environ, "HOME": home, "TMPDIR": home}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", shell], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        shutil.rmtree(home, ignore_errors=True)
+        return {"rc": 127, "timed_out": False, "wall_s": 0.0, "output": f"cannot start the command: {e}"}
+    out: list[bytes] = []
+    reader = threading.Thread(target=_collect, args=(proc.stdout, out, OUTPUT_LIMIT), daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    wall = time.perf_counter() - start
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # also whatever it left running in the background
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    reader.join(timeout=5)
+    shutil.rmtree(home, ignore_errors=True)
+    return {"rc": proc.returncode, "timed_out": timed_out, "wall_s": wall,
+            "output": (out[0] if out else b"").decode(errors="replace")}
+
+
+def serve(fd_in: int, fd_out: int) -> None:
+    while True:
+        try:
+            req, _ = protocol.recv(fd_in)
+        except protocol.ProtocolError:
+            return
+        if req.get("cmd") != "run":
+            return
+        reply = run_one(str(req["shell"]), str(req["cwd"]), float(req.get("timeout", 600)))
+        protocol.send(fd_out, {**reply, "nonce": req.get("nonce")})
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--fd-in", type=int, required=True)
+    p.add_argument("--fd-out", type=int, required=True)
+    p.add_argument("--fd-alarm", type=int, required=True)
+    a = p.parse_args()
+    _not_dumpable()
+    os.close(a.fd_alarm)
+    serve(a.fd_in, a.fd_out)
+
+
+if __name__ == "__main__":
+    main()
