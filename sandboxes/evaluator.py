@@ -23,8 +23,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
-from kopt.agent.targets.kernelbench import load_solution_source, load_task
 from kopt.sandboxes import gpu_timing, protocol
+from kopt.sandboxes.kernelbench_tasks import load_solution_source, load_task
 from kopt.sandboxes.local import Limits, Worker, start_worker
 from kopt.sandboxes.native import cache_root, compiler_id
 from kopt.sandboxes.reuse import reused
