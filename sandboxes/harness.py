@@ -9,15 +9,21 @@ channel, as a second line of defence.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import os
 import sys
 import time
-import traceback
 import types
 
 from kopt.sandboxes import gpu_timing, protocol, reuse
+from kopt.sandboxes.harness_support import (
+    Seeded,
+    classify_setup_error,
+    error_text,
+    load_module,
+    reshape_distribution,
+    scalable_constants,
+)
+from kopt.sandboxes.harness_watch import Alarm, count_ctypes_calls, count_cupy_launches, record_extension_modules
 
 _perf_counter = time.perf_counter
 
@@ -63,195 +69,9 @@ def _changed(before: tuple, after: tuple | None) -> bool:
     return any(a is not b for a, b in zip(before[:3], after[:3])) or before[3] != after[3]
 
 
-class Alarm:
-    """Writes rule violations to kopt on a channel of their own (JSON lines)."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.phase = "setup"
-        self.blocked_paths: set[str] = set()
-        self.native_calls = 0  # calls into the solution's own compiled code while forward ran
-        self.extension_modules: set[str] = set()
-
-    def raise_alarm(self, rule: str, detail: str) -> None:
-        try:
-            os.write(self.fd, (json.dumps({"rule": rule, "detail": detail[:300]}) + "\n").encode())
-        except OSError:
-            pass
-
-    def hook(self, event: str, args: tuple) -> None:
-        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
-            try:
-                path = os.path.realpath(os.fsdecode(args[0]))
-            except (TypeError, ValueError):
-                return
-            if path in self.blocked_paths:
-                self.raise_alarm("reads the reference task", path)
-                raise PermissionError("kopt: a solution may not read the reference task file")
-        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo"):
-            self.raise_alarm("network access", f"{event} {args[1:2]!r}")
-            raise PermissionError("kopt: no network access during evaluation")
-        elif self.phase == "run" and event in ("subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn",
-                                                "os.system", "os.exec"):
-            self.raise_alarm("spawns a process during forward", event)
-            raise PermissionError("kopt: no processes may be started during forward")
-
-
-def reshape_distribution(torch, x, dist: str, seed: int):
-    """The task's own input, re-shaped in distribution: heavy-tailed (log-normal factors),
-    large (x100) or small (x1e-3) magnitudes. Integer inputs (indices, labels) stay as they are."""
-    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel()):
-        return x
-    if dist == "large":
-        return x * 100.0
-    if dist == "small":
-        return x * 1e-3
-    if dist == "heavy":
-        gen = torch.Generator().manual_seed(seed + 2)
-        return x * torch.exp(torch.randn(x.shape, generator=gen) * 1.5).to(x.device, x.dtype)
-    return x
-
-
-def count_ctypes_calls(alarm: Alarm) -> None:
-    """Every library loaded through ctypes gets function pointers that count their calls
-    made while forward runs (how a kernel that is built but never called is told apart)."""
-    import ctypes
-
-    original_init = ctypes.CDLL.__init__
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        base = self._FuncPtr
-
-        class CountedFuncPtr(base):
-            _flags_, _restype_ = base._flags_, base._restype_
-
-            def __call__(self, *call_args):
-                if alarm.phase == "run":
-                    alarm.native_calls += 1
-                return base.__call__(self, *call_args)
-
-        self._FuncPtr = CountedFuncPtr
-
-    ctypes.CDLL.__init__ = init
-
-
-def count_cupy_launches(alarm: Alarm) -> None:
-    """CuPy launches its kernels from compiled code, with no Python call a profiler sees:
-    the kernel classes a solution builds from are swapped for subclasses that count each
-    launch made while forward runs (a RawKernel compiled but never launched counts zero)."""
-    try:
-        import cupy
-    except Exception:  # noqa: BLE001 - the solution's own import will report it
-        return
-
-    def counted(cls):
-        class Counted(cls):
-            def __call__(self, *args, **kwargs):
-                if alarm.phase == "run":
-                    alarm.native_calls += 1
-                return super().__call__(*args, **kwargs)
-
-        Counted.__name__ = Counted.__qualname__ = cls.__name__
-        return Counted
-
-    class CountedFunction:
-        def __init__(self, fn):
-            self._fn = fn
-
-        def __call__(self, *args, **kwargs):
-            if alarm.phase == "run":
-                alarm.native_calls += 1
-            return self._fn(*args, **kwargs)
-
-        def __getattr__(self, name):
-            return getattr(self._fn, name)
-
-    for name in ("RawKernel", "ElementwiseKernel", "ReductionKernel"):
-        cls = getattr(cupy, name, None)
-        if isinstance(cls, type):
-            setattr(cupy, name, counted(cls))
-    if isinstance(getattr(cupy, "RawModule", None), type):
-        class CountedModule(cupy.RawModule):
-            def get_function(self, name):
-                return CountedFunction(super().get_function(name))
-
-        CountedModule.__name__ = CountedModule.__qualname__ = "RawModule"
-        cupy.RawModule = CountedModule
-
-
-def record_extension_modules(alarm: Alarm) -> None:
-    """Remember the names of modules torch.utils.cpp_extension builds and loads (it does not
-    put them in sys.modules), so calls into them can be counted."""
-    import torch.utils.cpp_extension as cpp_extension
-
-    original = cpp_extension._import_module_from_library
-
-    def import_and_record(module_name, path, is_python_module):
-        alarm.extension_modules.add(module_name)
-        return original(module_name, path, is_python_module)
-
-    cpp_extension._import_module_from_library = import_and_record
-
-
-class Seeded:
-    """The model, seeded right before each forward from the seed kopt sends with the call
-    (`base + k` for the k-th input set), the same on both sides: a stochastic forward
-    (dropout in training mode) draws the same numbers in the reference and the candidate."""
-
-    def __init__(self, torch, model, seeds: list | None):
-        self.torch, self.model, self.seeds, self.k = torch, model, seeds, 0
-
-    def __call__(self, *x):
-        if self.seeds is not None:
-            self.torch.manual_seed(self.seeds[self.k % len(self.seeds)])
-        self.k += 1
-        return self.model(*x)
-
-
-def load_module(path: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def classify_setup_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, SyntaxError) or "Error building extension" in text or "CompileError" in text \
-            or type(exc).__name__ == "CalledProcessError" or "error: " in text and "g++" in text:
-        return "compile_error"
-    return "runtime_error"
-
-
-def error_text(exc: BaseException, limit: int = 3000) -> str:
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    if isinstance(exc, MemoryError) or "DefaultCPUAllocator: can't allocate memory" in tb \
-            or "std::bad_alloc" in tb:
-        tb = "memory limit exceeded: " + tb
-    return tb[-limit:]
-
-
-def scalable_constants(module) -> dict[str, int]:
-    """Integer module constants that shape the inputs but not the model."""
-
-    def names(code) -> set[str]:
-        out = set(code.co_names)
-        for const in code.co_consts:
-            if hasattr(const, "co_names"):
-                out |= names(const)
-        return out
-
-    used_by_inputs = names(module.get_inputs.__code__)
-    used_by_init = names(module.get_init_inputs.__code__)
-    return {k: v for k, v in vars(module).items()
-            if k in used_by_inputs and k not in used_by_init and type(v) is int and v >= 4}
-
-
 class Worker:
-    def __init__(self, role: str, chan_in: int, chan_out: int, alarm: Alarm):
-        self.role, self.fd_in, self.fd_out, self.alarm = role, chan_in, chan_out, alarm
+    def __init__(self, role: str, chan_in: int, chan_out: int, alarm: Alarm, shm: int | None = None):
+        self.role, self.fd_in, self.fd_out, self.alarm, self.shm = role, chan_in, chan_out, alarm, shm
         self.torch = None
         self.model = None
         self.task = None
@@ -265,6 +85,8 @@ class Worker:
         import torch
 
         self.torch = torch
+        if h.get("cpus"):  # pinned only now: both workers imported torch on every core kopt may use
+            os.sched_setaffinity(0, [int(c) for c in h["cpus"]])
         torch.set_num_threads(int(h.get("threads", 1)))
         self.device = h.get("device", "cpu")
         if self.role == "ref":
@@ -572,7 +394,7 @@ class Worker:
         set_up = False
         while True:
             try:
-                h, payload = protocol.recv(self.fd_in)
+                h, payload = protocol.recv(self.fd_in, shm=self.shm)
             except protocol.ProtocolError:
                 return
             if h.get("cmd") == "exit":
@@ -585,7 +407,7 @@ class Worker:
                 reply, data = handlers[h["cmd"]](h, payload)
             except BaseException as e:  # noqa: BLE001 - report, never die silently
                 reply, data = {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
-            protocol.send(self.fd_out, reply, data)
+            protocol.send(self.fd_out, reply, data, shm=self.shm)
             set_up = set_up or h.get("cmd") == "setup" and reply.get("ok") is True
 
 
@@ -595,10 +417,11 @@ def main() -> None:
     p.add_argument("--fd-in", type=int, required=True)
     p.add_argument("--fd-out", type=int, required=True)
     p.add_argument("--fd-alarm", type=int, required=True)
+    p.add_argument("--fd-shm", type=int, default=None)
     a = p.parse_args()
     import torch  # noqa: F401 - import while kopt talks to the other worker
 
-    Worker(a.role, a.fd_in, a.fd_out, Alarm(a.fd_alarm)).serve()
+    Worker(a.role, a.fd_in, a.fd_out, Alarm(a.fd_alarm), a.fd_shm).serve()
     sys.stdout.flush()
     os._exit(0)
 

@@ -460,6 +460,7 @@ class Worker:
     cache_mb: int = 512
     _drain: threading.Thread | None = field(default=None, repr=False)
     protections: dict[str, bool] = field(default_factory=dict)  # PROTECTIONS -> whether this worker has it
+    shm_fd: int | None = None  # a memfd both ends hold: large payloads go there (protocol.send)
 
     def namespace_pids(self) -> list[int]:
         """Every live process in the worker's PID namespace except its PID 1."""
@@ -524,7 +525,7 @@ class Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        for fd in (self.to_fd, self.from_fd, self.alarm_fd):
+        for fd in (self.to_fd, self.from_fd, self.alarm_fd, *([self.shm_fd] if self.shm_fd is not None else [])):
             try:
                 os.close(fd)
             except OSError:
@@ -580,8 +581,9 @@ def _limit_self(limits: Limits) -> None:
 
 
 def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | None = None,
-                 cpus: set[int] | None = None) -> Worker:
-    """Start `argv` sandboxed; it receives --fd-in/--fd-out/--fd-alarm for the channel."""
+                 cpus: set[int] | None = None, shm: bool = False) -> Worker:
+    """Start `argv` sandboxed; it receives --fd-in/--fd-out/--fd-alarm for the channel (and
+    --fd-shm, a memfd for large payloads, with `shm`)."""
     workdir = Path(tempfile.mkdtemp(prefix="kopt-sbx-", dir=work_parent()))
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
@@ -592,6 +594,9 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
         widen_pipe(fd)
     prefix = () if limits.network else namespace_prefix()
     cmd = [*argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
+    shm_fd = os.memfd_create("kopt-io", 0) if shm else None
+    if shm_fd is not None:
+        cmd += ["--fd-shm", str(shm_fd)]
     env = scrubbed_env(str(workdir), env_extra)
     jail = jail_features() if prefix else None
     if jail:
@@ -622,7 +627,8 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
 
     proc = subprocess.Popen(cmd, cwd=workdir, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            pass_fds=(to_r, from_w, alarm_w), start_new_session=True, preexec_fn=preexec)
+                            pass_fds=(to_r, from_w, alarm_w, *([shm_fd] if shm_fd is not None else [])),
+                            start_new_session=True, preexec_fn=preexec)
     for fd in (to_r, from_w, alarm_w):
         os.close(fd)
     tail = _Tail(limits.output_bytes)
@@ -634,4 +640,4 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     t = threading.Thread(target=drain, daemon=True)
     t.start()
     return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), bool(jail), cgroup, limits.cache_dir,
-                  limits.cache_mb, t, protections(bool(jail), bool(prefix)))
+                  limits.cache_mb, t, protections(bool(jail), bool(prefix)), shm_fd)

@@ -4,7 +4,7 @@ Runs `kopt eval` on a reference copy N times per condition and prints min / medi
 of the speedups and how many landed in [0.9, 1.1] with verdict `same`. Conditions: quiet;
 two evaluations at once (as `kopt bench --jobs 2` runs them); a competing CPU load (a busy
 process on every core); and a large memory-bound task (ELU over 64 x 393216 floats, 100 MB
-a tensor, the shape that once timed a copy at 0.5x), quiet and two at once.
+a tensor, the shape that once timed a copy at 0.5x), quiet, two at once and under load.
 
     python benchmarks/studies/timing_noise.py [--runs 10] [--task T --solution S] [--no-large]
 """
@@ -106,6 +106,7 @@ def main() -> None:
         copy.write_text(LARGE_TASK.replace("class Model(", "class ModelNew("))
         print(row("large (ELU 64x393216)", measure(task, copy, a.runs)), flush=True)
         print(row("large, two at once", measure(task, copy, a.runs, at_once=2)), flush=True)
+        print(row("large, competing load", with_load(lambda: measure(task, copy, a.runs))), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,241 @@
+"""One evaluation's configuration and its two workers (reference and candidate): how they
+are started (environment, build cache, cores), and the calls each side must answer."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from kopt.agent.errors import UserInputError
+from kopt.sandboxes import protocol
+from kopt.sandboxes.eval_channel import KINDS, Channel, WorkerFailed
+from kopt.sandboxes.local import Limits, start_worker
+from kopt.sandboxes.native import cache_root, compiler_id
+
+_HARNESS_DIR = str(Path(__file__).resolve().parent)
+
+
+class EvalConfig(BaseModel):
+    device: str = "cpu"
+    trials: int = Field(5, ge=1, description="correctness trials on the task's own shapes")
+    atol: float = 1e-4
+    rtol: float = 1e-4
+    threads: int | None = Field(None, description="torch/OpenMP threads, equal for both sides")
+    noise_floor: float = Field(0.1, description="'faster' needs the CI's lower bound above 1 + this")
+    rounds: int = Field(15, ge=3, description="timed rounds per side")
+    round_ms: float = Field(5.0, description="target duration of one timed round")
+    max_timing_s: float = Field(30.0, description="time budget for the timed rounds")
+    input_budget_s: float = Field(1.5, description="time budget for making fresh inputs for timed calls")
+    data_budget_mb: float = Field(512.0, description="inputs + outputs moved for timed calls, all rounds")
+    sanity_cap: float = Field(10.0, description="speedups above this are re-measured and flagged")
+    edge_shapes: bool = Field(True, description="stress shapes: trials with the input-only size constants at 1 and "
+                                                "at an odd size just past the task's (tails, tiny extents)")
+    compile_only: bool = False
+    setup_timeout_s: float = 600.0
+    call_timeout_s: float = 120.0
+    memory_mb: int = 8192
+    quality_seeds: int = Field(10, ge=2, description="reference-only runs for the task-quality flags")
+    hidden_paths: list[str] = Field(default_factory=list,
+                                    description="hidden from the candidate, besides the task file (e.g. the run dir)")
+    gpu: int | None = Field(None, description="GPU index the workers see (CUDA_VISIBLE_DEVICES); set by --gpus")
+    nvcc_filter: bool = Field(False, description="CUDA/CuPy that cannot run here is still compiled with nvcc "
+                                                 "(when installed), so a search gets its compile errors early")
+
+
+class Verdict(Exception):
+    """Ends an evaluation early with a verdict and a one-line reason."""
+
+    def __init__(self, verdict: str, reason: str, compiled: bool = True):
+        super().__init__(reason)
+        self.verdict, self.reason, self.compiled = verdict, reason, compiled
+
+
+def _toolchain_id() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "?"
+    try:
+        cxx = compiler_id(os.environ.get("CXX", "g++"))
+    except Exception:  # noqa: BLE001
+        cxx = "no-cxx"
+    return f"{torch_version}|{cxx}|{sys.version.split()[0]}"
+
+
+def _worker_env(cfg: EvalConfig, threads: int, kernel: str) -> dict[str, str]:
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "OMP_WAIT_POLICY": "PASSIVE",
+           # fixed malloc thresholds: glibc's adaptive ones drift per process and
+           # make two identical programs differ by 10-20% on allocation-heavy calls
+           "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+    if kernel == "triton" and cfg.device == "cpu":
+        env["TRITON_INTERPRET"] = "1"
+    if cfg.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(cfg.gpu)
+    return env
+
+
+def build_cache_dir(source: str) -> Path:
+    """A worker's own writable build cache, keyed by its code and toolchain: re-evaluating a
+    candidate reuses its builds, and no candidate can plant a build another one loads."""
+    key = hashlib.sha256((source + "\0" + _toolchain_id()).encode()).hexdigest()[:24]
+    path = cache_root() / "sbx" / key
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _default_threads() -> int:
+    """Half the cores (max 8): the other half keeps kopt and the OS off the timed cores."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) // 2))
+
+
+_CPU_LOCK = threading.Lock()
+_CPUS_IN_USE: dict[int, int] = {}
+
+
+def _claim_cpus(n: int) -> set[int]:
+    """The n least-used cores of this process's affinity. Both workers of one evaluation share
+    them; evaluations running at once in one kopt (`kopt bench --jobs 2`) get different cores
+    where there are enough, instead of all four workers queueing on the same ones."""
+    with _CPU_LOCK:
+        free = sorted(os.sched_getaffinity(0), key=lambda c: (_CPUS_IN_USE.get(c, 0), c))
+        cpus = set(free[:n])
+        for c in cpus:
+            _CPUS_IN_USE[c] = _CPUS_IN_USE.get(c, 0) + 1
+        return cpus
+
+
+def _release_cpus(cpus: set[int]) -> None:
+    with _CPU_LOCK:
+        for c in cpus:
+            _CPUS_IN_USE[c] = max(0, _CPUS_IN_USE.get(c, 0) - 1)
+
+
+class _Session:
+    """The two workers of one evaluation."""
+
+    def __init__(self, task_path: Path, source: str, kernel: str, cfg: EvalConfig):
+        self.cfg = cfg
+        self.threads = cfg.threads or _default_threads()
+        # both workers import torch on every core, then pin themselves to these at setup
+        self.cpus = _claim_cpus(self.threads)
+        limits = Limits(wall_s=cfg.setup_timeout_s + cfg.max_timing_s * 4 + 600, memory_mb=cfg.memory_mb,
+                        gpu=cfg.device == "cuda")
+        if cfg.device == "cuda":
+            limits.memory_mb = 1 << 40  # CUDA maps far more address space than it uses
+        argv = [sys.executable, "-m", "kopt.sandboxes.harness"]
+        env = _worker_env(cfg, self.threads, kernel)
+        ref_limits = Limits(**{**limits.__dict__, "cache_dir": str(build_cache_dir(task_path.read_text())),
+                               "read_paths": (str(task_path),)})
+        self.ref = Channel(start_worker([*argv, "--role", "ref"], ref_limits, env, shm=True), "reference")
+        new_limits = Limits(**{**limits.__dict__, "hide_paths": (str(task_path), *cfg.hidden_paths),
+                               "cache_dir": str(build_cache_dir(source))})
+        self.new = Channel(start_worker([*argv, "--role", "new"], new_limits, env, shm=True), "candidate",
+                           hostile=True)
+        self.source = source
+        self.baseline_threads = 0
+        self.out_per_call = 0  # largest reference output per call seen: caps the candidate's replies
+        self.base_nonfinite = False
+        self.checks: dict = {}
+
+    def output_cap(self, n_calls: int) -> int:
+        """Most bytes a candidate's outputs for n calls may take: 4x the reference's, plus slack."""
+        return 4 * self.out_per_call * n_calls + (1 << 20)
+
+    def close(self) -> None:
+        _release_cpus(self.cpus)
+        for ch in (self.ref, self.new):
+            try:  # a worker that stopped reading gets killed, not waited on
+                protocol.send(ch.worker.to_fd, {"cmd": "exit"}, deadline=time.monotonic() + 1)
+            except (OSError, protocol.ProtocolError):
+                pass
+            ch.worker.kill()
+
+    # -- rule checks on the candidate, from outside its process ---------------------------
+    def police(self, stage: str) -> None:
+        self.new.read_alarms()
+        if self.new.alarms:
+            a = self.new.alarms[0]
+            raise Verdict("rejected", f"{a['rule']}: {a.get('detail', '')}".strip(": "))
+        extra = self.new.worker.namespace_pids()
+        if extra:
+            raise Verdict("rejected", f"a process started by the solution was still alive after {stage} "
+                                      f"({len(extra)} process(es))")
+        if self.baseline_threads:
+            n = self.new.worker.thread_count()
+            if n > self.baseline_threads:
+                raise Verdict("rejected", f"threads still running after {stage} ({n} > {self.baseline_threads}): "
+                                          f"work after forward returns is not allowed")
+
+    def ref_call(self, header: dict, payload=b"", timeout: float | None = None):
+        """A call the task's reference must answer: its failure is the task's (UserInputError)."""
+        try:
+            return self.ref.call(header, payload, timeout or self.cfg.call_timeout_s)
+        except WorkerFailed as e:
+            raise UserInputError(f"the task's reference failed ({header['cmd']}): {_one_line(e.message)}") from None
+
+    def ref_try(self, header: dict, payload=b"", timeout: float | None = None):
+        """A reference call on an extra trial's inputs: a failure skips the trial (SkipTrial)."""
+        try:
+            return self.ref.call(header, payload, timeout or self.cfg.call_timeout_s)
+        except WorkerFailed as e:
+            raise SkipTrial(_one_line(e.message, 200)) from None
+
+    def new_call(self, header: dict, payload=b"", timeout: float | None = None, max_payload: int = 1 << 20):
+        try:
+            return self.new.call(header, payload, timeout or self.cfg.call_timeout_s, max_payload)
+        except WorkerFailed as e:
+            self.new.read_alarms()
+            if self.new.alarms:
+                self.police(header["cmd"])
+            kind = e.kind if e.kind in KINDS else "runtime_error"
+            if kind == "runtime_error":
+                self.checks["error_detail"] = solution_frames(e.message)
+            compiled = header["cmd"] != "setup" or kind != "compile_error"
+            raise Verdict(kind, _one_line(e.message), compiled=compiled) from None
+
+    def compare(self, header: dict, parts: list) -> dict:
+        """The candidate's outputs checked in the reference's worker. If the comparison itself
+        fails, the candidate's outputs made it fail: rejected, never blamed on the task."""
+        sizes = [len(p) for p in parts]
+        try:
+            return self.ref.call({**header, "cmd": "compare", "parts": sizes}, parts, self.cfg.call_timeout_s)[0]
+        except WorkerFailed as e:
+            raise Verdict("rejected", f"{header['label']}: the candidate's outputs could not be compared "
+                                      f"({_one_line(e.message, 200)})") from None
+
+
+class SkipTrial(Exception):
+    """The reference cannot run an extra trial's inputs: the trial is skipped, with this reason."""
+
+
+def solution_frames(text: str, limit: int = 2000) -> str:
+    """A worker's traceback cut to the solution's own frames and the exception (for a prompt)."""
+    lines = str(text).splitlines()
+    keep, take = [], False
+    for line in lines:
+        if line.startswith('  File "'):
+            take = f'"{_HARNESS_DIR}/' not in line and "/site-packages/" not in line
+        elif not line.startswith("    "):
+            take = True
+        if take:
+            keep.append(line)
+    out = "\n".join(keep) or str(text)
+    return out[-limit:]
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    key = next((line for line in reversed(lines) if "rror" in line or "memory limit" in line), lines[-1])
+    if "memory limit" in text and "memory limit" not in key:
+        key = "memory limit exceeded: " + key
+    return key[:limit]

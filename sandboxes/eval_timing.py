@@ -1,0 +1,170 @@
+"""Timing: warm-up, the transfer cost both sides carry, paired timed rounds (a secret share
+of them checked like trials), early stop on a tight CI, and the checks on what timing saw
+(work outside the calls, the memory-bandwidth floor, GPU event times and memory)."""
+from __future__ import annotations
+
+import math
+import secrets
+
+from kopt.sandboxes import gpu_timing
+from kopt.sandboxes.eval_session import EvalConfig, Verdict, _Session
+from kopt.sandboxes.eval_trials import _exchange, _raise_if_failed
+from kopt.sandboxes.timing import estimate_speedup, speed_verdict
+
+
+def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
+    checks = res["checks"]
+    # warm-up round, also sizes the rounds and fixes the thread baseline
+    warm = [secrets.randbits(31) for _ in range(3)]
+    times = _exchange(s, warm, "warm-up call", timed=True)
+    _raise_if_failed(times, checks)
+    s.baseline_threads = s.new.worker.thread_count()
+    # rounds are sized on the forward work alone, and long enough that the transfer cost
+    # subtracted from them (the same for both sides) does not drown the difference
+    moved = _transfer_s(s, len(warm))
+    per_call = max(1e-6, (min(times[r] for r in ("ref", "new")) - moved) / len(warm))
+    slowest = max(times[r] for r in ("ref", "new")) / len(warm)  # gross: what the budget pays for
+    rounds = max(5, min(cfg.rounds, int(cfg.max_timing_s / (2 * slowest))))
+    calls = min(math.ceil(max(cfg.round_ms / 1000, 2 * moved) / per_call),
+                int(cfg.input_budget_s / (rounds * max(times["gen_s"], 1e-6))),
+                int(cfg.max_timing_s / (2 * rounds * slowest)),
+                int(cfg.data_budget_mb * 2**20 / (rounds * times["bytes_per_call"])), 1000)
+    calls = max(1, calls)
+    overhead = _transfer_s(s, calls)
+    checks["roundtrip_ms"] = round(1000 * overhead, 4)
+    est = _timed_rounds(s, cfg, calls, rounds, checks, overhead)
+    s.new_call({"cmd": "ping"})  # the harness checks the last call's aftermath at this request
+    s.police("the timed calls")
+    if cfg.device == "cpu":  # the floor is host memory bandwidth; a GPU's is another matter
+        _check_physical_bound(est.new_ms, times["bytes_per_call"], checks)
+    res.update(speedup=round(est.speedup, 4), speedup_ci=[round(est.ci[0], 4), round(est.ci[1], 4)],
+               ref_ms=round(est.ref_ms, 6), new_ms=round(est.new_ms, 6))
+    checks.update(rounds=est.rounds, calls_per_round=calls, threads=s.threads, noise_floor=cfg.noise_floor)
+    res["verdict"] = speed_verdict(est, cfg.noise_floor)
+
+
+def _transfer_s(s: _Session, calls: int, n: int = 5) -> float:
+    """What a round's clock holds besides its forward calls: the request, and the reference
+    worker sending a round's outputs back (`echo`). Measured in the reference only and
+    subtracted from both sides alike, so the candidate cannot inflate it."""
+    _, inputs = s.ref_call({"cmd": "make_inputs", "seeds": [secrets.randbits(31) for _ in range(calls)],
+                            "signed": False, "scale": {}})
+    s.ref_call({"cmd": "put"}, inputs)
+    s.ref_call({"cmd": "call"})  # outputs of the same size as a round's
+    samples = []
+    for _ in range(n):
+        s.ref_call({"cmd": "echo"})
+        samples.append(s.ref.elapsed)
+    return sorted(samples)[n // 2]
+
+
+def _check_work_outside_forward(s: _Session, start: dict, inside: dict, checks: dict) -> None:
+    """CPU the candidate burns while it is *not* being timed, against the reference's.
+
+    Between timed calls both workers only wait for the next request (the reference also
+    makes the inputs and checks the outputs, counted as its own work). A candidate that
+    defers computation to a thread, or to whatever runs after its reply, shows up here in
+    the kernel's accounting, which it cannot patch. The allowance is a share of the
+    reference's own work (plus two ticks of the kernel's CPU clock), not a fixed slack.
+    """
+    outside = {role: (w.worker.cpu_seconds() - start[role]) - inside[role]
+               for role, w in (("ref", s.ref), ("new", s.new))}
+    checks["cpu_outside_forward_s"] = {k: round(v, 3) for k, v in outside.items()}
+    allowed = 1.5 * max(outside["ref"], 0.0) + 0.1 * inside["ref"] + 0.02
+    if outside["new"] > allowed:
+        raise Verdict("rejected", f"work outside the timed calls: the candidate used "
+                                  f"{outside['new']:.2f}s of CPU between calls vs {outside['ref']:.2f}s for the "
+                                  f"reference (deferred or background computation)")
+
+
+def _check_physical_bound(new_ms: float, bytes_per_call: float, checks: dict) -> None:
+    """A call cannot beat reading its inputs and writing its outputs once from memory. Only
+    for data well past the caches (32 MiB), with a 2x margin for measurement error."""
+    if bytes_per_call < 32 << 20:
+        return
+    from kopt.sandboxes.machine import memory_bandwidth_gbs
+
+    gbs = memory_bandwidth_gbs()
+    floor_ms = bytes_per_call / (gbs * 1e9) * 1000
+    checks["memory_floor_ms"] = round(floor_ms, 4)
+    if new_ms < floor_ms / 2:
+        raise Verdict("rejected", f"physically impossible: {new_ms:.4f} ms per call, but moving its "
+                                  f"{bytes_per_call / 2**20:.0f} MiB of inputs and outputs once takes "
+                                  f"{floor_ms:.4f} ms at this machine's {gbs:.1f} GB/s")
+
+
+def _gpu_call_ms(times: dict) -> tuple[float, float]:
+    """Per-call CUDA event times of a round (reference, candidate), once they agree with the
+    clocks out of the candidate's reach (gpu_timing.cross_check)."""
+    rounds = {}
+    for role in ("ref", "new"):
+        event_ms, call_wall_ms = times[f"{role}_gpu"]
+        rounds[role] = gpu_timing.RoundTimes(list(event_ms), list(call_wall_ms), times[role] * 1000)
+    problem = gpu_timing.cross_check(rounds["ref"], rounds["new"])
+    if problem:
+        raise Verdict("rejected", problem)
+    return gpu_timing.per_call_ms(rounds["ref"]), gpu_timing.per_call_ms(rounds["new"])
+
+
+def _check_gpu_memory(s: _Session, before: dict, checks: dict) -> None:
+    """A wedged CUDA context fails the evaluation; a leak is noted. Either way the worker
+    process ends with this evaluation, so the next one starts on a clean GPU."""
+    after = s.new_call({"cmd": "gpu_state"})[0]
+    checks["gpu_memory"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in after.items() if k != "ok"}
+    problem, note = gpu_timing.memory_verdict(before, after)
+    if problem:
+        raise Verdict("runtime_error", problem)
+    if note:
+        checks["gpu_memory"]["note"] = note
+
+
+def _compile_baseline(s: _Session, cfg: EvalConfig, res: dict) -> None:
+    """Eager and torch.compile baselines both reported (GPU): `speedup` stays against eager."""
+    reply = s.ref_call({"cmd": "compile_baseline"}, timeout=cfg.setup_timeout_s)[0]
+    if "ms" in reply and res.get("new_ms"):
+        res["checks"]["torch_compile"] = {"ref_ms": round(reply["ms"], 6),
+                                          "speedup_vs_compile": round(reply["ms"] / res["new_ms"], 4)}
+    else:
+        res["checks"]["torch_compile"] = {"error": reply.get("error", "not measured")}
+
+
+# Timed rounds stop early, from this many on, once the speedup's CI is narrower than half the
+# noise floor: more rounds could not change the verdict (a quarter of it each side of the median).
+EARLY_STOP_ROUNDS = 7
+
+
+def _ci_tight(ref_ms: list[float], new_ms: list[float], noise_floor: float) -> bool:
+    est = estimate_speedup(ref_ms, new_ms, resamples=400, seed=len(ref_ms))
+    return est.ci[1] / est.ci[0] < 1 + noise_floor / 2
+
+
+def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks: dict,
+                  overhead: float):
+    ref_ms, new_ms = [], []
+    start = {"ref": s.ref.worker.cpu_seconds(), "new": s.new.worker.cpu_seconds()}
+    inside = {"ref": 0.0, "new": 0.0}
+    # one timed round, and a third of the others, drawn in secret, are checked like the trials
+    # after their calls (inputs left untouched, repeat pass): a call cannot tell it is only timed
+    checked = {secrets.randbelow(min(rounds, EARLY_STOP_ROUNDS))} | {r for r in range(rounds)
+                                                                   if secrets.randbelow(3) == 0}
+    for r in range(rounds):
+        seeds = [secrets.randbits(31) for _ in range(calls)]
+        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=r in checked)
+        _raise_if_failed(times, checks)
+        inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"] + times["check_cpu"]
+        inside["new"] += times["new_run_cpu"] + times["new_check_cpu"]
+        if cfg.device == "cuda":
+            ref_call, new_call = _gpu_call_ms(times)
+        else:
+            # the transfer cost is subtracted, but never more than 3/4 of a round: where it
+            # dominates, its noise would otherwise turn into arbitrary ratios
+            ref_call = max(times["ref"] - overhead, times["ref"] / 4) * 1000 / calls
+            new_call = max(times["new"] - overhead, times["new"] / 4) * 1000 / calls
+        ref_ms.append(ref_call)
+        new_ms.append(new_call)
+        if len(ref_ms) >= EARLY_STOP_ROUNDS and r + 1 < rounds and _ci_tight(ref_ms, new_ms, cfg.noise_floor):
+            checks["stopped_early"] = f"CI within +-{cfg.noise_floor / 4:.1%} after {len(ref_ms)} rounds"
+            break
+    checks["timed_calls_checked"] = checks.get("timed_calls_checked", 0) + len(ref_ms) * calls
+    _check_work_outside_forward(s, start, inside, checks)
+    return estimate_speedup(ref_ms, new_ms, seed=secrets.randbits(31))

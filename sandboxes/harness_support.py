@@ -1,0 +1,77 @@
+"""The worker's plumbing that is not about the candidate: loading a task or solution,
+making inputs in other shapes and distributions, seeding each forward, error texts."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+
+
+def reshape_distribution(torch, x, dist: str, seed: int):
+    """The task's own input, re-shaped in distribution: heavy-tailed (log-normal factors),
+    large (x100) or small (x1e-3) magnitudes. Integer inputs (indices, labels) stay as they are."""
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel()):
+        return x
+    if dist == "large":
+        return x * 100.0
+    if dist == "small":
+        return x * 1e-3
+    if dist == "heavy":
+        gen = torch.Generator().manual_seed(seed + 2)
+        return x * torch.exp(torch.randn(x.shape, generator=gen) * 1.5).to(x.device, x.dtype)
+    return x
+
+
+class Seeded:
+    """The model, seeded right before each forward from the seed kopt sends with the call
+    (`base + k` for the k-th input set), the same on both sides: a stochastic forward
+    (dropout in training mode) draws the same numbers in the reference and the candidate."""
+
+    def __init__(self, torch, model, seeds: list | None):
+        self.torch, self.model, self.seeds, self.k = torch, model, seeds, 0
+
+    def __call__(self, *x):
+        if self.seeds is not None:
+            self.torch.manual_seed(self.seeds[self.k % len(self.seeds)])
+        self.k += 1
+        return self.model(*x)
+
+
+def load_module(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def classify_setup_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError) or "Error building extension" in text or "CompileError" in text \
+            or type(exc).__name__ == "CalledProcessError" or "error: " in text and "g++" in text:
+        return "compile_error"
+    return "runtime_error"
+
+
+def error_text(exc: BaseException, limit: int = 3000) -> str:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, MemoryError) or "DefaultCPUAllocator: can't allocate memory" in tb \
+            or "std::bad_alloc" in tb:
+        tb = "memory limit exceeded: " + tb
+    return tb[-limit:]
+
+
+def scalable_constants(module) -> dict[str, int]:
+    """Integer module constants that shape the inputs but not the model."""
+
+    def names(code) -> set[str]:
+        out = set(code.co_names)
+        for const in code.co_consts:
+            if hasattr(const, "co_names"):
+                out |= names(const)
+        return out
+
+    used_by_inputs = names(module.get_inputs.__code__)
+    used_by_init = names(module.get_init_inputs.__code__)
+    return {k: v for k, v in vars(module).items()
+            if k in used_by_inputs and k not in used_by_init and type(v) is int and v >= 4}

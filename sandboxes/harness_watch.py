@@ -1,0 +1,125 @@
+"""What the sandboxed worker watches in a candidate's process: the alarm channel (rule
+violations seen by an audit hook) and counters of calls into the solution's own compiled
+code (ctypes, CuPy, torch extensions), so a kernel built but never run is told apart.
+A second line of defence: verdicts are decided in kopt's own process.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+
+class Alarm:
+    """Writes rule violations to kopt on a channel of their own (JSON lines)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.phase = "setup"
+        self.blocked_paths: set[str] = set()
+        self.native_calls = 0  # calls into the solution's own compiled code while forward ran
+        self.extension_modules: set[str] = set()
+
+    def raise_alarm(self, rule: str, detail: str) -> None:
+        try:
+            os.write(self.fd, (json.dumps({"rule": rule, "detail": detail[:300]}) + "\n").encode())
+        except OSError:
+            pass
+
+    def hook(self, event: str, args: tuple) -> None:
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            try:
+                path = os.path.realpath(os.fsdecode(args[0]))
+            except (TypeError, ValueError):
+                return
+            if path in self.blocked_paths:
+                self.raise_alarm("reads the reference task", path)
+                raise PermissionError("kopt: a solution may not read the reference task file")
+        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo"):
+            self.raise_alarm("network access", f"{event} {args[1:2]!r}")
+            raise PermissionError("kopt: no network access during evaluation")
+        elif self.phase == "run" and event in ("subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn",
+                                                "os.system", "os.exec"):
+            self.raise_alarm("spawns a process during forward", event)
+            raise PermissionError("kopt: no processes may be started during forward")
+
+
+def count_ctypes_calls(alarm: Alarm) -> None:
+    """Every library loaded through ctypes gets function pointers that count their calls
+    made while forward runs (how a kernel that is built but never called is told apart)."""
+    import ctypes
+
+    original_init = ctypes.CDLL.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        base = self._FuncPtr
+
+        class CountedFuncPtr(base):
+            _flags_, _restype_ = base._flags_, base._restype_
+
+            def __call__(self, *call_args):
+                if alarm.phase == "run":
+                    alarm.native_calls += 1
+                return base.__call__(self, *call_args)
+
+        self._FuncPtr = CountedFuncPtr
+
+    ctypes.CDLL.__init__ = init
+
+
+def count_cupy_launches(alarm: Alarm) -> None:
+    """CuPy launches its kernels from compiled code, with no Python call a profiler sees:
+    the kernel classes a solution builds from are swapped for subclasses that count each
+    launch made while forward runs (a RawKernel compiled but never launched counts zero)."""
+    try:
+        import cupy
+    except Exception:  # noqa: BLE001 - the solution's own import will report it
+        return
+
+    def counted(cls):
+        class Counted(cls):
+            def __call__(self, *args, **kwargs):
+                if alarm.phase == "run":
+                    alarm.native_calls += 1
+                return super().__call__(*args, **kwargs)
+
+        Counted.__name__ = Counted.__qualname__ = cls.__name__
+        return Counted
+
+    class CountedFunction:
+        def __init__(self, fn):
+            self._fn = fn
+
+        def __call__(self, *args, **kwargs):
+            if alarm.phase == "run":
+                alarm.native_calls += 1
+            return self._fn(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._fn, name)
+
+    for name in ("RawKernel", "ElementwiseKernel", "ReductionKernel"):
+        cls = getattr(cupy, name, None)
+        if isinstance(cls, type):
+            setattr(cupy, name, counted(cls))
+    if isinstance(getattr(cupy, "RawModule", None), type):
+        class CountedModule(cupy.RawModule):
+            def get_function(self, name):
+                return CountedFunction(super().get_function(name))
+
+        CountedModule.__name__ = CountedModule.__qualname__ = "RawModule"
+        cupy.RawModule = CountedModule
+
+
+def record_extension_modules(alarm: Alarm) -> None:
+    """Remember the names of modules torch.utils.cpp_extension builds and loads (it does not
+    put them in sys.modules), so calls into them can be counted."""
+    import torch.utils.cpp_extension as cpp_extension
+
+    original = cpp_extension._import_module_from_library
+
+    def import_and_record(module_name, path, is_python_module):
+        alarm.extension_modules.add(module_name)
+        return original(module_name, path, is_python_module)
+
+    cpp_extension._import_module_from_library = import_and_record
