@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
+from kopt.agent.proposers.rules.channel_layout import CHANNEL_LAYOUT
 from kopt.agent.proposers.rules.cpu_math import PRELUDE
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun
 from kopt.agent.proposers.rules.cpu_norm_codegen import kernel_source as norm_kernel_source
@@ -78,16 +79,9 @@ def _run_fused(fn, x, operands, inplace):
         if t.numel() == 1:
             flags.append(0)
             continue
-        dims = [d for d in range(t.dim()) if t.shape[d] != 1]
-        axis = x.dim() - t.dim() + dims[0] if len(dims) == 1 else -1
-        if axis < 0 or x.shape[axis] != t.shape[dims[0]]:
-            raise ValueError(f"operand of shape {tuple(t.shape)} is not per-channel for {tuple(x.shape)}")
-        this = (x.shape[axis], int(torch.Size(x.shape[axis + 1:]).numel()))
-        if layout not in (None, this):
-            raise ValueError("per-channel operands disagree on their axis")
-        layout = this
+        layout = _channel_layout(x, t, layout)
         flags.append(1)
-    channels, inner = layout or (0, 1)
+    channels, inner = layout or (0, 1)  # 0 channels: the kernel's flat path (numbers only)
     if layout and inner == 1:  # last-axis layout: the kernel reads every operand per channel
         keep = [t if f else t.reshape(1).expand(channels).contiguous() for t, f in zip(keep, flags)]
     ptrs = (ctypes.c_void_p * max(1, len(keep)))(*[t.data_ptr() for t in keep])
@@ -142,7 +136,7 @@ def generate(task_source: str, runs: list[FusedRun | NormRun], flags: tuple[str,
     header, new_cls = rewrite_forward(task_source, runs, replace)
     helpers = []
     if any(isinstance(r, FusedRun) for r in runs):
-        helpers.append(RUNTIME.strip())
+        helpers += [CHANNEL_LAYOUT.strip(), RUNTIME.strip()]
     if any(isinstance(r, NormRun) for r in runs):
         helpers.append(norm_runtime())
     lines = header + ["import ctypes", "import torch", "from kopt.sandboxes.native import load_cpp", "",

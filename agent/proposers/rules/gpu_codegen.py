@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 
+from kopt.agent.proposers.rules.channel_layout import CHANNEL_LAYOUT
 from kopt.agent.proposers.rules.cpu_codegen import rewrite_forward
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun
 from kopt.agent.proposers.rules.cpu_norm_runtime import SHARED
@@ -168,16 +169,9 @@ def _layout(x, operands):
         if t.numel() == 1:
             strides.append(0)
             continue
-        dims = [d for d in range(t.dim()) if t.shape[d] != 1]
-        axis = x.dim() - t.dim() + dims[0] if len(dims) == 1 else -1
-        if axis < 0 or x.shape[axis] != t.shape[dims[0]]:
-            raise ValueError(f"operand of shape {tuple(t.shape)} is not per-channel for {tuple(x.shape)}")
-        this = (x.shape[axis], int(torch.Size(x.shape[axis + 1:]).numel()))
-        if layout not in (None, this):
-            raise ValueError("per-channel operands disagree on their axis")
-        layout = this
+        layout = _channel_layout(x, t, layout)
         strides.append(1)
-    channels, inner = layout or (1, 1)
+    channels, inner = layout or (1, 1)  # numbers only: one channel of any length
     return keep, strides, channels, inner
 
 
@@ -341,11 +335,11 @@ def generate(task_source: str, runs: list[FusedRun | NormRun], backend: str) -> 
                    f"_EXT = load_inline(name='kopt_rules_{tag}', cpp_sources=_CPP, cuda_sources=_CUDA, "
                    f"functions={functions!r}, no_implicit_headers=True, extra_cuda_cflags=['-O3'])"]
         imports = ["import torch", "from torch.utils.cpp_extension import load_inline"]
-        glue = [SHARED.strip(), RUNTIME.strip(), CUDA_LAUNCH.strip()]
+        glue = [SHARED.strip(), CHANNEL_LAYOUT.strip(), RUNTIME.strip(), CUDA_LAUNCH.strip()]
     else:
         triton = _triton_kernels(task_source, runs)
         kernels = [TRITON_HELPERS.strip()] + [triton[id(r)].strip() for r in runs]
         imports = ["import torch", "import triton", "import triton.language as tl"]
-        glue = [SHARED.strip(), RUNTIME.strip(), TRITON_LAUNCH.strip()]
+        glue = [SHARED.strip(), CHANNEL_LAYOUT.strip(), RUNTIME.strip(), TRITON_LAUNCH.strip()]
     lines = list(dict.fromkeys(header + imports))
     return "\n".join(lines) + "\n\n" + "\n\n\n".join(kernels + glue + [ast.unparse(new_cls)]) + "\n"
