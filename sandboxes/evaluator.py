@@ -196,6 +196,7 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         _correctness(s, cfg, res, constants)
         if reply.get("params") and reply["params"] == new_reply.get("params"):
             _reinit_trial(s, cfg, res)
+        _check_reuse(task_path.read_text(), source, _code_after(s, "the trials"))
         phases["correctness"] = round(time.perf_counter() - t0 - phases["setup"], 2)
         res["correct"] = True
         if kernel == "triton" and cfg.device == "cpu":
@@ -203,12 +204,21 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
                                         "timing is not meaningful (use --device cuda)")
         gpu_before = s.new_call({"cmd": "gpu_state"})[0] if cfg.device == "cuda" else None
         _timing(s, cfg, res)
+        _check_reuse(task_path.read_text(), source, _code_after(s, "the timed calls"))
         if gpu_before is not None:
             _check_gpu_memory(s, gpu_before, res["checks"])
             _compile_baseline(s, cfg, res)
         phases["timing"] = round(time.perf_counter() - t0 - phases["setup"] - phases["correctness"], 2)
     finally:
         s.close()
+
+
+def _code_after(s: _Session, stage: str) -> list:
+    """The candidate's code fingerprints again, after its calls (reuse loaded by a forward)."""
+    code = s.new_call({"cmd": "code"})[0].get("code")
+    if not isinstance(code, list):
+        raise Verdict("rejected", f"malformed reply to 'code' after {stage}")
+    return code
 
 
 def _check_reuse(task_source: str, source: str, runtime: list) -> None:

@@ -133,8 +133,18 @@ class Worker:
             return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
         self.originals = originals
         Worker.check_tamper(self)  # not through the instance: an attribute set there cannot skip it
-        code = set(reuse.model_fingerprints(self.model)) | set(reuse.new_code_fingerprints(before))
-        return {"ok": True, "params": self.param_shapes(), "code": sorted(code)}, b""
+        self.code_before = before
+        return {"ok": True, "params": self.param_shapes(), "code": self._code()}, b""
+
+    def _code(self) -> list[str]:
+        """Fingerprints of the code the model can run and of every function that appeared
+        since before the solution loaded (see reuse)."""
+        return sorted(set(reuse.model_fingerprints(self.model)) | set(reuse.new_code_fingerprints(self.code_before)))
+
+    def cmd_code(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
+        """The same fingerprints after the calls: task code loaded lazily, by a forward, is
+        found as well as code loaded at setup."""
+        return {"ok": True, "code": self._code()}, b""
 
     def _float_params(self) -> list:
         return [p for p in self.model.parameters() if p.is_floating_point() and p.numel()]
@@ -386,7 +396,8 @@ class Worker:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "reinit": self.cmd_reinit,
                     "gpu_state": self.cmd_gpu_state,
                     "make_inputs": self.cmd_make_inputs, "put": self.cmd_put,
-                    "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat}
+                    "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat,
+                    "code": self.cmd_code}
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
                         nonfinite=self.cmd_nonfinite,
