@@ -153,11 +153,19 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_json(path: Path, data) -> None:
+    """Atomic: a kill mid-write leaves the old file, never half of one."""
+    import json
+    import os
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
 def run(tasks: list, out: Path | None, work_root: Path, eval_overrides: dict, jobs: int, previous: list[dict],
         device: str = "cpu", echo=print) -> list[dict]:
     """Evaluate every task not already in `previous`; `out` is rewritten after each result."""
-    from kopt.benchmarks.bench_runner import write_json
-
     done = {r["id"] for r in previous}
     results = list(previous)
     lock = threading.Lock()
