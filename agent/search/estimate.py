@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from kopt.rl_finetune.rewards import VERIFIED
+VERIFIED = ("faster", "same", "slower")  # the verdicts of a candidate that ran correctly and was timed
 
 
 def combine(logs: list[float], gap: float) -> float:
