@@ -102,7 +102,8 @@ def write_reports(run_dir: Path, store: Store, run_id: str, best: str | None, st
                                                        "ref_instructions", "new_instructions", "wall_speedup",
                                                        "wall_speedup_ci", "flags", "metrics_disagree")] + [""]
     else:
-        md += ["## No verified solution", ""]
+        md += ["## No verified improvement", "", "`best/` is the reference itself: no candidate was verified faster "
+               "(kopt never returns a slower or unverified one).", ""]
     md += ["## Best verified speedup over evaluations", "", "| evaluation | best so far |", "|---|---|"]
     md += [f"| {i} | {v:.3f}x |" for i, v in curve]
     md += ["", "## Lineage (parent -> child: plan step)", ""]

@@ -11,12 +11,15 @@ from pathlib import Path
 from kopt.agent.core import new_id
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers import make_proposer, model_label
+from kopt.agent.proposers.planning.plans import parse_plan
+from kopt.agent.proposers.planning.proposer import PlanProposer, make_planner
 from kopt.agent.runs import config_file
 from kopt.agent.runs.run_report import write_reports
 from kopt.agent.runs.store import STORE_FILE, Store
 from kopt.agent.search.loop import Search, SearchConfig
 from kopt.agent.search.optimize_config import ModelConfig, OptimizeConfig, RunOptions, TargetOptions
 from kopt.agent.targets import load_target
+from kopt.sandboxes.eval_cache import CachedEvaluator, CachedExecutor, EvalCache
 from kopt.sandboxes.evaluator import EvalConfig
 
 
@@ -87,6 +90,8 @@ def config_from_kwargs(model: str = "rules", base_url: str | None = None, budget
 def _proposer(cfg: OptimizeConfig, kind: str):
     """The proposer, with [model]'s sampling settings where the backend takes them."""
     m = cfg.model
+    if m.plan or m.planner:
+        return _plan_proposer(cfg, kind)
     kw = {} if m.temperature is None else {"temperature": m.temperature}
     if m.max_tokens is not None:
         kw["max_new_tokens" if m.name.startswith("hf:") else "max_tokens"] = m.max_tokens
@@ -100,6 +105,39 @@ def _proposer(cfg: OptimizeConfig, kind: str):
                 raise UserInputError(f"[model] {name} applies to an LLM proposer, not to --model {m.name}")
             setattr(proposer, name, getattr(m, name))
     return proposer
+
+
+def _plan_proposer(cfg: OptimizeConfig, kind: str) -> PlanProposer:
+    """--plan / --planner: the rules coder driven by a plan (issue 21)."""
+    m = cfg.model
+    if m.name != "rules" or kind != "kernelbench":
+        raise UserInputError("--plan and --planner drive the rules coder on a KernelBench task: use --model rules")
+    if m.plan and m.planner:
+        raise UserInputError("give --plan or --planner, not both")
+    if m.plan:
+        return PlanProposer(parse_plan(m.plan))
+    return PlanProposer(planner=make_planner(m.planner, m.base_url), planner_name=m.planner)
+
+
+def _cached(cfg: OptimizeConfig, kind: str, pool, container):
+    """(evaluator, executor) through the evaluation cache; a search's re-evaluation of a candidate
+    is always a fresh measurement. Not for Docker (another environment) or other target kinds."""
+    if not cfg.run.cache or kind != "kernelbench" or container is not None:
+        return container, pool
+    cached = CachedEvaluator(EvalCache(), fresh_on_repeat=True)
+    return (cached, None) if pool is None else (None, CachedExecutor(pool, cached))
+
+
+def _report_plan(proposer, run_dir: Path, quiet: bool) -> list[dict] | None:
+    if not isinstance(proposer, PlanProposer) or not proposer.results:
+        return None
+    (run_dir / "plan.json").write_text(json.dumps({"planner": proposer.planner_name or "user",
+                                                   "completion": proposer.completion,
+                                                   "steps": proposer.results}, indent=2))
+    if not quiet:
+        for i, r in enumerate(proposer.results, 1):
+            print(f"plan step {i} {r['step']}: {r['status']}  {r['reason'][:110]}", file=sys.stderr)
+    return proposer.results
 
 
 def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Path | None = None,
@@ -141,7 +179,8 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
         store.db.execute("UPDATE runs SET status='running' WHERE id=?", (run_id,))
     if not quiet:
         print(f"kopt optimize {task.path.name} with {model_label(model)}; run dir {run_dir}", file=sys.stderr)
-    search = Search(task, proposer, store, run_id, run_dir, cfg.search, _progress(quiet), evaluator=container,
+    evaluator, pool = _cached(cfg, task.kind, pool, container)
+    search = Search(task, proposer, store, run_id, run_dir, cfg.search, _progress(quiet), evaluator=evaluator,
                     executor=pool)
     try:
         best = search.run()
@@ -150,23 +189,45 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
             pool.shutdown()
     status = "interrupted" if search.stop_reason.startswith("interrupted") else "done"
     store.set_status(run_id, status)
-    if best:
-        out = run_dir / "best"
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        (out / f"solution{task.suffix}").write_text(search.cands[best].code)
-        if hasattr(task, "write_best"):  # e.g. a repo target also leaves best.patch / a branch
-            task.write_best(run_dir, search.cands[best].code)
-        (out / "evaluations.json").write_text(json.dumps(search.evals[best], indent=2))
+    _write_best(run_dir, task, search, best)
     summary = write_reports(run_dir, store, run_id, best, search.stop_reason, model_label(model))
+    summary.update(_never_slower(search, best))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     summary["run_dir"] = str(run_dir)
+    if (plan := _report_plan(proposer, run_dir, quiet)) is not None:
+        summary["plan"] = plan
     store.close()
     if not quiet:
-        sp = f"{summary['best_speedup']:.3f}x" if summary.get("best_speedup") else "none (the reference stands)"
-        verdicts = [r.get("verdict") for r in search.evals.get(best or "", [])]
-        if verdicts and verdicts.count("faster") * 2 <= len(verdicts):
-            sp += f" (verdicts {', '.join(verdicts)}: within noise, not a verified speedup)"
+        if best:
+            sp = f"{summary['best_speedup']:.3f}x (verified faster)"
+        else:
+            raw = summary.get("best_candidate_speedup")
+            sp = "none: no verified improvement, best/ is the reference" + (
+                f" (the best correct candidate measured {raw:.3f}x, not verified faster)" if raw else "")
         print(f"stopped: {search.stop_reason}\nbest verified speedup: {sp}  ->  {run_dir}/best/solution{task.suffix}\n"
               f"report: {run_dir}/report.md, {run_dir}/report.html", file=sys.stderr)
     return summary
+
+
+def _write_best(run_dir: Path, task, search: Search, best: str | None) -> None:
+    """best/: the verified-faster candidate, or the reference itself when there is none
+    (never slower than what the user had)."""
+    out = run_dir / "best"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    root = next((cid for cid, c in search.cands.items() if not c.parent_ids), None)
+    code = search.cands[best].code if best else task.baseline_code()
+    (out / f"solution{task.suffix}").write_text(code)
+    if hasattr(task, "write_best"):  # e.g. a repo target also leaves best.patch / a branch
+        task.write_best(run_dir, code)
+    (out / "evaluations.json").write_text(json.dumps(search.evals.get(best or root or "", []), indent=2))
+
+
+def _never_slower(search: Search, best: str | None) -> dict:
+    """The summary's verdict: `verified improvement` (best/ is a candidate) or `no verified
+    improvement` (best/ is the reference); and the best correct candidate before that rule."""
+    raw = search.best_correct()
+    return {"verdict": "verified improvement" if best else "no verified improvement",
+            "returned": "candidate" if best else "reference",
+            "best_candidate": raw, "best_candidate_speedup": search.mean_speedup(raw) if raw else None}
