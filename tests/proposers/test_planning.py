@@ -106,4 +106,7 @@ def test_completion_to_plan_tolerates_prose_and_end_tokens():
     assert plan_from_completion(" cpu-fold-affine-chain ; cpu-fuse-elementwise-chain </s> junk") == \
         [PlanStep("cpu-fold-affine-chain"), PlanStep("cpu-fuse-elementwise-chain")]
     assert plan_from_completion("\nI would fuse (the chain)\n") == []
+    assert plan_from_completion("use cpu-fuse-norm-epilogue, then cpu-fold-affine-chain(x).") == \
+        [PlanStep("cpu-fuse-norm-epilogue"), PlanStep("cpu-fold-affine-chain")]  # unreadable options dropped
+    assert plan_from_completion("linear cpu-no-such-rule mul") == []
     assert len(plan_from_completion(" ; ".join(["cpu-fuse-elementwise-chain"] * 9))) == 4

@@ -25,6 +25,7 @@ BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.P
           ast.FloorDiv: "div", ast.Mod: "mod"}
 MAX_STEPS = 4
 _WORD = re.compile(r"[^a-z0-9_]+")
+_STEP_IN_TEXT = re.compile(r"([A-Za-z0-9](?:[\w.-]*\w)?)(\([^()]*\))?")
 
 
 def _module_types(cls: ast.ClassDef) -> dict[str, str]:
@@ -73,16 +74,21 @@ def plan_prompt(task_source: str, rules: list[str] | None = None) -> str:
     return f"rules: {' '.join(rules or rule_ids())} | forward: {ops} | plan:"
 
 
-def plan_from_completion(text: str) -> list[PlanStep]:
-    """The plan in a model's answer: its first non-empty line, steps split on ';'. Words that
-    are not steps are dropped (they make no candidate); at most MAX_STEPS steps."""
+def plan_from_completion(text: str, known: list[str] | None = None) -> list[PlanStep]:
+    """The plan in a model's answer: on its first non-empty line, the known rule ids in the
+    order written (each may carry options, `id(k=v)`); every other word is dropped, so prose
+    around the ids, missing ';' or a stray word cost nothing but make no step. At most
+    MAX_STEPS steps. (A user's `--plan` is read strictly by `plans.parse_plan` instead.)"""
+    known_ids = set(known or rule_ids())
     line = next((ln for ln in text.replace("</s>", "\n").splitlines() if ln.strip()), "")
     steps = []
-    for part in line.split(";"):
-        try:
-            steps.append(parse_step(part))
-        except UserInputError:
+    for m in _STEP_IN_TEXT.finditer(line):
+        if m.group(1) not in known_ids:
             continue
+        try:
+            steps.append(parse_step(m.group(0)))
+        except UserInputError:
+            steps.append(PlanStep(m.group(1)))  # options it cannot read are dropped, the step kept
     return steps[:MAX_STEPS]
 
 
