@@ -146,7 +146,8 @@ def _print_eval(r: dict) -> None:
 
 
 # optimize's flags -> the config key each one sets (the file's [section] key)
-OPTIMIZE_FLAGS = {"model": "model.name", "base_url": "model.base_url",
+OPTIMIZE_FLAGS = {"model": "model.name", "base_url": "model.base_url", "plan": "model.plan",
+                  "planner": "model.planner", "cache": "run.cache",
                   "max_prompt_tokens": "model.max_prompt_tokens", "budget": "search.budget",
                   "max_time": "search.max_time", "max_tokens": "search.max_tokens", "max_cost": "search.max_cost",
                   **{k: f"run.{k}" for k in ("device", "fit", "kind", "executor", "jobs", "address", "sandbox",
@@ -164,6 +165,12 @@ def optimize(
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     model: str = typer.Option("rules", help="rules | openai/<name> | litellm/<provider>/<name> | hf:<path>"),
     base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL (or OPENAI_BASE_URL)"),
+    plan: Optional[str] = typer.Option(None, help="rules: these steps in order, e.g. \"cpu-fold-affine-chain; "
+                                                  "cpu-fuse-elementwise-chain\" (skill card ids)"),
+    planner: Optional[str] = typer.Option(None, help="rules: the plan comes from this model (hf:<folder>, "
+                                                     "openai/<name>, litellm/<name>)"),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="reuse stored measurements while they hold "
+                                                                "(kopt runs cache stats)"),
     budget: int = typer.Option(12, help="evaluations (re-evaluations included)"),
     max_time: Optional[float] = typer.Option(None, help="seconds"),
     max_tokens: Optional[int] = typer.Option(None, help="LLM tokens, the whole run"),
@@ -346,11 +353,12 @@ def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
 
 def _register_subcommands() -> None:
     from kopt.agent.cli import bench_cmd as bench
+    from kopt.agent.cli import cache_cmd
     from kopt.agent.cli import skills_cmd as skills
     from kopt.agent.cli import stress_cmd as stress
     from kopt.agent.cli import train_cmd as train
 
-    for module in (skills, stress, bench, train):
+    for module in (skills, stress, bench, train, cache_cmd):
         module.register(app, runs_app)
 
 

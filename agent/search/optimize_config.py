@@ -20,6 +20,9 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field("rules", description="rules | openai/<name> | litellm/<provider>/<name> | hf:<path>")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (or OPENAI_BASE_URL)")
+    plan: str | None = Field(None, description="rules: apply these rule steps in order (card ids; 'a; b(opt=1)')")
+    planner: str | None = Field(None, description="rules: ask this model for the plan (hf:<folder> | openai/<name> "
+                                                  "| litellm/<name>)")
     temperature: float | None = Field(None, ge=0, description="LLM sampling temperature (None: the backend's 0.7)")
     samples: int | None = Field(None, ge=1, description="completions per proposal (None: the proposer's 2)")
     max_tokens: int | None = Field(None, ge=1, description="tokens per LLM response (None: the backend's)")
@@ -33,6 +36,7 @@ class RunOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: Literal["cpu", "cuda"] = "cpu"
     fit: Literal["auto", "none"] = "auto"
+    cache: bool = Field(True, description="reuse stored measurements (the evaluation cache) where they still hold")
     kind: Literal["kernelbench", "program", "repo"] | None = None
     executor: Literal["local", "ray"] = "local"
     jobs: int = Field(1, ge=1)

@@ -1,0 +1,50 @@
+"""`kopt optimize --plan`: a fixed plan drives the rules coder; a step that does not apply is a
+no-op in the run (plan.json, the terminal), not an error; applied steps are evaluated."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tasks"
+
+
+def kopt(*args: str | Path, env: dict) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("kopt")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_a_bad_plan_is_one_line(tmp_path):
+    p = kopt("optimize", FIXTURES / "linear.py", "--plan", "cpu-fuse-elementwise-chain(fast)", "--fit", "none",
+             "--run-dir", tmp_path / "run", env=dict(os.environ, KOPT_EVAL_CACHE=str(tmp_path / "c.sqlite")))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "name=value" in p.stderr
+
+
+def test_plan_and_planner_need_the_rules_coder(tmp_path):
+    p = kopt("optimize", FIXTURES / "linear.py", "--model", "openai/x", "--plan", "cpu-fuse-elementwise-chain",
+             "--fit", "none", "--run-dir", tmp_path / "run", env=dict(os.environ))
+    assert p.returncode == 2 and "--model rules" in p.stderr
+
+
+@pytest.mark.slow
+def test_plan_with_a_noop_step_runs_and_reports_it(tmp_path):
+    env = dict(os.environ, KOPT_EVAL_CACHE=str(tmp_path / "c.sqlite"), KOPT_CACHE_DIR=str(tmp_path / "kc"))
+    run = tmp_path / "run"
+    p = kopt("optimize", FIXTURES / "linear.py", "--plan", "cpu-fuse-norm-epilogue; cpu-fuse-elementwise-chain",
+             "--fit", "none", "--budget", "2", "--run-dir", run, "--json", env=env)
+    assert p.returncode in (0, 1), p.stderr
+    plan = json.loads((run / "plan.json").read_text())
+    assert [s["status"] for s in plan["steps"]] == ["no-op", "applied"]
+    assert "GroupNorm" in plan["steps"][0]["reason"]
+    assert "no-op" in p.stderr
+    import sqlite3
+
+    steps = [r[0] for r in sqlite3.connect(run / "run.sqlite").execute("SELECT plan_step FROM candidates")]
+    assert any(s.startswith("plan step 2 cpu-fuse-elementwise-chain") for s in steps), steps
+    stats = json.loads(kopt("runs", "cache", "stats", "--json", env=env).stdout)
+    assert stats["measurements"] == 2  # the reference and the plan's candidate, both stored
