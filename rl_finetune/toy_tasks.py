@@ -10,7 +10,7 @@ purpose:
   passing sample among ties.
 - `OrderTask`: several tokens whose *order* is scored: each position earns its share only when
   it holds the step the prompt's secret order puts there (the right steps in the wrong order
-  earn little); solved means the whole order is right.
+  earn nothing, a repeated step voids the answer); solved means the whole order is right.
 - `ChoiceTask`: several good answers per prompt, worth different amounts (plus timing noise);
   solved means the greedy answer is any of the good ones.
 
@@ -122,7 +122,7 @@ class OrderTask(WordTask):
 
     items: int = 6
     alphabet: int = 4
-    length: int = 3
+    length: int = 2
     seed: int = 0
     verb = "order"
     symbol = "s"
@@ -133,14 +133,18 @@ class OrderTask(WordTask):
 
     @property
     def max_new_tokens(self) -> int:
-        return self.length + 1
+        return self.length
 
     def answer_words(self, item: int) -> list[str]:
         return [f"s{s}" for s in self.orders[item]]
 
     def score(self, item: int, body: list[str]) -> float:
-        want = self.answer_words(item)
-        return sum(a == b for a, b in zip(body, want)) / self.length
+        """Each position's share when it holds the right step; an answer that repeats a step is not an order
+        and earns nothing (else one step everywhere would earn a share on every prompt)."""
+        steps = body[:self.length]
+        if len(set(steps)) < len(steps):
+            return 0.0
+        return sum(a == b for a, b in zip(steps, self.answer_words(item))) / self.length
 
     def passes(self, item: int, body: list[str]) -> bool:
         return body[:self.length] == self.answer_words(item)

@@ -36,13 +36,24 @@ from kopt.rl_finetune.recipes.selection import (
 
 
 def test_remax_baseline_is_the_greedy_reward():
-    a = remax_advantages([1.0, 0.0, 2.0], greedy_reward=1.0)
+    a = remax_advantages([1.0, 0.0, 2.0], greedy_reward=1.0, pooled=False)  # the paper's form
     assert a.values == [0.0, -1.0, 1.0] and all(a.keep)
+
+
+def test_remax_pools_the_greedy_reward_into_the_group_baseline():
+    # samples 1, 0, 2 and greedy 1: mean 1, population std sqrt(0.5)
+    a = remax_advantages([1.0, 0.0, 2.0], greedy_reward=1.0)
+    assert a.values == pytest.approx([0.0, -2 ** 0.5, 2 ** 0.5]) and all(a.keep)
+    # a greedy answer far from the samples moves the baseline by a share, not all the way
+    far = remax_advantages([0.0, 0.1, 0.2], greedy_reward=-1.5).values
+    assert min(far) > 0 and far[2] - far[0] == pytest.approx(0.2 / statistics.pstdev([0, .1, .2, -1.5]))
 
 
 def test_remax_gives_signal_when_the_group_ties_but_greedy_differs():
     assert remax_advantages([0.0] * 3, greedy_reward=0.0).values == [0.0] * 3
-    assert remax_advantages([0.0] * 3, greedy_reward=1.0).values == [-1.0] * 3
+    assert remax_advantages([0.0] * 3, greedy_reward=1.0, pooled=False).values == [-1.0] * 3
+    tied = remax_advantages([0.0] * 3, greedy_reward=1.0).values
+    assert tied == pytest.approx([-1 / 3 ** 0.5] * 3)  # all pushed down: greedy did better
     assert remax_advantages([], greedy_reward=1.0).values == []
     with pytest.raises(ValueError):
         remax_advantages([1.0], greedy_reward=math.nan)

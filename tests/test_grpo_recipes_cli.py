@@ -51,6 +51,20 @@ def test_kopt_train_recipe_errors_are_one_line(run_dir, model_dir, tmp_path):  #
     assert r.exit_code == 2 and "gdpo" in r.output
 
 
+def test_kopt_train_companion_errors_are_one_line_before_any_training(run_dir, model_dir, tmp_path):  # noqa: F811
+    """A switch without its companion stops `kopt train` with one line and exit 2 before a model is loaded:
+    hints from a config file with --tasks (no stored solutions to hint with), VCPO with nothing stale."""
+    base = ["train", "--model", f"hf:{model_dir}", "--run-dir", str(tmp_path / "o")]
+    config = tmp_path / "train.toml"
+    config.write_text("[grpo]\nhints = true\n")
+    r = runner.invoke(app, [*base, "--tasks", str(FIXTURES / "kb"), "--config", str(config)])
+    assert r.exit_code == 2 and r.output.startswith("kopt: ") and r.output.count("\n") == 1, r.output
+    assert "hints" in r.output and "--from-runs" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, [*base, "--from-runs", str(run_dir), "--off-policy", "vcpo"])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "partial_rollouts" in r.output, r.output
+    assert not (tmp_path / "o").exists()  # stopped before anything was written
+
+
 def test_store_hints_start_an_answer_with_the_best_stored_solution(run_dir):  # noqa: F811
     from kopt.agent.cli.train_cmd import _hint_source
 
@@ -59,7 +73,7 @@ def test_store_hints_start_an_answer_with_the_best_stored_solution(run_dir):  # 
     child = [c for c in store.candidates() if c.parent_ids][0]
     store.add_evaluation("r1", Evaluation(child.id, {"verdict": "faster", "correct": True, "speedup": 9.0}))
     store.close()
-    hints = _hint_source(prompts, [run_dir])
+    hints = _hint_source([run_dir])
     answer = hints.best_answer(prompts[0].chat)
     assert answer.startswith("```python\n") and "class ModelNew" in answer
     assert hints.best_answer([{"role": "user", "content": "another prompt"}]) is None

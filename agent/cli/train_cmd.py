@@ -101,7 +101,7 @@ def train(
         if old_out is not None:
             raise UserInputError("kopt train --out is now --run-dir, as in the other commands")
         out = run_dir
-        opts, cfg = train_config(ctx, config, out if resume else None, override)
+        opts, cfg = train_config(ctx, config, out if resume else None, override, hint_runs=from_runs)
         model = opts.model
         if model is None:
             raise UserInputError("give the model to fine-tune: --model hf:<path> (or [train] model in --config)")
@@ -109,8 +109,6 @@ def train(
             raise UserInputError(f"--model {model}: kopt train fine-tunes a local model; give hf:<path>")
         if bool(from_runs) == (tasks is not None):
             raise UserInputError("give the prompts with --from-runs RUN_DIR (repeatable) or --tasks SUITE (not both)")
-        if cfg.hints and not from_runs:
-            raise UserInputError("--hints needs --from-runs: the hints are the best solutions stored in those runs")
         path = model[3:]
         if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
             raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
@@ -137,7 +135,7 @@ def train(
 
         config_file.write(out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg),
                                 "eval": opts.eval_overrides})
-        summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json, hint_runs=from_runs if cfg.hints else None)
+        summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json)
     except KoptError as e:
         typer.echo(f"kopt: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -162,12 +160,12 @@ def _grpo_sections(cfg) -> dict:
 
 
 # GRPOConfig fields `kopt train` sets itself ([train] lora_r, the run dir, a line of progress per step)
-GRPO_SET_BY_TRAIN = ("lora", "output_dir", "log_every")
+GRPO_SET_BY_TRAIN = ("lora", "output_dir", "log_every", "hint_source")
 
 
-def train_config(ctx, config: Path | None, resumed: Path | None, override: bool):
+def train_config(ctx, config: Path | None, resumed: Path | None, override: bool, hint_runs=None):
     """(TrainOptions, GRPOConfig) from train's defaults, --config and the flags given; a resumed run
-    starts from its stored config.json."""
+    starts from its stored config.json. With hints on, the hints are the best solutions in `hint_runs`."""
     from kopt.agent.cli.train_options import TrainOptions
     from kopt.agent.runs import config_file
     from kopt.rl_finetune import GRPOConfig
@@ -187,7 +185,9 @@ def train_config(ctx, config: Path | None, resumed: Path | None, override: bool)
                              where)
     config_file.build(EvalConfig, opts.eval_overrides, where)
     lora_r = opts.lora_r
-    cfg = config_file.build(GRPOConfig, {**sections.get("grpo", {}), "log_every": 1,
+    grpo = sections.get("grpo", {})
+    hints = _hint_source(hint_runs) if grpo.get("hints") and hint_runs else None
+    cfg = config_file.build(GRPOConfig, {**grpo, "log_every": 1, "hint_source": hints,
                                          "lora": ({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
                                                    "target_modules": "all-linear"} if lora_r > 0 else None)}, where)
     return opts, cfg
@@ -216,7 +216,7 @@ def _prompts(from_runs, tasks, level):
     return prompts
 
 
-def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool, hint_runs=None) -> dict:
+def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool) -> dict:
     import transformers
 
     from kopt.agent.errors import UserInputError
@@ -241,8 +241,7 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool, hi
         try:
             model, tokenizer = _load_bf16(path) if opts.bf16 else (path, None)
             trainer = GRPOTrainer(model, reward_fn, [p.chat for p in prompts], cfg, tokenizer=tokenizer,
-                                  callbacks=[cb for cb in (view, tracker) if cb],
-                                  hint_source=_hint_source(prompts, hint_runs))
+                                  callbacks=[cb for cb in (view, tracker) if cb])
         except (OSError, ValueError) as e:
             raise UserInputError(f"hf:{path}: could not load a causal LM: {str(e).strip().splitlines()[0]}"[:300]
                                  ) from None
@@ -279,16 +278,11 @@ def _load_bf16(path: str):
             transformers.AutoTokenizer.from_pretrained(src))
 
 
-def _hint_source(prompts, hint_runs):
+def _hint_source(hint_runs):
     """--hints: the fastest verified solution of each task in the --from-runs stores, as the start of an answer."""
-    if not hint_runs:
-        return None
-    from kopt.rl_finetune.kernel_prompts import prompt_key
     from kopt.rl_finetune.recipes.hints import StoreHints
 
-    task_by_prompt = {prompt_key(p.chat): p.task for p in prompts}
-    return StoreHints(list(hint_runs), task_of=lambda chat: task_by_prompt.get(prompt_key(chat)),
-                      template="```python\n{code}\n```")
+    return StoreHints.for_runs(list(hint_runs), template="```python\n{code}\n```")
 
 
 def _mean(xs: list[float]) -> float:

@@ -3,7 +3,13 @@
 ReMax (Li et al., 2023): the baseline of a sampled completion is the reward of the *greedy*
 completion of the same prompt. It costs one extra (deterministic) rollout per prompt instead of
 a critic, and unlike the group mean it still gives a signal when every sample of a group ties
-(all fail while greedy passes, or the reverse).
+(all fail while greedy passes, or the reverse). On its own (r - r_greedy) the baseline is one
+rollout's reward: noisy when the reward is, far from the group's mean when the greedy answer is
+the odd one out (every sample then moves by the same large offset, which is variance, not
+signal), and unscaled, so groups with a wide reward range outweigh the rest. On the toy suite
+that learned far less than plain GRPO; so by default the greedy reward joins the group's
+baseline as one more member (mean and std over the samples plus the greedy one): a tied group
+still learns when greedy differs, with the group's scale and a baseline near its mean.
 
 GDPO (group reward-decoupled normalisation): when a reward is a sum of parts (correctness,
 speedup, format), normalising the sum lets the part with the widest spread decide every
@@ -19,13 +25,21 @@ from collections.abc import Mapping, Sequence
 from kopt.rl_finetune.advantages import EPS, Advantages
 
 
-def remax_advantages(rewards: Sequence[float], greedy_reward: float) -> Advantages:
-    """r - r_greedy for each sampled completion (no rescaling: ReMax's variance reduction comes from the
-    baseline alone). Samples that tie the greedy answer get 0."""
+def remax_advantages(rewards: Sequence[float], greedy_reward: float, pooled: bool = True,
+                     eps: float = EPS) -> Advantages:
+    """pooled (the default): (r - m) / s, with m and s the mean and std of the samples' rewards plus the
+    greedy one, so a group whose samples all tie still moves when greedy differs; all equal gives zeros.
+    pooled=False: the paper's r - r_greedy, unscaled (samples that tie the greedy answer get 0)."""
     if not math.isfinite(greedy_reward):
         raise ValueError(f"greedy reward must be finite (got {greedy_reward})")
     r = [float(x) for x in rewards]
-    return Advantages([x - float(greedy_reward) for x in r], [True] * len(r))
+    if not pooled:
+        return Advantages([x - float(greedy_reward) for x in r], [True] * len(r))
+    pool = [*r, float(greedy_reward)]
+    mean, std = statistics.fmean(pool), statistics.pstdev(pool)
+    if std <= eps:
+        return Advantages([0.0] * len(r), [True] * len(r))
+    return Advantages([(x - mean) / std for x in r], [True] * len(r))
 
 
 def _standardise(values: Sequence[float], eps: float = EPS) -> list[float]:
