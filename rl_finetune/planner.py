@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.planning.plans import PlanStep, final_code, render_plan, run_plan
 from kopt.agent.proposers.planning.prompt import plan_from_completion, plan_prompt, plan_words
+from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
 from kopt.rl_finetune.rewards import RewardConfig, reward
 from kopt.rl_finetune.toy import SPECIALS
 from kopt.sandboxes.eval_cache import CachedEvaluator, EvalCache, Need
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.kernelbench_tasks import load_task, suite_tasks
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class PlanTask:
     @property
     def prompt(self) -> str:
         return plan_prompt(self.source)
+
+    @property
+    def chat(self) -> str:
+        """What the trainer is given (a plain string: the planner prompt is not a chat)."""
+        return self.prompt
 
     @classmethod
     def from_path(cls, path: Path, name: str | None = None) -> PlanTask:
@@ -63,6 +72,7 @@ class PlanReward:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cached = CachedEvaluator(cache or EvalCache(), evaluate_fn, need=need or Need.reward(eval_cfg.noise_floor))
         self.memo: dict[tuple[str, str], Outcome] = {}
+        self.verdicts: Counter = Counter()
         self._lock = threading.Lock()
 
     def outcome(self, task: PlanTask, steps: list[PlanStep]) -> Outcome:
@@ -80,6 +90,7 @@ class PlanReward:
             solution.parent.mkdir(parents=True, exist_ok=True)
             solution.write_text(code)
             res = self.cached(task.path, solution, self.eval_cfg)
+            self.verdicts[res.get("verdict") or "unknown"] += 1
             r = reward(res, self.reward_cfg)
             known = Outcome("", [], self.reward_cfg.failed if r is None else r, res.get("verdict"),
                             res.get("speedup") if res.get("correct") else None, sha)
@@ -87,12 +98,35 @@ class PlanReward:
                 self.memo[key] = known
         return Outcome(render_plan(steps), records, known.reward, known.verdict, known.speedup, sha)
 
+    @property
+    def evaluations(self) -> int:
+        """Evaluations really run (the rest were served by the cache)."""
+        return self.cached.measured
+
     def __call__(self, prompts, completions) -> list[float]:
         out = []
         for prompt, text in zip(prompts, completions):
             task = self.by_prompt[prompt if isinstance(prompt, str) else prompt[-1]["content"]]
             out.append(self.outcome(task, plan_from_completion(text)).reward)
         return out
+
+
+def planner_tasks(suite: Path, level: int | None, out_dir: Path, fit: bool = True) -> list[PlanTask]:
+    """The task files of a suite as planner tasks, fitted to this machine (copies under OUT/fit/)."""
+    tasks = []
+    for path in suite_tasks(suite, level):
+        try:
+            load_task(path)
+        except UserInputError:
+            continue  # not a task file (a helper next to the tasks)
+        name = f"{path.parent.name}_{path.stem}"
+        if fit:
+            res = fit_task(path, out_dir / "fit" / name, FitConfig())
+            if res.skipped:
+                continue  # cannot run here (too big, needs a GPU): no reward could be measured
+            path = Path(res.path)
+        tasks.append(PlanTask.from_path(path, name))
+    return tasks
 
 
 def planner_tokenizer(tasks: list[PlanTask]):

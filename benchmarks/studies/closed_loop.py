@@ -1,0 +1,255 @@
+"""Does training on kopt's own verified speedups make kopt plan better on tasks it never saw?
+(issue 21 item 4)
+
+    python benchmarks/studies/closed_loop.py [--tasks 12] [--heldout 4] [--steps 40] [--out runs/closed_loop]
+
+Upstream level-1 and level-2 KernelBench tasks (`/work/shared/kernelbench`, fitted to this
+machine) on which at least one rule applies are split by a fixed seed into training and
+held-out tasks. Every (task, plan) of the plan space (1-2 distinct rules, in order) is
+measured once through the evaluation cache; a small Llama (built from a config, word-level
+tokenizer made here) is trained with GRPO on the training tasks' prompts with those rewards.
+On the held-out tasks, side by side: the untrained policy, the trained policy, uniform random
+plans (exact expectation over the plan space), the rules' heuristic plan and the best plan of
+the space (the ceiling).
+
+Figures per arm: fast_1 (share of tasks whose top-1 plan is verified faster), the geomean
+speedup of the top-1 plan (a plan that is not verified correct counts 1.0: the reference
+stands), and the plans evaluated to reach the first verified win (in the arm's own order;
+tasks with no winning plan in the space are left out and counted). Resumable: fits, the
+evaluation cache and OUT/table.json keep everything measured; a rerun measures only what is
+missing. Prints the table and writes OUT/results.json, OUT/curve.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from kopt.agent.proposers.planning.plans import NoOp, PlanStep, heuristic_plan, plan_space, render_plan
+from kopt.agent.proposers.rules.registry import apply, rule_ids
+from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
+from kopt.rl_finetune.planner import (
+    PlanReward,
+    PlanTask,
+    greedy_plan,
+    plan_logprobs,
+    planner_model,
+    planner_tokenizer,
+)
+from kopt.sandboxes.eval_cache import EvalCache
+from kopt.sandboxes.evaluator import EvalConfig
+
+KERNELBENCH = Path("/work/shared/kernelbench")
+QUICK_EVAL = dict(trials=3, rounds=10, max_timing_s=10.0, quality_seeds=4)
+
+
+def candidate_tasks(root: Path, levels: list[int]) -> list[Path]:
+    """Task files of the levels on which at least one rule makes a candidate."""
+    out = []
+    for level in levels:
+        for path in sorted((root / f"level{level}").glob("*.py")):
+            src = path.read_text()
+            if any(not isinstance(apply(r, src, {}), NoOp) for r in rule_ids()):
+                out.append(path)
+    return out
+
+
+def split(paths: list[Path], n: int, heldout: int, seed: int) -> tuple[list[Path], list[Path]]:
+    rng = random.Random(seed)
+    chosen = rng.sample(paths, min(n, len(paths)))
+    return sorted(chosen[heldout:]), sorted(chosen[:heldout])
+
+
+def fitted(path: Path, out: Path) -> PlanTask | None:
+    name = f"{path.parent.name}_{path.stem}"
+    res = fit_task(path, out / "fit" / name, FitConfig())
+    if res.skipped:
+        print(f"  skip {name}: {res.skipped}", file=sys.stderr)
+        return None
+    return PlanTask.from_path(Path(res.path), name)
+
+
+def speedup_of(o: dict) -> float:
+    return o["speedup"] if o.get("speedup") else 1.0
+
+
+def measure_table(tasks: list[PlanTask], plans: list[list[PlanStep]], rewarder: PlanReward, out: Path) -> dict:
+    """{task: {plan: outcome}} for the whole plan space, saved after every task (resumable)."""
+    path = out / "table.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    for t in tasks:
+        row = table.get(t.name, {})
+        for steps in plans:
+            key = render_plan(steps)
+            if key not in row:
+                o = rewarder.outcome(t, steps)
+                row[key] = {"reward": o.reward, "verdict": o.verdict, "speedup": o.speedup, "code": o.code_sha,
+                            "steps": o.steps}
+                print(f"  {t.name:<50} {key:<58} {o.verdict or '-':<13} {o.speedup or '-'}", file=sys.stderr)
+        table[t.name] = row
+        path.write_text(json.dumps(table, indent=1))
+    return table
+
+
+def arm_figures(order_by_task: dict[str, list[str]], table: dict) -> dict:
+    """fast_1, geomean of the top-1 plan, plans to the first win, for plan orders per task."""
+    wins, logs, firsts, no_win = 0, [], [], 0
+    for task, order in order_by_task.items():
+        top = table[task][order[0]]
+        wins += top["verdict"] == "faster"
+        logs.append(math.log(speedup_of(top)))
+        pos = next((i + 1 for i, p in enumerate(order) if table[task][p]["verdict"] == "faster"), None)
+        if pos is None:
+            no_win += 1
+        else:
+            firsts.append(pos)
+    n = len(order_by_task)
+    return {"fast_1": wins / n, "geomean": math.exp(statistics.fmean(logs)),
+            "plans_to_first_win": statistics.fmean(firsts) if firsts else None, "tasks_without_win": no_win}
+
+
+def random_figures(tasks: list[str], table: dict) -> dict:
+    """Uniform random plans, exactly: the expectation over the plan space (and over orders)."""
+    fast, logs, firsts, no_win = [], [], [], 0
+    for task in tasks:
+        row = list(table[task].values())
+        k, n = sum(o["verdict"] == "faster" for o in row), len(row)
+        fast.append(k / n)
+        logs.append(statistics.fmean(math.log(speedup_of(o)) for o in row))
+        if k:
+            firsts.append((n + 1) / (k + 1))  # expected position of the first win in a random order
+        else:
+            no_win += 1
+    return {"fast_1": statistics.fmean(fast), "geomean": math.exp(statistics.fmean(logs)),
+            "plans_to_first_win": statistics.fmean(firsts) if firsts else None, "tasks_without_win": no_win}
+
+
+def policy_orders(model, tok, tasks: list[PlanTask], plans: list[list[PlanStep]], table: dict,
+                  rewarder: PlanReward) -> dict[str, list[str]]:
+    """Top-1 = the policy's greedy plan (measured if outside the space); then the space by log-probability."""
+    out = {}
+    for t in tasks:
+        top = greedy_plan(model, tok, t.prompt)
+        key = render_plan(top) if top else "(empty plan)"
+        if key not in table[t.name]:
+            o = rewarder.outcome(t, top)
+            table[t.name][key] = {"reward": o.reward, "verdict": o.verdict, "speedup": o.speedup, "code": o.code_sha,
+                                  "steps": o.steps, "outside_space": True}
+        lps = plan_logprobs(model, tok, t.prompt, plans)
+        ranked = [render_plan(p) for _, p in sorted(zip(lps, plans), key=lambda x: -x[0])]
+        out[t.name] = [key, *[p for p in ranked if p != key]]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernelbench", type=Path, default=KERNELBENCH)
+    ap.add_argument("--levels", default="1,2")
+    ap.add_argument("--tasks", type=int, default=12, help="tasks drawn (train + held-out)")
+    ap.add_argument("--names", default=None, help="comma-separated task files (LEVEL/FILE.py) to draw from instead "
+                                                  "of every task a rule applies to (keeps a run's tasks fixed while "
+                                                  "the rule book grows)")
+    ap.add_argument("--heldout", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--eval", choices=("quick", "full"), default="quick", help="quick: 3 trials, 10 rounds")
+    ap.add_argument("--out", type=Path, default=Path("runs/closed_loop"))
+    args = ap.parse_args(argv)
+    if not args.kernelbench.is_dir():
+        print(f"closed_loop: no KernelBench checkout at {args.kernelbench} (--kernelbench DIR)", file=sys.stderr)
+        return 2
+    started = time.time()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    eval_cfg = EvalConfig(**QUICK_EVAL) if args.eval == "quick" else EvalConfig()
+    if args.names:
+        paths = [args.kernelbench / n.strip() for n in args.names.split(",") if n.strip()]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            print(f"closed_loop: no such task file: {', '.join(missing)}", file=sys.stderr)
+            return 2
+    else:
+        paths = candidate_tasks(args.kernelbench, [int(x) for x in args.levels.split(",")])
+    train_paths, held_paths = split(paths, args.tasks, args.heldout, args.seed)
+    print(f"{len(paths)} tasks to draw from; train {len(train_paths)}, held-out {len(held_paths)}", file=sys.stderr)
+    (out / "split.json").write_text(json.dumps({"train": [str(p) for p in train_paths],
+                                                "heldout": [str(p) for p in held_paths]}, indent=1))
+    train = [t for t in (fitted(p, out) for p in train_paths) if t]
+    held = [t for t in (fitted(p, out) for p in held_paths) if t]
+    cache = EvalCache()
+    rewarder = PlanReward(train + held, eval_cfg, out / "solutions", cache)
+    plans = plan_space(2)
+    table = measure_table(train + held, plans, rewarder, out)
+    measured_s = time.time() - started
+
+    import torch  # heavy optional dependency ([train]): only the training half needs it
+
+    from kopt.rl_finetune import GRPOConfig, GRPOTrainer
+
+    torch.manual_seed(args.seed)
+    tok = planner_tokenizer(train)  # held-out operators the training tasks never use read as <unk>
+    model = planner_model(tok, seed=args.seed)
+    untrained = policy_orders(model, tok, held, plans, table, rewarder)
+    curve = []
+    holder = {}
+
+    def log(metrics: dict) -> None:
+        trained_now = policy_orders(holder["trainer"].model, tok, held, plans, table, rewarder)
+        fig = arm_figures(trained_now, table)
+        curve.append({"step": metrics.get("step"), "train_reward": metrics.get("reward"),
+                      "heldout_geomean": fig["geomean"], "heldout_fast_1": fig["fast_1"]})
+        print(f"  step {metrics.get('step')}: train reward {metrics.get('reward', 0):.3f}, held-out geomean "
+              f"{fig['geomean']:.3f}, fast_1 {fig['fast_1']:.2f}", file=sys.stderr)
+
+    cfg = GRPOConfig(max_steps=args.steps, prompts_per_step=min(4, len(train)), group_size=args.group_size,
+                     lr=args.lr, max_new_tokens=4, seed=args.seed, output_dir=str(out / "planner"),
+                     log_every=max(1, args.steps // 8))
+    trainer = GRPOTrainer(model, rewarder, [t.prompt for t in train], tokenizer=tok, config=cfg, callbacks=[log])
+    holder["trainer"] = trainer
+    t0 = time.time()
+    trainer.train()
+    train_s = time.time() - t0
+    trained = policy_orders(trainer.model, tok, held, plans, table, rewarder)
+    heuristic = {t.name: [render_plan(heuristic_plan(t.source))] for t in held}
+    for t in held:
+        first = heuristic[t.name][0]
+        heuristic[t.name] += [render_plan(p) for p in plans if render_plan(p) != first]
+    best = {t.name: sorted(table[t.name], key=lambda p: -speedup_of(table[t.name][p])
+                           if table[t.name][p]["verdict"] in ("faster", "same", "slower") else 0.0) for t in held}
+    names = [t.name for t in held]
+    arms = {"untrained policy": arm_figures(untrained, table), "trained policy": arm_figures(trained, table),
+            "uniform random plan": random_figures(names, table), "rules heuristic": arm_figures(heuristic, table),
+            "exhaustive best (ceiling)": arm_figures(best, table)}
+    arms["exhaustive best (ceiling)"]["plans_to_first_win"] = len(plans)  # it measures the whole space
+    (out / "table.json").write_text(json.dumps(table, indent=1))
+    total = time.time() - started
+    results = {"train": [t.name for t in train], "heldout": names, "plans": [render_plan(p) for p in plans],
+               "eval": args.eval, "eval_settings": eval_cfg.model_dump(mode="json", exclude={"hidden_paths"}),
+               "steps": args.steps, "group_size": args.group_size, "lr": args.lr, "seed": args.seed,
+               "parameters": sum(p.numel() for p in trainer.model.parameters()), "arms": arms,
+               "top1": {"untrained": {k: v[0] for k, v in untrained.items()},
+                        "trained": {k: v[0] for k, v in trained.items()}},
+               "curve": curve, "cache": {"hits": rewarder.cached.hits, "measured": rewarder.cached.measured},
+               "seconds": {"fit_and_measure": round(measured_s), "train": round(train_s), "total": round(total)}}
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "curve.csv").write_text("step,train_reward,heldout_geomean,heldout_fast_1\n" + "".join(
+        f"{c['step']},{c['train_reward']},{c['heldout_geomean']},{c['heldout_fast_1']}\n" for c in curve))
+    print(f"\nheld-out tasks: {', '.join(names)}\n")
+    print("| arm | fast_1 | geomean top-1 | plans to first win |\n|---|---|---|---|")
+    for arm, f in arms.items():
+        ptw = f"{f['plans_to_first_win']:.2f}" if f["plans_to_first_win"] is not None else "-"
+        print(f"| {arm} | {f['fast_1']:.2f} | {f['geomean']:.3f} | {ptw} |")
+    print(f"\nevaluations measured {rewarder.cached.measured}, served by the cache {rewarder.cached.hits}; "
+          f"wall time {total:.0f}s (fit + measure {measured_s:.0f}s, training {train_s:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
