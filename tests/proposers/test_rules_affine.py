@@ -148,6 +148,6 @@ def test_the_proposer_tries_a_work_cutting_fold_first_and_a_scale_fold_last():
 
     proposer = RulesProposer()
     first = proposer.candidates(task(BODIES["sum_then_width1"][0]))
-    assert first[0].skills[0] == "cpu-fold-affine-chain" and first[0].cuts_work
+    assert first[0].skills[0] == "cpu-fold-affine-chain" and first[0].try_first
     scaled = proposer.candidates(task("h = self.proj(h)\nh = h * self.gain\nh = torch.relu(h)"))
     assert [c.skills[0] for c in scaled] == ["cpu-fuse-elementwise-chain", "cpu-fold-affine-chain"]

@@ -66,12 +66,14 @@ extern "C" void {name}(float* __restrict out, const float* __restrict in, int64_
 """
 
 RUNTIME = '''
+_CL_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
 def _run_fused(fn, x, operands, inplace):
-    """Apply a fused elementwise kernel; operands are scalars or per-channel tensors."""
+    """Apply a fused elementwise kernel; operands are scalars or per-channel tensors. A
+    channels-last x is read in its own layout (the channel is then the innermost axis)."""
     if x.dtype != torch.float32 or x.device.type != "cpu":
         raise TypeError("fused kernel expects a float32 CPU tensor")
-    src = x.contiguous()
-    out = src if (inplace or src.data_ptr() != x.data_ptr()) else torch.empty_like(src)
     keep, flags, layout = [], [], None
     for o in operands:
         t = torch.as_tensor(o, dtype=torch.float32).detach().contiguous()
@@ -82,6 +84,15 @@ def _run_fused(fn, x, operands, inplace):
         layout = _channel_layout(x, t, layout)
         flags.append(1)
     channels, inner = layout or (0, 1)  # 0 channels: the kernel's flat path (numbers only)
+    fmt = _CL_FORMATS.get(x.dim())
+    if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt) \\
+            and (layout is None or layout == (x.shape[1], int(torch.Size(x.shape[2:]).numel()))):
+        src = x
+        if layout:
+            channels, inner = x.shape[1], 1
+    else:
+        src = x.contiguous()
+    out = src if (inplace or src.data_ptr() != x.data_ptr()) else torch.empty_like(src)
     if layout and inner == 1:  # last-axis layout: the kernel reads every operand per channel
         keep = [t if f else t.reshape(1).expand(channels).contiguous() for t, f in zip(keep, flags)]
     ptrs = (ctypes.c_void_p * max(1, len(keep)))(*[t.data_ptr() for t in keep])

@@ -27,8 +27,11 @@ from kopt.agent.proposers.rules.build_flags import BASE_FLAGS, FLAG_NAME, FLAGS
 from kopt.agent.proposers.rules.cpu_codegen import describe, generate
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun, find_norm_runs
 from kopt.agent.proposers.rules.forward_analysis import FusedRun, find_fusable_runs, forward_of, model_class
+from kopt.agent.proposers.rules.gpu_codegen import generate as generate_gpu
+from kopt.agent.proposers.rules.gpu_codegen import supports
 from kopt.agent.proposers.rules.named_return import name_returned_value
 from kopt.agent.proposers.rules.registry import NoOp, RuleCandidate, analyse, apply
+from kopt.skills.prompt import order_templates
 
 ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
 NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
@@ -36,7 +39,8 @@ GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
 GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
 # rewrites that change the computation itself (no compiler makes them): tried before the
 # fusion templates whenever they apply
-ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fuse-loss-reduction")
+ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fuse-loss-reduction",
+                   "cpu-conv-channels-last")
 __all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "name_returned_value", "plans"]
 
 
@@ -68,7 +72,6 @@ def gpu_plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], lis
     """(plan step, runs, skills, backend) for `--device cuda`: the plans of `plans`, the one
     with norms in Triton and the elementwise-only one as CUDA (load_inline); a plan whose
     statements have no GPU form is left out."""
-    from kopt.agent.proposers.rules.gpu_codegen import supports
 
     task_source = name_returned_value(task_source)
     out = []
@@ -101,7 +104,6 @@ class RulesProposer:
         found = plans(task_source)
         if not self.retrieval or len(found) < 2:
             return found
-        from kopt.skills.prompt import order_templates
 
         return order_templates(task_source, found, lambda p: p[2])
 
@@ -121,7 +123,7 @@ class RulesProposer:
         algebraic = self.algebraic(src)
         fusion = [RuleCandidate(generate(src, runs, FLAGS), step, skills)
                   for step, runs, skills in self.ordered_plans(src)]
-        return [c for c in algebraic if c.cuts_work] + fusion + [c for c in algebraic if not c.cuts_work]
+        return [c for c in algebraic if c.try_first] + fusion + [c for c in algebraic if not c.try_first]
 
     def plan(self, task_source: str) -> list[str]:
         return [c.plan_step for c in self.candidates(task_source)]
@@ -133,8 +135,6 @@ class RulesProposer:
         src = name_returned_value(context["task_source"])
         meta = {"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
         if _device(context) == "cuda":
-            from kopt.agent.proposers.rules.gpu_codegen import generate as generate_gpu
-
             return [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
                               skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
         return [Candidate(code=c.code, parent_ids=[parent.id], plan_step=c.plan_step, skills=list(c.skills),

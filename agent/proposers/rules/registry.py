@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from kopt.agent.proposers.rules import conv_mean, full_reduction
+from kopt.agent.proposers.rules import channels_last, conv_mean, full_reduction
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
 from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
 from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
@@ -41,7 +41,7 @@ class RuleCandidate:
     code: str  # the solution file (defines ModelNew)
     plan_step: str  # what the rule did, for the run's report
     skills: list[str] = field(default_factory=list)  # card ids applied
-    cuts_work: bool = False  # the rewrite removes arithmetic (a reduction or composition folded), not only passes
+    try_first: bool = False  # tried before the fusion templates: removes arithmetic or changes the algorithm
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     step = "; ".join(f"{r.op} over space of {r.conv}'s output from window sums of its input "
                      f"({r.stop - r.start} statements, no convolution)" for r in regions)
     return RuleCandidate(with_helpers(_rename_only(src), conv_mean.HELPER), step, ["cpu-fold-conv-global-mean"],
-                         cuts_work=True)
+                         try_first=True)
 
 
 def _fuse_loss_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -118,7 +118,22 @@ def _fuse_loss_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp
     code = full_reduction.generate(t.source, red, FLAGS, header, ast.unparse(cls))
     return RuleCandidate(code, f"{red.op} of the elementwise expression of {', '.join(red.inputs)} in one "
                          f"parallel C++ pass, no temporaries; {FLAG_NAME}",
-                         ["cpu-fuse-loss-reduction", "cpu-fast-math-simd"], cuts_work=True)
+                         ["cpu-fuse-loss-reduction", "cpu-fast-math-simd"], try_first=True)
+
+
+def _conv_channels_last(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = channels_last.rewrite(t.source)
+    if found is None:
+        return NoOp("no 2-D / 3-D convolution (Conv2d, Conv3d, ConvTranspose2d/3d) in the model")
+    src, done = found
+    step = f"convolutions in the channels-last memory format: {done}; weights converted at construction"
+    tail = find_fusable_runs(forward_of(model_class(ast.parse(src)))) if options.get("fuse_tail", True) else []
+    if tail:  # the fused pass reads channels-last tensors in place
+        return RuleCandidate(with_helpers(generate(src, tail, FLAGS), channels_last.HELPERS),
+                             f"{step}; then {describe(tail)} into one OpenMP C++ pass; {FLAG_NAME}",
+                             ["cpu-conv-channels-last", "cpu-fuse-elementwise-chain"], try_first=True)
+    return RuleCandidate(with_helpers(_rename_only(src), channels_last.HELPERS), step, ["cpu-conv-channels-last"],
+                         try_first=True)
 
 
 def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -150,6 +165,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "sums of the input without the convolution", _fold_conv_mean),
     Rule("cpu-fuse-loss-reduction", "the mean/sum of an elementwise expression of the inputs (a loss) in one "
          "parallel C++ pass", _fuse_loss_reduction),
+    Rule("cpu-conv-channels-last", "2-D / 3-D convolutions on channels-last inputs and weights (oneDNN's fast "
+         "path on the CPU)", _conv_channels_last),
     Rule("cpu-fuse-norm-epilogue", "a norm or softmax fused with the elementwise statements around it",
          _fuse_norms),
     Rule("cpu-fuse-elementwise-chain", "runs of elementwise statements as one OpenMP C++ pass",
