@@ -4,12 +4,21 @@ fast_p is the fraction of tasks whose solution is correct *and* more than p time
 than the reference; fast_0 is the correctness rate. Tasks that could not run here
 (`status: skipped`) are left out of every denominator, and so are tasks flagged
 degenerate (an all-zeros "kernel" passes them) unless asked otherwise; both are counted.
+
+Two readings of a task's result: raw (`speedup`: its best correct proposed candidate,
+faster or not) and never slower (`speedup_never_slower`: its best verified-faster candidate,
+or 1.0 when there is none and kopt returns the reference, as `kopt optimize` does).
 """
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Iterable
+
+from kopt.agent.search.estimate import verified_faster
+from kopt.agent.search.loop import SearchConfig
+from kopt.sandboxes.evaluator import EvalConfig
 
 PS = (0.0, 0.5, 1.0, 1.5, 2.0)
 FAILURE_KINDS = ("compile", "incorrect", "rejected", "timeout", "runtime", "unverified")
@@ -94,4 +103,27 @@ def baseline_results(results: list[dict], name: str) -> list[dict]:
         out.append({"level": r.get("level"), "status": "done" if ran else "skipped",
                     "degenerate": r.get("degenerate"), "correct": bool(b.get("correct")),
                     "speedup": b.get("speedup")})
+    return out
+
+
+def never_slower_speedup(proposed: dict[str, list[dict]], noise_floor: float | None = None) -> float:
+    """What a task yields under the never-slower rule: the median speedup of its best
+    verified-faster candidate (`estimate.verified_faster`), or 1.0 (the reference)."""
+    floor = EvalConfig().noise_floor if noise_floor is None else noise_floor
+    gap = SearchConfig.model_fields["outlier_gap"].default
+    best = 1.0
+    for results in proposed.values():
+        if verified_faster(results, floor, gap):
+            best = max(best, statistics.median(r["speedup"] for r in results))
+    return best
+
+
+def never_slower_results(results: list[dict]) -> list[dict]:
+    """Per-task results under the never-slower rule, in the shape `metrics` takes: a finished
+    task with no verified-faster candidate counts 1.0x (correct: the reference is returned)."""
+    out = []
+    for r in results:
+        done = r.get("status") == "done"
+        sp = r.get("speedup_never_slower") if done else None
+        out.append({**r, "correct": done and sp is not None, "speedup": sp})
     return out
