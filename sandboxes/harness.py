@@ -98,7 +98,8 @@ class Worker:
             # the candidate's per-call bookkeeping (audit hook, tamper check) runs here too,
             # so both sides' clocks carry the same harness work
             self.originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
-            sys.addaudithook(lambda event, args: None)  # same cost per event, no rules: a task may use sockets
+            self.alarm.enforce = False
+            sys.addaudithook(self.alarm.hook)  # the candidate's hook, enforcing nothing: the same cost per event
             return {"ok": True, "constants": scalable_constants(self.task), "params": self.param_shapes()}, \
                 protocol.encode(init, torch)
         init = protocol.decode(payload, torch)
@@ -174,6 +175,8 @@ class Worker:
         for name, before in self.originals.items():
             if _changed(before, current.get(name)):
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
+        if self.role == "new" and self.alarm.enforce is not True:
+            self.alarm.raise_alarm("patches the timer or harness", "the audit hook's rules were switched off")
         shadowed = set(vars(self)) & set(vars(Worker))
         if shadowed:
             self.alarm.raise_alarm("patches the timer or harness", f"Worker.{sorted(shadowed)[0]} was shadowed")

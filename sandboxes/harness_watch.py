@@ -18,6 +18,9 @@ class Alarm:
         self.blocked_paths: set[str] = set()
         self.native_calls = 0  # calls into the solution's own compiled code while forward ran
         self.extension_modules: set[str] = set()
+        # the reference's worker runs this same hook (the same cost per audit event on both
+        # sides' clocks) with nothing enforced: a task may use sockets or processes
+        self.enforce = True
 
     def raise_alarm(self, rule: str, detail: str) -> None:
         try:
@@ -35,12 +38,14 @@ class Alarm:
                 self.raise_alarm("reads the reference task", path)
                 raise PermissionError("kopt: a solution may not read the reference task file")
         elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo"):
-            self.raise_alarm("network access", f"{event} {args[1:2]!r}")
-            raise PermissionError("kopt: no network access during evaluation")
+            if self.enforce:
+                self.raise_alarm("network access", f"{event} {args[1:2]!r}")
+                raise PermissionError("kopt: no network access during evaluation")
         elif self.phase == "run" and event in ("subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn",
                                                 "os.system", "os.exec"):
-            self.raise_alarm("spawns a process during forward", event)
-            raise PermissionError("kopt: no processes may be started during forward")
+            if self.enforce:
+                self.raise_alarm("spawns a process during forward", event)
+                raise PermissionError("kopt: no processes may be started during forward")
 
 
 def count_ctypes_calls(alarm: Alarm) -> None:

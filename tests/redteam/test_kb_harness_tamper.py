@@ -49,3 +49,25 @@ def test_swapping_harness_code_is_caught(tmp_path, swap):
     res = run(RELU, write(tmp_path, "sol.py", IN_PLACE.replace("SWAP", SWAPS[swap])), **FAST)
     assert res["verdict"] in ("rejected", "incorrect") and res.get("correct") is not True, \
         (res["verdict"], res.get("reason"))
+
+
+SWITCHES_RULES_OFF = '''
+import gc
+import torch.nn as nn
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        for o in gc.get_objects():
+            if type(o).__name__ == "Alarm":
+                o.enforce = False  # the reference's hook enforces nothing: try to be treated like it
+
+    def forward(self, x):
+        return x.relu()
+'''
+
+
+def test_switching_the_audit_rules_off_is_caught(tmp_path):
+    res = run(RELU, write(tmp_path, "rules_off.py", SWITCHES_RULES_OFF), **FAST)
+    assert res["verdict"] == "rejected" and "switched off" in res["reason"], (res["verdict"], res.get("reason"))
