@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,10 @@ class PlanReward:
     prompt's task and the candidate is evaluated through the cache with `Need.reward`."""
 
     def __init__(self, tasks: list[PlanTask], eval_cfg: EvalConfig, workdir: Path, cache: EvalCache | None = None,
-                 need: Need | None = None, reward_cfg: RewardConfig = RewardConfig(), evaluate_fn=evaluate):
+                 need: Need | None = None, reward_cfg: RewardConfig = RewardConfig(), evaluate_fn=evaluate,
+                 jobs: int = 1):
         self.by_prompt = {t.prompt: t for t in tasks}
-        self.eval_cfg, self.reward_cfg = eval_cfg, reward_cfg
+        self.eval_cfg, self.reward_cfg, self.jobs = eval_cfg, reward_cfg, max(1, jobs)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cached = CachedEvaluator(cache or EvalCache(), evaluate_fn, need=need or Need.reward(eval_cfg.noise_floor))
@@ -104,11 +106,13 @@ class PlanReward:
         return self.cached.measured
 
     def __call__(self, prompts, completions) -> list[float]:
-        out = []
-        for prompt, text in zip(prompts, completions):
-            task = self.by_prompt[prompt if isinstance(prompt, str) else prompt[-1]["content"]]
-            out.append(self.outcome(task, plan_from_completion(text)).reward)
-        return out
+        """Rewards of a batch; distinct candidates are evaluated `jobs` at a time (each in its own sandbox)."""
+        work = [(self.by_prompt[p if isinstance(p, str) else p[-1]["content"]], plan_from_completion(c))
+                for p, c in zip(prompts, completions)]
+        if self.jobs == 1:
+            return [self.outcome(t, steps).reward for t, steps in work]
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="kopt-plan-eval") as pool:
+            return [o.reward for o in pool.map(lambda w: self.outcome(*w), work)]
 
 
 def planner_tasks(suite: Path, level: int | None, out_dir: Path, fit: bool = True) -> list[PlanTask]:

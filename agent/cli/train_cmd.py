@@ -21,6 +21,9 @@ from kopt.agent.cli.choices import (
     RewardNorm,
     RolloutBudget,
 )
+from kopt.agent.errors import UserInputError
+from kopt.rl_finetune.planner import PlanReward, planner_tasks
+from kopt.sandboxes.eval_cache import EvalCache
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
@@ -89,6 +92,11 @@ def train(
     jobs: int = typer.Option(2, help="evaluations at a time"),
     device: Device = typer.Option("cpu", help="device the candidates are evaluated on"),
     seed: int = typer.Option(0, help="seed"),
+    planner: bool = typer.Option(False, "--planner", help="train a planner: one plan prompt per --tasks task, "
+                                                          "completions are plans for the rules coder "
+                                                          "(docs/training.md); try --max-new-tokens 48"),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="--planner: reuse stored measurements while they "
+                                                                "hold (--no-cache: a fresh cache in RUN_DIR)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Fine-tune MODEL with GRPO on stored prompts (--from-runs) or tasks (--tasks); rewards are live evaluations."""
@@ -113,7 +121,9 @@ def train(
         if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
             raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
         out = out or Path("trained") / f"{Path(path).name or 'model'}-grpo"
-        prompts = _prompts(from_runs, tasks, level)
+        if planner and from_runs:
+            raise UserInputError("--planner trains on --tasks (one plan prompt per task), not on --from-runs")
+        prompts = _planner_prompts(tasks, level, out) if planner else _prompts(from_runs, tasks, level)
         try:
             import peft  # noqa: F401
             import torch  # noqa: F401
@@ -135,7 +145,7 @@ def train(
 
         config_file.write(out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg),
                                 "eval": opts.eval_overrides})
-        summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json)
+        summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json, planner=planner, cache=cache)
     except KoptError as e:
         typer.echo(f"kopt: {e}", err=True)
         raise typer.Exit(e.exit_code) from None
@@ -199,6 +209,14 @@ def _plain(v):
     return value(v)
 
 
+def _planner_prompts(tasks: Path, level, out: Path) -> list:
+    """--planner: one plan prompt per task of --tasks, fitted to this machine (copies under RUN_DIR/fit/)."""
+    found = planner_tasks(tasks, level, out)
+    if not found:
+        raise UserInputError(f"no KernelBench task under {tasks} can run here (--planner fits each to this machine)")
+    return found
+
+
 def _prompts(from_runs, tasks, level):
     from kopt.agent.errors import UserInputError
     from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
@@ -216,7 +234,8 @@ def _prompts(from_runs, tasks, level):
     return prompts
 
 
-def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool) -> dict:
+def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool, planner: bool = False,
+         cache: bool = True) -> dict:
     import transformers
 
     from kopt.agent.errors import UserInputError
@@ -231,7 +250,9 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool) ->
 
     ex = make_executor(opts.executor, opts.jobs)
     eval_cfg = EvalConfig(**{**opts.eval_overrides, "device": opts.device, "hidden_paths": [str(out.resolve())]})
-    reward_fn = KernelReward(prompts, ex, eval_cfg, out / "solutions", flag_flaws=cfg.flawed_penalty > 0)
+    reward_fn = PlanReward(prompts, eval_cfg, out / "solutions", EvalCache(None if cache else out / "evals.sqlite"),
+                           jobs=opts.jobs) if planner else \
+        KernelReward(prompts, ex, eval_cfg, out / "solutions", flag_flaws=cfg.flawed_penalty > 0)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process shows progress
     view = None if quiet or not main_process else LiveView(f"kopt train {path}", cfg.max_steps)
     tracker = make_tracker(opts.report_to, out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg)}) \
