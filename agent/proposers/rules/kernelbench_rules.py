@@ -40,7 +40,7 @@ GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-mask
 # rewrites that change the computation itself (no compiler makes them): tried before the
 # fusion templates whenever they apply
 ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fuse-loss-reduction",
-                   "cpu-conv-channels-last")
+                   "cpu-conv-channels-last", "cpu-remove-redundant-ops")
 __all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "name_returned_value", "plans"]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from kopt.agent.proposers.rules import channels_last, conv_mean, full_reduction
+from kopt.agent.proposers.rules import channels_last, conv_mean, full_reduction, redundant_ops
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
 from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
 from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
@@ -136,6 +136,19 @@ def _conv_channels_last(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
                          try_first=True)
 
 
+def _remove_redundant(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = redundant_ops.redundant_statements(t.forward)
+    if not found:
+        return NoOp("no clamp an earlier activation already bounds, and no renormalised softmax")
+    src = redundant_ops.remove(t.source, [i for i, _ in found])
+    step = "remove " + "; ".join(why for _, why in found)
+    tail = find_fusable_runs(forward_of(model_class(ast.parse(src)))) if options.get("fuse_tail", True) else []
+    if tail:
+        return RuleCandidate(generate(src, tail, FLAGS), f"{step}; then {describe(tail)} into one OpenMP C++ pass; "
+                             f"{FLAG_NAME}", ["cpu-remove-redundant-ops", "cpu-fuse-elementwise-chain"], True)
+    return RuleCandidate(_rename_only(src), step, ["cpu-remove-redundant-ops"], try_first=True)
+
+
 def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     norms = find_norm_runs(t.cls)
     if not norms:
@@ -167,6 +180,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "parallel C++ pass", _fuse_loss_reduction),
     Rule("cpu-conv-channels-last", "2-D / 3-D convolutions on channels-last inputs and weights (oneDNN's fast "
          "path on the CPU)", _conv_channels_last),
+    Rule("cpu-remove-redundant-ops", "clamps an earlier activation already bounds, and softmax renormalisation, "
+         "removed", _remove_redundant),
     Rule("cpu-fuse-norm-epilogue", "a norm or softmax fused with the elementwise statements around it",
          _fuse_norms),
     Rule("cpu-fuse-elementwise-chain", "runs of elementwise statements as one OpenMP C++ pass",
