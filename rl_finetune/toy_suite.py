@@ -100,6 +100,39 @@ def train_run(task_name: str, recipe: str | dict, seed: int, settings: Settings 
     return task.solved_fraction(trainer.model, tok), trainer
 
 
+def run_summary(task_name: str, recipe: str, seed: int, settings: Settings = Settings(),
+                shuffled: bool = False) -> dict:
+    """`train_run` as plain values (what a worker process can send back): the solved fraction and, per step,
+    the metrics that show whether a recipe acted."""
+    solved, trainer = train_run(task_name, recipe, seed, settings, shuffled)
+    keys = ("rollouts", "completions", "prompts", "replayed_groups", "carried_groups", "hinted_groups", "reward")
+    return {"solved": solved, "history": [{k: m[k] for k in keys} for m in trainer.history]}
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # a tiny model is fastest on one thread; the parallelism is across runs
+
+
+def _run_job(job: tuple) -> dict:
+    return run_summary(*job)
+
+
+def run_many(jobs: list[tuple], processes: int | None = None) -> list[dict]:
+    """`run_summary(*job)` for every job, spread over worker processes (one per core, at most `processes`),
+    in order. Each worker trains one run at a time on one thread."""
+    import multiprocessing
+    import os
+
+    n = max(1, min(processes or os.cpu_count() or 1, len(jobs)))
+    if n == 1:
+        _one_thread()
+        return [_run_job(j) for j in jobs]
+    with multiprocessing.get_context("spawn").Pool(n, initializer=_one_thread) as pool:
+        return pool.map(_run_job, jobs, chunksize=1)
+
+
 def learned_gaps(recipes, tasks=tuple(TASKS), seeds=(1, 2, 3), settings: Settings = Settings(),
                  progress=None) -> dict[str, dict[str, list[float]]]:
     """gaps[recipe][task] = the learned gap (trained minus control) of each seed; one control per task and
