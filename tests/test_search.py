@@ -58,14 +58,14 @@ def test_duplicates_cost_no_evaluation_and_failures_are_recorded(tmp_path):
     assert dup.id in s.duplicates and s.evals[dup.id] == []
     assert s.evals[wrong.id][0]["verdict"] == "incorrect"
     assert best != wrong.id  # (None here: the reference itself is never the best)
-    assert len(store.evaluations("r1")) == 4 == s.stats.evaluations
+    assert len(store.evaluations("r1")) == s.stats.evaluations <= 4  # nothing left to explore: it stops early
     assert s.stats.tokens == 30 and abs(s.stats.cost - 0.02) < 1e-9
     root = next(c for c in s.cands.values() if not c.parent_ids)
     assert "incorrect" in s.context(root)["lessons"]
 
 
 def test_budget_limits_stop_cleanly(tmp_path):
-    s, _, store = run_search(tmp_path, [], budget=2)
+    s, _, store = run_search(tmp_path, [], budget=2, reevaluate_top=True)  # the reference re-measured: budget spent
     assert s.stop_reason.startswith("evaluation budget spent") and len(store.evaluations()) == 2
     s2, _, _ = run_search(tmp_path / "t", [], budget=50, max_time=0.1)
     assert s2.stop_reason.startswith("time limit") and s2.stats.evaluations <= 1
