@@ -235,9 +235,12 @@ def test_proposer_offers_norm_fusion_and_plain_fusion():
 
     root = Candidate(code=src, plan_step="reference")
     kids = RulesProposer().propose({"task_source": src, "parent": root})
-    assert len(kids) == 2
-    assert "group_norm" in kids[0].plan_step and "_run_norm" in kids[0].code
-    assert "_run_norm" not in kids[1].code and "_run_fused" in kids[1].code
+    # the conv first gets the channels-last rewrite (tried before the fusion templates)
+    assert [k.skills[0] for k in kids] == ["cpu-conv-channels-last", "cpu-fuse-norm-epilogue",
+                                           "cpu-fuse-elementwise-chain"]
+    norm, plain = kids[1:]
+    assert "group_norm" in norm.plan_step and "_run_norm" in norm.code
+    assert "_run_norm" not in plain.code and "_run_fused" in plain.code
 
 
 LEVEL2 = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "examples" / "level2_cpu").glob("*.py"))

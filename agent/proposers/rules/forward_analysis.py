@@ -157,7 +157,7 @@ class _ExprCompiler:
             return self.lit(num)
         if isinstance(node, ast.Name) and node.id == self.var:
             return self.current
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        if isinstance(node, ast.Attribute) and _self_chain(node):  # self.scale, self.act.negative_slope
             return self.operand(node)
         if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
             return f"({self.compile(node.left)} {BINOPS[type(node.op)]} {self.compile(node.right)})"
@@ -222,6 +222,12 @@ class _ExprCompiler:
         rendered = {k: (self.lit(v) if isinstance(v, float) else self.compile(v)) for k, v in params.items()}
         self.ops.append(name)
         return template.format(operand, **rendered)
+
+
+def _self_chain(node: ast.AST) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
 
 
 def _is_namespace(node: ast.AST) -> bool:

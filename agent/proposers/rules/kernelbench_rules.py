@@ -29,7 +29,7 @@ from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun, find_norm_runs
 from kopt.agent.proposers.rules.forward_analysis import FusedRun, find_fusable_runs, forward_of, model_class
 from kopt.agent.proposers.rules.gpu_codegen import generate as generate_gpu
 from kopt.agent.proposers.rules.gpu_codegen import supports
-from kopt.agent.proposers.rules.named_return import name_returned_value
+from kopt.agent.proposers.rules.named_return import name_returned_value, normalise
 from kopt.agent.proposers.rules.registry import NoOp, RuleCandidate, analyse, apply
 from kopt.skills.prompt import order_templates
 
@@ -47,7 +47,7 @@ __all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "na
 def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[str]]]:
     """(plan step, runs, skills) for each candidate the rules make for this task (read in the
     form of `name_returned_value`, which `propose` generates from too)."""
-    task_source = name_returned_value(task_source)
+    task_source = normalise(task_source)
     try:
         cls = model_class(ast.parse(task_source))
         fwd = forward_of(cls)
@@ -73,7 +73,7 @@ def gpu_plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], lis
     with norms in Triton and the elementwise-only one as CUDA (load_inline); a plan whose
     statements have no GPU form is left out."""
 
-    task_source = name_returned_value(task_source)
+    task_source = normalise(task_source)
     out = []
     for _, runs, _ in plans(task_source):
         if any(isinstance(r, NormRun) for r in runs):
@@ -119,7 +119,7 @@ class RulesProposer:
         arithmetic, the fusion templates in retrieval order, then algebraic rewrites that
         only remove passes (a scale folded into a GEMM's weights gains nothing when the
         GEMM is bound by reading its weights, as at batch 2)."""
-        src = name_returned_value(task_source)
+        src = normalise(task_source)
         algebraic = self.algebraic(src)
         fusion = [RuleCandidate(generate(src, runs, FLAGS), step, skills)
                   for step, runs, skills in self.ordered_plans(src)]
@@ -132,7 +132,7 @@ class RulesProposer:
         parent: Candidate = context["parent"]
         if parent.parent_ids:  # only the reference is expanded: no rule builds on a fused kernel yet
             return []
-        src = name_returned_value(context["task_source"])
+        src = normalise(context["task_source"])
         meta = {"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
         if _device(context) == "cuda":
             return [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,

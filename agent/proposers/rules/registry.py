@@ -23,7 +23,7 @@ from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
 from kopt.agent.proposers.rules.cpu_codegen import describe, generate, rewrite_forward
 from kopt.agent.proposers.rules.cpu_norm_analysis import find_norm_runs
 from kopt.agent.proposers.rules.forward_analysis import find_fusable_runs, forward_of, model_class
-from kopt.agent.proposers.rules.named_return import name_returned_value
+from kopt.agent.proposers.rules.named_return import normalise
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TaskAnalysis:
 
 
 def analyse(task_source: str) -> TaskAnalysis | NoOp:
-    src = name_returned_value(task_source)
+    src = normalise(task_source)
     try:
         cls = model_class(ast.parse(src))
         return TaskAnalysis(src, cls, forward_of(cls))
