@@ -22,6 +22,19 @@ def _opt(default, help: str, **kw):
     return field(default=default, metadata={"help": help}, **kw)
 
 
+# a recipe's own setting -> (is its recipe on?, the switch to name): set while the switch is off, it would be
+# silently ignored
+SETTING_NEEDS = {
+    "d3s_keep": (lambda c: c.downsample == "d3s", "downsample='d3s'"),
+    "d3s_token_keep": (lambda c: c.downsample == "d3s", "downsample='d3s'"),
+    "replay_fraction": (lambda c: c.prompt_sampling == "dots", "prompt_sampling='dots'"),
+    "over_provision": (lambda c: c.partial_rollouts, "partial_rollouts=True"),
+    "is_cap": (lambda c: c.off_policy == "vcpo", "off_policy='vcpo'"),
+    "min_group": (lambda c: c.budget != "fixed", "budget='knapsack' or 'gdro'"),
+    "max_group": (lambda c: c.budget != "fixed", "budget='knapsack' or 'gdro'"),
+}
+
+
 @dataclass
 class GRPOConfig:
     max_steps: int = _opt(100, "optimizer steps to train for")
@@ -130,6 +143,11 @@ class GRPOConfig:
         if self.off_policy == "vcpo" and not (self.partial_rollouts or self.prompt_sampling == "dots"):
             raise ValueError("GRPOConfig.off_policy='vcpo' corrects stale rollouts, and only partial_rollouts=True "
                              "or prompt_sampling='dots' (replay) makes any: switch one on, or drop off_policy")
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, (on, switch) in SETTING_NEEDS.items():
+            if getattr(self, name) != defaults[name] and not on(self):
+                raise ValueError(f"GRPOConfig.{name}={getattr(self, name)!r} acts only with {switch}, which is off: "
+                                 f"switch it on, or leave {name} at its default")
 
     @property
     def samples_per_prompt(self) -> int:

@@ -59,3 +59,17 @@ def test_trainer_never_gets_a_hints_config_without_a_source():
     trainer = GRPOTrainer(toy_model(tok, hidden=16, layers=1), task.reward, task.prompts, cfg, tokenizer=tok)
     hinted = [trainer.train_step()["hinted_groups"] for _ in range(4)]
     assert hinted[0] == 0 and sum(hinted) > 0  # once a prompt is seen to fail, its groups start from a hint
+
+
+@pytest.mark.parametrize("setting, switch", [
+    ({"d3s_keep": 0.3}, {"downsample": "d3s"}), ({"d3s_token_keep": 0.5}, {"downsample": "d3s"}),
+    ({"replay_fraction": 0.5}, {"prompt_sampling": "dots"}), ({"over_provision": 2.0}, {"partial_rollouts": True}),
+    ({"is_cap": 3.0}, {"off_policy": "vcpo", "partial_rollouts": True}), ({"max_group": 16}, {"budget": "knapsack"}),
+    ({"min_group": 3}, {"budget": "gdro"})])
+def test_a_recipe_setting_without_its_switch_is_an_error_not_ignored(setting, switch):
+    with pytest.raises(ValueError) as e:
+        GRPOConfig(**setting)
+    name = next(iter(setting))
+    assert "\n" not in str(e.value) and name in str(e.value) and "which is off" in str(e.value)
+    cfg = GRPOConfig(**setting, **switch)
+    assert getattr(cfg, name) == setting[name]
