@@ -151,3 +151,12 @@ def test_the_proposer_tries_a_work_cutting_fold_first_and_a_scale_fold_last():
     assert first[0].skills[0] == "cpu-fold-affine-chain" and first[0].try_first
     scaled = proposer.candidates(task("h = self.proj(h)\nh = h * self.gain\nh = torch.relu(h)"))
     assert [c.skills[0] for c in scaled] == ["cpu-fuse-elementwise-chain", "cpu-fold-affine-chain"]
+
+
+def test_ordered_puts_work_cutting_rewrites_before_pass_only_folds():
+    from kopt.agent.proposers.rules.registry import ordered
+
+    assert ordered(task(BODIES["sum_then_width1"][0]))[0][0] == "cpu-fold-affine-chain"
+    scaled = [rule_id for rule_id, _ in ordered(task("h = self.proj(h)\nh = h * self.gain\nh = torch.relu(h)"))]
+    assert scaled == ["cpu-fuse-elementwise-chain", "cpu-fold-affine-chain"]
+    assert ordered("not a task") == []
