@@ -207,11 +207,14 @@ def apply(rule_id: str, task_analysis: TaskAnalysis | str, options: dict | None 
 
 def ordered(task_analysis: TaskAnalysis | str, options: dict | None = None) -> list[tuple[str, RuleCandidate]]:
     """(rule id, candidate) for every rule that applies, in the order worth trying them
-    without retrieval: rewrites marked `try_first` (they remove arithmetic or change the
-    algorithm), then the rest in registry order. A plan's default first step is `[0]`."""
+    without retrieval (as the proposer does): rewrites marked `try_first` (they remove
+    arithmetic or change the algorithm), the fusion templates, then the rest (a fold that
+    only removes passes). A plan's default first step is `[0]`."""
     t = analyse(task_analysis) if isinstance(task_analysis, str) else task_analysis
     if isinstance(t, NoOp):
         return []
     found = [(rule_id, apply(rule_id, t, options)) for rule_id in RULES]
     found = [(rule_id, c) for rule_id, c in found if not isinstance(c, NoOp)]
-    return [f for f in found if f[1].try_first] + [f for f in found if not f[1].try_first]
+    fusion = ("cpu-fuse-norm-epilogue", "cpu-fuse-elementwise-chain")
+    return [f for f in found if f[1].try_first] + [f for f in found if not f[1].try_first and f[0] in fusion] + \
+        [f for f in found if not f[1].try_first and f[0] not in fusion]
