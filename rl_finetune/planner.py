@@ -67,9 +67,10 @@ class PlanReward:
 
     def __init__(self, tasks: list[PlanTask], eval_cfg: EvalConfig, workdir: Path, cache: EvalCache | None = None,
                  need: Need | None = None, reward_cfg: RewardConfig = RewardConfig(), evaluate_fn=evaluate,
-                 jobs: int = 1):
+                 jobs: int = 1, plan_filter=None):
         self.by_prompt = {t.prompt: t for t in tasks}
         self.eval_cfg, self.reward_cfg, self.jobs = eval_cfg, reward_cfg, max(1, jobs)
+        self.plan_filter = plan_filter or (lambda steps: steps)  # e.g. a study's bounded plan space
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cached = CachedEvaluator(cache or EvalCache(), evaluate_fn, need=need or Need.reward(eval_cfg.noise_floor))
@@ -107,7 +108,8 @@ class PlanReward:
 
     def __call__(self, prompts, completions) -> list[float]:
         """Rewards of a batch; distinct candidates are evaluated `jobs` at a time (each in its own sandbox)."""
-        work = [(self.by_prompt[p if isinstance(p, str) else p[-1]["content"]], plan_from_completion(c))
+        work = [(self.by_prompt[p if isinstance(p, str) else p[-1]["content"]],
+                 self.plan_filter(plan_from_completion(c)))
                 for p, c in zip(prompts, completions)]
         if self.jobs == 1:
             return [self.outcome(t, steps).reward for t, steps in work]
@@ -157,6 +159,18 @@ def planner_model(tokenizer, hidden: int = 128, layers: int = 2, seed: int = 0):
                                    tie_word_embeddings=False)
     torch.manual_seed(seed)
     return transformers.LlamaForCausalLM(cfg)
+
+
+def distinct_prefix(max_steps: int):
+    """A plan filter: the first `max_steps` distinct rules of a plan (a study's plan space)."""
+    def keep(steps: list[PlanStep]) -> list[PlanStep]:
+        out: list[PlanStep] = []
+        for s in steps:
+            if s.rule not in {o.rule for o in out}:
+                out.append(s)
+        return out[:max_steps]
+
+    return keep
 
 
 def plan_text(steps: list[PlanStep]) -> str:

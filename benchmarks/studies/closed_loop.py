@@ -36,6 +36,7 @@ from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
 from kopt.rl_finetune.planner import (
     PlanReward,
     PlanTask,
+    distinct_prefix,
     greedy_plan,
     plan_logprobs,
     planner_model,
@@ -134,7 +135,7 @@ def policy_orders(model, tok, tasks: list[PlanTask], plans: list[list[PlanStep]]
     """Top-1 = the policy's greedy plan (measured if outside the space); then the space by log-probability."""
     out = {}
     for t in tasks:
-        top = greedy_plan(model, tok, t.prompt)
+        top = rewarder.plan_filter(greedy_plan(model, tok, t.prompt))
         key = render_plan(top) if top else "(empty plan)"
         if key not in table[t.name]:
             o = rewarder.outcome(t, top)
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     train = [t for t in (fitted(p, out) for p in train_paths) if t]
     held = [t for t in (fitted(p, out) for p in held_paths) if t]
     cache = EvalCache()
-    rewarder = PlanReward(train + held, eval_cfg, out / "solutions", cache)
+    # the policy acts in the measured space: its plan is read as the first 2 distinct rules it names
+    rewarder = PlanReward(train + held, eval_cfg, out / "solutions", cache, plan_filter=distinct_prefix(2))
     plans = plan_space(2)
     table = measure_table(train + held, plans, rewarder, out)
     measured_s = time.time() - started
