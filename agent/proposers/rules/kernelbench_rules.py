@@ -31,7 +31,7 @@ from kopt.agent.proposers.rules.gpu_codegen import generate as generate_gpu
 from kopt.agent.proposers.rules.gpu_codegen import supports
 from kopt.agent.proposers.rules.named_return import name_returned_value, normalise
 from kopt.agent.proposers.rules.registry import NoOp, RuleCandidate, analyse, apply
-from kopt.skills.prompt import order_templates
+from kopt.skills.prompt_sections import order_templates
 
 ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
 NORM_SKILLS = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"]
