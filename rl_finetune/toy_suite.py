@@ -9,7 +9,8 @@ plot, no saved model, so a run takes about a second on one idle CPU thread.
 """
 from __future__ import annotations
 
-import statistics
+import multiprocessing
+import os
 from dataclasses import dataclass
 
 from kopt.rl_finetune.config import GRPOConfig
@@ -110,7 +111,7 @@ def run_summary(task_name: str, recipe: str, seed: int, settings: Settings = Set
 
 
 def _one_thread() -> None:
-    import torch
+    import torch  # heavy: imported when a worker starts, not with this module
 
     torch.set_num_threads(1)  # a tiny model is fastest on one thread; the parallelism is across runs
 
@@ -122,32 +123,9 @@ def _run_job(job: tuple) -> dict:
 def run_many(jobs: list[tuple], processes: int | None = None) -> list[dict]:
     """`run_summary(*job)` for every job, spread over worker processes (one per core, at most `processes`),
     in order. Each worker trains one run at a time on one thread."""
-    import multiprocessing
-    import os
-
     n = max(1, min(processes or os.cpu_count() or 1, len(jobs)))
     if n == 1:
         _one_thread()
         return [_run_job(j) for j in jobs]
     with multiprocessing.get_context("spawn").Pool(n, initializer=_one_thread) as pool:
         return pool.map(_run_job, jobs, chunksize=1)
-
-
-def learned_gaps(recipes, tasks=tuple(TASKS), seeds=(1, 2, 3), settings: Settings = Settings(),
-                 progress=None) -> dict[str, dict[str, list[float]]]:
-    """gaps[recipe][task] = the learned gap (trained minus control) of each seed; one control per task and
-    seed, shared by the recipes."""
-    gaps: dict[str, dict[str, list[float]]] = {r: {t: [] for t in tasks} for r in recipes}
-    for t in tasks:
-        for s in seeds:
-            control, _ = train_run(t, "plain", s, settings, shuffled=True)
-            for r in recipes:
-                solved, _ = train_run(t, r, s, settings)
-                gaps[r][t].append(solved - control)
-                if progress:
-                    progress(r, t, s, solved, control)
-    return gaps
-
-
-def mean_gap(gaps: dict[str, list[float]]) -> float:
-    return statistics.fmean(g for per_seed in gaps.values() for g in per_seed)
