@@ -37,7 +37,7 @@ from kopt.sandboxes.eval_timing import (  # noqa: F401 - re-exported
     _gpu_call_ms,
     _timing,
 )
-from kopt.sandboxes.eval_trials import _correctness, _reinit_trial
+from kopt.sandboxes.eval_trials import _correctness, _reinit_trial, task_quality
 from kopt.sandboxes.kernelbench_tasks import load_solution_source, load_task
 from kopt.sandboxes.reuse import reused
 from kopt.sandboxes.static_scan import scan
@@ -200,6 +200,7 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         phases["correctness"] = round(time.perf_counter() - t0 - phases["setup"], 2)
         res["correct"] = True
         if kernel == "triton" and cfg.device == "cpu":
+            task_quality(s, cfg, res)
             raise Verdict("unverified", "Triton ran under TRITON_INTERPRET=1 on the CPU: correctness checked, "
                                         "timing is not meaningful (use --device cuda)")
         gpu_before = s.new_call({"cmd": "gpu_state"})[0] if cfg.device == "cuda" else None
@@ -209,6 +210,8 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
             _check_gpu_memory(s, gpu_before, res["checks"])
             _compile_baseline(s, cfg, res)
         phases["timing"] = round(time.perf_counter() - t0 - phases["setup"] - phases["correctness"], 2)
+        task_quality(s, cfg, res)
+        phases["quality"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
     finally:
         s.close()
 
