@@ -160,3 +160,21 @@ def test_ordered_puts_work_cutting_rewrites_before_pass_only_folds():
     scaled = [rule_id for rule_id, _ in ordered(task("h = self.proj(h)\nh = h * self.gain\nh = torch.relu(h)"))]
     assert scaled == ["cpu-fuse-elementwise-chain", "cpu-fold-affine-chain"]
     assert ordered("not a task") == []
+
+
+def test_for_cuda_the_fold_is_proposed_in_pytorch_alone():
+    """The fold's solution has no C++ tail on the GPU (checked here for what it generates;
+    whether it wins on a GPU is the evaluator's verdict on a machine with one)."""
+    from types import SimpleNamespace
+
+    from kopt.agent.core import Candidate
+    from kopt.agent.proposers.rules.kernelbench_rules import RulesProposer
+    from kopt.sandboxes.evaluator import EvalConfig
+
+    src = task("h = self.proj(h)\nh = h / 2.0\nh = torch.sum(h, dim=1, keepdim=True)\nh = torch.relu(h)")
+    target = SimpleNamespace(eval_cfg=EvalConfig(device="cuda"))
+    kids = RulesProposer().propose({"task_source": src, "parent": Candidate(code=src), "target": target})
+    assert kids[0].skills == ["cpu-fold-affine-chain"] and "load_cpp" not in kids[0].code
+    cpu = RulesProposer().propose({"task_source": src, "parent": Candidate(code=src),
+                                   "target": SimpleNamespace(eval_cfg=EvalConfig())})
+    assert "load_cpp" in cpu[0].code  # on the CPU the relu after the fold is fused in C++

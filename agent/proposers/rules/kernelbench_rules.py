@@ -41,6 +41,8 @@ GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-mask
 # fusion templates whenever they apply
 ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fuse-loss-reduction",
                    "cpu-conv-channels-last", "cpu-remove-redundant-ops")
+# the algebraic rewrites whose solutions are PyTorch alone (with `fuse_tail` off)
+DEVICE_NEUTRAL_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean")
 __all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "name_returned_value", "plans"]
 
 
@@ -114,6 +116,15 @@ class RulesProposer:
             return []
         return [c for c in (apply(rule_id, t) for rule_id in ALGEBRAIC_RULES) if not isinstance(c, NoOp)]
 
+    def device_neutral(self, task_source: str) -> list[RuleCandidate]:
+        """The algebraic rewrites written in PyTorch alone (no C++ tail), which run on any
+        device: proposed for `--device cuda` too."""
+        t = analyse(task_source)
+        if isinstance(t, NoOp):
+            return []
+        found = (apply(rule_id, t, {"fuse_tail": False}) for rule_id in DEVICE_NEUTRAL_RULES)
+        return [c for c in found if not isinstance(c, NoOp)]
+
     def candidates(self, task_source: str) -> list[RuleCandidate]:
         """Every CPU candidate, in the order they are tried: algebraic rewrites that remove
         arithmetic, the fusion templates in retrieval order, then algebraic rewrites that
@@ -135,7 +146,10 @@ class RulesProposer:
         src = normalise(context["task_source"])
         meta = {"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
         if _device(context) == "cuda":
-            return [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
-                              skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
+            folds = [c for c in self.device_neutral(src) if c.try_first]
+            return [Candidate(code=c.code, parent_ids=[parent.id], plan_step=c.plan_step, skills=list(c.skills),
+                              proposer=dict(meta)) for c in folds] + \
+                [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
+                           skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
         return [Candidate(code=c.code, parent_ids=[parent.id], plan_step=c.plan_step, skills=list(c.skills),
                           proposer=dict(meta)) for c in self.candidates(src)]
