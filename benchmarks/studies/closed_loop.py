@@ -22,6 +22,7 @@ missing. Prints the table and writes OUT/results.json, OUT/curve.csv.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -30,7 +31,15 @@ import sys
 import time
 from pathlib import Path
 
-from kopt.agent.proposers.planning.plans import NoOp, PlanStep, heuristic_plan, plan_space, render_plan
+from kopt.agent.proposers.planning.plans import (
+    NoOp,
+    PlanStep,
+    final_code,
+    heuristic_plan,
+    plan_space,
+    render_plan,
+    run_plan,
+)
 from kopt.agent.proposers.rules.registry import apply, rule_ids
 from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
 from kopt.rl_finetune.planner import (
@@ -85,13 +94,22 @@ def measure_table(tasks: list[PlanTask], plans: list[list[PlanStep]], rewarder: 
     table = json.loads(path.read_text()) if path.exists() else {}
     for t in tasks:
         row = table.get(t.name, {})
+        by_code = {o["code"]: o for o in row.values() if o.get("code")}
         for steps in plans:
             key = render_plan(steps)
-            if key not in row:
-                o = rewarder.outcome(t, steps)
-                row[key] = {"reward": o.reward, "verdict": o.verdict, "speedup": o.speedup, "code": o.code_sha,
-                            "steps": o.steps}
-                print(f"  {t.name:<50} {key:<58} {o.verdict or '-':<13} {o.speedup or '-'}", file=sys.stderr)
+            if key in row:
+                continue
+            code = final_code(run_plan(t.source, steps))
+            sha = hashlib.sha256(code.encode()).hexdigest()[:20] if code else None
+            if sha in by_code:  # another plan already made this code: its measurement stands for both
+                row[key] = {**by_code[sha], "steps": [r.record() for r in run_plan(t.source, steps)]}
+                continue
+            o = rewarder.outcome(t, steps)
+            row[key] = {"reward": o.reward, "verdict": o.verdict, "speedup": o.speedup, "code": o.code_sha,
+                        "steps": o.steps}
+            if o.code_sha:
+                by_code[o.code_sha] = row[key]
+            print(f"  {t.name:<50} {key:<58} {o.verdict or '-':<13} {o.speedup or '-'}", file=sys.stderr)
         table[t.name] = row
         path.write_text(json.dumps(table, indent=1))
     return table
