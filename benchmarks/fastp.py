@@ -16,8 +16,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 
-from kopt.agent.search.estimate import verified_faster
-from kopt.agent.search.loop import SearchConfig
+from kopt.agent.search.estimate import OUTLIER_GAP, verified_faster
 from kopt.sandboxes.evaluator import EvalConfig
 
 PS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -110,10 +109,9 @@ def never_slower_speedup(proposed: dict[str, list[dict]], noise_floor: float | N
     """What a task yields under the never-slower rule: the median speedup of its best
     verified-faster candidate (`estimate.verified_faster`), or 1.0 (the reference)."""
     floor = EvalConfig().noise_floor if noise_floor is None else noise_floor
-    gap = SearchConfig.model_fields["outlier_gap"].default
     best = 1.0
     for results in proposed.values():
-        if verified_faster(results, floor, gap):
+        if verified_faster(results, floor, OUTLIER_GAP):
             best = max(best, statistics.median(r["speedup"] for r in results))
     return best
 

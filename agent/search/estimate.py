@@ -13,6 +13,7 @@ import math
 import statistics
 
 VERIFIED = ("faster", "same", "slower")  # the verdicts of a candidate that ran correctly and was timed
+OUTLIER_GAP = 0.3  # two log-speedups of one candidate further apart than this: one is an outlier
 
 
 def combine(logs: list[float], gap: float) -> float:

@@ -24,7 +24,7 @@ from kopt.agent.core import Candidate, Evaluation, Target
 from kopt.agent.errors import KoptError
 from kopt.agent.proposers.llm_proposer import ProposerUnavailable
 from kopt.agent.runs.store import Store
-from kopt.agent.search.estimate import log_speedups, shrunk, verified_faster
+from kopt.agent.search.estimate import OUTLIER_GAP, log_speedups, shrunk, verified_faster
 from kopt.agent.search.novelty import make_net
 from kopt.agent.search.summarizer import summarize
 from kopt.agent.targets.kernelbench.kernelbench_target import KernelBenchTarget, reference_solution  # noqa: F401 (re-export)
@@ -55,7 +55,7 @@ class SearchConfig(BaseModel):
                                    "evaluation unless 0) kept to confirm the best before the run ends")
     noise_sigma: float = Field(0.10, gt=0, description="spread of one candidate's log-speedup between evaluations")
     prior_spread: float = Field(0.25, gt=0, description="spread of a child's log-speedup around its parent's")
-    outlier_gap: float = Field(0.3, gt=0, description="two log-speedups further apart: one is an outlier")
+    outlier_gap: float = Field(OUTLIER_GAP, gt=0, description="two log-speedups further apart: one is an outlier")
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 

@@ -40,8 +40,7 @@ from pathlib import Path
 
 from kopt.agent.errors import KoptError
 from kopt.agent.runs.store import STORE_FILE, Store
-from kopt.agent.search.estimate import verified_faster
-from kopt.agent.search.loop import SearchConfig
+from kopt.agent.search.estimate import OUTLIER_GAP, verified_faster
 from kopt.agent.targets.kernelbench.size_probe import default_threads
 from kopt.benchmarks.bench_runner import BenchConfig, TaskRunner, write_json
 from kopt.benchmarks.fastp import geomean, metrics
@@ -53,7 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernelbench_cpu import gemm_bound  # noqa: E402 (a sibling study, run from the checkout)
 
 SUITE = Path(__file__).resolve().parents[3] / "shared" / "kernelbench"
-GAP = SearchConfig.model_fields["outlier_gap"].default
 
 
 def fresh_eval(task: Path, solution_code: str, where: Path) -> dict:
@@ -91,7 +89,7 @@ def choices(run_dir: Path) -> tuple[str | None, str | None, dict]:
         returned = s.get("best")
     else:
         floor = EvalConfig().noise_floor
-        returned = max((c for c in ok if verified_faster(evals[c], floor, GAP)), key=med, default=None)
+        returned = max((c for c in ok if verified_faster(evals[c], floor, OUTLIER_GAP)), key=med, default=None)
     return returned, raw, {c: cands[c].code for c in cands}
 
 
