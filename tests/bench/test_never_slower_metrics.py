@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from kopt.benchmarks.bench_report import summary_rows
 from kopt.benchmarks.fastp import metrics, never_slower_results, never_slower_speedup
 
 
@@ -31,3 +32,13 @@ def test_metrics_with_and_without_the_fallback():
     assert raw["fast_p"]["1"] == safe["fast_p"]["1"] == 1 / 3
     assert raw["fast_p"]["0.5"] == 1 / 3 and safe["fast_p"]["0.5"] == 1.0
     assert raw["correct"] == 2 and safe["correct"] == 3 and safe["skipped"] == 1
+
+
+def test_the_bench_summary_has_a_never_slower_row_next_to_the_raw_one():
+    results = [{"status": "done", "level": 1, "correct": True, "speedup": 0.5, "speedup_never_slower": 1.0},
+               {"status": "done", "level": 1, "correct": True, "speedup": 2.0, "speedup_never_slower": 2.0}]
+    rows = summary_rows(results)
+    geo = rows[0].index("geomean speedup")
+    by_label = {r[0]: r for r in rows[1:]}
+    assert by_label["model"][geo] == "1.00x"  # sqrt(0.5 * 2)
+    assert by_label["model, never slower"][geo] == "1.41x"  # sqrt(1 * 2)
