@@ -1,6 +1,7 @@
 """GRPOTrainer learns: a ~100k-parameter Llama built here, on a prompt-conditional task with a noisy
 reward (kopt.rl_finetune.toy), ends with the greedy choice optimal for clearly more prompts than
-the same training on shuffled rewards. Checked for both advantage baselines."""
+the same training on shuffled rewards. (The other advantage baselines and every recipe are checked
+on three more toy tasks x three seeds in test_grpo_recipes_learning.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -34,8 +35,8 @@ def trained_fraction(task: ToyTask, reward_fn, advantage: str, out) -> tuple[flo
     return task.optimal_fraction(trainer.model, tok), history
 
 
-@pytest.mark.parametrize("advantage", ["group", "median"])
-def test_grpo_beats_a_shuffled_reward_control(advantage, tmp_path):
+def test_grpo_beats_a_shuffled_reward_control(tmp_path):
+    advantage = "group"
     task = ToyTask(kernels=8, configs=8, seed=1)
     chance = 1 / task.configs
     assert task.optimal_fraction(toy_model(toy_tokenizer(task), seed=1), toy_tokenizer(task)) <= 0.25
@@ -48,11 +49,7 @@ def test_grpo_beats_a_shuffled_reward_control(advantage, tmp_path):
     first = sum(m["reward"] for m in history[:10]) / 10
     last = sum(m["reward"] for m in history[-10:]) / 10
     assert last > first + 0.5  # the reward itself rose, not only the greedy choice
-    assert len(history) == STEPS and all(m["completions"] == 8 * cfg_samples(advantage) for m in history)
-
-
-def cfg_samples(advantage: str) -> int:
-    return 9 if advantage == "median" else 8
+    assert len(history) == STEPS and all(m["completions"] == 8 * 8 for m in history)
 
 
 def test_knapsack_kl_and_several_updates_per_step(tmp_path):
