@@ -180,6 +180,12 @@ def around_gemm(rows: list[dict]) -> str:
             f"{len(heavy)}; rules (budget, never slower) ahead of torch.compile on {len(wins)} of them")
 
 
+def tables(rows: list[dict], budget: int, head: str) -> list[str]:
+    minutes = sum(r.get("minutes") or 0 for r in rows)
+    return [f"{head}; {minutes:.0f} task-minutes in all", "", *level_table(rows, budget), "", around_gemm(rows), "",
+            *task_table(rows, budget)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", type=Path, default=SUITE)
@@ -190,7 +196,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="tasks at a time")
     ap.add_argument("--out", type=Path, default=Path("runs/rules_vs_compile"))
     ap.add_argument("--resume", action="store_true", help="keep finished rows in OUT/rows")
+    ap.add_argument("--report", action="store_true", help="only print the tables of the rows in OUT/rows so far")
     a = ap.parse_args()
+    if a.report:
+        rows = [json.loads(f.read_text()) for f in sorted((a.out / "rows").glob("*.json"))]
+        rows.sort(key=lambda r: (r["level"], int(r["name"].split("_")[0]) if r["name"][0].isdigit() else 0))
+        print("\n".join(tables(rows, a.budget, f"{len(rows)} finished task(s), budget {a.budget}")))
+        return
     if not a.suite.is_dir():
         sys.exit(f"no KernelBench checkout at {a.suite}; pass --suite DIR")
     try:
@@ -217,10 +229,9 @@ def main() -> None:
 
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, tasks))
-    lines = [f"{len(rows)} tasks (levels {', '.join(map(str, a.levels))}"
-             f"{f', every {a.every}th' if a.every > 1 else ''}), budget {a.budget}; "
-             f"this run {(time.time() - t0) / 60:.0f} min, all rows {sum(r.get('minutes') or 0 for r in rows):.0f} "
-             f"task-min", "", *level_table(rows, a.budget), "", around_gemm(rows), "", *task_table(rows, a.budget)]
+    lines = tables(rows, a.budget, f"{len(rows)} tasks (levels {', '.join(map(str, a.levels))}"
+                   f"{f', every {a.every}th' if a.every > 1 else ''}), budget {a.budget}; this run "
+                   f"{(time.time() - t0) / 60:.0f} min")
     (a.out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
