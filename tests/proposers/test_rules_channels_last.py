@@ -93,3 +93,11 @@ def test_a_model_without_convolutions_is_a_noop():
     src = TASK.format(init=" " * 8 + "self.fc = nn.Linear(4, 4)", body=" " * 8 + "x = self.fc(x)", shape="2, 4")
     result = apply("cpu-conv-channels-last", src)
     assert isinstance(result, NoOp) and "convolution" in result.reason
+
+
+def test_nested_convolutions_with_a_view_are_left_alone():
+    """view() of a channels-last tensor raises: the forward's inputs are not converted then."""
+    src = TASK.format(init=" " * 8 + "self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())",
+                      body=" " * 8 + "x = self.features(x)\n" + " " * 8 + "x = x.view(x.size(0), -1)",
+                      shape="2, 3, 8, 8")
+    assert isinstance(apply("cpu-conv-channels-last", src), NoOp)
