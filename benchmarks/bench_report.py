@@ -12,7 +12,19 @@ import io
 import time
 from pathlib import Path
 
-from kopt.benchmarks.fastp import FAILURE_KINDS, PS, baseline_results, by_level, fast_p_curve, metrics
+from kopt.agent.errors import UserInputError
+from kopt.agent.proposers.factory import model_label
+from kopt.agent.runs.store import STORE_FILE
+from kopt.benchmarks.bench_results import BENCH_FILE, load_bench, load_results, result_from_store, write_json
+from kopt.benchmarks.fastp import (
+    FAILURE_KINDS,
+    PS,
+    baseline_results,
+    by_level,
+    fast_p_curve,
+    metrics,
+    never_slower_results,
+)
 
 PLOTS_MISSING = "plots need matplotlib: pip install 'kopt[report]'"
 
@@ -70,7 +82,7 @@ def summary_rows(results: list[dict], include_degenerate: bool = False) -> list[
     header = ["solutions", "level", "tasks", "skipped", "degenerate excluded", "correct"] + \
         [f"fast_{p:g}" for p in PS[1:]] + ["geomean speedup", "evaluations", "tokens", "cost"]
     rows = [header]
-    sources = [("model", results)]
+    sources = [("model", results), ("model, never slower", never_slower_results(results))]
     if _compile_ran(results):
         sources.append(("torch.compile", baseline_results(results, "compile")))
     for label, rs in sources:
@@ -209,8 +221,6 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{
 
 
 def _header(info: dict, results: list[dict]) -> list[str]:
-    from kopt.agent.proposers import model_label
-
     cfg = info["config"]
     done = sum(1 for r in results if r.get("status") != "pending")
     return [f"- suite: `{cfg['suite']}`" + (f" (level {cfg['level']})" if cfg.get("level") else "") +
@@ -227,7 +237,6 @@ def _header(info: dict, results: list[dict]) -> list[str]:
 
 def write_bench_report(bench_dir: Path) -> dict:
     """(Re)write report.md, report.html and summary.json of a bench from its task results."""
-    from kopt.benchmarks.bench_runner import load_bench, load_results, write_json
 
     info = load_bench(bench_dir)
     results = load_results(bench_dir, info)
@@ -239,6 +248,7 @@ def write_bench_report(bench_dir: Path) -> dict:
                "tasks": [{k: r.get(k) for k in ("id", "level", "status", "verdict", "correct", "speedup",
                                                 "degenerate", "evaluations", "tokens", "cost", "reason")}
                          for r in results]}
+    summary["never_slower_metrics"] = by_level(never_slower_results(finished), include_degenerate=include_deg)
     if _compile_ran(finished):
         summary["compile_metrics"] = by_level(baseline_results(finished, "compile"), include_degenerate=include_deg)
     name = f"kopt bench {Path(info['config']['suite']).name}"
@@ -268,9 +278,6 @@ def write_bench_report(bench_dir: Path) -> dict:
 
 def run_results(run: Path) -> tuple[str, list[dict]]:
     """(label, task results) of a bench directory, or of a single `kopt optimize` run."""
-    from kopt.agent.runs.store import STORE_FILE
-    from kopt.benchmarks.bench_runner import BENCH_FILE, load_bench, load_results, result_from_store
-
     if (run / BENCH_FILE).exists():
         info = load_bench(run)
         return f"{run.name} ({info['config']['model']})", [r for r in load_results(run, info)]
@@ -278,7 +285,6 @@ def run_results(run: Path) -> tuple[str, list[dict]]:
         rec = result_from_store(run)
         task = {"id": run.name, "name": run.name, "level": None, "status": "done", **rec}
         return f"{run.name} ({rec.get('model') or '?'})", [task]
-    from kopt.agent.errors import UserInputError
 
     raise UserInputError(f"{run} is neither a bench nor a run directory (no bench.json or run.sqlite)")
 

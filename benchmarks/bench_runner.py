@@ -13,26 +13,39 @@ an evaluation worker dies -- becomes that task's recorded reason; the bench goes
 """
 from __future__ import annotations
 
-import json
-import os
-import statistics
-import threading
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kopt.agent.core import Candidate, new_id
 from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
-from kopt.benchmarks.fastp import failure_kind, metrics
+from kopt.agent.proposers.factory import make_proposer, model_label
+from kopt.agent.runs.run_report import write_reports
+from kopt.agent.runs.store import STORE_FILE, Store
+from kopt.agent.search.loop import Search, SearchConfig
+from kopt.agent.search.optimize import run_optimize
+from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
+from kopt.agent.targets.kernelbench.size_probe import run_probe
+from kopt.agent.targets.kinds import load_target
+from kopt.benchmarks.bench_report import write_bench_report
+from kopt.benchmarks.bench_results import (
+    BENCH_FILE,
+    RESULT_FILE,
+    load_bench,
+    load_results,
+    result_from_store,
+    task_dir,
+    write_json,
+)
+from kopt.benchmarks.fastp import metrics
 from kopt.benchmarks.suite import SuiteTask, find_tasks
+from kopt.sandboxes.evaluator import EvalConfig
+from kopt.sandboxes.executor_factory import make_executor
 
-BENCH_FILE = "bench.json"
-RESULT_FILE = "result.json"
 BASELINES = ("eager", "compile")
-VERIFIED = ("faster", "same", "slower")
 
 
 @dataclass
@@ -71,86 +84,6 @@ def parse_baselines(text: str) -> list[str]:
     return [] if items in ([], ["none"]) else items
 
 
-def write_json(path: Path, data) -> None:
-    """Atomic: a kill mid-write leaves the old file (or none), never half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
-def task_dir(bench_dir: Path, task_id: str) -> Path:
-    return bench_dir / "tasks" / task_id
-
-
-# -- results from a task's store ---------------------------------------------------------------
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
-def result_from_store(run_dir: Path) -> dict:
-    """What one task's run achieved: the best verified *proposed* candidate (the reference
-    itself never counts as a solution), its failures, evaluations, tokens and dollars."""
-    from kopt.agent.runs.store import STORE_FILE, Store
-
-    if not (run_dir / STORE_FILE).exists():
-        return {"evaluations": 0, "tokens": 0, "cost": 0.0, "failures": {}, "correct": False, "speedup": None}
-    store = Store.open_run_dir(run_dir)
-    try:
-        cands = {c.id: c for c in store.candidates()}
-        evals: dict[str, list[dict]] = {}
-        n_evals = 0
-        for e in store.evaluations():
-            evals.setdefault(e.candidate_id, []).append(e.result)
-            n_evals += 1
-        runs = store.runs()
-    finally:
-        store.close()
-    ref = [cid for cid, c in cands.items() if not c.parent_ids]
-    proposed = [cid for cid in cands if cid not in ref]
-    all_results = [r for rs in evals.values() for r in rs]
-    failures = Counter(k for cid in proposed for r in evals.get(cid, []) if (k := failure_kind(r.get("verdict"))))
-
-    def verified(cid: str) -> bool:
-        rs = evals.get(cid, [])
-        return bool(rs) and all(r.get("correct") and r.get("verdict") in VERIFIED for r in rs)
-
-    def speed(cid: str) -> float | None:
-        return _median([r["speedup"] for r in evals.get(cid, []) if r.get("speedup")])
-
-    ok = [cid for cid in proposed if verified(cid)]
-    best = max(ok, key=lambda c: (speed(c) or 0.0, len(evals[c])), default=None)
-    out = {"evaluations": n_evals, "candidates": len(proposed),
-           "tokens": sum(int(c.proposer.get("tokens_in", 0)) + int(c.proposer.get("tokens_out", 0))
-                         for c in cands.values()),
-           "cost": round(sum(float(c.proposer.get("cost", 0.0)) for c in cands.values()), 6),
-           "failures": dict(failures), "best": best,
-           "model": json.loads((runs[0] if runs else {}).get("config") or "{}").get("model")}
-    deg = next((r for r in all_results if r.get("degenerate")), None)
-    known = any("degenerate" in r for r in all_results)
-    out["degenerate"] = bool(deg) if known else None
-    if deg:
-        out["degenerate_reason"] = deg.get("degenerate_reason")
-    if best:
-        last = evals[best][-1]
-        out.update(correct=True, speedup=speed(best), verdict=last.get("verdict"), kernel=last.get("kernel"),
-                   plan_step=cands[best].plan_step)
-    else:
-        tried = [evals[c][-1] for c in proposed if evals.get(c)]
-        # the most telling failure: one that got furthest (ran and was wrong > did not compile)
-        order = ["unverified", "incorrect", "rejected", "timeout", "runtime_error", "compile_error"]
-        tried.sort(key=lambda r: order.index(r["verdict"]) if r.get("verdict") in order else len(order))
-        first = tried[0] if tried else {}
-        out.update(correct=False, speedup=None, verdict=first.get("verdict"), kernel=first.get("kernel"),
-                   reason=first.get("reason") or ("the proposer proposed nothing for this task" if not proposed
-                                                  else "no candidate was verified"))
-    ref_results = [r for cid in ref for r in evals.get(cid, [])]
-    eager_ms = _median([r["ref_ms"] for r in (ref_results or all_results) if r.get("ref_ms")])
-    out["eager"] = {"ms": eager_ms, "self_speedup": _median([r["speedup"] for r in ref_results if r.get("speedup")]),
-                    "verdict": ref_results[-1].get("verdict") if ref_results else None}
-    return out
-
-
 # -- one task ---------------------------------------------------------------------------------------
 
 class TaskRunner:
@@ -160,8 +93,6 @@ class TaskRunner:
         self.cfg, self.bench_dir, self.executor = cfg, bench_dir, executor
 
     def eval_config(self):
-        from kopt.sandboxes.evaluator import EvalConfig
-
         return EvalConfig(**{"device": self.cfg.device, **self.cfg.eval})
 
     def _evaluate(self, task: Path, solution: Path, cfg) -> dict:
@@ -196,8 +127,6 @@ class TaskRunner:
         if st.kind == "program":
             return self._run_program(st, d)
         if self.cfg.fit == "auto":
-            from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
-
             fit = fit_task(st.path, d, FitConfig(device=self.cfg.device))
             if fit.skipped:
                 return {"status": "skipped", "reason": fit.skipped, "fit": fit.record()}
@@ -223,16 +152,12 @@ class TaskRunner:
     def _run_program(self, st: SuiteTask, d: Path) -> dict:
         """A program target: no sizes to fit and no torch.compile; its reference's own
         evaluation is the eager baseline."""
-        from kopt.agent.targets import load_target
 
         options = {"tests": st.tests, "validator": st.validator}
         if self.cfg.budget == 1:
             target = load_target(st.path, "program", self.eval_config(), options)
             self._one_shot(st.path, d, target)
         else:
-            from kopt.agent.runs.store import STORE_FILE
-            from kopt.agent.search.optimize import run_optimize
-
             run_optimize(st.path, model=self.cfg.model, base_url=self.cfg.base_url, budget=self.cfg.budget,
                          run_dir=d, resume=(d / STORE_FILE).exists(), device=self.cfg.device, quiet=True,
                          eval_cfg=self.eval_config(), kind="program", target_options=options)
@@ -245,7 +170,6 @@ class TaskRunner:
 
     def _fresh_store(self, d: Path) -> None:
         """A one-shot task interrupted half way starts again: one proposal, one evaluation."""
-        from kopt.agent.runs.store import STORE_FILE
 
         for suffix in ("", "-wal", "-shm"):
             p = d / (STORE_FILE + suffix)
@@ -253,11 +177,6 @@ class TaskRunner:
                 p.unlink()
 
     def _one_shot(self, path: Path, d: Path, target=None) -> None:
-        from kopt.agent.core import Candidate, new_id
-        from kopt.agent.proposers import make_proposer
-        from kopt.agent.runs.store import Store
-        from kopt.agent.search.loop import Search, SearchConfig
-
         self._fresh_store(d)
         kind = target.kind if target is not None else "kernelbench"
         proposer = make_proposer(self.cfg.model, self.cfg.base_url, kind=kind)
@@ -290,23 +209,15 @@ class TaskRunner:
             store.close()
 
     def _task_report(self, d: Path, store, run_id: str, search, stop: str) -> None:
-        from kopt.agent.proposers import model_label
-        from kopt.agent.runs.run_report import write_reports
-
         best = search.best()  # never the reference itself
         write_reports(d, store, run_id, best, stop, model_label(self.cfg.model))
 
     def _search(self, path: Path, d: Path) -> None:
-        from kopt.agent.runs.store import STORE_FILE
-        from kopt.agent.search.optimize import run_optimize
-
         run_optimize(path, model=self.cfg.model, base_url=self.cfg.base_url, budget=self.cfg.budget, run_dir=d,
                      resume=(d / STORE_FILE).exists(), device=self.cfg.device, quiet=True,
                      eval_cfg=self.eval_config())
 
     def _compile_baseline(self, path: Path) -> dict:
-        from kopt.agent.targets.kernelbench.size_probe import run_probe
-
         ev = self.eval_config()
         res = run_probe({"kind": "compile", "source": Path(path).read_text(), "path": str(path),
                          "device": self.cfg.device, "atol": ev.atol, "rtol": ev.rtol},
@@ -317,26 +228,6 @@ class TaskRunner:
 
 
 # -- the whole bench ------------------------------------------------------------------------------
-
-def load_bench(bench_dir: Path) -> dict:
-    p = bench_dir / BENCH_FILE
-    if not p.exists():
-        raise UserInputError(f"{bench_dir} is not a bench run (no {BENCH_FILE}); see `kopt runs list`")
-    return json.loads(p.read_text())
-
-
-def load_results(bench_dir: Path, info: dict | None = None) -> list[dict]:
-    """Finished tasks' records, in suite order; unfinished ones as `status: pending`."""
-    info = info or load_bench(bench_dir)
-    out = []
-    for t in info["tasks"]:
-        p = task_dir(bench_dir, t["id"]) / RESULT_FILE
-        if p.exists():
-            out.append(json.loads(p.read_text()))
-        else:
-            out.append({**t, "status": "pending", "correct": False, "speedup": None})
-    return out
-
 
 def start_bench(cfg: BenchConfig, bench_dir: Path | None, resume: bool) -> tuple[Path, BenchConfig, list[SuiteTask]]:
     """Create (or reopen with --resume) a bench directory; returns its config and tasks."""
@@ -350,7 +241,6 @@ def start_bench(cfg: BenchConfig, bench_dir: Path | None, resume: bool) -> tuple
         return bench_dir, stored, tasks
     cfg.check()
     tasks = find_tasks(cfg.suite, cfg.level, cfg.tasks)
-    from kopt.agent.proposers import make_proposer
 
     make_proposer(cfg.model, cfg.base_url)  # a bad --model fails here, not once per task
     if cfg.device == "cuda":
@@ -373,9 +263,6 @@ def start_bench(cfg: BenchConfig, bench_dir: Path | None, resume: bool) -> tuple
 def run_bench(cfg: BenchConfig, bench_dir: Path | None = None, resume: bool = False,
               on_event: Callable[[dict], None] | None = None) -> dict:
     """Run (or continue) a bench; returns the summary written next to the reports."""
-    from kopt.benchmarks.bench_report import write_bench_report
-    from kopt.sandboxes.executors import make_executor
-
     on_event = on_event or (lambda e: None)
     bench_dir, cfg, tasks = start_bench(cfg, bench_dir, resume)
     done = {t.id for t in tasks if (task_dir(bench_dir, t.id) / RESULT_FILE).exists()}

@@ -12,7 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kopt.agent.core import Candidate
 from kopt.agent.errors import UserInputError
+from kopt.agent.proposers.llm_proposer import code_messages
+from kopt.agent.proposers.prompting.task_context import machine_sections
+from kopt.agent.runs.store import STORE_FILE, Store, find_runs
+from kopt.sandboxes.kernelbench_tasks import load_task, reference_solution, suite_tasks
 
 ROLE_HEADER = re.compile(r"^\[(system|user|assistant)\]\n", re.M)
 FIRST_STEP = "make the hottest operation faster with a custom kernel"
@@ -49,7 +54,6 @@ def parse_stored_prompt(text: str) -> list[dict]:
 
 def from_runs(run_dirs: list[Path]) -> list[KernelPrompt]:
     """One prompt per distinct stored LLM prompt whose parent code and task file are still there."""
-    from kopt.agent.runs.store import STORE_FILE, Store, find_runs
 
     out, seen = [], set()
     for given in run_dirs:
@@ -79,12 +83,6 @@ def from_suite(suite: Path, level: int | None = None, device: str = "cpu") -> li
     """The first coding step on each task of a suite (a KernelBench checkout or a folder of task
     files), as `kopt optimize` asks it, with the machine's context but without the per-task
     profile (that needs a run of every task)."""
-    from kopt.agent.core import Candidate
-    from kopt.agent.proposers.llm_proposer import code_messages
-    from kopt.agent.proposers.prompting.task_context import machine_sections
-    from kopt.agent.search.loop import reference_solution
-    from kopt.sandboxes.kernelbench_tasks import load_task, suite_tasks
-
     sections = machine_sections(device)
     out = []
     for path in suite_tasks(suite, level):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+from kopt.agent.errors import KoptError
 from kopt.agent.proposers.prompting.edits import EditError, code_from_answer
 from kopt.rl_finetune.kernel_prompts import KernelPrompt, prompt_key
 from kopt.rl_finetune.recipes.flawed import flaws_of
@@ -66,8 +67,6 @@ class KernelReward:
         return [float(r) for r in rewards]
 
     def _score(self, fut: Future, key: tuple[str, str] | None = None) -> float:
-        from kopt.agent.errors import KoptError
-
         self.evaluations += 1
         try:
             result = fut.result()

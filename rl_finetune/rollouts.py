@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kopt.agent.proposers.backends.hf_local import HFChat
+
 
 @dataclass
 class Rollouts:
@@ -32,7 +34,6 @@ def encode_prompt(tokenizer, prompt) -> list[int]:
     them when it proposes (so the trained model sees at inference the format it was trained on)."""
     if isinstance(prompt, str):
         return tokenizer(prompt).input_ids
-    from kopt.agent.proposers.backends.hf_local import HFChat
 
     holder = _TokenizerHolder(tokenizer)
     text = HFChat.render(holder, list(prompt))

@@ -25,6 +25,7 @@ from kopt.rl_finetune.losses import grpo_loss
 from kopt.rl_finetune.progress import MetricsCSV, plot_metrics
 from kopt.rl_finetune.recipe_hooks import RecipeHooks
 from kopt.rl_finetune.rollouts import encode_prompt, token_logprobs
+from kopt.rl_finetune.runtime import Runtime
 
 RewardFn = Callable[[list, list[str]], Sequence[float]]
 CHECKPOINTS = "checkpoints"
@@ -45,8 +46,6 @@ class GRPOTrainer:
     def __init__(self, model, reward_fn: RewardFn, prompts: Sequence, config: GRPOConfig | None = None,
                  tokenizer=None, callbacks: Sequence[Callable[[dict], None]] = (), device: str | None = None,
                  hint_source=None, doomed: Callable[[object, str], bool] | None = None):
-        from kopt.rl_finetune.runtime import Runtime
-
         self.cfg = config or GRPOConfig()
         self.reward_fn, self.callbacks = reward_fn, list(callbacks)
         self.prompts = list(prompts)

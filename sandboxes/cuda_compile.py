@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing
+from kopt.sandboxes.local import Limits, start_worker
 from kopt.sandboxes.native import cache_root
 
 DEFAULT_ARCH = "sm_90"  # permissive for sm_80..sm_90 code; KOPT_CUDA_ARCH names the real target
@@ -477,7 +478,6 @@ def _run_sandboxed(cmd: list[str], folder: Path, timeout_s: float) -> tuple[bool
     own cache folder, secrets hidden; its output is kept for the error message."""
     import shlex
 
-    from kopt.sandboxes.local import Limits, start_worker
 
     script = f"cd {shlex.quote(str(folder))} && exec {shlex.join(cmd)} 2>&1"
     limits = Limits(wall_s=timeout_s + 5, memory_mb=16384, cache_dir=str(folder), cache_mb=1024)

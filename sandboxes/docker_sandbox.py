@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
-from kopt.sandboxes.evaluator import EvalConfig
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.gpu_timing import GpuLeases, parse_gpus
 
 DEFAULT_IMAGE = "kopt-eval:latest"
 
@@ -146,7 +147,6 @@ class DockerSandbox:
 def evaluator_for(sandbox: str, gpus: str | None, local_evaluate):
     """The evaluation function `--sandbox` and `--gpus` ask for: the local evaluator or a
     container per evaluation, each leasing one of the GPUs when some are named."""
-    from kopt.sandboxes.gpu_timing import GpuLeases, parse_gpus
 
     try:
         ids = parse_gpus(gpus)
@@ -163,7 +163,6 @@ def evaluator_for(sandbox: str, gpus: str | None, local_evaluate):
 
 def main(argv: list[str] | None = None) -> int:
     """Inside the container: evaluate and print the result as one JSON line."""
-    from kopt.sandboxes.evaluator import evaluate
 
     task, solution, cfg_file = (argv or sys.argv[1:])[:3]
     try:

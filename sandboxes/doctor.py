@@ -6,6 +6,19 @@ import os
 import shutil
 import subprocess
 
+from kopt.sandboxes.local import (
+    FEATURE_PROTECTIONS,
+    PROTECTIONS,
+    REFUSED,
+    WORKER_UIDS,
+    Cgroups,
+    can_jail,
+    jail_features,
+    namespace_prefix,
+    protections,
+)
+from kopt.sandboxes.machine import memory_bandwidth_gbs
+
 
 def _version(cmd: list[str]) -> str:
     try:
@@ -18,7 +31,6 @@ def _version(cmd: list[str]) -> str:
 
 def _pids_cgroup() -> str:
     """Whether a pids cgroup can be made here (the probe one is removed at once)."""
-    from kopt.sandboxes.local import Cgroups
 
     cg = Cgroups(64, None)
     if cg.path is None:
@@ -30,14 +42,6 @@ def _pids_cgroup() -> str:
 
 def _protections() -> dict[str, str]:
     """Each protection of the jail, on or off here, by the names `checks.sandbox` uses."""
-    from kopt.sandboxes.local import (
-        FEATURE_PROTECTIONS,
-        PROTECTIONS,
-        REFUSED,
-        jail_features,
-        namespace_prefix,
-        protections,
-    )
 
     jail = jail_features()
     have = protections(jail is not None, bool(namespace_prefix()))
@@ -48,8 +52,6 @@ def _protections() -> dict[str, str]:
 
 
 def report() -> dict:
-    from kopt.sandboxes.local import WORKER_UIDS, can_jail, namespace_prefix
-
     prefix = namespace_prefix()
     jail = can_jail()
     shields = _protections()
@@ -77,8 +79,6 @@ def report() -> dict:
         "valgrind": _version(["valgrind", "--version"]),
     }
     try:
-        from kopt.sandboxes.machine import memory_bandwidth_gbs
-
         info["memory bandwidth"] = f"{memory_bandwidth_gbs():.1f} GB/s (copy; the floor for 'physically possible')"
     except Exception as e:  # noqa: BLE001 - a report line, never a crash
         info["memory bandwidth"] = f"not measured ({type(e).__name__})"

@@ -1,5 +1,6 @@
 """Where evaluations run: in local threads (each evaluation spawns its own sandboxed
-workers) or, with `--executor ray`, as tasks on a Ray cluster (see `ray_executor`).
+workers) or, with `--executor ray`, as tasks on a Ray cluster (`ray_executor`);
+`executor_factory.make_executor` picks one.
 
 Every executor hands back `concurrent.futures.Future`s of `kopt eval --json` dicts, so the
 search loop and `kopt bench` stream results into the store as each one completes.
@@ -45,23 +46,3 @@ class LocalExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-EXECUTORS = ("local", "ray")
-
-
-def make_executor(kind: str = "local", jobs: int = 1, address: str | None = None,
-                  gpus: list[int] | None = None) -> Executor:
-    """The executor named by `--executor` (local threads, or Ray; Ray imports lazily).
-    `gpus` (from `--gpus 0,1`): locally, one evaluation per named GPU at a time."""
-    if kind == "local" and gpus:
-        from kopt.sandboxes.gpu_timing import GpuLeases
-
-        return LocalExecutor(len(gpus), evaluator=GpuLeases(evaluate, gpus))
-    if kind == "local":
-        return LocalExecutor(jobs)
-    if kind == "ray":
-        from kopt.sandboxes.ray_executor import RayExecutor
-
-        return RayExecutor(jobs=jobs, address=address)
-    raise UserInputError(f"unknown executor {kind!r}; use one of: {', '.join(EXECUTORS)}")

@@ -5,6 +5,8 @@ import functools
 import os
 import platform
 
+from kopt.sandboxes.native import cache_root
+
 
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> dict:
@@ -37,7 +39,6 @@ def memory_bandwidth_gbs() -> float:
 
     import numpy as np
 
-    from kopt.sandboxes.native import cache_root
 
     path = cache_root() / "machine.json"
     key = fingerprint()["cpu"]

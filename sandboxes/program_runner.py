@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kopt.sandboxes import protocol
+from kopt.sandboxes.local import Limits, start_worker
+from kopt.sandboxes.native import cache_root, trim_compiler_output
 
 CXX_DEFAULT_FLAGS = ("-O2",)
 MAX_OUTPUT = 256 << 20
@@ -147,7 +149,6 @@ def compiler_version(language: str) -> str:
 
 def build_dir(role: str, language: str, source: str, flags: list[str]) -> Path:
     """A build folder owned by one (role, source, flags): no program can plant a binary another one runs."""
-    from kopt.sandboxes.native import cache_root
 
     key = hashlib.sha256("\0".join([role, language, source, *flags, compiler_version(language)]).encode())
     path = cache_root() / "programs" / key.hexdigest()[:24]
@@ -206,7 +207,6 @@ class ProgramRunner:
     def _start(self, cache_dir: Path | None, read: tuple[str, ...] = ()) -> None:
         """A fresh worker; CACHE_DIR is the one host folder it may write, READ the host paths it
         must read (the jail shows home folders only through an allow-list)."""
-        from kopt.sandboxes.local import Limits, start_worker
 
         limits = Limits(wall_s=self.wall_s, memory_mb=self.memory_mb, hide_paths=self.hide_paths,
                         cache_dir=str(cache_dir) if cache_dir else None, nproc=256, tmp_mb=1024,
@@ -301,8 +301,6 @@ def _non_dumpable() -> None:
 
 
 def _trim(text: str, limit: int = 2000) -> str:
-    from kopt.sandboxes.native import trim_compiler_output
-
     return trim_compiler_output(text, limit)
 
 

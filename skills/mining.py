@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kopt.agent.errors import KoptError, UserInputError
+from kopt.agent.runs.store import STORE_FILE, Store
+from kopt.sandboxes.evaluator import evaluate
 from kopt.skills.bm25 import tokens
 from kopt.skills.diff_classifier import Change, classify, language_of, strip_comments_and_strings
 from kopt.skills.library import CardError, Library, parse_card
@@ -106,7 +108,6 @@ def pairs_from_dir(folder: Path, measure: bool = True) -> list[Pair]:
 
 def pairs_from_run(run_dir: Path) -> tuple[list[Pair], str]:
     """Verified parent -> child improvements of at least MIN_GAIN, and a one-line summary."""
-    from kopt.agent.runs.store import STORE_FILE, Store
 
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).exists():
@@ -160,7 +161,6 @@ def remeasure(kind: str, task_source: str, parent: str, child: str, parent_is_re
         return Gain(None, "unmeasured", f"{claim}; kopt cannot re-measure {kind or 'unknown'} targets yet")
     import tempfile
 
-    from kopt.sandboxes.evaluator import evaluate
 
     with tempfile.TemporaryDirectory(prefix="kopt-mine-") as d:
         task = Path(d) / "task.py"

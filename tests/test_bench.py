@@ -14,8 +14,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task, size_constants  # noqa: E402
-from kopt.benchmarks.bench_runner import BenchConfig, load_results, run_bench  # noqa: E402
+from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task  # noqa: E402
+from kopt.agent.targets.kernelbench.sizes import size_constants  # noqa: E402
+from kopt.benchmarks.bench_results import load_results  # noqa: E402
+from kopt.benchmarks.bench_runner import BenchConfig, run_bench  # noqa: E402
 
 HEAD = "import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n"
 RELU_CHAIN = HEAD + """    def __init__(self):

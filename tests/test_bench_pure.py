@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from kopt.agent.errors import UserInputError
-from kopt.agent.targets.kernelbench.fit import next_step, rewrite, size_constants
+from kopt.agent.targets.kernelbench.sizes import next_step, rewrite, size_constants
 from kopt.benchmarks.bench_report import compare, write_bench_report
-from kopt.benchmarks.bench_runner import BenchConfig, write_json
+from kopt.benchmarks.bench_results import write_json
+from kopt.benchmarks.bench_runner import BenchConfig
 from kopt.benchmarks.fastp import by_level, fast_p_curve, metrics
 from kopt.benchmarks.suite import discover, find_tasks, parse_selection
 

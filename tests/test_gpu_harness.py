@@ -164,7 +164,7 @@ def test_gpu_timing_module_needs_no_torch_at_import():
 
 
 def test_local_executor_with_gpus_runs_one_evaluation_per_gpu():
-    from kopt.sandboxes.executors import make_executor
+    from kopt.sandboxes.executor_factory import make_executor
 
     ex = make_executor("local", jobs=8, gpus=[0, 1])
     try:

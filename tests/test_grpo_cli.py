@@ -25,7 +25,7 @@ from kopt.rl_finetune.kernel_prompts import KernelPrompt, from_runs, parse_store
 from kopt.rl_finetune.live_reward import KernelReward  # noqa: E402
 from kopt.rl_finetune.toy import ToyTask, toy_model, toy_tokenizer  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
-from kopt.sandboxes.executors import make_executor  # noqa: E402
+from kopt.sandboxes.executor_factory import make_executor  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASK = FIXTURES / "kb" / "relu_task.py"

@@ -15,7 +15,7 @@ from kopt.agent.runs.store import Store  # noqa: E402
 from kopt.rl_finetune.kernel_prompts import KernelPrompt, from_runs  # noqa: E402
 from kopt.rl_finetune.live_reward import KernelReward  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
-from kopt.sandboxes.executors import make_executor  # noqa: E402
+from kopt.sandboxes.executor_factory import make_executor  # noqa: E402
 from tests.test_grpo_cli import FIXTURES, TASK, app, model_dir, run_dir, runner  # noqa: E402,F401
 
 RECIPE_ARGS = ["--advantage", "remax", "--reward-norm", "sum", "--prompt-sampling", "vade", "--rollout-budget", "gdro",

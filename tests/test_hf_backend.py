@@ -11,8 +11,8 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from kopt.agent.core import Candidate  # noqa: E402
 from kopt.agent.errors import EnvironmentMissing, UserInputError  # noqa: E402
-from kopt.agent.proposers import make_proposer  # noqa: E402
 from kopt.agent.proposers.backends.hf_local import HFChat  # noqa: E402
+from kopt.agent.proposers.factory import make_proposer  # noqa: E402
 from kopt.agent.proposers.llm_proposer import LLMProposer, plan_messages  # noqa: E402
 
 TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} </s> {% endfor %}"

@@ -10,8 +10,8 @@ if importlib.util.find_spec("litellm") is None:  # not importorskip: kopt's impo
     pytest.skip("litellm is not installed", allow_module_level=True)
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError  # noqa: E402
-from kopt.agent.proposers import make_proposer  # noqa: E402
 from kopt.agent.proposers.backends.litellm_chat import LiteLLMChat, import_litellm  # noqa: E402
+from kopt.agent.proposers.factory import make_proposer  # noqa: E402
 from kopt.agent.proposers.llm_proposer import LLMProposer, ProposerUnavailable  # noqa: E402
 from tests.chat_server import ChatServer  # noqa: E402
 from tests.test_openai_backend import GOOD, PLAN, context  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
-from kopt.sandboxes.executors import make_executor  # noqa: E402
+from kopt.sandboxes.executor_factory import make_executor  # noqa: E402
 from kopt.sandboxes.ray_executor import RayExecutor  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures"

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kopt.agent.cli.app import app
-from kopt.skills import prompt
+from kopt.skills import prompt_sections as prompt
 from kopt.skills.library import CURATED_DIR, CardError, Library, load_card
 from kopt.skills.schema import Evidence
 
@@ -163,7 +163,7 @@ def test_rules_templates_follow_retrieval(fresh_prompt_library):
 def test_planner_prompt_lists_retrieved_skills(fresh_prompt_library):
     from kopt.agent.core import Candidate
     from kopt.agent.proposers.llm_proposer import plan_messages
-    from kopt.skills.prompt import skills_of_step
+    from kopt.skills.prompt_sections import skills_of_step
 
     src = (LEVEL2 / "gemm_gelu_tanh_hardtanh.py").read_text()
     ctx = {"task_source": src, "parent": Candidate(code=src, plan_step="reference (baseline)",

@@ -8,7 +8,26 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.cli import bench_cmd as bench
+from kopt.agent.cli import cache_cmd
+from kopt.agent.cli import skills_cmd as skills
+from kopt.agent.cli import stress_cmd as stress
+from kopt.agent.cli import train_cmd as train
 from kopt.agent.cli.choices import Device, Executor, ExportFormat, Fit, Kind, Sandbox, value
+from kopt.agent.cli.extras import extras_lines, extras_status
+from kopt.agent.core import Candidate, Evaluation, new_id
+from kopt.agent.errors import KoptError, UserInputError
+from kopt.agent.runs import config_file
+from kopt.agent.runs.store import STORE_FILE, Store, find_runs
+from kopt.agent.search.optimize import run_optimize
+from kopt.agent.search.optimize_config import from_sections
+from kopt.agent.targets.kernelbench.fit import fit_for_optimize, fit_or_fail
+from kopt.rl_finetune.export import ROWS, write_jsonl
+from kopt.sandboxes.docker_sandbox import evaluator_for
+from kopt.sandboxes.doctor import report
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.kernelbench_tasks import resolve_problem
+from kopt.sandboxes.machine import fingerprint
 
 # rich_markup_mode=None: help texts are plain text ("NAME.in [/ NAME.out]" is not markup)
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -59,13 +78,10 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Evaluate SOLUTION against TASK: correctness, tamper checks, speedup with a CI."""
-    from kopt.agent.errors import KoptError, UserInputError
 
     device, fit, sandbox = value(device), value(fit), value(sandbox)
     try:
         if suite is not None:
-            from kopt.sandboxes.kernelbench_tasks import resolve_problem
-
             if level is None or problem is None:
                 raise UserInputError("--suite needs --level and --problem (e.g. --level 1 --problem 19)")
             if task is not None and solution is None:
@@ -74,14 +90,11 @@ def eval_cmd(
         if task is None or solution is None:
             raise UserInputError("usage: kopt eval TASK SOLUTION "
                                  "(or kopt eval --suite DIR --level L --problem N SOLUTION)")
-        from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
         cfg = EvalConfig(device=device, compile_only=compile_only, trials=trials, atol=atol, rtol=rtol,
                          threads=threads, hidden_paths=[str(run_dir.resolve())] if run_dir else [])
-        from kopt.sandboxes.docker_sandbox import evaluator_for
 
         run = evaluator_for(sandbox, gpus, evaluate)  # fails first when no Docker engine answers
-        from kopt.agent.targets.kernelbench.fit import fit_or_fail
 
         # compile-only times nothing, and must work where the task cannot run (no GPU)
         cfg.hidden_paths += _originals(task, suite)  # the fitted copy is hidden by the evaluator
@@ -107,10 +120,6 @@ def _originals(task: Path, suite: Optional[Path]) -> list[str]:
 
 
 def _record_eval(run_dir: Path, task: Path, solution: Path, result: dict) -> None:
-    from kopt.agent.core import Candidate, Evaluation, new_id
-    from kopt.agent.runs.store import Store
-    from kopt.sandboxes.machine import fingerprint
-
     store = Store.open_run_dir(run_dir)
     run_id = store.get_meta("run_id") or new_id()
     store.set_meta("run_id", run_id)
@@ -204,13 +213,8 @@ def optimize(
     as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON"),
 ) -> None:
     """Search for a faster verified version of TARGET; leaves best/ and reports in the run dir."""
-    from kopt.agent.errors import KoptError, UserInputError
 
     try:
-        from kopt.agent.runs import config_file
-        from kopt.agent.search.optimize import run_optimize
-        from kopt.agent.search.optimize_config import from_sections
-
         if resume and run_dir is None:
             raise UserInputError("--resume needs --run-dir DIR (the run to continue)")
         if override and not resume:
@@ -222,7 +226,6 @@ def optimize(
         sections = config_file.resolve(stored, file_data, config_file.given_flags(ctx, OPTIMIZE_FLAGS),
                                        OPTIMIZE_FLAGS, override, run_dir)
         cfg = from_sections(sections, f"--config {config}" if config else "flags")
-        from kopt.agent.targets.kernelbench.fit import fit_for_optimize
 
         original = target
         target, run_dir = fit_for_optimize(target, cfg.run.fit, cfg.run.device, run_dir, resume, cfg.run.kind)
@@ -240,7 +243,6 @@ def optimize(
 def runs_list(root: Path = typer.Argument(Path("runs"), help="folder holding run directories"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """List run directories with their status and best verified speedup."""
-    from kopt.agent.runs.store import Store, find_runs
 
     rows = []
     for d in find_runs(root) if root.exists() else []:
@@ -271,7 +273,6 @@ def runs_list(root: Path = typer.Argument(Path("runs"), help="folder holding run
 def runs_show(run: Path = typer.Argument(..., help="run directory"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """Show a run: its candidates and every evaluation."""
-    from kopt.agent.runs.store import STORE_FILE, Store
 
     if not (run / STORE_FILE).exists():
         _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
@@ -312,9 +313,6 @@ def runs_export(run: Path = typer.Argument(..., help="run directory"),
                                                  "solutions as messages"),
                 out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")) -> None:
     """Export a run's evaluated proposals as a training dataset (one JSON object a line)."""
-    from kopt.agent.runs.store import STORE_FILE, Store
-    from kopt.rl_finetune.export import ROWS, write_jsonl
-
     if not (run / STORE_FILE).exists():
         _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
     store = Store.open_run_dir(run)
@@ -337,9 +335,6 @@ def runs_export(run: Path = typer.Argument(..., help="run directory"),
 @app.command("doctor")
 def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
     """Report what this machine can do: sandbox isolation, compilers, GPU, valgrind, installed extras."""
-    from kopt.agent.cli.extras import extras_lines, extras_status
-    from kopt.sandboxes.doctor import report
-
     info = report()
     if as_json:
         typer.echo(json.dumps({**info, "extras": extras_status()}, indent=2))
@@ -352,12 +347,6 @@ def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 def _register_subcommands() -> None:
-    from kopt.agent.cli import bench_cmd as bench
-    from kopt.agent.cli import cache_cmd
-    from kopt.agent.cli import skills_cmd as skills
-    from kopt.agent.cli import stress_cmd as stress
-    from kopt.agent.cli import train_cmd as train
-
     for module in (skills, stress, bench, train, cache_cmd):
         module.register(app, runs_app)
 

@@ -9,6 +9,16 @@ from typing import Optional
 import typer
 
 from kopt.agent.cli.choices import Device, Executor, Fit
+from kopt.agent.errors import KoptError, UserInputError
+from kopt.agent.proposers.factory import model_label
+from kopt.agent.runs import config_file
+from kopt.agent.runs.run_report import write_reports
+from kopt.agent.runs.store import STORE_FILE, Store
+from kopt.benchmarks.bench_report import compare, write_bench_report
+from kopt.benchmarks.bench_results import BENCH_FILE, result_from_store
+from kopt.benchmarks.bench_runner import BenchConfig, parse_baselines, run_bench
+from kopt.benchmarks.fastp import PS
+from kopt.sandboxes.evaluator import EvalConfig
 
 # bench's flags -> the config key each one sets ([bench] is BenchConfig, [eval] its EvalConfig overrides)
 BENCH_FLAGS = {**{k: f"bench.{k}" for k in ("level", "tasks", "model", "base_url", "budget", "jobs", "executor",
@@ -79,7 +89,6 @@ def _print_summary(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from kopt.benchmarks.fastp import PS
 
     con = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
     t = Table(box=box.SIMPLE, pad_edge=False, collapse_padding=True,
@@ -133,10 +142,6 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
         """Run the optimizer over a suite of tasks; fast_p tables and plots in report.md/html."""
-        from kopt.agent.errors import KoptError, UserInputError
-        from kopt.agent.runs import config_file
-        from kopt.benchmarks.bench_runner import run_bench
-
         progress = _Progress(as_json)
         try:
             if suite is None and not resume:
@@ -166,9 +171,6 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
                                                                    "(default B/compare-with-<A>.html)"),
                      as_json: bool = typer.Option(False, "--json")) -> None:
         """Side-by-side table of two runs (per task and fast_p), and a comparison plot."""
-        from kopt.agent.errors import KoptError
-        from kopt.benchmarks.bench_report import compare
-
         try:
             res = compare(a, b, out or b / f"compare-with-{a.resolve().name}.html")
         except KoptError as e:
@@ -191,7 +193,6 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
     @runs_app.command("report")
     def runs_report(run: Path = typer.Argument(..., help="bench or run directory")) -> None:
         """Re-render a run's or a bench's report.md and report.html from its stored results."""
-        from kopt.agent.errors import KoptError
 
         try:
             written = rerender(run)
@@ -203,11 +204,6 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
 def bench_config(ctx, config: Path | None, suite: Path | None, resumed: Path | None, override: bool):
     """BenchConfig from defaults, --config's [bench]/[eval] and the flags given (a resumed bench:
     its stored config.json, changed only with --override)."""
-    from kopt.agent.errors import UserInputError
-    from kopt.agent.runs import config_file
-    from kopt.benchmarks.bench_runner import BenchConfig, parse_baselines
-    from kopt.sandboxes.evaluator import EvalConfig
-
     where = f"--config {config}" if config else "flags"
     schemas = {"bench": BenchConfig, "eval": EvalConfig}
     exclude = {"bench": {"suite", "eval"}, "eval": {"device", "hidden_paths"}}
@@ -237,20 +233,11 @@ def stored_sections(cfg) -> dict:
 
 def rerender(run: Path) -> Path:
     """Rebuild the reports from what is stored: a bench's task results or a run's store."""
-    from kopt.agent.errors import UserInputError
-    from kopt.agent.runs.store import STORE_FILE, Store
-    from kopt.benchmarks.bench_runner import BENCH_FILE, result_from_store
-
     if (run / BENCH_FILE).exists():
-        from kopt.benchmarks.bench_report import write_bench_report
-
         write_bench_report(run)
         return run
     if not (run / STORE_FILE).exists():
         raise UserInputError(f"{run} is neither a bench nor a run directory (no {BENCH_FILE} or {STORE_FILE})")
-    from kopt.agent.proposers import model_label
-    from kopt.agent.runs.run_report import write_reports
-
     old = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
     rec = result_from_store(run)
     store = Store.open_run_dir(run)

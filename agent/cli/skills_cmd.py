@@ -8,6 +8,12 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.errors import KoptError, UserInputError
+from kopt.agent.proposers.factory import make_proposer
+from kopt.skills import mining
+from kopt.skills.library import Library, dump_yaml
+from kopt.skills.schema import DOMAINS, TYPES
+
 skills_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                          help="The skill library: curated and mined optimisation cards.")
 
@@ -18,8 +24,6 @@ def _fail(message: str, code: int) -> None:
 
 
 def _library(skills_dir: Optional[Path]):
-    from kopt.skills.library import Library
-
     return Library.load(user_dir=skills_dir, similarity="bm25")
 
 
@@ -36,9 +40,6 @@ def list_cmd(domain: Optional[str] = typer.Option(None, help="cuda | triton | cp
              skills_dir: Optional[Path] = typer.Option(None, "--skills", help="user library (default ~/.kopt/skills)"),
              as_json: bool = typer.Option(False, "--json", help="one JSON object per card, in a list")) -> None:
     """List the skill cards (curated and mined)."""
-    from kopt.agent.errors import KoptError
-    from kopt.skills.schema import DOMAINS, TYPES
-
     try:
         if domain is not None and domain not in DOMAINS:
             raise _bad(f"unknown --domain {domain!r}; use one of: {', '.join(DOMAINS)}")
@@ -71,8 +72,6 @@ def list_cmd(domain: Optional[str] = typer.Option(None, help="cuda | triton | cp
 
 
 def _bad(message: str):
-    from kopt.agent.errors import UserInputError
-
     return UserInputError(message)
 
 
@@ -81,9 +80,6 @@ def show_cmd(card_id: str = typer.Argument(..., help="card id (see `kopt skills 
              skills_dir: Optional[Path] = typer.Option(None, "--skills", help="user library (default ~/.kopt/skills)"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one card: triggers, the before/after sketch, risks and evidence."""
-    from kopt.agent.errors import KoptError
-    from kopt.skills.library import dump_yaml
-
     try:
         card = _library(skills_dir).get(card_id)
     except KoptError as e:
@@ -102,9 +98,6 @@ def mine_cmd(from_run: Optional[Path] = typer.Option(None, "--from-run", help="r
              base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Turn verified improvements (>= 1.1x) into new cards or evidence on existing ones."""
-    from kopt.agent.errors import KoptError
-    from kopt.skills import mining
-
     try:
         if (from_run is None) == (pairs is None):
             raise _bad("give exactly one of --from-run RUN_DIR or --pairs DIR")
@@ -134,9 +127,6 @@ def mine_cmd(from_run: Optional[Path] = typer.Option(None, "--from-run", help="r
 
 
 def _chat(model: str, base_url: Optional[str]):
-    from kopt.agent.errors import UserInputError
-    from kopt.agent.proposers import make_proposer
-
     proposer = make_proposer(model, base_url)
     chat = getattr(proposer, "chat", None)
     if chat is None:

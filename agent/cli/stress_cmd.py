@@ -8,6 +8,9 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.errors import KoptError
+from kopt.agent.stress.run import run_stress
+
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
     """Add this module's commands to the `kopt` app (and `kopt runs`)."""
@@ -30,9 +33,6 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Find legal inputs that make PROGRAM slow: generators, then cost-guided mutation."""
-        from kopt.agent.errors import KoptError
-        from kopt.agent.stress.run import run_stress
-
         def progress(msg: str) -> None:
             if not as_json:
                 print(msg, file=sys.stderr)

@@ -20,10 +20,23 @@ from kopt.agent.cli.choices import (
     ReportTo,
     RewardNorm,
     RolloutBudget,
+    value,
 )
-from kopt.agent.errors import UserInputError
+from kopt.agent.cli.train_options import TrainOptions
+from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
+from kopt.agent.runs import config_file
+from kopt.rl_finetune import GRPOConfig
+from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
+from kopt.rl_finetune.kernel_prompts import from_suite
+from kopt.rl_finetune.live_reward import KernelReward
 from kopt.rl_finetune.planner import PlanReward, planner_tasks
+from kopt.rl_finetune.progress import LiveView
+from kopt.rl_finetune.recipes.hints import StoreHints
+from kopt.rl_finetune.tracking import make_tracker
+from kopt.rl_finetune.trainer import GRPOTrainer, latest_checkpoint
 from kopt.sandboxes.eval_cache import EvalCache
+from kopt.sandboxes.evaluator import EvalConfig
+from kopt.sandboxes.executor_factory import make_executor
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
@@ -100,7 +113,6 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Fine-tune MODEL with GRPO on stored prompts (--from-runs) or tasks (--tasks); rewards are live evaluations."""
-    from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
 
     try:
         if old_budget is not None:
@@ -131,7 +143,6 @@ def train(
         except ImportError as e:
             raise EnvironmentMissing(f"kopt train needs torch, transformers and peft ({e.name} is missing): "
                                      f"pip install 'kopt[torch,train]'") from None
-        from kopt.rl_finetune.trainer import latest_checkpoint
 
         if resume and latest_checkpoint(out) is None:
             raise UserInputError(f"--resume: no checkpoint in {out}/checkpoints; run without --resume to start")
@@ -141,7 +152,6 @@ def train(
         cfg.prompts_per_step = min(cfg.prompts_per_step, len(prompts))
         cfg.output_dir = str(out)
         out.mkdir(parents=True, exist_ok=True)
-        from kopt.agent.runs import config_file
 
         config_file.write(out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg),
                                 "eval": opts.eval_overrides})
@@ -176,11 +186,6 @@ GRPO_SET_BY_TRAIN = ("lora", "output_dir", "log_every", "hint_source")
 def train_config(ctx, config: Path | None, resumed: Path | None, override: bool, hint_runs=None):
     """(TrainOptions, GRPOConfig) from train's defaults, --config and the flags given; a resumed run
     starts from its stored config.json. With hints on, the hints are the best solutions in `hint_runs`."""
-    from kopt.agent.cli.train_options import TrainOptions
-    from kopt.agent.runs import config_file
-    from kopt.rl_finetune import GRPOConfig
-    from kopt.sandboxes.evaluator import EvalConfig
-
     where = f"--config {config}" if config else "flags"
     schemas = {"grpo": GRPOConfig, "train": TrainOptions, "eval": EvalConfig}
     exclude = {"grpo": set(GRPO_SET_BY_TRAIN), "train": {"eval_overrides"}, "eval": {"device", "hidden_paths"}}
@@ -204,8 +209,6 @@ def train_config(ctx, config: Path | None, resumed: Path | None, override: bool,
 
 
 def _plain(v):
-    from kopt.agent.cli.choices import value
-
     return value(v)
 
 
@@ -218,10 +221,6 @@ def _planner_prompts(tasks: Path, level, out: Path) -> list:
 
 
 def _prompts(from_runs, tasks, level):
-    from kopt.agent.errors import UserInputError
-    from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
-    from kopt.rl_finetune.kernel_prompts import from_suite
-
     if from_runs:
         prompts = prompts_from_runs(list(from_runs))
         if not prompts:
@@ -238,15 +237,7 @@ def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool, pl
          cache: bool = True) -> dict:
     import transformers
 
-    from kopt.agent.errors import UserInputError
-    from kopt.rl_finetune.live_reward import KernelReward
-    from kopt.rl_finetune.progress import LiveView
-    from kopt.rl_finetune.trainer import GRPOTrainer
-    from kopt.sandboxes.evaluator import EvalConfig
-    from kopt.sandboxes.executors import make_executor
-
     transformers.utils.logging.disable_progress_bar()  # the live view is the progress display
-    from kopt.rl_finetune.tracking import make_tracker
 
     ex = make_executor(opts.executor, opts.jobs)
     eval_cfg = EvalConfig(**{**opts.eval_overrides, "device": opts.device, "hidden_paths": [str(out.resolve())]})
@@ -301,8 +292,6 @@ def _load_bf16(path: str):
 
 def _hint_source(hint_runs):
     """--hints: the fastest verified solution of each task in the --from-runs stores, as the start of an answer."""
-    from kopt.rl_finetune.recipes.hints import StoreHints
-
     return StoreHints.for_runs(list(hint_runs), template="```python\n{code}\n```")
 
 

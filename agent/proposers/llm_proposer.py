@@ -16,7 +16,9 @@ from kopt.agent.core import Candidate
 from kopt.agent.proposers.prompting.answers import strip_reasoning
 from kopt.agent.proposers.prompting.edits import EditError, code_from_answer
 from kopt.agent.proposers.prompting.feedback import describe
+from kopt.agent.proposers.prompting.task_context import render, task_context
 from kopt.agent.targets.kernelbench.kernelbench_target import KERNELBENCH_INSTRUCTIONS
+from kopt.skills.prompt_sections import skills_of_step, skills_section
 
 SYSTEM = KERNELBENCH_INSTRUCTIONS  # a context without a target is a KernelBench task
 
@@ -174,8 +176,6 @@ def build_messages(context: dict, step: str | None = None, max_prompt_tokens: in
 
 
 def _build(context: dict, step: str | None, max_prompt_tokens: int | None, count) -> tuple[list[dict], list[str]]:
-    from kopt.skills.prompt import skills_section
-
     parent: Candidate = context["parent"]
     attempts = context.get("attempts")
     if attempts is None:
@@ -189,8 +189,6 @@ def _build(context: dict, step: str | None, max_prompt_tokens: int | None, count
 
 
 def _render(context: dict, step: str | None, parts: _Parts) -> list[dict]:
-    from kopt.agent.proposers.prompting.task_context import render
-
     lang, kind = _lang(context), context.get("kind") or getattr(context.get("target"), "kind", "kernelbench")
     parent: Candidate = context["parent"]
     head = f"Task (reference):\n```{lang}\n{context['task_source'].rstrip()}\n```"
@@ -272,7 +270,6 @@ class LLMProposer:
     def _with_task_context(self, context: dict) -> dict:
         if "task_context" in context or not self.use_task_context:
             return context
-        from kopt.agent.proposers.prompting.task_context import task_context
 
         try:
             sections = task_context(context.get("target"))
@@ -333,7 +330,6 @@ class LLMProposer:
                 continue
             kind, *notes = kind.split("; ")
             prompt = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
-            from kopt.skills.prompt import skills_of_step
 
             return Candidate(code=code, parent_ids=[parent.id], plan_step=step, prompt=prompt, completion=r.text,
                              skills=skills_of_step(step),

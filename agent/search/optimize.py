@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kopt.agent.core import new_id
 from kopt.agent.errors import UserInputError
-from kopt.agent.proposers import make_proposer, model_label
+from kopt.agent.proposers.factory import make_proposer, model_label
 from kopt.agent.proposers.planning.plans import parse_plan
 from kopt.agent.proposers.planning.proposer import PlanProposer, make_planner
 from kopt.agent.runs import config_file
@@ -18,9 +18,12 @@ from kopt.agent.runs.run_report import write_reports
 from kopt.agent.runs.store import STORE_FILE, Store
 from kopt.agent.search.loop import Search, SearchConfig
 from kopt.agent.search.optimize_config import ModelConfig, OptimizeConfig, RunOptions, TargetOptions
-from kopt.agent.targets import load_target
+from kopt.agent.targets.kinds import load_target
+from kopt.sandboxes.docker_sandbox import evaluator_for
 from kopt.sandboxes.eval_cache import CachedEvaluator, CachedExecutor, EvalCache
-from kopt.sandboxes.evaluator import EvalConfig
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.executor_factory import make_executor
+from kopt.sandboxes.gpu_timing import parse_gpus
 
 
 def _progress(quiet: bool):
@@ -53,15 +56,9 @@ def _evaluation_backends(kind: str, executor: str, jobs: int, address: str | Non
     if kind != "kernelbench" and (executor != "local" or jobs > 1 or sandbox != "local" or gpus):
         raise UserInputError("--executor, --jobs, --gpus and --sandbox apply to KernelBench tasks; "
                              f"a {kind} target is evaluated by the local sandbox one candidate at a time")
-    from kopt.sandboxes.docker_sandbox import evaluator_for
-    from kopt.sandboxes.evaluator import evaluate
-
     container = evaluator_for(sandbox, None, evaluate) if sandbox != "local" else None
     if executor == "local" and jobs <= 1 and not gpus:
         return None, container
-    from kopt.sandboxes.executors import make_executor
-    from kopt.sandboxes.gpu_timing import parse_gpus
-
     try:
         ids = parse_gpus(gpus)
     except ValueError as e:

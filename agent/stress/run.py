@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.agent.proposers.factory import make_proposer
 from kopt.agent.stress.cost_search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
 from kopt.agent.stress.generators import generated_inputs, llm_generators, load_generator
 from kopt.agent.stress.infer import infer
@@ -69,8 +70,6 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
                                      f"({notes[0] if notes else 'all outputs rejected'})")
             start += made
         if use_generators and model not in (None, "rules"):
-            from kopt.agent.proposers import make_proposer
-
             chat = make_proposer(model, base_url).chat
             start += llm_generators(chat, source, Path(validator).read_text(errors="replace"), v, meter, max_bytes,
                                     progress=progress)

@@ -6,6 +6,9 @@ import ast
 from pathlib import Path
 
 from kopt.agent.errors import UserInputError
+from kopt.agent.targets.kernelbench.kernelbench_target import KernelBenchTarget
+from kopt.agent.targets.program.program_target import ProgramTarget
+from kopt.agent.targets.repo.repo_target import RepoTarget
 
 KINDS = ("kernelbench", "program", "repo")
 PROGRAM_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".c++", ".py")
@@ -41,13 +44,9 @@ def load_target(path: str | Path, kind: str | None = None, eval_cfg=None, option
         if options:
             raise UserInputError(f"{', '.join('--' + k.replace('_', '-') for k in options)} does not apply to a "
                                  f"KernelBench task; it is for program or repository targets")
-        from kopt.agent.targets.kernelbench.kernelbench_target import KernelBenchTarget
 
         return KernelBenchTarget.from_path(p, eval_cfg)
     if kind == "program":
-        from kopt.agent.targets.program.program_target import ProgramTarget
-
         return ProgramTarget.from_options(p, **options)
-    from kopt.agent.targets.repo.repo_target import RepoTarget
 
     return RepoTarget.from_options(p, **options)

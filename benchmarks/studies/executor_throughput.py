@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from kopt.sandboxes.evaluator import EvalConfig
-from kopt.sandboxes.executors import make_executor
+from kopt.sandboxes.executor_factory import make_executor
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 DEFAULT_TASK = ROOT / "tests" / "fixtures" / "tasks" / "relu.py"

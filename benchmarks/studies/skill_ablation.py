@@ -209,7 +209,7 @@ def main() -> None:
     small = min(args.budgets)
     print("\n| task | budget | first (retrieval + evidence) | speedup (retrieval + evidence) | evidence entries |")
     print("|---|---|---|---|---|")
-    from kopt.skills import prompt
+    from kopt.skills import prompt_sections as prompt
 
     for task in tasks:
         with tempfile.TemporaryDirectory(prefix="kopt-ablation-skills-") as folder:

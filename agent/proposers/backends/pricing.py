@@ -7,6 +7,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+from kopt.agent.proposers.backends.litellm_chat import import_litellm
+
 SHIPPED_TABLE = "model_prices_and_context_window_backup.json"
 
 
@@ -20,7 +22,6 @@ def _table() -> dict:
                 shipped = Path(folder) / SHIPPED_TABLE
                 if shipped.exists():
                     return json.loads(shipped.read_text())
-        from kopt.agent.proposers.backends.litellm_chat import import_litellm
 
         return dict(import_litellm().model_cost)
     except Exception:  # noqa: BLE001 - litellm is optional and heavy

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from kopt.agent.proposers.prompting.feedback import format_profile
 from kopt.agent.proposers.prompting.prompt_examples import EXAMPLES
-from kopt.sandboxes.machine import fingerprint
+from kopt.sandboxes.local import Limits, _limit_self, namespace_prefix, scrubbed_env
+from kopt.sandboxes.machine import fingerprint, memory_bandwidth_gbs
+from kopt.sandboxes.native import cache_root
 
 SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "neon",
         "asimd", "sve")
@@ -46,8 +48,6 @@ def hardware(device: str, gpu: dict | None = None) -> str:
     lines = [f"CPU: {fp['cpu']}, {fp['cores']} cores available to the solution, SIMD: "
              f"{', '.join(simd_flags()) or 'unknown'}"]
     try:
-        from kopt.sandboxes.machine import memory_bandwidth_gbs
-
         lines.append(f"memory bandwidth: {memory_bandwidth_gbs():.1f} GB/s (measured copy)")
     except Exception:  # noqa: BLE001 - a missing line, never a failed prompt
         pass
@@ -80,8 +80,6 @@ def technologies(device: str) -> str:
 
 
 def _cache_file(task_source: str, device: str) -> Path:
-    from kopt.sandboxes.native import cache_root
-
     fp = fingerprint()
     key = hashlib.sha256("\0".join([task_source, device, fp["cpu"], fp.get("torch", ""), fp.get("gpu", ""),
                                     str(fp["cores"])]).encode()).hexdigest()[:20]
@@ -108,8 +106,6 @@ def reference_profile(task_path: str | Path, device: str = "cpu", timeout: float
 
 
 def _run_profiler(task_path: Path, device: str, timeout: float) -> dict:
-    from kopt.sandboxes.local import Limits, _limit_self, namespace_prefix, scrubbed_env
-
     # CUDA maps far more address space than it uses: no address-space cap on a GPU (as the evaluator)
     limits = Limits(wall_s=timeout, memory_mb=16384 if device != "cuda" else 1 << 40)
     with tempfile.TemporaryDirectory(prefix="kopt-profile-") as home:
@@ -161,8 +157,6 @@ def _kernelbench_context(task_path: str, device: str, mtime: float) -> dict[str,
     bandwidth = None
     if device != "cuda":
         try:
-            from kopt.sandboxes.machine import memory_bandwidth_gbs
-
             bandwidth = memory_bandwidth_gbs()
         except Exception:  # noqa: BLE001
             pass

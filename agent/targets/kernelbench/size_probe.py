@@ -19,6 +19,8 @@ import sys
 import time
 import types
 
+from kopt.agent.targets.kernelbench.sizes import next_step, rewrite, size_constants
+
 MARK = "KOPT_PROBE_RESULT "
 # optimistic compute rates: a size whose FLOPs alone would take longer than max_ms even
 # at these rates is shrunk without being run (a 16k x 16k matmul would take minutes here)
@@ -165,7 +167,6 @@ def measure(source: str, path: str, device: str, budget_mb: float, max_ms: float
 
 def fit(req: dict) -> dict:
     """The fitting loop (agent/targets/kernelbench/fit.py decides the steps): smallest change that fits."""
-    from kopt.agent.targets.kernelbench.fit import next_step, rewrite, size_constants
 
     source, path, device = req["source"], req["path"], req.get("device", "cpu")
     budget_mb, max_ms = float(req["budget_mb"]), float(req["max_ms"])

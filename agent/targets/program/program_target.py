@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.agent.proposers.prompting.answers import EditError, program_from_answer
+from kopt.agent.stress.cost_search import CostMeter, StressSearch
+from kopt.agent.stress.validator import Validator
 from kopt.sandboxes.program_runner import (
     FlagError,
     ProgramRunner,
@@ -161,7 +164,6 @@ def ratio_ci(ref: list[int], new: list[int], resamples: int = 1000, seed: int = 
 
 def code_from_program_answer(answer: str, parent_code: str, language: str) -> tuple[str, str]:
     """(new code, edit kind) from a model's answer: SEARCH/REPLACE blocks, a diff or a whole file."""
-    from kopt.agent.proposers.prompting.answers import EditError, program_from_answer
 
     code, kind = program_from_answer(answer, parent_code, language)
     if language == "python":
@@ -231,8 +233,6 @@ class ProgramTarget:
         private = tuple(str(Path(x).resolve()) for x in (tests, stress, validator) if x)
         target = cls(p, source, language, inputs, Checker.parse(checker), std, private)
         if validator is not None:
-            from kopt.agent.stress.validator import Validator
-
             with Validator.load(Path(validator), std) as v:
                 v.check_all([(i.name, i.data) for i in inputs])
                 if stress is None:
@@ -245,7 +245,6 @@ class ProgramTarget:
         """A short, bounded stress search from the tests (when a validator says what is legal and
         no --stress folder was given): its costliest inputs join the checks, so a rewrite that
         is only fast or correct on the easy tests is caught."""
-        from kopt.agent.stress.cost_search import CostMeter, StressSearch
 
         runner, err = self._build_reference()
         with runner:

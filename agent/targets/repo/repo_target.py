@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.prompting.edits import EditError
+from kopt.agent.proposers.rules.repo_rules import flags_only
 from kopt.agent.targets.repo import guard, patches, safefs, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.hotspots import Hotspot, RepoIndex, rank, render
@@ -199,8 +200,6 @@ class RepoTarget:
         return self.policy.check(own, lambda rel: self._flag_lines_only(tree, rel))
 
     def _flag_lines_only(self, tree: Path, rel: str) -> bool:
-        from kopt.agent.proposers.rules.repo_rules import flags_only
-
         try:
             old = worktree.git(self.ws.clone, "show", f"{self.commit}:{rel}")
             new = self.ws.tree_git(tree, "show", f"HEAD:{rel}")  # the committed candidate, not the files
