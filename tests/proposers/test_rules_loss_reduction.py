@@ -38,6 +38,7 @@ CASES = {
     "squared_hinge_three_broadcasts": ("s, y, m", "torch.mean(torch.clamp(m - s * y, min=0) ** 2)",
                                        [(6, 300), (6, 1), (300,)]),
     "mse_functional": ("a, b", "F.mse_loss(a, b)", [(7, 5000), (7, 5000)]),
+    "smooth_l1_functional": ("a, b", "torch.nn.functional.smooth_l1_loss(a, b)", [(5, 3000), (5, 3000)]),
     "l1_sum_method_form": ("a, b", "(a - b).abs().sum()", [(3, 4, 50), (3, 4, 50)]),
     "operand_and_one_dim": ("p, t", "torch.mean(torch.relu(self.margin - p * t))", [(9000,), (9000,)]),
     "general_broadcast_copied": ("a, b", "torch.sum(torch.sigmoid(a) * b)", [(4, 1, 8), (1, 5, 8)]),

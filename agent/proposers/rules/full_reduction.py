@@ -4,7 +4,7 @@ pass that reads every input once and keeps no temporaries.
 
     return torch.mean((predictions - targets) ** 2)       # eager: 3 passes, 2 temporaries
     return torch.mean(torch.clamp(1 - p * t, min=0))
-    return F.mse_loss(p, t)    /    F.l1_loss(p, t)
+    return F.mse_loss(p, t)    /    F.l1_loss(p, t)    /    F.smooth_l1_loss(p, t)
 
 The expression is compiled by `forward_analysis`'s elementwise compiler (every input is a
 variable). At run time the inputs are broadcast as PyTorch would; each is read as a 2-D
@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 from kopt.agent.proposers.rules.cpu_math import PRELUDE
 from kopt.agent.proposers.rules.forward_analysis import CPP, NotElementwise, Operand, _ExprCompiler
 
-LOSSES = {"mse_loss": "(({0}) - ({1})) ** 2", "l1_loss": "abs(({0}) - ({1}))"}
+# loss -> its elementwise term (default reduction 'mean'; a call with keywords is not read).
+# smooth_l1 with beta 1: 0.5 d^2 below |d| = 1, |d| - 0.5 above, = 0.5 m^2 + |d| - m with m = min(|d|, 1)
+LOSSES = {"mse_loss": "(({0}) - ({1})) ** 2", "l1_loss": "abs(({0}) - ({1}))",
+          "smooth_l1_loss": "0.5 * torch.clamp(abs(({0}) - ({1})), max=1.0) ** 2 + abs(({0}) - ({1})) "
+                            "- torch.clamp(abs(({0}) - ({1})), max=1.0)"}
 NAMESPACES = ("torch", "F", "torch.nn.functional", "nn.functional")
 
 
