@@ -178,3 +178,28 @@ def test_for_cuda_the_fold_is_proposed_in_pytorch_alone():
     cpu = RulesProposer().propose({"task_source": src, "parent": Candidate(code=src),
                                    "target": SimpleNamespace(eval_cfg=EvalConfig())})
     assert "load_cpp" in cpu[0].code  # on the CPU the relu after the fold is fused in C++
+
+
+def test_a_plan_chains_the_fold_and_the_fusion(tmp_path, monkeypatch):
+    """A later step reads the earlier step's ModelNew as Model (as plans do) and keeps its helpers."""
+    monkeypatch.setenv("KOPT_CACHE_DIR", str(tmp_path.parent / "kopt-cache"))
+    src = task("h = self.proj(h)\nh = h * 2.0\nh = torch.sum(h, dim=1, keepdim=True)\nh = torch.tanh(h)\nh = h + 1.0")
+    first = apply("cpu-fold-affine-chain", src, {"fuse_tail": False})
+    assert "load_cpp" not in first.code
+    second = apply("cpu-fuse-elementwise-chain", first.code.replace("ModelNew", "Model"))
+    assert not isinstance(second, NoOp), second
+    assert "_kopt_matrix" in second.code and "load_cpp" in second.code
+    fused_line = next(line for line in second.code.splitlines() if "_run_fused(" in line and "=" in line
+                      and line.strip().startswith("h ="))
+    more = second.code.replace("ModelNew", "Model").replace(fused_line, fused_line + "\n        h = torch.relu(h)")
+    third = apply("cpu-fuse-elementwise-chain", more)  # a second C++ library would collide with the first
+    assert isinstance(third, NoOp) and "C++ library" in third.reason
+    ref_ns, new_ns = load(src), load(second.code)
+    torch.manual_seed(0)
+    ref = ref_ns["Model"](*ref_ns["get_init_inputs"]())
+    torch.manual_seed(0)
+    new = new_ns["ModelNew"](*ref_ns["get_init_inputs"]())
+    x = torch.randn(5, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), ref(x), atol=1e-4, rtol=1e-4)
+    assert new._kopt_fold_0(x) is not None

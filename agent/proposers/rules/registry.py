@@ -202,7 +202,39 @@ def apply(rule_id: str, task_analysis: TaskAnalysis | str, options: dict | None 
     t = analyse(task_analysis) if isinstance(task_analysis, str) else task_analysis
     if isinstance(t, NoOp):
         return t
-    return rule.build(t, dict(options or {}))
+    result = rule.build(t, dict(options or {}))
+    return result if isinstance(result, NoOp) else _carry_over(t.source, result)
+
+
+def _module_definitions(source: str) -> dict[str, str]:
+    """Top-level `_name` definitions (functions, assignments) of a source: what an earlier
+    rule's solution holds besides its class -- its helpers, its C++ library."""
+    out: dict[str, str] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.startswith("_"):
+            out[node.name] = ast.unparse(node)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id.startswith("_"):
+            out[node.targets[0].id] = ast.unparse(node)
+    return out
+
+
+def _carry_over(source: str, candidate: RuleCandidate) -> RuleCandidate | NoOp:
+    """A rule applied to an earlier rule's solution (a plan's later step) keeps that
+    solution's helpers; two steps that each load a C++ library are refused (their `_LIB`
+    would collide) rather than written wrong."""
+    before = _module_definitions(source)
+    if not before:
+        return candidate
+    now = _module_definitions(candidate.code)
+    if "_CPP" in before and "_CPP" in now and before["_CPP"] != now["_CPP"]:
+        return NoOp("this code already loads a C++ library from an earlier step; a second C++ step is not "
+                    "supported -- apply this rule first or with fuse_tail=false")
+    missing = [text for name, text in before.items() if name not in now]
+    if not missing:
+        return candidate
+    return RuleCandidate(with_helpers(candidate.code, "\n\n".join(missing) + "\n"), candidate.plan_step,
+                         candidate.skills, candidate.try_first)
 
 
 def ordered(task_analysis: TaskAnalysis | str, options: dict | None = None) -> list[tuple[str, RuleCandidate]]:
