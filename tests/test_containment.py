@@ -50,7 +50,7 @@ from kopt.sandboxes.local import (  # noqa: E402
     jail_features,
     namespace_prefix,
 )
-from tests.listener import Listener  # noqa: E402
+from tests.support.listener import Listener  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"

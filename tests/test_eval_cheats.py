@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from kopt.sandboxes.evaluator import EvalConfig, evaluate  # noqa: E402
-from tests.listener import Listener  # noqa: E402
+from tests.support.listener import Listener  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TASKS = FIXTURES / "tasks"

@@ -16,7 +16,7 @@ from kopt.rl_finetune.kernel_prompts import KernelPrompt, from_runs  # noqa: E40
 from kopt.rl_finetune.live_reward import KernelReward  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
 from kopt.sandboxes.executor_factory import make_executor  # noqa: E402
-from tests.test_grpo_cli import FIXTURES, TASK, app, model_dir, run_dir, runner  # noqa: E402,F401
+from tests.train.test_train_command import FIXTURES, TASK, app, model_dir, run_dir, runner  # noqa: E402,F401
 
 RECIPE_ARGS = ["--advantage", "remax", "--reward-norm", "sum", "--prompt-sampling", "vade", "--rollout-budget", "gdro",
                "--downsample", "d3s", "--partial-rollouts", "--hints", "--off-policy", "vcpo",

@@ -2,7 +2,7 @@
 bad value is refused by the parser (exit 2) before any work starts.
 
 The training names are spelled out here rather than imported from `kopt.rl_finetune`, so
-`kopt --help` does not load the trainer; tests/test_cli_choices.py checks they match.
+`kopt --help` does not load the trainer; tests/cli/test_flag_choices.py checks they match.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import typer
 
 from kopt.agent.errors import KoptError, UserInputError
 from kopt.agent.proposers.factory import make_proposer
-from kopt.skills import mining
+from kopt.skills import card_writers, mining
 from kopt.skills.library import Library, dump_yaml
 from kopt.skills.schema import DOMAINS, TYPES
 
@@ -102,7 +102,7 @@ def mine_cmd(from_run: Optional[Path] = typer.Option(None, "--from-run", help="r
         if (from_run is None) == (pairs is None):
             raise _bad("give exactly one of --from-run RUN_DIR or --pairs DIR")
         library = _library(skills_dir)
-        writer = mining.RulesWriter() if model == "rules" else mining.LLMWriter(_chat(model, base_url))
+        writer = card_writers.RulesWriter() if model == "rules" else card_writers.LLMWriter(_chat(model, base_url))
         if from_run is not None:
             found, summary = mining.pairs_from_run(from_run)
             if not found:

@@ -1,6 +1,6 @@
 """What does the model see after each kind of failure?
 
-`kopt optimize` runs against a scripted OpenAI-compatible server on 127.0.0.1 (tests/chat_server.py)
+`kopt optimize` runs against a scripted OpenAI-compatible server on 127.0.0.1 (tests/support/chat_server.py)
 whose answers are, in order: a plan, a solution whose C++ does not compile, a wrong solution,
 a slow one, and a reasoning-style answer (a <think> draft, then the final file). For every
 request kopt sends, one row: what it asks for, its size in tokens (kopt's estimate and what
@@ -106,7 +106,7 @@ MARKS = {  # what each check looks for in a request's text
 def scripted_server():
     """A ChatServer answering plans with PLAN and code requests with ANSWERS in order (the last
     one repeated)."""
-    from tests.chat_server import ChatServer
+    from tests.support.chat_server import ChatServer
 
     state = {"code": 0}
 
@@ -157,7 +157,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=9)
     ap.add_argument("--show", type=int, default=0, help="print the last user message of request N")
     args = ap.parse_args()
-    sys.path.insert(0, str(HERE.parent))  # tests/chat_server.py, the loopback server
+    sys.path.insert(0, str(HERE.parent))  # tests/support/chat_server.py, the loopback server
     with tempfile.TemporaryDirectory() as tmp:
         requests, cands = run(Path(tmp) / "run", args.task, args.budget)
     print("| # | asks | tokens (est.) | words | attempts as turns | " + " | ".join(MARKS) + " |")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # run as a script: tests/chat_server.py imports from the checkout
+if str(REPO) not in sys.path:  # run as a script: tests/support/chat_server.py imports from the checkout
     sys.path.insert(0, str(REPO))
 
 
@@ -232,7 +232,7 @@ PLAN = "1. replace the quadratic loop of the hottest function by a near-linear a
 def scripted_server(answers: list[str]):
     """The test suite's loopback chat server, replaying `answers` (None outside a source checkout)."""
     try:
-        from tests.chat_server import ChatServer
+        from tests.support.chat_server import ChatServer
     except ImportError:
         return None
     queue = iter(answers)
@@ -255,7 +255,7 @@ def run_row(label: str, repo: Path, opts: dict, proposer: str, budget: int, answ
     if answers is not None:
         server = scripted_server(answers)
         if server is None:
-            return {"repo": label, "proposer": proposer, "note": "skipped: tests/chat_server.py not importable"}
+            return {"repo": label, "proposer": proposer, "note": "skipped: tests/support/chat_server.py not importable"}
         server.__enter__()
         kw = {"model": "openai/scripted", "base_url": server.url}
     try:

@@ -25,7 +25,6 @@ LAYERS = [
 LONG_MODULES = {  # module -> who owns splitting it
     "kopt.agent.targets.program.program_target": "issue 18",
     "kopt.agent.targets.repo.repo_target": "issue 18",
-    "kopt.skills.mining": "issue 18",
     "kopt.sandboxes.cuda_compile": "issue 18",
     "kopt.sandboxes.program_runner": "issue 18",
     "kopt.sandboxes.local": "issue 16",

@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 from kopt.agent.runs.store import Store  # noqa: E402
 from kopt.agent.search.optimize import run_optimize  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
-from tests.chat_server import ChatServer  # noqa: E402
+from tests.support.chat_server import ChatServer  # noqa: E402
 
 TASK = Path(__file__).resolve().parents[1] / "fixtures" / "tasks" / "relu.py"
 

@@ -236,7 +236,7 @@ def test_kopt_optimize_with_a_hostile_model_verifies_only_the_honest_patch(repo,
     import kopt.agent.search.novelty as novelty
     from kopt.agent.runs.store import Store
     from kopt.agent.search.optimize import run_optimize
-    from tests.chat_server import ChatServer
+    from tests.support.chat_server import ChatServer
 
     monkeypatch.setattr(novelty, "make_embedder", lambda: None)
     monkeypatch.setattr(pricing, "_table", lambda: {})

@@ -12,7 +12,8 @@ pytest.importorskip("tree_sitter_cpp")
 
 from kopt.agent.core import Candidate, Evaluation  # noqa: E402
 from kopt.agent.runs.store import Store  # noqa: E402
-from kopt.skills import mining, prompt  # noqa: E402
+from kopt.skills import card_writers, mining  # noqa: E402
+from kopt.skills import prompt_sections as prompt  # noqa: E402
 from kopt.skills.library import Library  # noqa: E402
 from kopt.skills.measure import Gain  # noqa: E402
 
@@ -72,7 +73,7 @@ def test_a_claimed_speedup_is_not_evidence(tmp_path):
     hostile_run(tmp_path / "run", "program", "/x/sum.cpp", SLOW, fast, ["cpp-fast-io"])
     pairs, _ = mining.pairs_from_run(tmp_path / "run")
     lib = Library.load(user_dir=tmp_path / "skills", similarity="bm25")
-    [o] = mining.mine(pairs, lib, mining.RulesWriter())
+    [o] = mining.mine(pairs, lib, card_writers.RulesWriter())
     assert o.action == "skipped" and o.speedup is None and "the run claimed 4450.00x" in o.note, o
     assert Library.load(user_dir=tmp_path / "skills", similarity="bm25").get("cpp-fast-io").measured() == \
         Library.load(include_user=False, similarity="bm25").get("cpp-fast-io").measured()
@@ -84,7 +85,7 @@ def test_a_skill_tag_counts_only_when_the_classifier_agrees(tmp_path):
     pair = mining.Pair("io", SLOW, fast, "cpp", Gain(2.0, "instructions", "measured"), "pairs",
                        ["cpp-openmp-parallel-for"])
     lib = Library.load(user_dir=tmp_path / "skills", similarity="bm25")
-    [o] = mining.mine([pair], lib, mining.RulesWriter())
+    [o] = mining.mine([pair], lib, card_writers.RulesWriter())
     assert "fast-input" in o.kinds and o.card != "cpp-openmp-parallel-for", o
     assert lib.get("cpp-openmp-parallel-for").measured() == \
         Library.load(include_user=False, similarity="bm25").get("cpp-openmp-parallel-for").measured()
@@ -93,7 +94,7 @@ def test_a_skill_tag_counts_only_when_the_classifier_agrees(tmp_path):
 def test_mined_sketches_hold_no_comments_or_strings_and_prompts_mark_them(tmp_path, monkeypatch):
     pair = mining.Pair("fuse", FUSE_SLOW, FUSE_FAST, "c", Gain(3.0, "instructions", "measured"), "pairs")
     skills = tmp_path / "skills"
-    [o] = mining.mine([pair], Library.load(user_dir=skills, similarity="bm25"), mining.RulesWriter())
+    [o] = mining.mine([pair], Library.load(user_dir=skills, similarity="bm25"), card_writers.RulesWriter())
     assert o.action == "new", o
     card = Library.load(user_dir=skills, similarity="bm25").get(o.card)
     text = card.how.before + card.how.after

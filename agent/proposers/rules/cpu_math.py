@@ -5,7 +5,7 @@ but a loop's scalar remainder (and every element of a short row) still calls the
 libm function through the PLT: a norm over rows of 4-64 floats measured 3-10x slower
 than with these inline versions, which vectorise in the loop body and stay cheap in the
 remainder. Accuracy: relative error below 4e-7 (exp, tanh), absolute error below 5e-7
-(erf) -- far inside the evaluator's 1e-4 tolerance (tests/test_rules_math.py).
+(erf) -- far inside the evaluator's 1e-4 tolerance (tests/proposers/test_rules_math.py).
 """
 from __future__ import annotations
 
