@@ -2,9 +2,12 @@
 
 It applies the mechanical skills it can prove it understands and says so in every
 candidate it makes (each is a rule of `registry`, addressable by its skill card's id):
-- algebraic rewrites first: a Linear/matmul and the affine statements after it (scales,
-  shifts, sums or means over the features, composed Linears) become one GEMM with
-  weights folded at construction (`affine_analysis`, `affine_codegen`);
+- first, rewrites that remove arithmetic or change the algorithm (ALGEBRAIC_RULES): a
+  Linear/matmul and the affine statements after it as one GEMM with folded weights
+  (`affine_analysis`, `affine_codegen`), a convolution averaged over space from window
+  sums (`conv_mean`), a loss as one C++ reduction pass (`full_reduction`), convolutions in
+  channels-last (`channels_last`), clamps an activation already bounds removed
+  (`redundant_ops`); a fold that only removes passes is tried after the templates below;
 - runs of elementwise statements in `forward` become one OpenMP C++ pass over memory (in
   place when the value is a temporary);
 - a GroupNorm / InstanceNorm / LayerNorm module call, or a softmax / log_softmax over the
@@ -16,7 +19,8 @@ faster; when no rule applies it proposes nothing rather than guessing.
 
 For a target evaluated with `--device cuda` the same plans are written for the GPU
 (`kopt.agent.proposers.rules.gpu_codegen`): the norm plan as Triton kernels, the elementwise plan as one
-CUDA kernel per run through `load_inline`.
+CUDA kernel per run through `load_inline`; the PyTorch-only rewrites (affine fold, conv
+global mean) come first there too.
 """
 from __future__ import annotations
 
