@@ -31,7 +31,8 @@ def test_optimize_with_an_openai_compatible_server(tmp_path):
     with ChatServer(script) as srv:
         summary = run_optimize(TASK, model="openai/tiny", base_url=srv.url, budget=3, run_dir=tmp_path / "run",
                                quiet=True, eval_cfg=EvalConfig(max_timing_s=2, rounds=5))
-    assert summary["evaluations"] == 3 and summary["best_candidate"], summary  # correct; faster or not
+    # the reference and the edit; the same edit again is a duplicate (no evaluation), and nothing faster to confirm
+    assert 2 <= summary["evaluations"] <= 3 and summary["best_candidate"], summary
     store = Store.open_run_dir(tmp_path / "run")
     llm = [c for c in store.candidates() if c.proposer.get("model") == "openai/tiny"]
     assert llm and "torch.special.expit" in llm[0].code and llm[0].plan_step.startswith("compute sigmoid")
