@@ -197,7 +197,14 @@ def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, t
     if not isinstance(outs, list) or len(outs) != len(ref_outs):
         return RoundCheck("rejected", f"{label}: candidate returned outputs for the wrong number of calls")
     if ref_inputs_after is not None:
-        for i, (r, n) in enumerate(zip(ref_inputs_after, new_body.get("inputs_after") or [])):
+        after = new_body.get("inputs_after")
+        if not isinstance(after, list) or len(after) != len(ref_inputs_after):
+            return RoundCheck("incorrect", f"{label}: the candidate's inputs after the call are missing")
+        for i, (r, n) in enumerate(zip(ref_inputs_after, after)):
+            if not isinstance(n, list) or len(n) != len(r):  # zip alone compares nothing of an emptied list
+                return RoundCheck("incorrect", f"{label}, call {i + 1}: the inputs came back as "
+                                               f"{len(n) if isinstance(n, list) else type(n).__name__}, "
+                                               f"not the {len(r)} given (modified in place?)")
             for j, (a, b) in enumerate(zip(r, n)):
                 same = torch.equal(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) \
                     and a.shape == b.shape and a.dtype == b.dtype else same_value(a, b)
