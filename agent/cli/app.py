@@ -15,6 +15,7 @@ from kopt.agent.cli import stress_cmd as stress
 from kopt.agent.cli import train_cmd as train
 from kopt.agent.cli.choices import Device, Executor, ExportFormat, Fit, Kind, Sandbox, value
 from kopt.agent.cli.extras import extras_lines, extras_status
+from kopt.agent.cli.failures import fail, fail_on
 from kopt.agent.core import Candidate, Evaluation, new_id
 from kopt.agent.errors import KoptError, UserInputError
 from kopt.agent.runs import config_file
@@ -51,11 +52,6 @@ def _version(show: bool) -> None:
 def _root(show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                             help="print kopt's version and exit")) -> None:
     """kopt: find faster, verified versions of kernels and programs."""
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"kopt: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @app.command("eval")
@@ -103,7 +99,7 @@ def eval_cmd(
         if fitted is not None and fitted.changed:
             result["checks"]["fit"] = fitted.sizes
     except KoptError as e:
-        _fail(str(e), e.exit_code)
+        fail_on(e)
     if run_dir is not None:
         _record_eval(run_dir, task, solution, result)
     if as_json:
@@ -233,7 +229,7 @@ def optimize(
             cfg.eval.hidden_paths += _originals(original, None)
         summary = run_optimize(target, cfg, run_dir=run_dir, resume=resume, quiet=as_json)
     except KoptError as e:
-        _fail(str(e), e.exit_code)
+        fail_on(e)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     raise typer.Exit(0 if summary.get("best_speedup") else 1)
@@ -275,7 +271,7 @@ def runs_show(run: Path = typer.Argument(..., help="run directory"),
     """Show a run: its candidates and every evaluation."""
 
     if not (run / STORE_FILE).exists():
-        _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
+        fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
     store = Store.open_run_dir(run)
     info = {"runs": store.runs(), "candidates": [], "evaluations": []}
     for c in store.candidates():
@@ -314,7 +310,7 @@ def runs_export(run: Path = typer.Argument(..., help="run directory"),
                 out: Optional[Path] = typer.Option(None, "--out", help="file to write (default: stdout)")) -> None:
     """Export a run's evaluated proposals as a training dataset (one JSON object a line)."""
     if not (run / STORE_FILE).exists():
-        _fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
+        fail(f"{run} is not a run directory (no {STORE_FILE}); see `kopt runs list`", 2)
     store = Store.open_run_dir(run)
     try:
         rows = ROWS[value(fmt)](store)
@@ -328,7 +324,7 @@ def runs_export(run: Path = typer.Argument(..., help="run directory"),
         with out.open("w", encoding="utf-8") as fh:
             n = write_jsonl(rows, fh)
     except OSError as e:
-        _fail(f"cannot write {out}: {e.strerror or e}", 2)
+        fail(f"cannot write {out}: {e.strerror or e}", 2)
     typer.echo(f"wrote {n} example(s) to {out}", err=True)
 
 

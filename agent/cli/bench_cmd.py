@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from kopt.agent.cli.choices import Device, Executor, Fit
+from kopt.agent.cli.failures import fail, fail_on
 from kopt.agent.errors import KoptError, UserInputError
 from kopt.agent.proposers.factory import model_label
 from kopt.agent.runs import config_file
@@ -24,11 +25,6 @@ from kopt.sandboxes.evaluator import EvalConfig
 BENCH_FLAGS = {**{k: f"bench.{k}" for k in ("level", "tasks", "model", "base_url", "budget", "jobs", "executor",
                                             "address", "fit", "baselines", "device", "include_degenerate")},
                "compile_timeout": "bench.compile_timeout_s"}
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"kopt: {message}", err=True)
-    raise typer.Exit(code)
 
 
 class _Progress:
@@ -151,10 +147,10 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
             summary = run_bench(cfg, run_dir, resume, progress)
         except KoptError as e:
             progress.stop()
-            _fail(str(e), e.exit_code)
+            fail_on(e)
         except KeyboardInterrupt:
             progress.stop()
-            _fail("interrupted; finished tasks are kept: continue with kopt bench --resume --run-dir DIR", 130)
+            fail("interrupted; finished tasks are kept: continue with kopt bench --resume --run-dir DIR", 130)
         progress.stop()
         config_file.write(Path(summary["bench_dir"]), stored_sections(cfg))
         if as_json:
@@ -174,7 +170,7 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         try:
             res = compare(a, b, out or b / f"compare-with-{a.resolve().name}.html")
         except KoptError as e:
-            _fail(str(e), e.exit_code)
+            fail_on(e)
         if as_json:
             typer.echo(json.dumps({k: res[k] for k in ("a", "b", "metrics", "plot")} |
                                   {"tasks": res["rows"][1:]}, indent=2))
@@ -197,7 +193,7 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         try:
             written = rerender(run)
         except KoptError as e:
-            _fail(str(e), e.exit_code)
+            fail_on(e)
         typer.echo(f"wrote {written}/report.md and {written}/report.html")
 
 

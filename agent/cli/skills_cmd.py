@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.cli.failures import fail, fail_on
 from kopt.agent.errors import KoptError, UserInputError
 from kopt.agent.proposers.factory import make_proposer
 from kopt.skills import card_writers, mining
@@ -16,11 +17,6 @@ from kopt.skills.schema import DOMAINS, TYPES
 
 skills_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                          help="The skill library: curated and mined optimisation cards.")
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"kopt: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _library(skills_dir: Optional[Path]):
@@ -47,7 +43,7 @@ def list_cmd(domain: Optional[str] = typer.Option(None, help="cuda | triton | cp
             raise _bad(f"unknown --type {type_!r}; use one of: {', '.join(TYPES)}")
         cards = _library(skills_dir).select(domain=domain, type=type_)
     except KoptError as e:
-        _fail(str(e), e.exit_code)
+        fail_on(e)
     rows = [_row(c) for c in sorted(cards, key=lambda c: (c.type, c.domain, c.id))]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -83,7 +79,7 @@ def show_cmd(card_id: str = typer.Argument(..., help="card id (see `kopt skills 
     try:
         card = _library(skills_dir).get(card_id)
     except KoptError as e:
-        _fail(str(e), e.exit_code)
+        fail_on(e)
     data = card.model_dump(exclude_defaults=True)
     typer.echo(json.dumps(card.model_dump(), indent=2) if as_json else dump_yaml(data).rstrip())
 
@@ -112,7 +108,7 @@ def mine_cmd(from_run: Optional[Path] = typer.Option(None, "--from-run", help="r
             found = mining.pairs_from_dir(pairs)
         outcomes = mining.mine(found, library, writer)
     except KoptError as e:
-        _fail(str(e), e.exit_code)
+        fail_on(e)
     learned = [o for o in outcomes if o.action != "skipped"]
     if as_json:
         typer.echo(json.dumps({"skills_dir": str(library.user_dir), "writer": writer.name,
@@ -122,7 +118,7 @@ def mine_cmd(from_run: Optional[Path] = typer.Option(None, "--from-run", help="r
             typer.echo(o.line())
         typer.echo(f"{len(learned)} of {len(outcomes)} pair(s) learned from -> {library.user_dir}")
     if not learned:
-        _fail("nothing mined: no pair was a verified improvement of at least "
+        fail("nothing mined: no pair was a verified improvement of at least "
               f"{mining.MIN_GAIN}x with a recognisable change", 1)
 
 

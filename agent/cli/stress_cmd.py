@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.cli.failures import fail_on
 from kopt.agent.errors import KoptError
 from kopt.agent.stress.run import run_stress
 
@@ -42,8 +43,7 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
                                 max_bytes=max_bytes, max_cost=max_cost, out=out or Path(f"stress-{program.stem}"),
                                 model=model, base_url=base_url, std=std, progress=progress)
         except KoptError as e:
-            typer.echo(f"kopt: {e}", err=True)
-            raise typer.Exit(e.exit_code) from None
+            fail_on(e)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:

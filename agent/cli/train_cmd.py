@@ -22,6 +22,7 @@ from kopt.agent.cli.choices import (
     RolloutBudget,
     value,
 )
+from kopt.agent.cli.failures import fail_on
 from kopt.agent.cli.train_options import TrainOptions
 from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
 from kopt.agent.runs import config_file
@@ -157,8 +158,7 @@ def train(
                                 "eval": opts.eval_overrides})
         summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json, planner=planner, cache=cache)
     except KoptError as e:
-        typer.echo(f"kopt: {e}", err=True)
-        raise typer.Exit(e.exit_code) from None
+        fail_on(e)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
