@@ -138,6 +138,11 @@ def _valid_reply(reply: dict, cmd: str) -> dict:
         if key in reply and (not isinstance(reply[key], list) or len(reply[key]) > 100_000 or
                              not all(type(v) in (int, float) and math.isfinite(v) for v in reply[key])):
             bad(key)
+    for key in ("allocated_mb", "reserved_mb"):  # gpu_state: kopt does arithmetic on them
+        if key in reply and (type(reply[key]) not in (int, float) or not math.isfinite(reply[key])):
+            bad(key)
+    if "wedged" in reply and type(reply["wedged"]) is not bool or "error" in reply and type(reply["error"]) is not str:
+        bad("gpu state")
     if "code" in reply and not isinstance(reply["code"], list):
         bad("code")
     if "params" in reply and not (isinstance(reply["params"], list) and all(  # shapes, compared with ==
