@@ -68,6 +68,18 @@ def _names_in(tree: ast.Module, func: str) -> set[str]:
     return names
 
 
+def _model_reads(tree: ast.Module) -> set[str]:
+    """Module-level names the Model class reads itself (its methods' parameters and locals aside)."""
+    reads: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Model":
+            names = [n for n in ast.walk(node) if isinstance(n, ast.Name)]
+            local = {a.arg for a in ast.walk(node) if isinstance(a, ast.arg)}
+            local |= {n.id for n in names if isinstance(n.ctx, ast.Store)}
+            reads |= {n.id for n in names if isinstance(n.ctx, ast.Load)} - local
+    return reads
+
+
 def classify(name: str, in_inputs: bool, in_init: bool) -> str:
     """batch | spatial (shapes inputs only) | width (a model size) | structural (never scaled)."""
     if not in_init:
@@ -96,6 +108,13 @@ def size_constants(source: str) -> list[SizeConstant]:
     """Module-level integer constants, each with its kind (pure: an AST read)."""
     tree = ast.parse(source)
     in_inputs, in_init = _names_in(tree, "get_inputs"), _names_in(tree, "get_init_inputs")
+    # read by the Model class itself (`self.hidden = torch.randn(batch_size, ...)`): a solution's
+    # own copy of the constant would not follow a fitted value, so it is never scaled
+    in_model = _model_reads(tree)
+
+    def kind_of(name: str) -> str:
+        return "structural" if name in in_model else _kind(name, in_inputs, in_init)
+
     out = []
     seq = (ast.Tuple, ast.List)
     for node in tree.body:
@@ -106,16 +125,16 @@ def size_constants(source: str) -> list[SizeConstant]:
             if not all(isinstance(t, ast.Name) for t in node.targets):
                 continue
             ids = [t.id for t in node.targets]
-            kinds = [_kind(i, in_inputs, in_init) for i in ids]
+            kinds = [kind_of(i) for i in ids]
             pairs = [("=".join(ids), min(kinds, key=KIND_ORDER.index), value)]
         elif isinstance(node.targets[0], ast.Tuple):
             target = node.targets[0]
             if not isinstance(value, ast.Tuple) or len(target.elts) != len(value.elts):
                 continue
-            pairs = [(t.id, _kind(t.id, in_inputs, in_init), v) for t, v in zip(target.elts, value.elts)
+            pairs = [(t.id, kind_of(t.id), v) for t, v in zip(target.elts, value.elts)
                      if isinstance(t, ast.Name)]
         elif isinstance(node.targets[0], ast.Name):
-            pairs = [(node.targets[0].id, _kind(node.targets[0].id, in_inputs, in_init), value)]
+            pairs = [(node.targets[0].id, kind_of(node.targets[0].id), value)]
         else:
             continue
         for base, kind, v in pairs:
