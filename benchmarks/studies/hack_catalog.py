@@ -1,7 +1,7 @@
 """Catalog of known evaluation hacks: what a KernelBench-style check says next to what kopt says.
 
 Each row takes one cheating `ModelNew` from tests/fixtures/solutions and its task from
-tests/fixtures/tasks (the same pairs tests/test_eval_cheats.py uses). Templates with
+tests/fixtures/tasks (the same pairs tests/sandboxes/test_cheats_rejected.py uses). Templates with
 __PLACEHOLDERS__ are filled into a temp dir the same way the test fills them. Two honest
 solutions follow as controls. The script prints a markdown table and a summary line.
 

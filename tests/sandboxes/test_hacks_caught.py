@@ -1,7 +1,7 @@
 """Evaluator hardening, one cheat per published trick: each is shown to fool a plain
 same-process `torch.allclose` check (the KernelBench-style check of benchmarks/studies/hack_catalog.py,
 so the defence matters) and shown caught by kopt. The older cheats' kopt side is pinned in
-test_eval_cheats.py; the cheats added for the hardening issue are evaluated here."""
+sandboxes/test_cheats_rejected.py; the cheats added for the hardening issue are evaluated here."""
 from __future__ import annotations
 
 import pytest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-KB = Path(__file__).parent / "fixtures" / "kb"
+KB = Path(__file__).parents[1] / "fixtures" / "kb"
 TASK = KB / "relu_task.py"
 
 

@@ -11,7 +11,7 @@ An attack that gets through prints and raises `KOPT-ESCAPED ...` naming how, so 
 lands in the verdict's reason and fails the test with the avenue spelled out. The attacks
 only target what the test planted and only create new, empty marker files.
 
-The correctness and timing cheats live in test_eval_cheats.py; only one timing attack is
+The correctness and timing cheats live in sandboxes/test_cheats_rejected.py; only one timing attack is
 here (sleeping while timed), because it must never come out faster.
 """
 from __future__ import annotations
@@ -52,9 +52,9 @@ from kopt.sandboxes.local import (  # noqa: E402
 )
 from tests.support.listener import Listener  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
-RELU = Path(__file__).parent / "fixtures" / "tasks" / "relu.py"
+REPO = Path(__file__).resolve().parents[2]
+HOSTILE = Path(__file__).parents[1] / "fixtures" / "hostile"
+RELU = Path(__file__).parents[1] / "fixtures" / "tasks" / "relu.py"
 SITE = Path(sysconfig.get_paths()["purelib"])
 HARNESS = Path(harness.__file__).resolve()
 
@@ -441,7 +441,7 @@ def test_reading_the_callers_environment(tmp_path):
 @needs_namespaces
 def test_connecting_to_a_local_server(tmp_path):
     """From child interpreters (no audit hook): plainly, and after joining kopt's network
-    namespace through /proc. The in-process socket is test_eval_cheats' business."""
+    namespace through /proc. The in-process socket is test_cheats_rejected's business."""
     with Listener() as srv:
         res = run_eval(fill(tmp_path, "network_escape", PORT=srv.port, KOPT_PID=os.getpid()))
     seen = srv.seen

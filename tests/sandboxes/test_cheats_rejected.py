@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from kopt.sandboxes.evaluator import EvalConfig, evaluate  # noqa: E402
 from tests.support.listener import Listener  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 TASKS = FIXTURES / "tasks"
 SOLUTIONS = FIXTURES / "solutions"
 

@@ -17,7 +17,7 @@ import pytest
 
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
-KB = Path(__file__).parent / "fixtures" / "kb"
+KB = Path(__file__).parents[1] / "fixtures" / "kb"
 TASK = KB / "relu_task.py"
 SPEED_VERDICTS = ("faster", "same", "slower")
 
@@ -111,7 +111,7 @@ def test_cuda_solution_compile_only_on_cpu_is_not_correct():
 
     if find_nvcc() is None:
         pytest.skip("compile-only of CUDA needs nvcc")
-    lean = Path(__file__).parent / "fixtures" / "cuda" / "relu_inline_lean.py"
+    lean = Path(__file__).parents[1] / "fixtures" / "cuda" / "relu_inline_lean.py"
     res = evaluate(TASK, lean, fast_cfg(device="cpu", compile_only=True))
     assert res["verdict"] == "unverified", res
     assert res["correct"] is False
