@@ -174,13 +174,17 @@ def fit(req: dict) -> dict:
     constants = size_constants(source)
     sizes = {c.name: c.value for c in constants}
     frozen: set[str] = set()
-    prev, last_ran = None, None
+    prev, last_ran, widened = None, None, False
     for _ in range(200):
         m = measure(rewrite(source, constants, sizes), path, device, budget_mb, max_ms, params_budget)
         weights_only = m.get("params_mb", 0) > params_budget and (m.get("io_mb") or 0) <= budget_mb
         if m.get("error") and not m.get("memory"):
             if prev is None:
                 return {"error": m["error"]}
+            tied = None if widened else _tied_step(constants, prev, sizes, frozen)
+            if tied is not None:  # sizes that must stay equal (a batch that is also a row length)
+                sizes, widened = tied, True
+                continue
             frozen |= {k for k in sizes if sizes[k] != prev[k]}  # that step broke the task: keep those
             sizes = prev
         elif not m.get("error"):
@@ -212,8 +216,19 @@ def fit(req: dict) -> dict:
             elif slow:
                 what = f"~{m['ms_estimate']:.0f} ms a reference call by its FLOPs; limit {max_ms * SLOW_FACTOR:.0f} ms"
             return {"error": f"too big for this machine even at the smallest sizes kopt can set ({what})"}
-        prev, sizes = sizes, nxt
+        prev, sizes, widened = sizes, nxt, False
     return {"error": "fitting did not converge"}
+
+
+def _tied_step(constants, prev: dict[str, int], step: dict[str, int], frozen: set[str]) -> dict[str, int] | None:
+    """The step that broke the task, widened to every scalable constant that had the same value
+    as one it changed (`batch_size = 32768; input_shape = (32768,)` broadcast against each
+    other, so halving one alone breaks the task); None when there is nothing to add."""
+    changed = {k for k in step if step[k] != prev[k]}
+    new_of = {prev[k]: step[k] for k in changed}
+    extra = {c.name: new_of[prev[c.name]] for c in constants
+             if c.kind != "structural" and c.name not in changed and c.name not in frozen and prev[c.name] in new_of}
+    return {**step, **extra} if extra else None
 
 
 def compile_baseline(req: dict) -> dict:
