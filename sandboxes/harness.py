@@ -14,7 +14,7 @@ import sys
 import time
 import types
 
-from kopt.sandboxes import gpu_timing, protocol, reuse
+from kopt.sandboxes import gpu_timing, harness_watch, protocol, reuse
 from kopt.sandboxes.harness_support import (
     Seeded,
     classify_setup_error,
@@ -397,14 +397,14 @@ class Worker:
 
     def serve(self) -> None:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "reinit": self.cmd_reinit,
-                    "gpu_state": self.cmd_gpu_state,
-                    "make_inputs": self.cmd_make_inputs, "put": self.cmd_put,
+                    "gpu_state": self.cmd_gpu_state, "make_inputs": self.cmd_make_inputs, "put": self.cmd_put,
                     "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat,
                     "code": self.cmd_code}
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
-                        nonfinite=self.cmd_nonfinite,
-                            compile_baseline=self.cmd_compile_baseline)
+                            nonfinite=self.cmd_nonfinite, compile_baseline=self.cmd_compile_baseline)
+        guard, check, originals = harness_watch.guarded(globals(), Worker, Alarm), Worker.check_tamper, None
+        write, alarm, alarm_fd, alarm_line = os.write, self.alarm, self.alarm.fd, harness_watch.GUARD_ALARM
         set_up = False
         while True:
             try:
@@ -416,13 +416,19 @@ class Worker:
             if set_up and h.get("cmd") != "call":
                 # the tamper check, before every request but the timed one: out of the clock,
                 # identical on both sides, and before anything after a call is answered
-                Worker.check_tamper(self)
+                for ns, name, value, code in guard:
+                    if ns.get(name) is not value or code is not None and value.__code__ is not code:
+                        write(alarm_fd, alarm_line)
+                        break
+                self.originals, self.alarm, alarm.fd = originals, alarm, alarm_fd  # as setup left them
+                check(self)
             try:
                 reply, data = handlers[h["cmd"]](h, payload)
             except BaseException as e:  # noqa: BLE001 - report, never die silently
                 reply, data = {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
             protocol.send(self.fd_out, reply, data, shm=self.shm)
-            set_up = set_up or h.get("cmd") == "setup" and reply.get("ok") is True
+            if not set_up and h.get("cmd") == "setup" and reply.get("ok") is True:
+                set_up, originals = True, dict(self.originals)
 
 
 def main() -> None:

@@ -5,8 +5,27 @@ A second line of defence: verdicts are decided in kopt's own process.
 """
 from __future__ import annotations
 
+import builtins
 import json
 import os
+import select
+import types
+
+from kopt.sandboxes import protocol
+
+GUARD_ALARM = (b'{"rule": "patches the timer or harness", "detail": "the tamper check, or a function it or the '
+               b'harness relies on, was replaced"}\n')
+
+
+def guarded(namespace: dict, *classes: type) -> tuple:
+    """(namespace, name, value, code) of every entry of the harness's globals, its classes, the
+    builtins and the modules its frames go through, taken before any candidate code runs. The
+    worker compares them with plain loops before each tamper check: replacing the check itself,
+    its alarm, a helper it calls, or a builtin (`isinstance` ran the candidate's code while
+    `put` was answered, its inputs in place and no clock running) is reported from there."""
+    spaces = [namespace, *(vars(c) for c in classes), *(vars(m) for m in (builtins, json, os, select, protocol))]
+    return tuple((ns, name, value, value.__code__ if isinstance(value, types.FunctionType) else None)
+                 for ns in spaces for name, value in list(ns.items()))
 
 
 class Alarm:
