@@ -14,7 +14,7 @@ import sys
 import time
 import types
 
-from kopt.sandboxes import gpu_timing, harness_watch, protocol, reuse
+from kopt.sandboxes import gpu_timing, harness_support, harness_watch, protocol, reuse
 from kopt.sandboxes.harness_support import (
     Seeded,
     classify_setup_error,
@@ -151,7 +151,7 @@ class Worker:
         return [p for p in self.model.parameters() if p.is_floating_point() and p.numel()]
 
     def param_shapes(self) -> list:
-        return [list(p.shape) for p in self._float_params()]
+        return harness_support.param_signature(self.torch, self._float_params())
 
     def cmd_reinit(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Re-draw every parameter from a seed (both sides identically), or put them back:

@@ -2,6 +2,7 @@
 making inputs in other shapes and distributions, seeding each forward, error texts."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 import traceback
@@ -75,3 +76,16 @@ def scalable_constants(module) -> dict[str, int]:
     used_by_init = names(module.get_init_inputs.__code__)
     return {k: v for k, v in vars(module).items()
             if k in used_by_inputs and k not in used_by_init and type(v) is int and v >= 4}
+
+
+def param_signature(torch, params: list) -> list:
+    """The floating parameters' shapes, then a digest of their values (none: []). The
+    re-initialised-weights trial re-draws both sides' parameters by position, so it runs only
+    where they line up in value as well as in shape: a correct ModelNew registering two
+    same-shaped layers in the other order was given the wrong layer's weights, and failed."""
+    if not params:
+        return []
+    digest = hashlib.sha256()
+    for p in params:
+        digest.update(p.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
+    return [list(p.shape) for p in params] + [[int(digest.hexdigest()[:12], 16)]]
