@@ -17,11 +17,12 @@ and /tmp; the file is also added to `hidden_paths`).
 
 **When a stored candidate is measured again** (`decide`, the rule the tests pin down):
 1. nothing stored -> measure;
-2. a stored `compile_error`, `incorrect`, `rejected` or `unverified` -> served (a candidate
-   once wrong is wrong; nothing measured stays nothing measured on the same machine);
-3. the last measurement a `runtime_error`/`timeout`: served when the last
-   `Need.repeat_failures` (2) measurements all are, else measure (a crash under load is not
-   trusted once, and a candidate that crashes now and then is not hidden behind old timings);
+2. a stored `incorrect` -> served (a candidate once wrong is wrong);
+3. the last measurement a `runtime_error`, `timeout`, `rejected`, `compile_error` or
+   `unverified`: served when the last `Need.repeat_failures` (2) measurements all are, else
+   measure (each can come from the moment rather than the code: a crash or a compile timeout
+   under load, CPU outside the calls on a busy machine, a GPU that was not there; a candidate
+   that fails now and then is not hidden behind old timings either);
 4. otherwise the timed measurements (faster / same / slower) are pooled in log2 space: centre `c` = mean
    of log2 speedups; half-width `h` = max(mean per-measurement CI half-width / sqrt(n),
    2 * stdev of the log2 speedups / sqrt(n)) (n >= 2; the second term catches measurements
@@ -41,6 +42,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import threading
@@ -56,9 +58,9 @@ from kopt.sandboxes.native import cache_root, compiler_id
 
 SCHEMA = 1
 CACHE_FILE = "evals.sqlite"
-FINAL = ("compile_error", "incorrect", "rejected", "unverified")
+FINAL = ("incorrect",)
 TIMED = ("faster", "same", "slower")
-FLAKY = ("runtime_error", "timeout")
+FLAKY = ("runtime_error", "timeout", "rejected", "compile_error", "unverified")
 _KOPT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -81,13 +83,19 @@ def evaluator_version() -> str:
 
 @functools.lru_cache(maxsize=1)
 def toolchain() -> str:
-    """torch, the C++ compiler and Python: what builds and runs a candidate besides the machine."""
+    """torch, triton, the C++ and CUDA compilers and Python: what builds and runs a candidate
+    besides the machine."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        torch_version = version("torch")
-    except PackageNotFoundError:
-        torch_version = "none"
+    def package(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
+    torch_version = f"{package('torch')}|triton {package('triton')}"
+    nvcc = os.environ.get("KOPT_NVCC") or shutil.which("nvcc") or ""
+    torch_version += f"|nvcc {nvcc} {os.environ.get('CUDA_HOME', '')}"
     try:
         cxx = compiler_id(os.environ.get("CXX", "g++"))
     except Exception:  # noqa: BLE001 - no compiler is itself part of the identity

@@ -27,18 +27,20 @@ def test_nothing_stored_is_measured():
     assert decide([], Need.verdict(), 0.1) is None
 
 
-@pytest.mark.parametrize("verdict", ["compile_error", "incorrect", "rejected", "unverified"])
-def test_a_final_verdict_is_served_even_after_timed_ones(verdict):
-    stored = [timed(2.0, 1.9, 2.1), {"verdict": verdict, "correct": False, "speedup": None, "checks": {}}]
+def test_a_wrong_answer_is_served_even_after_timed_ones():
+    stored = [timed(2.0, 1.9, 2.1), {"verdict": "incorrect", "correct": False, "speedup": None, "checks": {}}]
     out = decide(stored, Need.verdict(), 0.1)
-    assert out["verdict"] == verdict and out["checks"]["cache"]["measurements"] == 2
+    assert out["verdict"] == "incorrect" and out["checks"]["cache"]["measurements"] == 2
 
 
-def test_a_crash_is_trusted_only_once_it_repeats():
-    crash = {"verdict": "runtime_error", "correct": False, "checks": {}}
-    assert decide([crash], Need.verdict(), 0.1) is None
-    assert decide([timed(2.0, 1.9, 2.1), crash], Need.verdict(), 0.1) is None  # not hidden behind an old timing
-    assert decide([crash, crash], Need.verdict(), 0.1)["verdict"] == "runtime_error"
+# each of these can come from the moment (load, a compile timeout, CPU outside the calls on a busy
+# machine, no GPU at the time), not from the code: never served on one measurement
+@pytest.mark.parametrize("verdict", ["runtime_error", "timeout", "rejected", "compile_error", "unverified"])
+def test_a_failure_of_the_moment_is_trusted_only_once_it_repeats(verdict):
+    failed = {"verdict": verdict, "correct": False, "checks": {}}
+    assert decide([failed], Need.verdict(), 0.1) is None
+    assert decide([timed(2.0, 1.9, 2.1), failed], Need.verdict(), 0.1) is None  # not hidden behind an old timing
+    assert decide([failed, failed], Need.verdict(), 0.1)["verdict"] == verdict
 
 
 def test_a_tight_ci_clear_of_the_thresholds_is_served():
