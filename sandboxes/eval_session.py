@@ -47,6 +47,12 @@ class EvalConfig(BaseModel):
                                                  "(when installed), so a search gets its compile errors early")
 
 
+# the candidate's requests may take this many times the reference's in all (plus one
+# call_timeout_s for first-call builds) before the evaluation ends as `timeout`
+CANDIDATE_TIME_FACTOR = 20
+REF_ONLY = ("setup", "compile_baseline", "degeneracy")  # reference work the candidate never mirrors
+
+
 class Verdict(Exception):
     """Ends an evaluation early with a verdict and a one-line reason."""
 
@@ -147,6 +153,9 @@ class _Session:
         self.out_per_call = 0  # largest reference output per call seen: caps the candidate's replies
         self.base_nonfinite = False
         self.checks: dict = {}
+        self.interpreted = kernel == "triton" and cfg.device == "cpu"
+        self.ref_busy_s = 0.0  # time in the reference's requests the candidate also gets (setup aside)
+        self.new_busy_s = 0.0
 
     def output_cap(self, n_calls: int) -> int:
         """Most bytes a candidate's outputs for n calls may take: 4x the reference's, plus slack."""
@@ -177,24 +186,50 @@ class _Session:
                 raise Verdict("rejected", f"threads still running after {stage} ({n} > {self.baseline_threads}): "
                                           f"work after forward returns is not allowed")
 
+    def _ref_timed(self, header: dict, payload, timeout: float | None):
+        start = time.monotonic()
+        try:
+            return self.ref.call(header, payload, timeout or self.cfg.call_timeout_s)
+        finally:
+            if header["cmd"] not in REF_ONLY:
+                self.ref_busy_s += time.monotonic() - start
+
     def ref_call(self, header: dict, payload=b"", timeout: float | None = None):
         """A call the task's reference must answer: its failure is the task's (UserInputError)."""
         try:
-            return self.ref.call(header, payload, timeout or self.cfg.call_timeout_s)
+            return self._ref_timed(header, payload, timeout)
         except WorkerFailed as e:
             raise UserInputError(f"the task's reference failed ({header['cmd']}): {_one_line(e.message)}") from None
 
     def ref_try(self, header: dict, payload=b"", timeout: float | None = None):
         """A reference call on an extra trial's inputs: a failure skips the trial (SkipTrial)."""
         try:
-            return self.ref.call(header, payload, timeout or self.cfg.call_timeout_s)
+            return self._ref_timed(header, payload, timeout)
         except WorkerFailed as e:
             raise SkipTrial(_one_line(e.message, 200)) from None
 
+    def candidate_time_left(self) -> float:
+        """Seconds the candidate's requests (setup aside) may still take in this evaluation: a
+        first-call allowance (`call_timeout_s`, JIT builds) plus CANDIDATE_TIME_FACTOR times what
+        the reference's matching requests took. Without it a forward that sleeps just under the
+        per-call timeout held kopt for ~26 timeouts (about 22 minutes at the default)."""
+        return self.cfg.call_timeout_s + CANDIDATE_TIME_FACTOR * self.ref_busy_s - self.new_busy_s
+
     def new_call(self, header: dict, payload=b"", timeout: float | None = None, max_payload: int = 1 << 20):
+        # Triton on the CPU runs in its interpreter (correctness only, far slower than any reference)
+        budgeted = header["cmd"] != "setup" and not self.interpreted
+        limit = timeout or self.cfg.call_timeout_s
+        if budgeted:
+            left = self.candidate_time_left()
+            if left <= 0:
+                raise Verdict("timeout", self._over_budget())
+            limit = min(limit, left)
+        start = time.monotonic()
         try:
-            return self.new.call(header, payload, timeout or self.cfg.call_timeout_s, max_payload)
+            return self.new.call(header, payload, limit, max_payload)
         except WorkerFailed as e:
+            if budgeted and e.kind == "timeout" and self.candidate_time_left() - (time.monotonic() - start) <= 0:
+                raise Verdict("timeout", self._over_budget()) from None
             self.new.read_alarms()
             if self.new.alarms:
                 self.police(header["cmd"])
@@ -203,6 +238,14 @@ class _Session:
                 self.checks["error_detail"] = solution_frames(e.message)
             compiled = header["cmd"] != "setup" or kind != "compile_error"
             raise Verdict(kind, _one_line(e.message), compiled=compiled) from None
+        finally:
+            if budgeted:
+                self.new_busy_s += time.monotonic() - start
+
+    def _over_budget(self) -> str:
+        return (f"the solution's calls took {self.new_busy_s:.0f}s in all against the reference's "
+                f"{self.ref_busy_s:.1f}s (limit: {self.cfg.call_timeout_s:.0f}s + {CANDIDATE_TIME_FACTOR}x the "
+                f"reference's)")
 
     def compare(self, header: dict, parts: list) -> dict:
         """The candidate's outputs checked in the reference's worker. If the comparison itself
