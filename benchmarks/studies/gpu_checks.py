@@ -355,12 +355,13 @@ def rules_kernels(ctx: Ctx, tasks: list[Path]) -> Iterator[Row]:
     """The one-shot candidate `kopt bench` would evaluate for each task (the first of the rules'
     GPU plans): its CUDA compiled with nvcc, its Triton through the source checks."""
     from kopt.agent.proposers.rules.gpu_codegen import generate
-    from kopt.agent.proposers.rules.kernelbench_rules import gpu_plans, name_returned_value
+    from kopt.agent.proposers.rules.kernelbench_rules import gpu_plans
+    from kopt.agent.proposers.rules.named_return import normalise
     from kopt.sandboxes.cuda_compile import find_nvcc
     from kopt.sandboxes.triton_check import check_triton
 
     for task in tasks:
-        src = name_returned_value(task.read_text())
+        src = normalise(task.read_text())  # as the proposer does (activation modules read as ops)
         found = gpu_plans(src)
         label = f"rules one-shot: {task.stem}"
         if not found:
