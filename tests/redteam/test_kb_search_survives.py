@@ -4,6 +4,7 @@ evaluate the next candidate. Before, such a candidate exited the run with "the t
 reference failed" (exit 2)."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,14 @@ class ModelNew(nn.Module):
 ```'''
 
 
+BODIES = ["torch.clamp_min(x, 0.0)", "torch.where(x > 0, x, torch.zeros_like(x))", "x * (x > 0).to(x.dtype)",
+          "torch.nn.functional.relu(x)", "x.clamp(min=0.0)", "torch.maximum(x, torch.zeros_like(x))"]
+
+
 def test_a_hostile_reply_is_a_verdict_and_the_search_goes_on(tmp_path):
-    answers = iter([HOSTILE, HONEST, HONEST, HONEST])
+    # the search may ask more often than it evaluates (an answer it has seen costs no evaluation)
+    honest = [HONEST] + [HONEST.replace("torch.clamp_min(x, 0.0)", b) for b in BODIES[1:]]
+    answers = itertools.chain([HOSTILE], itertools.cycle(honest))
 
     def script(body, n):
         last = body["messages"][-1]["content"]
@@ -57,7 +64,7 @@ def test_a_hostile_reply_is_a_verdict_and_the_search_goes_on(tmp_path):
     by_code = {c.id: c.code for c in store.candidates()}
     verdicts = [(by_code[e.candidate_id], e.result) for e in store.evaluations()]
     hostile = [r for code, r in verdicts if "fd-out" in code]
-    honest = [r for code, r in verdicts if "clamp_min" in code and "fd-out" not in code]
+    honest = [r for code, r in verdicts if "fd-out" not in code]
     assert hostile and all(r["verdict"] == "rejected" for r in hostile), hostile
-    assert honest and honest[0]["correct"] is True, verdicts  # the search went on after the hostile one
-    assert summary["evaluations"] == 5
+    assert honest and all(r["correct"] is True for r in honest), verdicts  # the search went on after the hostile one
+    assert summary["evaluations"] == len(verdicts) >= 2
