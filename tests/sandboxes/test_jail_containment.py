@@ -393,10 +393,10 @@ def test_reading_the_run_store(tmp_path, monkeypatch, token):
                               completion="here is a kernel")]
 
     monkeypatch.setattr(optimize, "make_proposer", lambda model, base_url=None, **kw: Proposer())
-    # budget 3: the reference, its re-evaluation, then the hostile child
+    # budget 3: the reference, then the hostile child (and a re-measurement, if the search wants one)
     cfg = EvalConfig(**FAST)
     summary = optimize.run_optimize(RELU, budget=3, run_dir=run_dir, quiet=True, eval_cfg=cfg)
-    assert summary["evaluations"] == 3, summary
+    assert 2 <= summary["evaluations"] <= 3, summary
     assert str(run_dir.resolve()) in cfg.hidden_paths, "Search did not hide the run dir from candidates"
     db = sqlite3.connect(run_dir / "run.sqlite")
     try:
@@ -407,10 +407,11 @@ def test_reading_the_run_store(tmp_path, monkeypatch, token):
                                                       (hostile,))]
     finally:
         db.close()
-    assert len(mine) == 1, "the hostile candidate was never evaluated"
-    check_result(mine[0])
-    assert_contained(mine[0], secret)
-    assert mine[0]["correct"] is True, mine[0]
+    assert mine, "the hostile candidate was never evaluated"
+    for result in mine:
+        check_result(result)
+        assert_contained(result, secret)
+        assert result["correct"] is True, result
     stored = json.dumps(rows)
     assert ESCAPED not in stored and secret not in stored
     for f in run_dir.rglob("*"):
