@@ -9,6 +9,7 @@ import secrets
 from kopt.sandboxes import gpu_timing
 from kopt.sandboxes.eval_session import EvalConfig, Verdict, _Session
 from kopt.sandboxes.eval_trials import _exchange, _raise_if_failed
+from kopt.sandboxes.machine import memory_bandwidth_gbs
 from kopt.sandboxes.timing import estimate_speedup, speed_verdict
 
 
@@ -82,8 +83,6 @@ def _check_physical_bound(new_ms: float, bytes_per_call: float, checks: dict) ->
     for data well past the caches (32 MiB), with a 2x margin for measurement error."""
     if bytes_per_call < 32 << 20:
         return
-    from kopt.sandboxes.machine import memory_bandwidth_gbs
-
     gbs = memory_bandwidth_gbs()
     floor_ms = bytes_per_call / (gbs * 1e9) * 1000
     checks["memory_floor_ms"] = round(floor_ms, 4)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.sandboxes.cuda_compile import compile_cuda, find_nvcc
 from kopt.sandboxes.eval_channel import WorkerFailed, _check_outputs_blob  # noqa: F401 - re-exported
 from kopt.sandboxes.eval_session import (  # noqa: F401 - re-exported: tests and callers import them here
     EvalConfig,
@@ -41,6 +42,7 @@ from kopt.sandboxes.eval_trials import _correctness, _reinit_trial, task_quality
 from kopt.sandboxes.kernelbench_tasks import load_solution_source, load_task
 from kopt.sandboxes.reuse import reused
 from kopt.sandboxes.static_scan import scan
+from kopt.sandboxes.triton_check import check_triton
 
 
 def _result_base(task: str, solution: str, cfg: EvalConfig, kernel: str) -> dict:
@@ -133,16 +135,12 @@ def _gpu_visible() -> bool:
 
 
 def _nvcc_installed() -> bool:
-    from kopt.sandboxes.cuda_compile import find_nvcc
-
     return find_nvcc() is not None
 
 
 def _nvcc_compile_only(source: str, res: dict, timeout_s: float) -> None:
     """CUDA and CuPy sources compiled with nvcc where they cannot run: the compiler's
     errors become the verdict; a clean build is `unverified`, never correct."""
-    from kopt.sandboxes.cuda_compile import compile_cuda
-
     report = compile_cuda(source, timeout_s=timeout_s)
     res["checks"]["nvcc"] = report.as_checks()
     if not report.ok:
@@ -160,8 +158,6 @@ def _nvcc_compile_only(source: str, res: dict, timeout_s: float) -> None:
 
 def _triton_precheck(source: str) -> None:
     """Errors in Triton kernels that need no GPU to find (see triton_check)."""
-    from kopt.sandboxes.triton_check import check_triton
-
     problems = check_triton(source)
     if problems:
         raise Verdict("compile_error", problems[0], compiled=False)

@@ -15,6 +15,7 @@ import time
 import types
 
 from kopt.sandboxes import gpu_timing, harness_support, harness_watch, protocol, reuse
+from kopt.sandboxes.checks import Tolerance, check_round, degeneracy, has_nonfinite, insensitive_to_weights
 from kopt.sandboxes.harness_support import (
     Seeded,
     classify_setup_error,
@@ -255,8 +256,6 @@ class Worker:
 
     def cmd_nonfinite(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Whether the last call's outputs hold NaN/Inf (reference only; asked outside the clock)."""
-        from kopt.sandboxes.checks import has_nonfinite
-
         return {"ok": True, "nonfinite": has_nonfinite(self.outs)}, b""
 
     def cmd_inputs_after(self, h: dict, payload: bytes) -> tuple[dict, list]:
@@ -366,8 +365,6 @@ class Worker:
     def cmd_compare(self, h: dict, payload) -> tuple[dict, bytes]:
         """The candidate's outputs (already validated by kopt), checked against this side's own
         last call. A payload that cannot be read is the candidate's fault: kopt rejects it."""
-        from kopt.sandboxes.checks import Tolerance, check_round
-
         body, at = {}, 0
         for key, n in zip(("outs", "inputs_after", "repeat"), h["parts"]):
             if n:
@@ -382,8 +379,6 @@ class Worker:
         """Task-quality flags from the reference alone over many seeds (robust-kbench style):
         ~zero or constant outputs, per-element spread below 0.01, output equal to an input,
         output unchanged when the weights are re-drawn."""
-        from kopt.sandboxes.checks import degeneracy, insensitive_to_weights
-
         torch = self.torch
         outs, inputs = [], []
         with torch.no_grad():

@@ -31,9 +31,6 @@ LONG_MODULES = {  # module -> who owns splitting it
 }
 
 LAZY_IMPORTERS = {  # module with kopt imports inside functions -> who owns moving them to the top
-    "kopt.sandboxes.evaluator": "issue 16",
-    "kopt.sandboxes.eval_timing": "issue 16",
-    "kopt.sandboxes.harness": "issue 16",
     "kopt.sandboxes.local": "issue 16",
     "kopt.rl_finetune.recipe_hooks": "issue 21",
     "kopt.rl_finetune.recipes.hints": "issue 21",
