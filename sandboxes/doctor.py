@@ -6,18 +6,10 @@ import os
 import shutil
 import subprocess
 
-from kopt.sandboxes.local import (
-    FEATURE_PROTECTIONS,
-    PROTECTIONS,
-    REFUSED,
-    WORKER_UIDS,
-    Cgroups,
-    can_jail,
-    jail_features,
-    namespace_prefix,
-    protections,
-)
+from kopt.sandboxes.jail_probe import FEATURE_PROTECTIONS, REFUSED, can_jail, jail_features, protections
+from kopt.sandboxes.jail_setup import PROTECTIONS, WORKER_UIDS, namespace_prefix
 from kopt.sandboxes.machine import memory_bandwidth_gbs
+from kopt.sandboxes.worker_limits import Cgroups
 
 
 def _version(cmd: list[str]) -> str:

@@ -1,17 +1,11 @@
-"""Compile and run stdin/stdout programs inside the local sandbox.
+"""Compile and run stdin/stdout programs inside the local sandbox (the host's side).
 
 One jailed worker (`start_worker`: no network, private tmpfs, rlimits, cgroups, scrubbed
-env) per `ProgramRunner`. The host sends it sources to build and inputs to run; the worker
-runs each program as its child on a stdin file, with a wall-time limit, and reports exit
-code, output, wall time and -- under `valgrind --tool=cachegrind --cache-sim=no` -- the
-exact number of instructions executed (children included), which does not move when the
+env; its code is program_worker.py) per `ProgramRunner`. The host sends it sources to build
+and inputs to run; the worker reports exit code, output, wall time and -- under cachegrind --
+the exact number of instructions executed (children included), which does not move when the
 machine is busy. Builds land in a per-source cache folder, the only host path the worker
-may write. The worker is the PID 1 of its namespace, so after every run it kills whatever
-the program left behind; it also makes itself non-dumpable so a program cannot ptrace it.
-Every run starts fresh: an empty working directory (also HOME and TMPDIR), the worker's
-tmpfs and private /dev/shm emptied, its own IPC namespace -- nothing survives to the next run.
-
-    python -m kopt.sandboxes.program_runner --fd-in R --fd-out W --fd-alarm A   (the worker)
+may write. This module also says which compiler flags a source may ask for and keys builds.
 """
 from __future__ import annotations
 
@@ -24,17 +18,15 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kopt.sandboxes import protocol
 from kopt.sandboxes.local import Limits, start_worker
-from kopt.sandboxes.native import cache_root, trim_compiler_output
+from kopt.sandboxes.native import cache_root
 
 CXX_DEFAULT_FLAGS = ("-O2",)
-MAX_OUTPUT = 256 << 20
 MAX_HEADER_BYTES = 4 << 20
 # Flags a candidate may ask for with a `// kopt-flags: ...` line; anything else (-I, -include,
 # -fplugin, -B, -Wl, ...) could read or run files outside the program and is refused.
@@ -211,7 +203,7 @@ class ProgramRunner:
         limits = Limits(wall_s=self.wall_s, memory_mb=self.memory_mb, hide_paths=self.hide_paths,
                         cache_dir=str(cache_dir) if cache_dir else None, nproc=256, tmp_mb=1024,
                         read_paths=tuple(read))
-        self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.program_runner"], limits)
+        self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.program_worker"], limits)
 
     def close(self) -> None:
         if self.worker is not None:
@@ -286,239 +278,3 @@ def build_runner(role: str, source: str, language: str, flags: list[str],
     except BaseException:
         runner.close()
         raise
-
-
-# ---- the worker: runs inside the sandbox ------------------------------------------------
-
-def _non_dumpable() -> None:
-    """PR_SET_DUMPABLE 0: processes of the same uid (the programs it runs) cannot ptrace it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _trim(text: str, limit: int = 2000) -> str:
-    return trim_compiler_output(text, limit)
-
-
-def _build(req: dict) -> dict:
-    out_dir, language, source = Path(req["out_dir"]), req["language"], req["source"]
-    if language == "python":
-        try:
-            compile(source, "program.py", "exec")
-        except SyntaxError as e:
-            return {"ok": True, "error": f"SyntaxError line {e.lineno}: {e.msg}"}
-        src = out_dir / "program.py"
-        if not src.exists():
-            src.write_text(source)
-        return {"ok": True, "argv": [sys.executable, "-S", str(src)], "error": ""}
-    exe = out_dir / "program"
-    if exe.exists():
-        return {"ok": True, "argv": [str(exe)], "error": ""}
-    src = out_dir / ("program.c" if language == "c" else "program.cpp")
-    src.write_text(source)
-    cc = "gcc" if language == "c" else "g++"
-    tmp = out_dir / f"program.{os.getpid()}.tmp"
-    try:
-        r = subprocess.run([cc, *req["flags"], str(src), "-o", str(tmp), "-lm"], capture_output=True, text=True,
-                           timeout=240, cwd=out_dir)
-    except subprocess.TimeoutExpired:
-        return {"ok": True, "error": "the compiler timed out after 240s"}
-    except OSError as e:
-        return {"ok": True, "error": f"no compiler: {e}"}
-    if r.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        text = (r.stderr or r.stdout).replace(f"{out_dir}/", "")
-        return {"ok": True, "error": _trim(text) or f"{cc} failed ({r.returncode})"}
-    os.replace(tmp, exe)
-    return {"ok": True, "argv": [str(exe)], "error": ""}
-
-
-def _strays() -> list[int]:
-    """Processes other than this worker still alive in its PID namespace (none when not PID 1)."""
-    if os.getpid() != 1:
-        return []
-    me = os.getpid()
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me and _state(int(p)) not in ("Z", "")]
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-def _reap_strays() -> None:
-    """Kill and reap everything a program left running (we are PID 1 of the namespace)."""
-    if os.getpid() == 1:
-        try:
-            os.kill(-1, 9)
-        except OSError:
-            pass
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
-
-
-def _private_shm() -> bool:
-    """Whether /dev/shm is the jail's own tmpfs (then it is wiped between runs; never the host's)."""
-    try:
-        with open("/proc/self/mounts") as f:
-            return any(line.split()[:2] == ["kopt-shm", "/dev/shm"] for line in f)
-    except OSError:
-        return False
-
-
-@functools.cache
-def _ipc_wrapper() -> tuple[str, ...]:
-    """`unshare --user --ipc` when it works here: each run gets its own System V IPC and keyrings,
-    so shared memory cannot carry an answer from one run to the next."""
-    exe = shutil.which("unshare")
-    if not exe:
-        return ()
-    try:
-        ok = subprocess.run([exe, "--user", "--ipc", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return ()
-    return (exe, "--user", "--ipc") if ok else ()
-
-
-def _wipe(base: Path) -> None:
-    """Remove everything under BASE (the worker's private tmpfs) and a private /dev/shm: the next
-    run starts from an empty working directory, HOME, TMPDIR and /dev/shm."""
-    folders = [base, Path("/dev/shm")] if _private_shm() else [base]
-    for folder in folders:
-        for entry in os.scandir(folder):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-
-
-SUMMARY = re.compile(rb"^==(\d+)== I\s+refs:\s+([0-9,]+)\s*$", re.M)
-SUMMARY_LIKE = re.compile(rb"^==(\d+)== I\s+refs:", re.M)
-MAX_VALGRIND_LOG = 1 << 20
-
-
-def _count(log: bytes, main_pid: int) -> int | None:
-    """Instructions of the run, from valgrind's log (a pipe the program cannot rewrite, only add
-    to): every traced process's `I refs` summary, each a positive integer, one per process, the
-    program's own among them. A program can write into that pipe (/proc/self/fd) but not take
-    out what valgrind wrote, so an extra or doubled summary (a forgery) voids the count."""
-    found = SUMMARY.findall(log)
-    if len(found) != len(SUMMARY_LIKE.findall(log)):
-        return None  # a summary that is not a plain count (e.g. negative): forged
-    pids = [int(pid) for pid, _ in found]
-    starts = {int(pid) for pid in re.findall(rb"^==(\d+)== Command: ", log, re.M)}
-    if len(set(pids)) != len(pids) or main_pid not in pids or not starts <= set(pids):
-        return None  # a process counted twice, the program's own count missing, or a traced one killed
-    counts = [int(n.replace(b",", b"")) for _, n in found]
-    return sum(counts) if all(n > 0 for n in counts) else None
-
-
-def _drain(fd: int, into: bytearray) -> None:
-    """Read FD to its end, keeping at most MAX_VALGRIND_LOG bytes (a program may flood it)."""
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        while chunk := f.read(65536):
-            if len(into) < MAX_VALGRIND_LOG:
-                into += chunk
-
-
-def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
-    """One run in a fresh working directory (also its HOME and TMPDIR) and, in the jail, a fresh
-    /dev/shm and IPC namespace: nothing a run leaves behind reaches the next one, so a program
-    cannot remember an input it was already checked on."""
-    _wipe(base)
-    io, work = base / "io", base / "cwd"
-    io.mkdir()
-    work.mkdir()
-    (io / "stdin").write_bytes(stdin)
-    argv, log, pass_fds, reader = list(req["argv"]), bytearray(), (), None
-    if req.get("count"):
-        # counts travel on a pipe, never as files: the program shares this uid and tmpfs, so
-        # any file valgrind writes it could write (or rewrite) as well
-        rfd, wfd = os.pipe()
-        pass_fds = (wfd,)
-        reader = threading.Thread(target=_drain, args=(rfd, log), daemon=True)
-        reader.start()
-        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
-                "--cachegrind-out-file=/dev/null", f"--log-fd={wfd}", *argv]
-    env = {**os.environ, "HOME": str(work), "TMPDIR": str(work)}
-    with open(io / "stdin", "rb") as fin, open(io / "stdout", "wb") as fout, open(io / "stderr", "wb") as ferr:
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.Popen([*_ipc_wrapper(), *argv], stdin=fin, stdout=fout, stderr=ferr, cwd=work,
-                                    env=env, start_new_session=True, pass_fds=pass_fds)
-        finally:
-            for fd in pass_fds:
-                os.close(fd)
-        timed_out = False
-        try:
-            rc = proc.wait(timeout=req["timeout"])
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            os.killpg(proc.pid, 9)
-            rc = proc.wait()
-        wall_ms = (time.perf_counter() - t0) * 1000
-    # a process still running when the program exits could rewrite the counts, and its own
-    # instructions would never be counted: such a counted run has no count
-    left_running = bool(_strays())
-    try:
-        os.killpg(proc.pid, 9)
-    except OSError:
-        pass
-    _reap_strays()
-    instructions = None
-    if reader is not None:
-        reader.join(10)  # every writer is dead: the pipe is at its end
-        if not timed_out and not left_running and not reader.is_alive():
-            instructions = _count(bytes(log), proc.pid)
-    with open(io / "stdout", "rb") as f:
-        out = f.read(MAX_OUTPUT)  # a longer output is cut (and compares unequal)
-    err = (io / "stderr").read_bytes()[-4000:].decode(errors="replace")
-    _wipe(base)
-    return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
-             "left_running": left_running, "stderr": err}, out)
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fd-in", type=int, required=True)
-    ap.add_argument("--fd-out", type=int, required=True)
-    ap.add_argument("--fd-alarm", type=int, required=True)
-    a = ap.parse_args(argv)
-    _non_dumpable()
-    base = Path(os.getcwd())
-    while True:
-        try:
-            req, payload = protocol.recv(a.fd_in, max_payload=1 << 30)
-        except protocol.ProtocolError:
-            return
-        if req.get("cmd") == "exit":
-            return
-        try:
-            if req.get("cmd") == "build":
-                reply, data = _build(req), b""
-            elif req.get("cmd") == "run":
-                reply, data = _run(req, payload, base)
-            else:
-                reply, data = {"ok": False, "error": f"unknown command {req.get('cmd')!r}"}, b""
-        except Exception as e:  # noqa: BLE001 -- reported to the host, the worker lives on
-            reply, data = {"ok": False, "error": f"{type(e).__name__}: {e}"}, b""
-        protocol.send(a.fd_out, reply, data)
-
-
-if __name__ == "__main__":
-    main()

@@ -25,13 +25,9 @@ LAYERS = [
 LONG_MODULES = {  # module -> who owns splitting it
     "kopt.agent.targets.program.program_target": "issue 18",
     "kopt.agent.targets.repo.repo_target": "issue 18",
-    "kopt.sandboxes.cuda_compile": "issue 18",
-    "kopt.sandboxes.program_runner": "issue 18",
-    "kopt.sandboxes.local": "issue 16",
 }
 
 LAZY_IMPORTERS = {  # module with kopt imports inside functions -> who owns moving them to the top
-    "kopt.sandboxes.local": "issue 16",
     "kopt.rl_finetune.recipe_hooks": "issue 21",
     "kopt.rl_finetune.recipes.hints": "issue 21",
     "kopt.agent.cli.cache_cmd": "issue 21",

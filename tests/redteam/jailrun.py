@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kopt.sandboxes.local import Limits, Worker, jail_features, start_worker
+from kopt.sandboxes.jail_probe import jail_features
+from kopt.sandboxes.local import Limits, Worker, start_worker
 
 HOSTILE = Path(__file__).resolve().parents[1] / "fixtures" / "hostile"
 ESCAPED = "KOPT-ESCAPED"

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from kopt.sandboxes.local import Limits, namespace_prefix, start_worker
+from kopt.sandboxes.jail_setup import namespace_prefix
+from kopt.sandboxes.local import Limits, start_worker
 
 HIDE_AND_BURN = """
 import ctypes, os, threading, time

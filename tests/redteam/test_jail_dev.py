@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kopt.sandboxes.local import MINIMAL_DEV, Limits
+from kopt.sandboxes.jail_setup import MINIMAL_DEV
+from kopt.sandboxes.local import Limits
 from tests.redteam.jailrun import require, run_hostile
 
 

@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from kopt.sandboxes.local import REFUSED, jail_features, namespace_prefix
+from kopt.sandboxes.jail_probe import REFUSED, jail_features
+from kopt.sandboxes.jail_setup import namespace_prefix
 
 
 def test_every_protection_is_on_as_root():

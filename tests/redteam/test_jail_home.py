@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from kopt.sandboxes.local import home_roots
+from kopt.sandboxes.jail_setup import home_roots
 from tests.redteam.jailrun import require, run_hostile
 
 CREDENTIALS = (".npmrc", ".cargo/credentials", ".cargo/credentials.toml", ".pgpass", ".mytoken", ".ssh/id_rsa",

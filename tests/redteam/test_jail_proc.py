@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import subprocess
 
-from kopt.sandboxes.local import home_roots, runtime_paths
+from kopt.sandboxes.jail_setup import home_roots, runtime_paths
 from tests.redteam.jailrun import require, run_hostile
 
 

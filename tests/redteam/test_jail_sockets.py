@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kopt.sandboxes.local import namespace_prefix
+from kopt.sandboxes.jail_setup import namespace_prefix
 from tests.redteam.jailrun import require, run_hostile
 
 

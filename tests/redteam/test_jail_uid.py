@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kopt.sandboxes.local import WORKER_UIDS, Limits, start_worker
+from kopt.sandboxes.jail_setup import WORKER_UIDS
+from kopt.sandboxes.local import Limits, start_worker
 from tests.redteam.jailrun import HOSTILE, require, run_hostile
 
 

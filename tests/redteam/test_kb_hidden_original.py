@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kopt.sandboxes.local import jail_features
+from kopt.sandboxes.jail_probe import jail_features
 
 TASK = """
 import torch

@@ -51,7 +51,7 @@ class ModelNew(nn.Module):
 
 
 def test_process_with_exited_main_thread_is_rejected(tmp_path):
-    from kopt.sandboxes.local import namespace_prefix
+    from kopt.sandboxes.jail_setup import namespace_prefix
 
     if not namespace_prefix():
         pytest.skip("no PID namespace here: background processes are not policed")

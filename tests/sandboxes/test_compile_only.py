@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from kopt.agent.errors import EnvironmentMissing
-from kopt.sandboxes.cuda_compile import extract_cuda, find_nvcc, nvcc_command, unit_text
+from kopt.sandboxes.cuda_compile import nvcc_command, unit_text
+from kopt.sandboxes.cuda_sources import extract_cuda
+from kopt.sandboxes.cuda_toolchain import find_nvcc
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
 FIX = Path(__file__).parents[1] / "fixtures"

@@ -40,16 +40,10 @@ from kopt.agent.core import Candidate  # noqa: E402
 from kopt.agent.search import optimize  # noqa: E402
 from kopt.sandboxes import harness  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig, build_cache_dir, evaluate  # noqa: E402
-from kopt.sandboxes.local import (  # noqa: E402
-    PROTECTIONS,
-    Cgroups,
-    Limits,
-    can_jail,
-    default_hidden,
-    home_roots,
-    jail_features,
-    namespace_prefix,
-)
+from kopt.sandboxes.jail_probe import can_jail, jail_features  # noqa: E402
+from kopt.sandboxes.jail_setup import PROTECTIONS, default_hidden, home_roots, namespace_prefix  # noqa: E402
+from kopt.sandboxes.local import Limits  # noqa: E402
+from kopt.sandboxes.worker_limits import Cgroups  # noqa: E402
 from tests.support.listener import Listener  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,136 @@
+"""Which of jail.sh's protections this host gives: a jailed probe tries each one once.
+
+A feature whose step fails (no id-mapped mounts, no seccomp, ...) is dropped and the probe
+runs again without it; `REFUSED` says why, for `kopt doctor`. With none of the least a jail
+must give (a hidden file unreadable, the host read-only, the work dir private, the build cache
+writable), there is no jail here and workers run with namespaces and rlimits only.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from kopt.sandboxes.jail_setup import (
+    JAIL,
+    MINIMAL_DEV,
+    PROTECTIONS,
+    jail_options,
+    namespace_prefix,
+    runtime_paths,
+    work_parent,
+)
+from kopt.sandboxes.jailhelp import ARCHES
+
+PROBE = r"""
+import ctypes, json, os, socket, sys
+d, add_key = sys.argv[1], int(sys.argv[2])
+def can(f):
+    try:
+        f()
+        return True
+    except OSError:
+        return False
+def read(path):  # a hidden file may still open (as /dev/null): only its content counts
+    if open(path).read() != "secret":
+        raise OSError("hidden")
+def sock(fam):
+    socket.socket(fam, socket.SOCK_DGRAM).close()
+libc = ctypes.CDLL(None, use_errno=True)
+def key():  # in the process keyring (-2): it dies with this process if the call works
+    if libc.syscall(add_key, b"user", b"kopt-probe", b"x", 1, -2) < 0:
+        raise OSError(ctypes.get_errno(), "add_key")
+uid_map = open("/proc/self/uid_map").read().split()
+print("KOPT-PROBE " + json.dumps({
+    "secret": can(lambda: read(d + "/secret")), "escaped": can(lambda: open(d + "/escaped", "w")),
+    "wrote": can(lambda: open("ok", "w")), "cache": can(lambda: open(d + "/cache/new", "w")),
+    "home_secret": can(lambda: read(d + "/home/secret")),
+    "home_allowed": can(lambda: read(d + "/home/allowed/file")),
+    "host_uid": int(uid_map[1]) + os.getuid() - int(uid_map[0]), "ipc": os.readlink("/proc/self/ns/ipc"),
+    "dev": sorted(os.listdir("/dev")), "pids": sum(e.isdigit() for e in os.listdir("/proc")),
+    "sockets": [can(lambda: sock(f)) for f in (socket.AF_UNIX, socket.AF_NETLINK, getattr(socket, "AF_VSOCK", 40))],
+    "keyring": can(key)}))
+"""
+# which jail.sh step (its `kopt-jail: STEP` line) needs which feature
+STEP_FEATURE = (("home:", "home"), ("dev:", "dev"), ("idmap", "uid"), ("seccomp", "seccomp"))
+# the protections each feature gives, and why the probe dropped a feature (for `kopt doctor`)
+FEATURE_PROTECTIONS = {"uid": ("unprivileged uid",), "home": ("home allow-list",), "dev": ("minimal /dev",),
+                       "seccomp": ("unix/vsock/netlink block", "keyring blocked")}
+REFUSED: dict[str, str] = {}
+
+
+def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict | None, str]:
+    add_key = ARCHES.get(os.uname().machine, (0, {"add_key": 248}))[1]["add_key"]
+    with tempfile.TemporaryDirectory(dir=work_parent()) as d:
+        for sub in ("work", "cache", "home/allowed"):
+            os.makedirs(f"{d}/{sub}")
+        for f in ("secret", "home/secret", "home/allowed/file"):
+            Path(d, f).write_text("secret")
+        os.chmod(d, 0o755)
+        opts = jail_options(features, f"{d}/work", [*runtime_paths(), f"{d}/home/allowed", f"{d}/cache"],
+                            gpu=False, extra_blanks=(f"{d}/home",))
+        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *opts, "16", f"{d}/work", f"{d}/cache", f"{d}/secret", "--",
+               os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d, str(add_key)]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, str(e)
+        line = next((x for x in r.stdout.splitlines() if x.startswith("KOPT-PROBE ")), None)
+        if r.returncode != 0 or line is None:
+            return None, r.stderr
+        out = json.loads(line.split(" ", 1)[1])
+        out["private"] = not (Path(d) / "escaped").exists() and not (Path(d) / "work" / "ok").exists()
+        out["cache_host"] = (Path(d) / "cache" / "new").exists()
+        return out, ""
+
+
+@functools.lru_cache(maxsize=1)
+def jail_features() -> tuple[frozenset[str], dict[str, bool]] | None:
+    """(the jail.sh features this host runs, which protections a worker gets with them), or
+    None when no jail works here: a hidden file unreadable, the host read-only, the work
+    dir private and the build cache writable are the least a jail must give."""
+    prefix = namespace_prefix()
+    if not prefix or not shutil.which("mount") or not shutil.which("setpriv"):
+        return None
+    features = {"home", "dev", "seccomp"} | ({"uid"} if os.geteuid() == 0 and "--user" not in prefix else set())
+    while True:
+        out, err = _probe_once(prefix, frozenset(features))
+        if out is not None or not features:
+            break
+        culprit = next((f for step, f in STEP_FEATURE if f"kopt-jail: {step}" in err and f in features), None)
+        culprit = culprit or next(f for f in ("seccomp", "uid", "dev", "home") if f in features)
+        features.discard(culprit)
+        lines = [x for x in err.strip().splitlines() if x.strip()]
+        REFUSED[culprit] = next((x for x in lines if x.startswith("kopt-jail: ")), lines[-1] if lines else "failed")
+        if "home" not in features and "uid" in features:
+            features.discard("uid")  # 0700 folders above the python install need the allow-list
+            REFUSED["uid"] = "needs the home allow-list"
+    if out is None or out["secret"] or out["escaped"] or not out["wrote"] or not out["private"] \
+            or not out["cache"] or not out["cache_host"]:
+        return None
+    return frozenset(features), {
+        "ipc namespace": out["ipc"] != os.readlink("/proc/self/ns/ipc"),
+        "unprivileged uid": out["host_uid"] != 0,
+        "home allow-list": "home" in features and out["home_allowed"] and not out["home_secret"],
+        "minimal /dev": set(out["dev"]) <= set(MINIMAL_DEV),
+        "unix/vsock/netlink block": not any(out["sockets"]),
+        "keyring blocked": not out["keyring"],
+        "fresh /proc": out["pids"] <= 3,
+    }
+
+
+def can_jail() -> bool:
+    """Whether jail.sh works here (see jail_features)."""
+    return jail_features() is not None
+
+
+def protections(jailed: bool, isolated: bool) -> dict[str, bool]:
+    """Which of PROTECTIONS a worker started this way has."""
+    if jailed:
+        return dict(jail_features()[1])
+    return {name: name == "ipc namespace" and isolated and "--ipc" in namespace_prefix() for name in PROTECTIONS}

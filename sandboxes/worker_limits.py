@@ -1,0 +1,140 @@
+"""A worker's resource limits: the `Limits` it is started with, the rlimits it sets on itself
+before exec, and the cgroups (process and memory caps, CPU accounting) its whole tree joins.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Limits:
+    """Per-worker limits. Defaults are safe for a 2-core, 24 GiB machine."""
+
+    wall_s: float = 300.0
+    memory_mb: int = 8192
+    nofile: int = 1024
+    nproc: int = 512
+    fsize_mb: int = 2048
+    output_bytes: int = 64 << 10
+    network: bool = False
+    hide_paths: tuple[str, ...] = ()  # files/folders the worker must not see (mount namespace)
+    tmp_mb: int = 2048  # size of the private tmpfs work dir inside the jail
+    cache_mb: int = 512  # a build-cache folder larger than this after the run is discarded
+    cache_dir: str | None = None  # host folder the worker may write (its own build cache)
+    read_paths: tuple[str, ...] = ()  # host files/folders the worker must read (a task file)
+    gpu: bool = False  # the GPU's device nodes in the worker's /dev
+
+
+def _limit_self(limits: Limits) -> None:
+    def cap(res, value):
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            pass
+
+    cap(resource.RLIMIT_AS, limits.memory_mb << 20)
+    cap(resource.RLIMIT_CPU, int(limits.wall_s) + 5)
+    cap(resource.RLIMIT_NOFILE, limits.nofile)
+    cap(resource.RLIMIT_NPROC, limits.nproc)
+    cap(resource.RLIMIT_FSIZE, limits.fsize_mb << 20)
+    cap(resource.RLIMIT_CORE, 0)
+
+
+class Cgroups:
+    """Per-worker cgroups (v1 or v2): a process cap (`pids`) and a memory cap (`memory`) for
+    the whole tree -- rlimits are per process and root ignores RLIMIT_NPROC."""
+
+    def __init__(self, max_pids: int, memory_mb: int | None):
+        self.paths: list[Path] = []
+        wanted: dict[str, tuple[str, str] | None] = {"pids": ("pids.max", str(max_pids))}
+        if memory_mb:
+            wanted["memory"] = ("memory.limit_in_bytes" if Path("/sys/fs/cgroup/memory").is_dir() else "memory.max",
+                                str(memory_mb << 20))
+        wanted["cpuacct"] = None  # v1: the tree's CPU time (v2 has cpu.stat in every cgroup)
+        made: dict[Path, Path] = {}  # v2: one hierarchy, so one cgroup for every controller
+        for controller, setting in wanted.items():
+            base = _cgroup_base(controller)
+            if base is None:
+                continue
+            try:
+                path = made.get(base) or Path(tempfile.mkdtemp(prefix="kopt-", dir=base))
+                if setting:
+                    (path / setting[0]).write_text(setting[1])
+            except OSError:
+                continue
+            if base not in made:
+                made[base] = path
+                self.paths.append(path)
+
+    @property
+    def path(self) -> Path | None:
+        return self.paths[0] if self.paths else None
+
+    def memory_exceeded(self) -> bool:
+        """Whether the tree hit its memory cap (the kernel's OOM killer acted or allocations failed)."""
+        for path in self.paths:
+            if (path / "memory.failcnt").exists():
+                return _read(path / "memory.failcnt").strip() not in ("", "0")
+            if (path / "memory.events").exists():
+                return any(line.split()[0] == "oom_kill" and line.split()[1] != "0"
+                           for line in _read(path / "memory.events").splitlines() if line.strip())
+        return False
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process that ever ran in the tree (None without a CPU-accounting
+        cgroup): a process the worker hides from /proc still counts here."""
+        for path in self.paths:
+            if (path / "cpuacct.usage").exists():
+                text = _read(path / "cpuacct.usage").strip()
+                return int(text) / 1e9 if text.isdigit() else None
+            for line in _read(path / "cpu.stat").splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+        return None
+
+    def enter(self) -> None:
+        """Called in the child before exec: it and all its descendants join the cgroups."""
+        for path in self.paths:
+            with open(path / "cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
+    def remove(self) -> None:
+        for path in self.paths:
+            for _ in range(100):
+                try:
+                    for pid in _read(path / "cgroup.procs").split():
+                        os.kill(int(pid), signal.SIGKILL)
+                    path.rmdir()
+                    break
+                except (OSError, ValueError):
+                    time.sleep(0.05)
+
+
+def _cgroup_base(controller: str) -> Path | None:
+    """Where this process may create a child cgroup for `controller` (v1 first, then v2)."""
+    v1 = Path("/sys/fs/cgroup") / controller
+    if (v1 / "cgroup.procs").exists():
+        for line in _read(Path("/proc/self/cgroup")).splitlines():
+            parts = line.split(":", 2)
+            if len(parts) == 3 and controller in parts[1].split(","):
+                own = v1 / parts[2].lstrip("/")
+                if (own / "cgroup.procs").exists():
+                    return own
+        return v1
+    v2 = Path("/sys/fs/cgroup")
+    if controller in _read(v2 / "cgroup.subtree_control").split():
+        return v2
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
