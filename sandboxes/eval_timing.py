@@ -17,7 +17,7 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     checks = res["checks"]
     # warm-up round, also sizes the rounds and fixes the thread baseline
     warm = [secrets.randbits(31) for _ in range(3)]
-    times = _exchange(s, warm, "warm-up call", timed=True)
+    times = _exchange(s, warm, "warm-up call", timed=True, first=secrets.choice(ROLES))
     _raise_if_failed(times, checks)
     s.baseline_threads = s.new.worker.thread_count()
     # rounds are sized on the forward work alone, and long enough that the transfer cost
@@ -25,7 +25,9 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     moved = _transfer_s(s, len(warm))
     per_call = max(1e-6, (min(times[r] for r in ("ref", "new")) - moved) / len(warm))
     slowest = max(times[r] for r in ("ref", "new")) / len(warm)  # gross: what the budget pays for
-    rounds = max(5, min(cfg.rounds, int(cfg.max_timing_s / (2 * slowest))))
+    # an even number, so each side goes first in half of them (see first_callers)
+    rounds = max(6, min(cfg.rounds, int(cfg.max_timing_s / (2 * slowest))))
+    rounds -= rounds % 2
     calls = min(math.ceil(max(cfg.round_ms / 1000, 2 * moved) / per_call),
                 int(cfg.input_budget_s / (rounds * max(times["gen_s"], 1e-6))),
                 int(cfg.max_timing_s / (2 * rounds * slowest)),
@@ -129,7 +131,18 @@ def _compile_baseline(s: _Session, cfg: EvalConfig, res: dict) -> None:
 
 # Timed rounds stop early, from this many on, once the speedup's CI is narrower than half the
 # noise floor: more rounds could not change the verdict (a quarter of it each side of the median).
-EARLY_STOP_ROUNDS = 7
+# Even, like every stop: each side has gone first in as many rounds as the other.
+EARLY_STOP_ROUNDS = 8
+ROLES = ("ref", "new")
+
+
+def first_callers(rounds: int) -> list[str]:
+    """Which side calls first in each timed round: alternating from a secret start, so
+    whatever favours the first (or the second) caller of a round -- caches the other side's
+    call evicted, the scheduler's view of who just ran -- is shared equally by both sides.
+    A random order per round left it to chance: 5 rounds could all start with one side."""
+    start = secrets.randbelow(2)
+    return [ROLES[(start + r) % 2] for r in range(rounds)]
 
 
 def _ci_tight(ref_ms: list[float], new_ms: list[float], noise_floor: float) -> bool:
@@ -146,9 +159,9 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
     # after their calls (inputs left untouched, repeat pass): a call cannot tell it is only timed
     checked = {secrets.randbelow(min(rounds, EARLY_STOP_ROUNDS))} | {r for r in range(rounds)
                                                                    if secrets.randbelow(3) == 0}
-    for r in range(rounds):
+    for r, first in enumerate(first_callers(rounds)):
         seeds = [secrets.randbits(31) for _ in range(calls)]
-        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=r in checked)
+        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=r in checked, first=first)
         _raise_if_failed(times, checks)
         inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"] + times["check_cpu"]
         inside["new"] += times["new_run_cpu"] + times["new_check_cpu"]
@@ -161,7 +174,8 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
             new_call = max(times["new"] - overhead, times["new"] / 4) * 1000 / calls
         ref_ms.append(ref_call)
         new_ms.append(new_call)
-        if len(ref_ms) >= EARLY_STOP_ROUNDS and r + 1 < rounds and _ci_tight(ref_ms, new_ms, cfg.noise_floor):
+        if (len(ref_ms) >= EARLY_STOP_ROUNDS and len(ref_ms) % 2 == 0 and r + 1 < rounds
+                and _ci_tight(ref_ms, new_ms, cfg.noise_floor)):
             checks["stopped_early"] = f"CI within +-{cfg.noise_floor / 4:.1%} after {len(ref_ms)} rounds"
             break
     checks["timed_calls_checked"] = checks.get("timed_calls_checked", 0) + len(ref_ms) * calls

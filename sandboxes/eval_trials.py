@@ -10,7 +10,8 @@ from kopt.sandboxes.eval_session import EvalConfig, SkipTrial, Verdict, _Session
 
 
 def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, scale: dict | None = None,
-              checked: bool = False, timed: bool = False, base: bool = False, dist: str = "") -> dict:
+              checked: bool = False, timed: bool = False, base: bool = False, dist: str = "",
+              first: str = "ref") -> dict:
     """One round: the same fresh inputs to both sides as the same `call` (inputs in, outputs
     back, timed from the request to the reply's last byte), then the candidate's outputs go
     to the reference worker to be checked there (a process the candidate never ran in).
@@ -18,7 +19,8 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     On a checked trial the reference runs first: inputs it cannot make or run, or where it is
     not finite while the task's own are, raise SkipTrial before the candidate sees them
     (the base trial's raise UserInputError: the task is broken). After a checked call the
-    candidate is asked, separately, for its inputs as it left them and for a repeat pass."""
+    candidate is asked, separately, for its inputs as it left them and for a repeat pass.
+    A timed round says which side calls `first` (the timing alternates it)."""
     skippable = checked and not base and not timed
     ref = s.ref_try if skippable else s.ref_call
     cpu0 = s.ref.worker.cpu_seconds()
@@ -31,7 +33,7 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     times = {"gen_cpu": s.ref.worker.cpu_seconds() - cpu0, "gen_s": gen.get("gen_s", 0.0),
              "shapes": gen.get("shapes", []), "dist": dist, "label": label}
     workers = {"new": s.new.worker, "ref": s.ref.worker}
-    order = ["new", "ref"] if timed and seeds[0] % 2 else ["ref", "new"]
+    order = ["new", "ref"] if timed and first == "new" else ["ref", "new"]
     for role in order:
         # inputs are put in place first, out of the clock; the timed `call` then carries no
         # payload: forward on them, outputs serialised and received
