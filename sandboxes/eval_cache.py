@@ -47,7 +47,7 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,16 +241,25 @@ def _when(t: float | None) -> str | None:
 class CachedEvaluator:
     """An `evaluate(task, solution, cfg)` that goes through the cache (an `EvalFn` for
     `LocalExecutor`, the search, the trainer's reward). `fresh_on_repeat`: a second request
-    for the same candidate in this session is the caller asking for a new sample (the search's
-    re-evaluation on fresh seeds): it is measured, stored and returned as measured."""
+    for the same candidate (same task and code) in this session is the caller asking for a new
+    sample (the search's re-evaluation on fresh seeds): it is measured, stored and returned as
+    measured. A session that spans processes (a resumed search) says which candidates it has
+    measured already with `remember`, or its first re-measurement would be served."""
 
-    def __init__(self, cache: EvalCache, evaluate_fn: Callable[[Path, Path, EvalConfig], dict] = evaluate,
+    def __init__(self, cache: EvalCache, evaluate_fn: Callable[[Path, Path, EvalConfig], dict] | None = None,
                  need: Need | None = None, fresh_on_repeat: bool = False):
-        self.cache, self.evaluate_fn, self.need = cache, evaluate_fn, need
+        self.cache, self.evaluate_fn, self.need = cache, evaluate_fn or evaluate, need
         self.fresh_on_repeat = fresh_on_repeat
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
         self.hits = self.measured = 0
         self._lock = threading.Lock()
+
+    def remember(self, task: Path, codes: Iterable[str]) -> None:
+        """Candidates of `task` this session measured before this process started: the next
+        request for any of them is a repeat (with `fresh_on_repeat`, a fresh measurement)."""
+        task_sha = _sha(Path(task).read_bytes())
+        with self._lock:
+            self.seen.update((task_sha, _sha(code.encode())) for code in codes)
 
     def __call__(self, task: Path, solution: Path, cfg: EvalConfig) -> dict:
         return self.evaluate_with(self.evaluate_fn, task, solution, cfg)
@@ -263,9 +272,10 @@ class CachedEvaluator:
         task_bytes, code_bytes = Path(task).read_bytes(), Path(solution).read_bytes()
         key = cache_key(task_bytes, code_bytes, cfg)
         need = self.need or Need.verdict(cfg.noise_floor)
+        candidate = (_sha(task_bytes), _sha(code_bytes))  # settings aside: a repeat is measured, never wrong
         with self._lock:
-            repeat = key in self.seen
-            self.seen.add(key)
+            repeat = candidate in self.seen
+            self.seen.add(candidate)
         fresh = repeat and self.fresh_on_repeat
         if not fresh:
             served = decide(self.cache.measurements(key), need, cfg.noise_floor)
@@ -279,7 +289,9 @@ class CachedEvaluator:
         with self._lock:
             self.measured += 1
         self.cache.add(key, task_bytes, code_bytes, result)
-        if fresh:
+        if fresh:  # the sample asked for, as measured; the record says it is one
+            result.setdefault("checks", {})["cache"] = {"measurements": len(self.cache.measurements(key)),
+                                                        "measured_now": True, "repeat": True}
             return result
         served = decide(self.cache.measurements(key), need, cfg.noise_floor) or _served(result, 1)
         served["checks"]["cache"]["measured_now"] = True

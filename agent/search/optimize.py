@@ -116,12 +116,15 @@ def _plan_proposer(cfg: OptimizeConfig, kind: str) -> PlanProposer:
     return PlanProposer(planner=make_planner(m.planner, m.base_url), planner_name=m.planner)
 
 
-def _cached(cfg: OptimizeConfig, kind: str, pool, container):
+def _cached(cfg: OptimizeConfig, task, pool, container, store: Store, run_id: str):
     """(evaluator, executor) through the evaluation cache; a search's re-evaluation of a candidate
-    is always a fresh measurement. Not for Docker (another environment) or other target kinds."""
-    if not cfg.run.cache or kind != "kernelbench" or container is not None:
+    is always a fresh measurement, also after --resume (the candidates the store holds
+    measurements of are remembered as measured). Not for Docker or other target kinds."""
+    if not cfg.run.cache or task.kind != "kernelbench" or container is not None:
         return container, pool
     cached = CachedEvaluator(EvalCache(), fresh_on_repeat=True)
+    measured = {e.candidate_id for e in store.evaluations(run_id)}
+    cached.remember(task.path, [c.code for c in store.candidates(run_id) if c.id in measured])
     return (cached, None) if pool is None else (None, CachedExecutor(pool, cached))
 
 
@@ -176,7 +179,7 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
         store.db.execute("UPDATE runs SET status='running' WHERE id=?", (run_id,))
     if not quiet:
         print(f"kopt optimize {task.path.name} with {model_label(model)}; run dir {run_dir}", file=sys.stderr)
-    evaluator, pool = _cached(cfg, task.kind, pool, container)
+    evaluator, pool = _cached(cfg, task, pool, container, store, run_id)
     search = Search(task, proposer, store, run_id, run_dir, cfg.search, _progress(quiet), evaluator=evaluator,
                     executor=pool)
     try:

@@ -226,3 +226,19 @@ def test_real_evaluations_through_the_cache(tmp_path):
     hostile.write_text(f"open({str(path)!r}, 'ab').write(b'x' * 100)\n" + honest.read_text())
     cached(task, hostile, cfg)
     assert cache.stats()["candidates"] == 2 and b"x" * 100 not in path.read_bytes()
+
+
+def test_a_resumed_session_measures_its_repeats_afresh(tmp_path, files):
+    """A search resumed in a new process re-measures a candidate it measured before the
+    restart: `remember` carries the session's repeats over (without it the cache served the
+    first process's measurement as the confirmation)."""
+    fn = Counting(timed(2.0, 1.9, 2.1), timed(1.8, 1.7, 1.9))
+    CachedEvaluator(EvalCache(tmp_path / "c.sqlite"), fn, fresh_on_repeat=True)(*files, EvalConfig())
+    forgetful = CachedEvaluator(EvalCache(tmp_path / "c.sqlite"), fn, fresh_on_repeat=True)
+    assert forgetful(*files, EvalConfig())["speedup"] == 2.0 and len(fn.calls) == 1  # served: a new session
+    resumed = CachedEvaluator(EvalCache(tmp_path / "c.sqlite"), fn, fresh_on_repeat=True)
+    task, sol = files
+    resumed.remember(task, [sol.read_text()])
+    again = resumed(*files, EvalConfig())
+    assert len(fn.calls) == 2 and again["speedup"] == 1.8
+    assert again["checks"]["cache"] == {"measurements": 2, "measured_now": True, "repeat": True}
