@@ -14,4 +14,17 @@ def _channel_layout(x, t, layout):
     if layout not in (None, this):
         raise ValueError("per-channel operands disagree on their axis")
     return this
+
+
+def _operand_layout(x, tensors):
+    """Per operand tensor 0 (one number) or 1 (per channel), and the (channels, inner) layout
+    of the per-channel ones (None when there are none)."""
+    flags, layout = [], None
+    for t in tensors:
+        if t.numel() == 1:
+            flags.append(0)
+            continue
+        layout = _channel_layout(x, t, layout)
+        flags.append(1)
+    return flags, layout
 '''

@@ -74,15 +74,8 @@ def _run_fused(fn, x, operands, inplace):
     channels-last x is read in its own layout (the channel is then the innermost axis)."""
     if x.dtype != torch.float32 or x.device.type != "cpu":
         raise TypeError("fused kernel expects a float32 CPU tensor")
-    keep, flags, layout = [], [], None
-    for o in operands:
-        t = torch.as_tensor(o, dtype=torch.float32).detach().contiguous()
-        keep.append(t)
-        if t.numel() == 1:
-            flags.append(0)
-            continue
-        layout = _channel_layout(x, t, layout)
-        flags.append(1)
+    keep = [torch.as_tensor(o, dtype=torch.float32).detach().contiguous() for o in operands]
+    flags, layout = _operand_layout(x, keep)
     channels, inner = layout or (0, 1)  # 0 channels: the kernel's flat path (numbers only)
     fmt = _CL_FORMATS.get(x.dim())
     if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt) \\

@@ -9,6 +9,19 @@ remainder. Accuracy: relative error below 4e-7 (exp, tanh), absolute error below
 """
 from __future__ import annotations
 
+
+def _odd_rational(name: str, bound: str, p: tuple[str, ...], q: tuple[str, ...]) -> str:
+    """C++ for an odd function as x * P(x^2) / Q(x^2) (Horner, highest power first), with x
+    clamped to +-bound: the form tanh and erf take here, written once."""
+    def horner(var: str, coeffs: tuple[str, ...]) -> list[str]:
+        steps = [f"  {var} = {var} * x2 {'- ' + c[1:] if c.startswith('-') else '+ ' + c}f;" for c in coeffs[1:]]
+        return [f"  float {var} = {coeffs[0]}f;", *steps]
+
+    return "\n".join([f"static inline __attribute__((always_inline)) float {name}(float x) {{",
+                      f"  x = x < -{bound}f ? -{bound}f : (x > {bound}f ? {bound}f : x);",
+                      "  const float x2 = x * x;", *horner("p", p), *horner("q", q), "  return x * p / q;", "}\n"])
+
+
 PRELUDE = r"""
 #include <cfloat>
 #include <cmath>
@@ -34,23 +47,12 @@ static inline __attribute__((always_inline)) float kexp(float x) {
 
 // tanh: the odd/even rational approximation Eigen uses for float (relative error < 4e-7,
 // exact sign near 0), clamped where tanh is +-1 in float
-static inline __attribute__((always_inline)) float ktanh(float x) {
-  x = x < -7.90531110763549805f ? -7.90531110763549805f : (x > 7.90531110763549805f ? 7.90531110763549805f : x);
-  const float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 - 8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return x * p / q;
-}
-
+""" + _odd_rational(
+    "ktanh", "7.90531110763549805",
+    p=("-2.76076847742355e-16", "2.00018790482477e-13", "-8.60467152213735e-11", "5.12229709037114e-08",
+       "1.48572235717979e-05", "6.37261928875436e-04", "4.89352455891786e-03"),
+    q=("1.19825839466702e-06", "1.18534705686654e-04", "2.26843463243900e-03", "4.89352518554385e-03"),
+) + r"""
 // mish = x * tanh(softplus(x)) = x * n / (n + 2) with n = e^x (e^x + 2); softplus's
 // threshold of 20 makes it x above 20, as in PyTorch
 static inline __attribute__((always_inline)) float kmish(float x) {
@@ -61,21 +63,10 @@ static inline __attribute__((always_inline)) float kmish(float x) {
 
 // erf: the odd/even rational approximation Eigen and XLA use for float (|error| < 5e-7),
 // no exp and one division
-static inline __attribute__((always_inline)) float kerf(float x) {
-  x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
-  const float x2 = x * x;
-  float p = -2.72614225801306e-10f;
-  p = p * x2 + 2.77068142495902e-08f;
-  p = p * x2 - 2.10102402082508e-06f;
-  p = p * x2 - 5.69250639462346e-05f;
-  p = p * x2 - 7.34990630326855e-04f;
-  p = p * x2 - 2.95459980854025e-03f;
-  p = p * x2 - 1.60960333262415e-02f;
-  float q = -1.45660718464996e-05f;
-  q = q * x2 - 2.13374055278905e-04f;
-  q = q * x2 - 1.68282697438203e-03f;
-  q = q * x2 - 7.37332916720468e-03f;
-  q = q * x2 - 1.42647390514189e-02f;
-  return x * p / q;
-}
-"""
+""" + _odd_rational(
+    "kerf", "4.0",
+    p=("-2.72614225801306e-10", "2.77068142495902e-08", "-2.10102402082508e-06", "-5.69250639462346e-05",
+       "-7.34990630326855e-04", "-2.95459980854025e-03", "-1.60960333262415e-02"),
+    q=("-1.45660718464996e-05", "-2.13374055278905e-04", "-1.68282697438203e-03", "-7.37332916720468e-03",
+       "-1.42647390514189e-02"),
+)

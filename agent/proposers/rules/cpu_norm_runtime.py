@@ -104,6 +104,21 @@ def _norm_setup(kind, x, mod, dim):
     return 1, groups, float(mod.eps), w, b
 
 
+def _norm_inputs(kind, x, mod, dim, device_type=None):
+    \"\"\"(grad, first normalised dim, groups, eps, weight, bias) when this call is one the fused
+    run handles (float32 x, on `device_type` when given, no autograd), else None.\"\"\"
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.dim() == 0 or x.numel() == 0 \\
+            or device_type is not None and x.device.type != device_type:
+        return None
+    grad = torch.is_grad_enabled()
+    if grad and x.requires_grad:
+        return None
+    setup = _norm_setup(kind, x, mod, dim)
+    if setup is None or any(p is not None and not _usable(p, x, grad) for p in setup[3:]):
+        return None
+    return (grad, *setup)
+
+
 def _affine_rows(kind, w, b, period, inner, device):
     """Weight and bias as `period` floats each (one per element of the normalised region)."""
     reps = 1 if kind == "layer_norm" else inner  # per channel -> per element of a sample
@@ -130,18 +145,10 @@ def _kernel(lib, name, mode):
 def _run_norm(lib, name, kind, x, mod, dim, operands, inplace):
     \"\"\"The fused norm + elementwise run, or None when this call is outside what it handles
     (the caller then runs the original statements).\"\"\"
-    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.device.type != "cpu" \\
-            or x.dim() == 0 or x.numel() == 0:
+    got = _norm_inputs(kind, x, mod, dim, "cpu")
+    if got is None:
         return None
-    grad = torch.is_grad_enabled()
-    if grad and x.requires_grad:
-        return None
-    setup = _norm_setup(kind, x, mod, dim)
-    if setup is None:
-        return None
-    first, groups, eps, w, b = setup
-    if any(p is not None and not _usable(p, x, grad) for p in (w, b)):
-        return None
+    grad, first, groups, eps, w, b = got
     src = x.contiguous()
     out = src if (inplace or src.data_ptr() != x.data_ptr()) else torch.empty_like(src)
     inner = math.prod(x.shape[2:])

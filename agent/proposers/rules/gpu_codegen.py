@@ -158,19 +158,9 @@ RUNTIME = '''
 def _layout(x, operands):
     """Operands as float32 tensors on x's device with strides (0: one number, 1: per channel),
     and the (channels, inner) layout of the per-channel ones."""
-    keep, strides, layout = [], [], None
-    for o in operands:
-        if not isinstance(o, torch.Tensor):
-            keep.append(_filled(float(o), 1, x.device))
-            strides.append(0)
-            continue
-        t = o.detach().to(device=x.device, dtype=torch.float32).contiguous()
-        keep.append(t)
-        if t.numel() == 1:
-            strides.append(0)
-            continue
-        layout = _channel_layout(x, t, layout)
-        strides.append(1)
+    keep = [o.detach().to(device=x.device, dtype=torch.float32).contiguous() if isinstance(o, torch.Tensor)
+            else _filled(float(o), 1, x.device) for o in operands]
+    strides, layout = _operand_layout(x, keep)
     channels, inner = layout or (1, 1)  # numbers only: one channel of any length
     return keep, strides, channels, inner
 
@@ -201,17 +191,10 @@ def _triton_launch(kernel, out, src, ops, strides, channels, inner):
 def _run_norm(kernel, kind, x, mod, dim, operands, inplace):
     """The fused norm + elementwise run, or None when this call is outside what it handles
     (the caller then runs the original statements)."""
-    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.dim() == 0 or x.numel() == 0:
+    got = _norm_inputs(kind, x, mod, dim)
+    if got is None:
         return None
-    grad = torch.is_grad_enabled()
-    if grad and x.requires_grad:
-        return None
-    setup = _norm_setup(kind, x, mod, dim)
-    if setup is None:
-        return None
-    first, groups, eps, w, b = setup
-    if any(p is not None and not _usable(p, x, grad) for p in (w, b)):
-        return None
+    grad, first, groups, eps, w, b = got
     period = math.prod(x.shape[first:])
     ops = [_region_operand(o, x, first, period, grad) for o in operands]
     if any(o is None for o in ops):
