@@ -174,8 +174,8 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         new_reply, _ = s.new_call({"cmd": "setup", **common, "solution": str(sol_path), "source": s.source},
                                   init_payload, timeout=cfg.setup_timeout_s)
         _check_reuse(task_path.read_text(), source, new_reply.get("code") or [])
-        phases = res["checks"].setdefault("phase_s", {})
-        phases["setup"] = round(time.perf_counter() - t0, 2)
+        phase = _Phases(s, res["checks"], t0)
+        phase.end("setup")
         res["compiled"] = True
         w = s.new.worker
         res["checks"]["sandbox"] = ("jail (namespaces, read-only host, private work dir)" if w.jailed else
@@ -193,7 +193,7 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         if reply.get("params") and reply["params"] == new_reply.get("params"):
             _reinit_trial(s, cfg, res)
         _check_reuse(task_path.read_text(), source, _code_after(s, "the trials"))
-        phases["correctness"] = round(time.perf_counter() - t0 - phases["setup"], 2)
+        phase.end("correctness")
         res["correct"] = True
         if kernel == "triton" and cfg.device == "cpu":
             task_quality(s, cfg, res)
@@ -205,11 +205,26 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         if gpu_before is not None:
             _check_gpu_memory(s, gpu_before, res["checks"])
             _compile_baseline(s, cfg, res)
-        phases["timing"] = round(time.perf_counter() - t0 - phases["setup"] - phases["correctness"], 2)
+        phase.end("timing")
         task_quality(s, cfg, res)
-        phases["quality"] = round(time.perf_counter() - t0 - sum(phases.values()), 2)
+        phase.end("quality")
     finally:
         s.close()
+
+
+class _Phases:
+    """Where an evaluation's time goes: `checks.phase_s` (wall seconds per phase) and
+    `checks.phase_cpu_s` (CPU seconds both workers used in it, from the kernel). On a shared
+    machine the wall time says how loaded it was; the CPU time says what the phase costs."""
+
+    def __init__(self, s: _Session, checks: dict, t0: float):
+        self.s, self.wall, self.cpu = s, checks.setdefault("phase_s", {}), checks.setdefault("phase_cpu_s", {})
+        self.t, self.c = t0, 0.0  # the workers' CPU counts from their start (the torch import is setup's)
+
+    def end(self, name: str) -> None:
+        now, cpu = time.perf_counter(), self.s.ref.worker.cpu_seconds() + self.s.new.worker.cpu_seconds()
+        self.wall[name], self.cpu[name] = round(now - self.t, 2), round(cpu - self.c, 2)
+        self.t, self.c = now, cpu
 
 
 def _code_after(s: _Session, stage: str) -> list:

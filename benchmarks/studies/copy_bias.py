@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import statistics
 import sys
 import tempfile
@@ -80,7 +81,8 @@ def one(task, work: Path, overrides: dict) -> dict:
     by_order = {o: [r["ref_s"] / r["new_s"] for r in rounds if r["order"] == o] for o in ("ref-first", "new-first")}
     return {"id": task.id, "fit": fit.sizes, "verdict": res.get("verdict"), "speedup": res.get("speedup"),
             "ci": res.get("speedup_ci"), "ref_ms": res.get("ref_ms"), "new_ms": res.get("new_ms"),
-            "phase_s": res["checks"].get("phase_s"), "eval_s": res["checks"].get("eval_s"),
+            "phase_s": res["checks"].get("phase_s"), "phase_cpu_s": res["checks"].get("phase_cpu_s"),
+            "eval_s": res["checks"].get("eval_s"),
             "worker_cpu_s": WORKER_CPU[-1] if WORKER_CPU else None, "rounds": ROUNDS[:],
             "ratio_by_order": {o: round(statistics.median(v), 3) if v else None for o, v in by_order.items()},
             "reason": res.get("reason"),
@@ -95,12 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--random-order", action="store_true",
+                    help="the rule before rounds alternated: a random first caller in each timed round")
     args = ap.parse_args(argv)
     suite = Path(args.suite)
     if not suite.is_dir():
         print(f"no KernelBench checkout at {suite}: nothing to do")
         return 0
     _instrument()
+    if args.random_order:
+        eval_timing.first_callers = lambda rounds: [secrets.choice(("ref", "new")) for _ in range(rounds)]
     work = Path(tempfile.mkdtemp(prefix="kopt-bias-"))
     out = []
     for spec in args.tasks:
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                                   if r["label"].startswith("timed"))
                 print(f"{task.id} run {run + 1}: {rec.get('verdict')} {rec.get('speedup')} CI {rec.get('ci')} "
                       f"ref {rec.get('ref_ms')} ms new {rec.get('new_ms')} ms | by order {rec.get('ratio_by_order')} "
-                      f"| phases {rec.get('phase_s')} eval {rec.get('eval_s')} s cpu {rec.get('worker_cpu_s')} "
+                      f"| phases {rec.get('phase_s')} cpu {rec.get('phase_cpu_s')} eval {rec.get('eval_s')} s "
                       f"| rounds {rounds} {rec.get('skipped') or rec.get('reason') or ''}", flush=True)
                 if args.json:
                     Path(args.json).write_text(json.dumps(out, indent=1))

@@ -70,7 +70,8 @@ def evaluate_copy(task, work: Path, eval_overrides: dict, device: str = "cpu", f
             rec.update({k: res.get(k) for k in ("verdict", "reason", "speedup", "speedup_ci", "ref_ms", "new_ms",
                                                 "degenerate", "degenerate_reason")})
             checks = res["checks"]
-            rec.update(eval_s=checks.get("eval_s"), phase_s=checks.get("phase_s"), task_file=str(fit.path),
+            rec.update(eval_s=checks.get("eval_s"), phase_s=checks.get("phase_s"),
+                       phase_cpu_s=checks.get("phase_cpu_s"), task_file=str(fit.path),
                        skipped_trials=checks.get("skipped", []))
     except KoptError as e:
         rec.update(verdict="error", reason=f"{type(e).__name__}: {e}")
@@ -150,6 +151,11 @@ def table(results: list[dict]) -> str:
         lines.append(f"evaluation time over {len(times)} evaluations: median {statistics.median(times):.1f} s, "
                      f"p90 {_pct(times, 0.9):.1f} s, max {max(times):.1f} s; {under}/{len(times)} under 20 s; "
                      f"total {sum(r.get('wall_s', 0) for r in results) / 60:.1f} min (fitting included)")
+    cpu = [r["phase_cpu_s"] for r in results if r.get("phase_cpu_s")]
+    if cpu:  # what an evaluation costs whatever the load: both workers' CPU seconds per phase
+        lines.append("workers' CPU per phase, median (max): " + ", ".join(
+            f"{p} {statistics.median(c.get(p, 0) for c in cpu):.1f} s ({max(c.get(p, 0) for c in cpu):.1f})"
+            for p in ("setup", "correctness", "timing", "quality")))
     return "\n".join(lines)
 
 

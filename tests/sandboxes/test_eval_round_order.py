@@ -26,22 +26,42 @@ def test_which_side_starts_is_not_fixed():
     assert starts == {"ref", "new"}  # 2**-63 odds of a false failure
 
 
-def test_an_evaluation_alternates_the_first_caller_over_an_even_number_of_rounds(monkeypatch):
+@pytest.fixture(scope="module")
+def evaluation():
+    """One real evaluation of an honest copy, with the first caller of each timed round
+    recorded by a wrapper around the real round (the round itself runs unchanged)."""
     pytest.importorskip("torch")
     from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
     seen = []
     real = eval_timing._exchange
 
-    def spy(s, seeds, label, *args, **kwargs):  # records, then runs the real round
+    def spy(s, seeds, label, *args, **kwargs):
         if label.startswith("timed round"):
             seen.append(kwargs["first"])
         return real(s, seeds, label, *args, **kwargs)
 
-    monkeypatch.setattr(eval_timing, "_exchange", spy)
-    res = evaluate(FIXTURES / "tasks" / "double_matmul.py", FIXTURES / "solutions" / "double_matmul_honest.py",
-                   EvalConfig(trials=2, rounds=5, max_timing_s=2, quality_seeds=2, edge_shapes=False))
+    eval_timing._exchange = spy
+    try:
+        res = evaluate(FIXTURES / "tasks" / "double_matmul.py", FIXTURES / "solutions" / "double_matmul_honest.py",
+                       EvalConfig(trials=2, rounds=5, max_timing_s=2, quality_seeds=2, edge_shapes=False))
+    finally:
+        eval_timing._exchange = real
+    return res, seen
+
+
+def test_an_evaluation_alternates_the_first_caller_over_an_even_number_of_rounds(evaluation):
+    res, seen = evaluation
     assert res["verdict"] in ("same", "faster", "slower"), res
     assert res["checks"]["rounds"] == len(seen) and len(seen) % 2 == 0, (res["checks"], seen)
     assert Counter(seen)["ref"] == Counter(seen)["new"], seen
     assert all(a != b for a, b in zip(seen, seen[1:])), seen
+
+
+def test_each_phase_reports_its_wall_and_worker_cpu_time(evaluation):
+    checks = evaluation[0]["checks"]
+    phases = ("setup", "correctness", "timing", "quality")
+    assert tuple(checks["phase_s"]) == phases and tuple(checks["phase_cpu_s"]) == phases, checks
+    # two workers importing torch cost CPU seconds, whatever the load; no phase is negative
+    assert checks["phase_cpu_s"]["setup"] > 0.5, checks["phase_cpu_s"]
+    assert min(checks["phase_cpu_s"].values()) >= 0 and min(checks["phase_s"].values()) >= 0, checks
