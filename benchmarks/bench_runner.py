@@ -27,6 +27,7 @@ from kopt.agent.runs.run_report import write_reports
 from kopt.agent.runs.store import STORE_FILE, Store
 from kopt.agent.search.loop import Search, SearchConfig
 from kopt.agent.search.optimize import run_optimize
+from kopt.agent.search.optimize_config import ModelConfig, OptimizeConfig, RunOptions, target_options_for
 from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
 from kopt.agent.targets.kernelbench.size_probe import run_probe
 from kopt.agent.targets.kinds import load_target
@@ -79,6 +80,13 @@ class BenchConfig:
                                  f"or none")
 
 
+def optimize_config(cfg: BenchConfig) -> OptimizeConfig:
+    """The OptimizeConfig a task's search runs with: the bench's model, budget, device and [eval]."""
+    return OptimizeConfig(model=ModelConfig(name=cfg.model, base_url=cfg.base_url),
+                          run=RunOptions(device=cfg.device), search=SearchConfig(budget=cfg.budget),
+                          eval=EvalConfig(**{"device": cfg.device, **cfg.eval}))
+
+
 def parse_baselines(text: str) -> list[str]:
     items = [s.strip() for s in text.split(",") if s.strip()]
     return [] if items in ([], ["none"]) else items
@@ -91,9 +99,17 @@ class TaskRunner:
 
     def __init__(self, cfg: BenchConfig, bench_dir: Path, executor):
         self.cfg, self.bench_dir, self.executor = cfg, bench_dir, executor
+        self.search_config = optimize_config(cfg)  # what a task's search (budget > 1) runs with
 
     def eval_config(self):
         return EvalConfig(**{"device": self.cfg.device, **self.cfg.eval})
+
+    def _task_config(self, kind: str | None = None, options: dict | None = None) -> OptimizeConfig:
+        """The bench's search config for one task (a copy: each task's run may adjust its own)."""
+        cfg = self.search_config.model_copy(deep=True)
+        cfg.run.kind = kind
+        cfg.target = target_options_for(kind, {k: str(v) for k, v in (options or {}).items() if v is not None})
+        return cfg
 
     def _evaluate(self, task: Path, solution: Path, cfg) -> dict:
         # every task's store and candidates stay out of reach, and the suite's own files (a
@@ -158,9 +174,8 @@ class TaskRunner:
             target = load_target(st.path, "program", self.eval_config(), options)
             self._one_shot(st.path, d, target)
         else:
-            run_optimize(st.path, model=self.cfg.model, base_url=self.cfg.base_url, budget=self.cfg.budget,
-                         run_dir=d, resume=(d / STORE_FILE).exists(), device=self.cfg.device, quiet=True,
-                         eval_cfg=self.eval_config(), kind="program", target_options=options)
+            run_optimize(st.path, self._task_config("program", options), run_dir=d,
+                         resume=(d / STORE_FILE).exists(), quiet=True)
         rec = {"status": "done", **result_from_store(d), "task_file": str(st.path)}
         rec["baselines"] = {"eager": rec["eager"]} if "eager" in self.cfg.baselines else {}
         if "compile" in self.cfg.baselines:
@@ -213,9 +228,7 @@ class TaskRunner:
         write_reports(d, store, run_id, best, stop, model_label(self.cfg.model))
 
     def _search(self, path: Path, d: Path) -> None:
-        run_optimize(path, model=self.cfg.model, base_url=self.cfg.base_url, budget=self.cfg.budget, run_dir=d,
-                     resume=(d / STORE_FILE).exists(), device=self.cfg.device, quiet=True,
-                     eval_cfg=self.eval_config())
+        run_optimize(path, self._task_config(), run_dir=d, resume=(d / STORE_FILE).exists(), quiet=True)
 
     def _compile_baseline(self, path: Path) -> dict:
         ev = self.eval_config()

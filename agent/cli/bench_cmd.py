@@ -9,8 +9,8 @@ from typing import Optional
 import typer
 
 from kopt.agent.cli.choices import Device, Executor, Fit
-from kopt.agent.cli.failures import fail, fail_on
-from kopt.agent.errors import KoptError, UserInputError
+from kopt.agent.cli.failures import fail
+from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.factory import model_label
 from kopt.agent.runs import config_file
 from kopt.agent.runs.run_report import write_reports
@@ -138,20 +138,18 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
         """Run the optimizer over a suite of tasks; fast_p tables and plots in report.md/html."""
+        if suite is None and not resume:
+            raise UserInputError("usage: kopt bench SUITE (a KernelBench checkout or a folder of tasks), or "
+                                 "kopt bench --resume --run-dir DIR")
+        cfg = bench_config(ctx, config, suite, run_dir if resume else None, override)
         progress = _Progress(as_json)
         try:
-            if suite is None and not resume:
-                raise UserInputError("usage: kopt bench SUITE (a KernelBench checkout or a folder of tasks), or "
-                                     "kopt bench --resume --run-dir DIR")
-            cfg = bench_config(ctx, config, suite, run_dir if resume else None, override)
             summary = run_bench(cfg, run_dir, resume, progress)
-        except KoptError as e:
-            progress.stop()
-            fail_on(e)
         except KeyboardInterrupt:
             progress.stop()
             fail("interrupted; finished tasks are kept: continue with kopt bench --resume --run-dir DIR", 130)
-        progress.stop()
+        finally:
+            progress.stop()
         config_file.write(Path(summary["bench_dir"]), stored_sections(cfg))
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
@@ -167,10 +165,7 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
                                                                    "(default B/compare-with-<A>.html)"),
                      as_json: bool = typer.Option(False, "--json")) -> None:
         """Side-by-side table of two runs (per task and fast_p), and a comparison plot."""
-        try:
-            res = compare(a, b, out or b / f"compare-with-{a.resolve().name}.html")
-        except KoptError as e:
-            fail_on(e)
+        res = compare(a, b, out or b / f"compare-with-{a.resolve().name}.html")
         if as_json:
             typer.echo(json.dumps({k: res[k] for k in ("a", "b", "metrics", "plot")} |
                                   {"tasks": res["rows"][1:]}, indent=2))
@@ -190,10 +185,7 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
     def runs_report(run: Path = typer.Argument(..., help="bench or run directory")) -> None:
         """Re-render a run's or a bench's report.md and report.html from its stored results."""
 
-        try:
-            written = rerender(run)
-        except KoptError as e:
-            fail_on(e)
+        written = rerender(run)
         typer.echo(f"wrote {written}/report.md and {written}/report.html")
 
 

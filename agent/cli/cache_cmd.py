@@ -7,22 +7,23 @@ from typing import Optional
 
 import typer
 
+from kopt.agent.errors import UserInputError
+from kopt.sandboxes.eval_cache import EvalCache, default_path
+
 cache_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="The evaluation cache (every measurement kopt made, reused while it still holds).")
 PATH_HELP = "cache file (default $KOPT_EVAL_CACHE, else $KOPT_CACHE_DIR/evals.sqlite, i.e. ~/.cache/kopt)"
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
+    """Add `kopt runs cache` to `kopt runs`."""
     runs_app.add_typer(cache_app, name="cache")
 
 
 def _open(path: Optional[Path]):
-    from kopt.sandboxes.eval_cache import EvalCache, default_path
-
     target = path or default_path()
     if path is not None and not target.exists():
-        typer.echo(f"kopt: no cache at {target}; give an existing file or leave --path out", err=True)
-        raise typer.Exit(2)
+        raise UserInputError(f"no cache at {target}; give an existing file or leave --path out")
     return EvalCache(target)
 
 

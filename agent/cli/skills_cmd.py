@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from kopt.agent.cli.failures import fail, fail_on
-from kopt.agent.errors import KoptError, UserInputError
+from kopt.agent.cli.failures import fail
+from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.factory import make_proposer
 from kopt.skills import card_writers, mining
 from kopt.skills.library import Library, dump_yaml
@@ -36,14 +36,11 @@ def list_cmd(domain: Optional[str] = typer.Option(None, help="cuda | triton | cp
              skills_dir: Optional[Path] = typer.Option(None, "--skills", help="user library (default ~/.kopt/skills)"),
              as_json: bool = typer.Option(False, "--json", help="one JSON object per card, in a list")) -> None:
     """List the skill cards (curated and mined)."""
-    try:
-        if domain is not None and domain not in DOMAINS:
-            raise _bad(f"unknown --domain {domain!r}; use one of: {', '.join(DOMAINS)}")
-        if type_ is not None and type_ not in TYPES:
-            raise _bad(f"unknown --type {type_!r}; use one of: {', '.join(TYPES)}")
-        cards = _library(skills_dir).select(domain=domain, type=type_)
-    except KoptError as e:
-        fail_on(e)
+    if domain is not None and domain not in DOMAINS:
+        raise UserInputError(f"unknown --domain {domain!r}; use one of: {', '.join(DOMAINS)}")
+    if type_ is not None and type_ not in TYPES:
+        raise UserInputError(f"unknown --type {type_!r}; use one of: {', '.join(TYPES)}")
+    cards = _library(skills_dir).select(domain=domain, type=type_)
     rows = [_row(c) for c in sorted(cards, key=lambda c: (c.type, c.domain, c.id))]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -67,19 +64,12 @@ def list_cmd(domain: Optional[str] = typer.Option(None, help="cuda | triton | cp
     typer.echo(f"{len(rows)} card(s); * = mined")
 
 
-def _bad(message: str):
-    return UserInputError(message)
-
-
 @skills_app.command("show")
 def show_cmd(card_id: str = typer.Argument(..., help="card id (see `kopt skills list`)"),
              skills_dir: Optional[Path] = typer.Option(None, "--skills", help="user library (default ~/.kopt/skills)"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one card: triggers, the before/after sketch, risks and evidence."""
-    try:
-        card = _library(skills_dir).get(card_id)
-    except KoptError as e:
-        fail_on(e)
+    card = _library(skills_dir).get(card_id)
     data = card.model_dump(exclude_defaults=True)
     typer.echo(json.dumps(card.model_dump(), indent=2) if as_json else dump_yaml(data).rstrip())
 
@@ -94,21 +84,18 @@ def mine_cmd(from_run: Optional[Path] = typer.Option(None, "--from-run", help="r
              base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server URL"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Turn verified improvements (>= 1.1x) into new cards or evidence on existing ones."""
-    try:
-        if (from_run is None) == (pairs is None):
-            raise _bad("give exactly one of --from-run RUN_DIR or --pairs DIR")
-        library = _library(skills_dir)
-        writer = card_writers.RulesWriter() if model == "rules" else card_writers.LLMWriter(_chat(model, base_url))
-        if from_run is not None:
-            found, summary = mining.pairs_from_run(from_run)
-            if not found:
-                raise mining.NothingMined(f"no verified parent->child improvement of at least {mining.MIN_GAIN}x in "
-                                          f"{from_run} ({summary}); nothing to mine")
-        else:
-            found = mining.pairs_from_dir(pairs)
-        outcomes = mining.mine(found, library, writer)
-    except KoptError as e:
-        fail_on(e)
+    if (from_run is None) == (pairs is None):
+        raise UserInputError("give exactly one of --from-run RUN_DIR or --pairs DIR")
+    library = _library(skills_dir)
+    writer = card_writers.RulesWriter() if model == "rules" else card_writers.LLMWriter(_chat(model, base_url))
+    if from_run is not None:
+        found, summary = mining.pairs_from_run(from_run)
+        if not found:
+            raise mining.NothingMined(f"no verified parent->child improvement of at least {mining.MIN_GAIN}x in "
+                                      f"{from_run} ({summary}); nothing to mine")
+    else:
+        found = mining.pairs_from_dir(pairs)
+    outcomes = mining.mine(found, library, writer)
     learned = [o for o in outcomes if o.action != "skipped"]
     if as_json:
         typer.echo(json.dumps({"skills_dir": str(library.user_dir), "writer": writer.name,

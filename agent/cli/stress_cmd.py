@@ -8,9 +8,7 @@ from typing import Optional
 
 import typer
 
-from kopt.agent.cli.failures import fail_on
-from kopt.agent.errors import KoptError
-from kopt.agent.stress.run import run_stress
+from kopt.agent.stress.run import StressConfig, run_stress
 
 
 def register(app: typer.Typer, runs_app: typer.Typer) -> None:
@@ -38,12 +36,10 @@ def register(app: typer.Typer, runs_app: typer.Typer) -> None:
             if not as_json:
                 print(msg, file=sys.stderr)
 
-        try:
-            result = run_stress(program, validator, generator=generator, seeds=seeds, budget=budget,
-                                max_bytes=max_bytes, max_cost=max_cost, out=out or Path(f"stress-{program.stem}"),
-                                model=model, base_url=base_url, std=std, progress=progress)
-        except KoptError as e:
-            fail_on(e)
+        cfg = StressConfig(validator=validator, generator=generator, seeds=seeds, budget=budget, max_bytes=max_bytes,
+                           max_cost=max_cost, out=out or Path(f"stress-{program.stem}"), model=model,
+                           base_url=base_url, std=std)
+        result = run_stress(program, cfg, progress)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:

@@ -22,9 +22,8 @@ from kopt.agent.cli.choices import (
     RolloutBudget,
     value,
 )
-from kopt.agent.cli.failures import fail_on
-from kopt.agent.cli.train_options import TrainOptions
-from kopt.agent.errors import EnvironmentMissing, KoptError, UserInputError
+from kopt.agent.cli.train_options import GRPO_SET_BY_TRAIN, TrainConfig, TrainOptions
+from kopt.agent.errors import EnvironmentMissing, UserInputError
 from kopt.agent.runs import config_file
 from kopt.rl_finetune import GRPOConfig
 from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
@@ -115,50 +114,33 @@ def train(
 ) -> None:
     """Fine-tune MODEL with GRPO on stored prompts (--from-runs) or tasks (--tasks); rewards are live evaluations."""
 
+    if old_budget is not None:
+        raise UserInputError("kopt train --budget is now --rollout-budget (fixed|knapsack|gdro); --budget "
+                             "means evaluations in the other commands")
+    if old_out is not None:
+        raise UserInputError("kopt train --out is now --run-dir, as in the other commands")
+    cfg = train_config(ctx, config, run_dir, resume, override, from_runs=from_runs, tasks=tasks, level=level,
+                       planner=planner, cache=cache)
+    prompts = _planner_prompts(cfg) if cfg.planner else _prompts(cfg)
     try:
-        if old_budget is not None:
-            raise UserInputError("kopt train --budget is now --rollout-budget (fixed|knapsack|gdro); --budget "
-                                 "means evaluations in the other commands")
-        if old_out is not None:
-            raise UserInputError("kopt train --out is now --run-dir, as in the other commands")
-        out = run_dir
-        opts, cfg = train_config(ctx, config, out if resume else None, override, hint_runs=from_runs)
-        model = opts.model
-        if model is None:
-            raise UserInputError("give the model to fine-tune: --model hf:<path> (or [train] model in --config)")
-        if not model.startswith("hf:"):
-            raise UserInputError(f"--model {model}: kopt train fine-tunes a local model; give hf:<path>")
-        if bool(from_runs) == (tasks is not None):
-            raise UserInputError("give the prompts with --from-runs RUN_DIR (repeatable) or --tasks SUITE (not both)")
-        path = model[3:]
-        if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
-            raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
-        out = out or Path("trained") / f"{Path(path).name or 'model'}-grpo"
-        if planner and from_runs:
-            raise UserInputError("--planner trains on --tasks (one plan prompt per task), not on --from-runs")
-        prompts = _planner_prompts(tasks, level, out) if planner else _prompts(from_runs, tasks, level)
-        try:
-            import peft  # noqa: F401
-            import torch  # noqa: F401
-            import transformers  # noqa: F401
-        except ImportError as e:
-            raise EnvironmentMissing(f"kopt train needs torch, transformers and peft ({e.name} is missing): "
-                                     f"pip install 'kopt[torch,train]'") from None
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise EnvironmentMissing(f"kopt train needs torch, transformers and peft ({e.name} is missing): "
+                                 f"pip install 'kopt[torch,train]'") from None
 
-        if resume and latest_checkpoint(out) is None:
-            raise UserInputError(f"--resume: no checkpoint in {out}/checkpoints; run without --resume to start")
-        if not resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
-            raise UserInputError(f"{out} already holds checkpoints: add --resume to continue, or pick another "
-                                 f"--run-dir")
-        cfg.prompts_per_step = min(cfg.prompts_per_step, len(prompts))
-        cfg.output_dir = str(out)
-        out.mkdir(parents=True, exist_ok=True)
-
-        config_file.write(out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg),
-                                "eval": opts.eval_overrides})
-        summary = _run(path, prompts, cfg, out, resume, opts, quiet=as_json, planner=planner, cache=cache)
-    except KoptError as e:
-        fail_on(e)
+    out = cfg.run_dir
+    if cfg.resume and latest_checkpoint(out) is None:
+        raise UserInputError(f"--resume: no checkpoint in {out}/checkpoints; run without --resume to start")
+    if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
+        raise UserInputError(f"{out} already holds checkpoints: add --resume to continue, or pick another "
+                             f"--run-dir")
+    cfg.grpo.prompts_per_step = min(cfg.grpo.prompts_per_step, len(prompts))
+    cfg.grpo.output_dir = str(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_file.write(out, cfg.sections())
+    summary = _run(cfg, prompts, quiet=as_json)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -172,94 +154,98 @@ def train(
         raise typer.Exit(130)
 
 
-def _grpo_sections(cfg) -> dict:
-    d = cfg.to_dict()
-    for k in GRPO_SET_BY_TRAIN:
-        d.pop(k, None)
-    return d
-
-
-# GRPOConfig fields `kopt train` sets itself ([train] lora_r, the run dir, a line of progress per step)
-GRPO_SET_BY_TRAIN = ("lora", "output_dir", "log_every", "hint_source")
-
-
-def train_config(ctx, config: Path | None, resumed: Path | None, override: bool, hint_runs=None):
-    """(TrainOptions, GRPOConfig) from train's defaults, --config and the flags given; a resumed run
-    starts from its stored config.json. With hints on, the hints are the best solutions in `hint_runs`."""
+def train_config(ctx, config: Path | None, run_dir: Path | None, resume: bool, override: bool, *,
+                 from_runs: list[Path] | None, tasks: Path | None, level: int | None, planner: bool,
+                 cache: bool) -> TrainConfig:
+    """The run's one TrainConfig from train's defaults, --config and the flags given (a resumed run
+    starts from its stored config.json), and where its prompts come from. With hints on, the hints
+    are the best solutions in the --from-runs stores."""
     where = f"--config {config}" if config else "flags"
     schemas = {"grpo": GRPOConfig, "train": TrainOptions, "eval": EvalConfig}
-    exclude = {"grpo": set(GRPO_SET_BY_TRAIN), "train": {"eval_overrides"}, "eval": {"device", "hidden_paths"}}
+    exclude = {"grpo": set(GRPO_SET_BY_TRAIN), "eval": {"device", "hidden_paths"}}
     file_data = config_file.load(config) if config else {}
     config_file.check_keys(file_data, schemas, where, exclude)
-    defaults = config_file.dotted_to_sections({d: _plain(ctx.params[p]) for p, d in TRAIN_FLAGS.items()})
+    defaults = config_file.dotted_to_sections({d: value(ctx.params[p]) for p, d in TRAIN_FLAGS.items()})
     defaults["grpo"]["pass_threshold"] = 0.2  # a correct but not faster kernel is not a pass
+    resumed = run_dir if resume else None
     sections = config_file.resolve(config_file.stored_config(resumed), file_data,
                                    config_file.given_flags(ctx, TRAIN_FLAGS), TRAIN_FLAGS, override, resumed,
                                    defaults)
-    opts = config_file.build(TrainOptions, {**sections.get("train", {}), "eval_overrides": sections.get("eval", {})},
-                             where)
-    config_file.build(EvalConfig, opts.eval_overrides, where)
-    lora_r = opts.lora_r
+    opts = config_file.build(TrainOptions, sections.get("train", {}), where)
+    eval_overrides = sections.get("eval", {})
+    config_file.build(EvalConfig, eval_overrides, where)
     grpo = sections.get("grpo", {})
-    hints = _hint_source(hint_runs) if grpo.get("hints") and hint_runs else None
-    cfg = config_file.build(GRPOConfig, {**grpo, "log_every": 1, "hint_source": hints,
-                                         "lora": ({"r": lora_r, "lora_alpha": 2 * lora_r, "lora_dropout": 0.0,
-                                                   "target_modules": "all-linear"} if lora_r > 0 else None)}, where)
-    return opts, cfg
+    hints = _hint_source(from_runs) if grpo.get("hints") and from_runs else None
+    lora = {"r": opts.lora_r, "lora_alpha": 2 * opts.lora_r, "lora_dropout": 0.0,
+            "target_modules": "all-linear"} if opts.lora_r > 0 else None
+    grpo_cfg = config_file.build(GRPOConfig, {**grpo, "log_every": 1, "hint_source": hints, "lora": lora}, where)
+    model = opts.model
+    if model is None:
+        raise UserInputError("give the model to fine-tune: --model hf:<path> (or [train] model in --config)")
+    if not model.startswith("hf:"):
+        raise UserInputError(f"--model {model}: kopt train fine-tunes a local model; give hf:<path>")
+    if bool(from_runs) == (tasks is not None):
+        raise UserInputError("give the prompts with --from-runs RUN_DIR (repeatable) or --tasks SUITE (not both)")
+    path = model[3:]
+    if not path or (path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists()):
+        raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
+    if planner and from_runs:
+        raise UserInputError("--planner trains on --tasks (one plan prompt per task), not on --from-runs")
+    return TrainConfig(options=opts, grpo=grpo_cfg, eval_overrides=eval_overrides, resume=resume,
+                       run_dir=run_dir or Path("trained") / f"{Path(path).name or 'model'}-grpo",
+                       from_runs=list(from_runs) if from_runs else None, tasks=tasks, level=level, planner=planner,
+                       cache=cache)
 
 
-def _plain(v):
-    return value(v)
-
-
-def _planner_prompts(tasks: Path, level, out: Path) -> list:
+def _planner_prompts(cfg: TrainConfig) -> list:
     """--planner: one plan prompt per task of --tasks, fitted to this machine (copies under RUN_DIR/fit/)."""
-    found = planner_tasks(tasks, level, out)
+    found = planner_tasks(cfg.tasks, cfg.level, cfg.run_dir)
     if not found:
-        raise UserInputError(f"no KernelBench task under {tasks} can run here (--planner fits each to this machine)")
+        raise UserInputError(f"no KernelBench task under {cfg.tasks} can run here (--planner fits each to this "
+                             f"machine)")
     return found
 
 
-def _prompts(from_runs, tasks, level):
-    if from_runs:
-        prompts = prompts_from_runs(list(from_runs))
+def _prompts(cfg: TrainConfig) -> list:
+    if cfg.from_runs:
+        prompts = prompts_from_runs(cfg.from_runs)
         if not prompts:
-            raise UserInputError(f"no usable prompts in {', '.join(map(str, from_runs))}: a prompt needs an LLM "
+            raise UserInputError(f"no usable prompts in {', '.join(map(str, cfg.from_runs))}: a prompt needs an LLM "
                                  f"proposal whose parent and task file are still there")
     else:
-        prompts = from_suite(tasks, level)
+        prompts = from_suite(cfg.tasks, cfg.level)
         if not prompts:
-            raise UserInputError(f"no KernelBench task files under {tasks}")
+            raise UserInputError(f"no KernelBench task files under {cfg.tasks}")
     return prompts
 
 
-def _run(path: str, prompts, cfg, out: Path, resume: bool, opts, quiet: bool, planner: bool = False,
-         cache: bool = True) -> dict:
+def _run(cfg: TrainConfig, prompts, quiet: bool) -> dict:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the live view is the progress display
 
+    opts, grpo, out = cfg.options, cfg.grpo, cfg.run_dir
     ex = make_executor(opts.executor, opts.jobs)
-    eval_cfg = EvalConfig(**{**opts.eval_overrides, "device": opts.device, "hidden_paths": [str(out.resolve())]})
-    reward_fn = PlanReward(prompts, eval_cfg, out / "solutions", EvalCache(None if cache else out / "evals.sqlite"),
-                           jobs=opts.jobs) if planner else \
-        KernelReward(prompts, ex, eval_cfg, out / "solutions", flag_flaws=cfg.flawed_penalty > 0)
+    eval_cfg = cfg.eval_config()
+    reward_fn = PlanReward(prompts, eval_cfg, out / "solutions", EvalCache(None if cfg.cache else out / "evals.sqlite"),
+                           jobs=opts.jobs) if cfg.planner else \
+        KernelReward(prompts, ex, eval_cfg, out / "solutions", flag_flaws=grpo.flawed_penalty > 0)
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`, one process shows progress
-    view = None if quiet or not main_process else LiveView(f"kopt train {path}", cfg.max_steps)
-    tracker = make_tracker(opts.report_to, out, {"train": opts.model_dump(), "grpo": _grpo_sections(cfg)}) \
+    view = None if quiet or not main_process else LiveView(f"kopt train {cfg.model_path}", grpo.max_steps)
+    tracker = make_tracker(opts.report_to, out, {"train": opts.model_dump(), "grpo": cfg.grpo_section()}) \
         if main_process else None
     interrupted, model_dir = False, out
     try:
         try:
-            model, tokenizer = _load_bf16(path) if opts.bf16 else (path, None)
-            trainer = GRPOTrainer(model, reward_fn, [p.chat for p in prompts], cfg, tokenizer=tokenizer,
+            model, tokenizer = _load_bf16(cfg.model_path) if opts.bf16 else (cfg.model_path, None)
+            trainer = GRPOTrainer(model, reward_fn, [p.chat for p in prompts], grpo, tokenizer=tokenizer,
                                   callbacks=[cb for cb in (view, tracker) if cb])
         except (OSError, ValueError) as e:
-            raise UserInputError(f"hf:{path}: could not load a causal LM: {str(e).strip().splitlines()[0]}"[:300]
-                                 ) from None
+            first = str(e).strip().splitlines()[0]
+            raise UserInputError(f"hf:{cfg.model_path}: could not load a causal LM: {first}"[:300]) from None
         started = time.time()
         try:
-            history = trainer.train(resume=resume)
+            history = trainer.train(resume=cfg.resume)
         except KeyboardInterrupt:
             interrupted = True
             model_dir = trainer.save_checkpoint()

@@ -43,8 +43,10 @@ def load(path: Path) -> dict:
     return data
 
 
-def field_names(schema: type) -> list[str]:
-    """The settable names of a pydantic model or a dataclass."""
+def field_names(schema: type | tuple) -> list[str]:
+    """The settable names of a pydantic model or a dataclass (or the names themselves)."""
+    if isinstance(schema, (tuple, list)):
+        return list(schema)
     if dataclasses.is_dataclass(schema):
         return [f.name for f in dataclasses.fields(schema)]
     return list(schema.model_fields)

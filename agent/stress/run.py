@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from kopt.agent.errors import EnvironmentMissing, UserInputError
 from kopt.agent.proposers.factory import make_proposer
 from kopt.agent.stress.cost_search import RUN_TIMEOUT_S, CostMeter, StressResult, StressSearch
@@ -32,12 +34,27 @@ def read_seeds(folder: Path) -> list[tuple[str, bytes]]:
     return [(f"seed {f.name}", f.read_bytes()) for f in files]
 
 
-def run_stress(program: Path, validator: Path, generator: Path | None = None, seeds: Path | None = None,
-               budget: int = 40, max_bytes: int = DEFAULT_MAX_BYTES, out: Path | None = None,
-               model: str | None = None, base_url: str | None = None, use_generators: bool = True,
-               use_mutation: bool = True, std: str | None = None, keep: int = 5, seed: int = 0,
-               max_cost: float = 5e8, progress=None) -> dict:
-    """The search of design §7 for PROGRAM; see `kopt stress --help`."""
+class StressConfig(BaseModel):
+    """Everything one `kopt stress` run is set up with, built once by the CLI (`kopt stress --help`)."""
+    model_config = ConfigDict(extra="forbid")
+    validator: Path = Field(description="input validator: exits 0 exactly when stdin is a legal input")
+    generator: Path | None = Field(None, description="generator program run as `G SEED SIZE`")
+    seeds: Path | None = Field(None, description="folder of legal inputs to start from")
+    budget: int = Field(40, description="mutated inputs to cost (each is one reference run)")
+    max_bytes: int = Field(DEFAULT_MAX_BYTES, description="largest input to consider")
+    max_cost: float = Field(5e8, description="instructions one run may take before generators stop growing")
+    out: Path | None = Field(None, description="folder for the inputs found (None: keep them in memory)")
+    model: str | None = Field(None, description="a model that writes generators (None or 'rules': none)")
+    base_url: str | None = None
+    std: str | None = Field(None, description="C/C++ standard, e.g. c++17")
+    use_generators: bool = True
+    use_mutation: bool = True
+    keep: int = Field(5, description="how many of the costliest inputs to keep")
+    seed: int = 0
+
+
+def run_stress(program: Path, cfg: StressConfig, progress=None) -> dict:
+    """The search of architecture §7 for PROGRAM; `progress` gets one line per step."""
     progress = progress or (lambda msg: None)
     program = Path(program)
     language = language_of(program)
@@ -45,40 +62,40 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
         raise UserInputError(f"{program}: give a C/C++ or Python program source (.c, .cpp, .py)")
     if language != "python" and compiler_version(language) == "missing":
         raise EnvironmentMissing("no C/C++ compiler on PATH (gcc/g++)")
-    if budget < 0 or max_bytes < 1:
+    if cfg.budget < 0 or cfg.max_bytes < 1:
         raise UserInputError("--budget must be >= 0 and --max-bytes >= 1")
     source = program.read_text()
     try:
-        flags = source_flags_for(program, language, source, std)
+        flags = source_flags_for(program, language, source, cfg.std)
     except FlagError as e:
         raise UserInputError(f"{program.name}: {e}") from None
     runner, err = build_runner("reference", source, language, flags)
-    with runner, Validator.load(validator, std) as v:
+    with runner, Validator.load(cfg.validator, cfg.std) as v:
         if err:
             first = next((line for line in err.splitlines() if "error" in line), err.splitlines()[0])
             raise UserInputError(f"{program.name} does not compile: {first.strip()[:200]}")
         meter = CostMeter(runner)
         start: list[tuple[str, bytes]] = []
-        if seeds is not None:
-            start += read_seeds(Path(seeds))
+        if cfg.seeds is not None:
+            start += read_seeds(Path(cfg.seeds))
             v.check_all(start)
-        if use_generators and generator is not None:
-            with load_generator(Path(generator)) as gen:
-                made, notes = generated_inputs(gen, v, max_bytes, f"generator {Path(generator).name}")
+        if cfg.use_generators and cfg.generator is not None:
+            with load_generator(Path(cfg.generator)) as gen:
+                made, notes = generated_inputs(gen, v, cfg.max_bytes, f"generator {Path(cfg.generator).name}")
             if not made:
-                raise UserInputError(f"generator {Path(generator).name} produced no legal input "
+                raise UserInputError(f"generator {Path(cfg.generator).name} produced no legal input "
                                      f"({notes[0] if notes else 'all outputs rejected'})")
             start += made
-        if use_generators and model not in (None, "rules"):
-            chat = make_proposer(model, base_url).chat
-            start += llm_generators(chat, source, Path(validator).read_text(errors="replace"), v, meter, max_bytes,
-                                    progress=progress)
-        grammar = infer(v, max_bytes, [data for _, data in start]) if use_mutation else None
+        if cfg.use_generators and cfg.model not in (None, "rules"):
+            chat = make_proposer(cfg.model, cfg.base_url).chat
+            start += llm_generators(chat, source, Path(cfg.validator).read_text(errors="replace"), v, meter,
+                                    cfg.max_bytes, progress=progress)
+        grammar = infer(v, cfg.max_bytes, [data for _, data in start]) if cfg.use_mutation else None
         if grammar is not None:
             progress(f"inferred layout: {grammar.summary()}")
             if not start:
                 start = [(f"inferred layout: {grammar.family.name}", grammar.family.text(grammar.example))]
-        if not start and generator is None and seeds is None:
+        if not start and cfg.generator is None and cfg.seeds is None:
             start = probe_inputs(v)  # no layout inferred: the fixed layouts the validator accepts
             if start:
                 progress(f"no seeds given: the validator accepts {len(start)} common layout(s): "
@@ -87,9 +104,9 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
             raise UserInputError("no legal starting input: the validator accepts none of kopt's common layouts; "
                                  "give --seeds DIR (legal inputs), --generator G, or --model for LLM-written "
                                  "generators")
-        search = StressSearch(v, meter, budget=budget, max_bytes=max_bytes, seed=seed,
-                              mutate_inputs=use_mutation, push=use_mutation, progress=progress, grammar=grammar,
-                              max_cost=max_cost)
+        search = StressSearch(v, meter, budget=cfg.budget, max_bytes=cfg.max_bytes, seed=cfg.seed,
+                              mutate_inputs=cfg.use_mutation, push=cfg.use_mutation, progress=progress, grammar=grammar,
+                              max_cost=cfg.max_cost)
         for name, data in start:
             r = runner.run(data, RUN_TIMEOUT_S)
             if not r.ok:
@@ -97,8 +114,8 @@ def run_stress(program: Path, validator: Path, generator: Path | None = None, se
                                      f"({r.failure()}); fix the program or the input")
         result = search.run(start)
     if not result.inputs:
-        raise UserInputError(f"validator {Path(validator).name} accepts none of the starting inputs")
-    return {**summarize(result, out, keep, metric_note=valgrind_path() is not None),
+        raise UserInputError(f"validator {Path(cfg.validator).name} accepts none of the starting inputs")
+    return {**summarize(result, cfg.out, cfg.keep, metric_note=valgrind_path() is not None),
             "layout": grammar.summary() if grammar is not None else None}
 
 

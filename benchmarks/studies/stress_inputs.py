@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from kopt.agent.errors import KoptError
-from kopt.agent.stress.run import run_stress
+from kopt.agent.stress.run import StressConfig, run_stress
 
 PROGRAMS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "programs"
 UNSEEN = Path(__file__).resolve().parent / "stress_programs"
@@ -39,7 +39,7 @@ def unseen(budget: int) -> None:
     for prog in sorted(p for p in UNSEEN.iterdir() if (p / "prog.cpp").exists()):
         t0 = time.perf_counter()
         try:
-            r = run_stress(prog / "prog.cpp", prog / "validator.cpp", budget=budget)
+            r = run_stress(prog / "prog.cpp", StressConfig(validator=prog / "validator.cpp", budget=budget))
         except KoptError as e:
             print(f"{prog.name:<12} failed: {e}")
             rows.append((prog.name, 0.0, 0, 0, 0, "-", "-", time.perf_counter() - t0))
@@ -79,8 +79,8 @@ def fixtures(a) -> None:
                              ("mutation-only", {"seeds": prog / "tests", "use_generators": False}),
                              ("both", {"generator": gen, "seeds": prog / "tests"})):
                 t0 = time.perf_counter()
-                r = run_stress(prog / "prog.cpp", prog / "validator.cpp", budget=a.budget, model=a.model,
-                               base_url=a.base_url, **kw)
+                r = run_stress(prog / "prog.cpp", StressConfig(validator=prog / "validator.cpp", budget=a.budget,
+                                                               model=a.model, base_url=a.base_url, **kw))
                 rows.append((prog.name, mode, r["slowdown_vs_random"], r["max_instructions"] or r["max_ms"],
                              r["baseline_instructions"] or r["baseline_ms"], r["tried"], r["origins"][0],
                              time.perf_counter() - t0))

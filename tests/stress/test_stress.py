@@ -95,15 +95,16 @@ print(" ".join([str(seed + 1)] * size))
 def test_llm_generators_are_run_costed_and_refined(tmp_path, monkeypatch):
     pytest.importorskip("openai")
     import kopt.agent.proposers.backends.pricing as pricing
-    from kopt.agent.stress.run import run_stress
+    from kopt.agent.stress.run import StressConfig, run_stress
     from tests.support.chat_server import ChatServer
 
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setattr(pricing, "_table", lambda: {})  # no price lookup (litellm's import is slow)
     prog = PROGRAMS / "dedupe"
     with ChatServer(lambda body, n: (200, EQUAL_KEYS_GENERATOR, 0)) as srv:
-        out = run_stress(prog / "prog.cpp", prog / "validator.cpp", model="openai/tiny", base_url=srv.url,
-                         use_mutation=False, budget=0, max_bytes=4000, out=tmp_path)
+        out = run_stress(prog / "prog.cpp", StressConfig(validator=prog / "validator.cpp", model="openai/tiny",
+                                                         base_url=srv.url, use_mutation=False, budget=0,
+                                                         max_bytes=4000, out=tmp_path))
         second = srv.requests[1]["messages"][-1]["content"]
     assert len(srv.requests) == 2 and "Measured so far" in second and "instructions" in second
     assert out["origins"][0].startswith("llm generator") and out["slowdown_vs_random"] >= 10
