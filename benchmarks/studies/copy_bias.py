@@ -36,6 +36,7 @@ def _recording_exchange(original):
         if kwargs.get("timed"):
             order = kwargs.get("first", "ref") + "-first"
             ROUNDS.append({"label": label, "order": order, "ref_s": times["ref"], "new_s": times["new"],
+                           "ref_cpu_s": times["ref_run_cpu"], "new_cpu_s": times["new_run_cpu"],
                            "calls": len(seeds), "checked": bool(kwargs.get("checked"))})
         return times
     return exchange
@@ -79,12 +80,15 @@ def one(task, work: Path, overrides: dict) -> dict:
     res = evaluate(fit.path, copy, EvalConfig(**overrides))
     rounds = [r for r in ROUNDS if r["label"].startswith("timed")]
     by_order = {o: [r["ref_s"] / r["new_s"] for r in rounds if r["order"] == o] for o in ("ref-first", "new-first")}
+    cpu = [r["ref_cpu_s"] / r["new_cpu_s"] for r in rounds if r["new_cpu_s"] > 0]
     return {"id": task.id, "fit": fit.sizes, "verdict": res.get("verdict"), "speedup": res.get("speedup"),
             "ci": res.get("speedup_ci"), "ref_ms": res.get("ref_ms"), "new_ms": res.get("new_ms"),
             "phase_s": res["checks"].get("phase_s"), "phase_cpu_s": res["checks"].get("phase_cpu_s"),
             "eval_s": res["checks"].get("eval_s"),
             "worker_cpu_s": WORKER_CPU[-1] if WORKER_CPU else None, "rounds": ROUNDS[:],
             "ratio_by_order": {o: round(statistics.median(v), 3) if v else None for o, v in by_order.items()},
+            # the same ratio in CPU seconds (the kernel's, in clock ticks): load moves it far less than wall time
+            "cpu_ratio": round(statistics.median(cpu), 3) if cpu else None,
             "reason": res.get("reason"),
             "requests": {f"{side}.{cmd}": [n, round(w, 3), round(c, 3)] for (side, cmd), (n, w, c) in
                          sorted(REQUESTS.items(), key=lambda kv: -kv[1][1])}}
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                                   if r["label"].startswith("timed"))
                 print(f"{task.id} run {run + 1}: {rec.get('verdict')} {rec.get('speedup')} CI {rec.get('ci')} "
                       f"ref {rec.get('ref_ms')} ms new {rec.get('new_ms')} ms | by order {rec.get('ratio_by_order')} "
+                      f"cpu ratio {rec.get('cpu_ratio')} "
                       f"| phases {rec.get('phase_s')} cpu {rec.get('phase_cpu_s')} eval {rec.get('eval_s')} s "
                       f"| rounds {rounds} {rec.get('skipped') or rec.get('reason') or ''}", flush=True)
                 if args.json:
