@@ -45,9 +45,14 @@ class RunOptions(BaseModel):
     gpus: str | None = None
 
 
-class ProgramOptions(BaseModel):
-    """[target] of a program (a C/C++ or Python source reading stdin)."""
+class KindOptions(BaseModel):
+    """[target]: the options of one target kind (`kind`), nothing else."""
     model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str]
+
+
+class ProgramOptions(KindOptions):
+    """[target] of a program (a C/C++ or Python source reading stdin)."""
     kind: ClassVar[str] = "program"
     tests: str | None = Field(None, description="folder of NAME.in [/ NAME.out] test files")
     validator: str | None = Field(None, description="input validator (exit 0 = legal input)")
@@ -56,9 +61,8 @@ class ProgramOptions(BaseModel):
     stress: str | None = Field(None, description="extra inputs (e.g. from kopt stress --out)")
 
 
-class RepoOptions(BaseModel):
+class RepoOptions(KindOptions):
     """[target] of a git repository."""
-    model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str] = "repo"
     test: str | None = Field(None, description="test command (must pass on the original)")
     bench: str | None = Field(None, description="benchmark command")
