@@ -67,12 +67,25 @@ class Target(Protocol):
     """
 
     name: str          # short, for run-dir names
-    kind: str          # "kernelbench" | "program" | "repo"
+    kind: str          # "kernelbench" | "program" | "repo": a name (store, messages, `--model rules`'s rule set)
     path: Path         # what the user pointed at
     source: str        # the reference code a proposer reads
     language: str      # code-fence language of candidates: python | cpp | c | diff
     suffix: str        # file suffix a candidate is written with: .py | .cpp | .patch
     instructions: str  # system prompt for LLM proposers: what a valid candidate is
+
+    # What the jobs may do with it: the search and `kopt optimize` ask these, never the kind.
+    # parallel_eval: an evaluation is `sandboxes.evaluator.evaluate(path, solution, EvalConfig)`,
+    #   self-contained, so an executor pool (--jobs, Ray), --gpus or a Docker sandbox may run it.
+    # cacheable: the evaluation cache may serve it (keyed by task, solution, config, toolchain).
+    # plannable: the rules coder can follow a plan on it (--plan / --planner).
+    # checks_in_prompt: the feedback a model gets on a result reads its `checks` (compiler
+    #   errors, mismatches, profiles); False: verdict and reason only (a program's checks
+    #   describe hidden tests, a repository's are for the user).
+    parallel_eval: bool
+    cacheable: bool
+    plannable: bool
+    checks_in_prompt: bool
 
     def baseline_code(self) -> str:
         """The root candidate's code: the reference itself, as a candidate."""
@@ -86,3 +99,11 @@ class Target(Protocol):
 
     def apply_answer(self, answer: str, parent_code: str) -> tuple[str, str]:
         """(new candidate code, edit kind) from a model's answer; raises EditError."""
+
+    def use_run_dir(self, run_dir: Path) -> None:
+        """Called once the run dir is known, before anything is evaluated (a repository keeps
+        its work trees there; a no-op elsewhere)."""
+
+    def write_best(self, run_dir: Path, code: str) -> None:
+        """Called after best/solution<suffix> is written with CODE: what else the answer leaves
+        (a repository: best.patch, best/SUMMARY.md, a branch; a no-op elsewhere)."""

@@ -189,19 +189,19 @@ def _build(context: dict, step: str | None, max_prompt_tokens: int | None, count
 
 
 def _render(context: dict, step: str | None, parts: _Parts) -> list[dict]:
-    lang, kind = _lang(context), context.get("kind") or getattr(context.get("target"), "kind", "kernelbench")
+    lang, checks = _lang(context), getattr(context.get("target"), "checks_in_prompt", True)
     parent: Candidate = context["parent"]
     head = f"Task (reference):\n```{lang}\n{context['task_source'].rstrip()}\n```"
     if parts.sections:
         head += "\n\n" + render(parts.sections)
     turns: list[dict] = []
     for a in parts.attempts:
-        lead = head + "\n\n" if not turns else _verdict_of(turns, kind) + "\n\n"
+        lead = head + "\n\n" if not turns else _verdict_of(turns, checks) + "\n\n"
         turns.append({"role": "user", "content": lead + f"Plan step: {a.step}"})
         turns.append({"role": "assistant", "content": a.answer, "attempt": a})
-    final = head if not turns else _verdict_of(turns, kind)
+    final = head if not turns else _verdict_of(turns, checks)
     last = (context.get("parent_results") or [{}])[-1]
-    status = describe(last, parent.code, kind).splitlines()[0] if last else "not evaluated yet"
+    status = describe(last, parent.code, checks).splitlines()[0] if last else "not evaluated yet"
     final += f"\n\nCurrent solution ({status}):\n```{lang}\n{_view(context, parent.code)}\n```"
     if parts.skills:
         final += f"\n\nSkills that may apply (kopt's skill library):\n{parts.skills}"
@@ -219,10 +219,10 @@ def _render(context: dict, step: str | None, parts: _Parts) -> list[dict]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def _verdict_of(turns: list[dict], kind: str) -> str:
+def _verdict_of(turns: list[dict], checks: bool) -> str:
     """What the evaluator found for the answer in the last turn."""
     a: Attempt = turns[-1]["attempt"]
-    text = "Evaluation of that answer:\n" + describe(a.results[-1] if a.results else None, a.code, kind)
+    text = "Evaluation of that answer:\n" + describe(a.results[-1] if a.results else None, a.code, checks)
     if not a.kept:
         text += "\nThat attempt was not built on; the next request starts again from the current solution."
     return text

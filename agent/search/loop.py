@@ -70,8 +70,8 @@ class Stats:
 class Search:
     """`target` is any `Target` (a KernelBench task path is wrapped as one). `evaluator`, when
     given, replaces the target's own evaluation (benchmarks plug in a simulator). `executor`
-    (`kopt.sandboxes.executors`: local threads or Ray) evaluates a KernelBench task's new
-    children concurrently; each result is stored as it arrives."""
+    (`kopt.sandboxes.executors`: local threads or Ray) evaluates the new children of a target
+    with `parallel_eval` concurrently; each result is stored as it arrives."""
 
     def __init__(self, target: Target | Path | str, proposer, store: Store, run_id: str, run_dir: Path,
                  cfg: SearchConfig, on_event: Callable[[dict], None] | None = None,
@@ -235,7 +235,7 @@ class Search:
 
     def context(self, parent: Candidate) -> dict:
         return {"task_source": self.task_source, "task_path": str(self.task_path), "parent": parent,
-                "target": self.target, "kind": self.target.kind,
+                "target": self.target,
                 "parent_results": self.evals.get(parent.id, []),
                 "lessons": summarize(self.cands, self.evals, self.duplicates),
                 "candidates": self.cands, "evaluations": self.evals,  # the lineage's attempts, for LLM prompts
@@ -292,9 +292,10 @@ class Search:
         return False
 
     def _evaluate_pending_concurrently(self) -> None:
-        """With an executor, the new children of a KernelBench task go out together, as many
-        as the budget allows before its reserve; the rest take the one-at-a-time path."""
-        if self.executor is None or self.evaluator is not None or self.target.kind != "kernelbench":
+        """With an executor, the new children of a target whose evaluations may run apart
+        (`parallel_eval`) go out together, as many as the budget allows before its reserve;
+        the rest take the one-at-a-time path."""
+        if self.executor is None or self.evaluator is not None or not self.target.parallel_eval:
             return
         room = self.cfg.budget - self.stats.evaluations - self._reserve()
         batch = self._pending()[: max(0, room)]

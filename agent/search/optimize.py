@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from kopt.agent.core import new_id
+from kopt.agent.core import Target, new_id
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.factory import make_proposer, model_label
 from kopt.agent.proposers.planning.plans import parse_plan
@@ -50,12 +50,13 @@ def _progress(quiet: bool):
     return show
 
 
-def _evaluation_backends(kind: str, executor: str, jobs: int, address: str | None, sandbox: str,
+def _evaluation_backends(task: Target, executor: str, jobs: int, address: str | None, sandbox: str,
                          gpus: str | None):
-    """(executor or None, evaluator or None) for `--executor/--jobs/--gpus` and `--sandbox`."""
-    if kind != "kernelbench" and (executor != "local" or jobs > 1 or sandbox != "local" or gpus):
+    """(executor or None, evaluator or None) for `--executor/--jobs/--gpus` and `--sandbox`: only
+    for a target whose evaluations may run apart (`parallel_eval`)."""
+    if not task.parallel_eval and (executor != "local" or jobs > 1 or sandbox != "local" or gpus):
         raise UserInputError("--executor, --jobs, --gpus and --sandbox apply to KernelBench tasks; "
-                             f"a {kind} target is evaluated by the local sandbox one candidate at a time")
+                             f"a {task.kind} target is evaluated by the local sandbox one candidate at a time")
     container = evaluator_for(sandbox, None, evaluate) if sandbox != "local" else None
     if executor == "local" and jobs <= 1 and not gpus:
         return None, container
@@ -84,11 +85,12 @@ def config_from_kwargs(model: str = "rules", base_url: str | None = None, budget
     return cfg
 
 
-def _proposer(cfg: OptimizeConfig, kind: str):
-    """The proposer, with [model]'s sampling settings where the backend takes them."""
+def _proposer(cfg: OptimizeConfig, kind: str, plannable: bool = True):
+    """The proposer for a target of KIND, with [model]'s sampling settings where the backend
+    takes them; a plan (--plan / --planner) only where the target is PLANNABLE."""
     m = cfg.model
     if m.plan or m.planner:
-        return _plan_proposer(cfg, kind)
+        return _plan_proposer(cfg, kind, plannable)
     kw = {} if m.temperature is None else {"temperature": m.temperature}
     if m.max_tokens is not None:
         kw["max_new_tokens" if m.name.startswith("hf:") else "max_tokens"] = m.max_tokens
@@ -104,10 +106,13 @@ def _proposer(cfg: OptimizeConfig, kind: str):
     return proposer
 
 
-def _plan_proposer(cfg: OptimizeConfig, kind: str) -> PlanProposer:
+def _plan_proposer(cfg: OptimizeConfig, kind: str, plannable: bool) -> PlanProposer:
     """--plan / --planner: the rules coder driven by a plan (issue 21)."""
     m = cfg.model
-    if m.name != "rules" or kind != "kernelbench":
+    if not plannable:
+        raise UserInputError(f"--plan and --planner drive the rules coder on a KernelBench task; a {kind} target "
+                             f"is optimized without a plan (drop --plan/--planner)")
+    if m.name != "rules":
         raise UserInputError("--plan and --planner drive the rules coder on a KernelBench task: use --model rules")
     if m.plan and m.planner:
         raise UserInputError("give --plan or --planner, not both")
@@ -119,8 +124,8 @@ def _plan_proposer(cfg: OptimizeConfig, kind: str) -> PlanProposer:
 def _cached(cfg: OptimizeConfig, task, pool, container, store: Store, run_id: str):
     """(evaluator, executor) through the evaluation cache; a search's re-evaluation of a candidate
     is always a fresh measurement, also after --resume (the candidates the store holds
-    measurements of are remembered as measured). Not for Docker or other target kinds."""
-    if not cfg.run.cache or task.kind != "kernelbench" or container is not None:
+    measurements of are remembered as measured). Only for a `cacheable` target, not for Docker."""
+    if not cfg.run.cache or not task.cacheable or container is not None:
         return container, pool
     cached = CachedEvaluator(EvalCache(), fresh_on_repeat=True)
     measured = {e.candidate_id for e in store.evaluations(run_id)}
@@ -162,11 +167,10 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
         if (run_dir / STORE_FILE).exists():
             raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, "
                                  f"or pick another --run-dir")
-    if hasattr(task, "use_run_dir"):  # e.g. a repo target keeps its work trees under the run dir
-        task.use_run_dir(run_dir)
-    proposer = _proposer(cfg, task.kind)
+    task.use_run_dir(run_dir)
+    proposer = _proposer(cfg, task.kind, task.plannable)
     r = cfg.run
-    pool, container = _evaluation_backends(task.kind, r.executor, r.jobs, r.address, r.sandbox, r.gpus)
+    pool, container = _evaluation_backends(task, r.executor, r.jobs, r.address, r.sandbox, r.gpus)
     config_file.write(run_dir, cfg.sections())
     store = Store.open_run_dir(run_dir)
     run_id = store.get_meta("run_id")
@@ -209,7 +213,7 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
     return summary
 
 
-def _write_best(run_dir: Path, task, search: Search, best: str | None) -> None:
+def _write_best(run_dir: Path, task: Target, search: Search, best: str | None) -> None:
     """best/: the verified-faster candidate, or the reference itself when there is none
     (never slower than what the user had)."""
     out = run_dir / "best"
@@ -219,8 +223,7 @@ def _write_best(run_dir: Path, task, search: Search, best: str | None) -> None:
     root = next((cid for cid, c in search.cands.items() if not c.parent_ids), None)
     code = search.cands[best].code if best else task.baseline_code()
     (out / f"solution{task.suffix}").write_text(code)
-    if hasattr(task, "write_best"):  # e.g. a repo target also leaves best.patch / a branch
-        task.write_best(run_dir, code)
+    task.write_best(run_dir, code)  # e.g. a repository also leaves best.patch and a branch
     (out / "evaluations.json").write_text(json.dumps(search.evals.get(best or root or "", []), indent=2))
 
 

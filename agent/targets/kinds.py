@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.targets.kernelbench.kernelbench_target import KernelBenchTarget
+from kopt.agent.targets.option_flags import as_flags
 from kopt.agent.targets.program.program_target import ProgramTarget
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
@@ -42,7 +43,7 @@ def load_target(path: str | Path, kind: str | None = None, eval_cfg=None, option
         raise UserInputError(f"unknown --kind {kind!r}; use one of: {', '.join(KINDS)}")
     if kind == "kernelbench":
         if options:
-            raise UserInputError(f"{', '.join('--' + k.replace('_', '-') for k in options)} does not apply to a "
+            raise UserInputError(f"{as_flags(options)} does not apply to a "
                                  f"KernelBench task; it is for program or repository targets")
 
         return KernelBenchTarget.from_path(p, eval_cfg)

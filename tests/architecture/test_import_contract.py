@@ -23,8 +23,6 @@ LAYERS = [
 ]
 
 LONG_MODULES = {  # module -> who owns splitting it
-    "kopt.agent.targets.program.program_target": "issue 18",
-    "kopt.agent.targets.repo.repo_target": "issue 18",
 }
 
 LAZY_IMPORTERS = {  # module with kopt imports inside functions -> who owns moving them to the top

@@ -43,8 +43,10 @@ def short_paths(text: str) -> str:
     return re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+)", r"\1", text)
 
 
-def describe(result: dict | None, code: str = "", kind: str = "kernelbench") -> str:
-    """A few lines about one evaluation result, for the next prompt."""
+def describe(result: dict | None, code: str = "", checks: bool = True) -> str:
+    """A few lines about one evaluation result, for the next prompt. With `checks` (the
+    target's `checks_in_prompt`), what the evaluator's checks say too: compiler errors,
+    mismatches, the rule broken, the memory bound, the profile; without, verdict and reason."""
     if not result:
         return "not evaluated yet"
     verdict = result.get("verdict") or "unknown"
@@ -52,7 +54,7 @@ def describe(result: dict | None, code: str = "", kind: str = "kernelbench") -> 
     reason = short_paths(result.get("reason") or "").strip()
     if reason:
         lines.append(f"reason: {reason}")
-    if kind != "kernelbench":
+    if not checks:
         return "\n".join(lines)
     checks = result.get("checks") or {}
     if verdict == "compile_error":

@@ -24,6 +24,9 @@ class KernelBenchTarget:
     language = "python"
     suffix = ".py"
     instructions = KERNELBENCH_INSTRUCTIONS
+    # an evaluation is the evaluator's self-contained function of (task file, solution,
+    # EvalConfig); its `checks` (compiler errors, mismatches, profiles) are written for the model
+    parallel_eval = cacheable = plannable = checks_in_prompt = True
 
     def __init__(self, task: KernelBenchTask, eval_cfg=None):
         self.task, self.eval_cfg = task, eval_cfg or EvalConfig()
@@ -45,3 +48,9 @@ class KernelBenchTarget:
 
     def apply_answer(self, answer: str, parent_code: str) -> tuple[str, str]:
         return code_from_answer(answer, parent_code)
+
+    def use_run_dir(self, run_dir: Path) -> None:
+        pass  # nothing of its own to keep there
+
+    def write_best(self, run_dir: Path, code: str) -> None:
+        pass  # best/solution.py is the whole answer

@@ -3,32 +3,29 @@
 A candidate is a patch against the user's HEAD. Each one is checked out in its own work
 tree in kopt's workspace (never the user's tree), where the test command must pass and
 the bench command is timed against the original, interleaved, in fresh sandboxed
-processes. Models see the hot functions (from a real profile of the bench), not the
-whole repository, and answer with SEARCH/REPLACE blocks headed by file paths.
+processes (`repo_bench.py`). Models see the hot functions (from a real profile of the bench),
+not the whole repository, and answer with SEARCH/REPLACE blocks headed by file paths
+(`repo_edits.py`).
 """
 from __future__ import annotations
 
 import atexit
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from kopt.agent.errors import UserInputError
-from kopt.agent.proposers.prompting.edits import EditError
 from kopt.agent.proposers.rules.repo_rules import flags_only
-from kopt.agent.targets.repo import guard, patches, safefs, worktree
-from kopt.agent.targets.repo.fresh import FreshRuns
+from kopt.agent.targets.option_flags import as_flags
+from kopt.agent.targets.repo import guard, patches, worktree
 from kopt.agent.targets.repo.hotspots import Hotspot, RepoIndex, rank, render
-from kopt.agent.targets.repo.outputs import OutputCheck
 from kopt.agent.targets.repo.profile import Profile, profile_bench
-from kopt.agent.targets.repo.shell_commands import RunResult, TreeShell, parse_metric
-from kopt.sandboxes.timing import estimate_speedup, speed_verdict
-
-BASELINE_ROUNDS = 3
-AGREEMENT_FACTOR = 3.0  # metric speedup / wall-time speedup above which the clock must say `faster` too
-SUSPICIOUS_SPEEDUP = 100.0
+from kopt.agent.targets.repo.repo_bench import failed, measure
+from kopt.agent.targets.repo.repo_edits import patch_from_answer
+from kopt.agent.targets.repo.shell_commands import TreeShell, parse_metric
 
 
 def _instructions(rule: str) -> str:
@@ -44,9 +41,15 @@ def _instructions(rule: str) -> str:
 
 
 class RepoTarget:
+    """A git repository with its test and bench commands; see the module docstring. Candidates
+    are measured here (`repo_bench.py`), one at a time, in work trees under the run dir."""
+
     kind = "repo"
     language = "diff"
     suffix = ".patch"
+    # measured in its own work trees, one at a time; a result's `reason` carries what a model can
+    # use (the failing test's last lines), its `checks` are for the user
+    parallel_eval = cacheable = plannable = checks_in_prompt = False
 
     def __init__(self, root: Path, commit: str, test: str, bench: str, bench_metric: str | None = None,
                  higher_is_better: bool = False, focus: str | None = None, branch: bool = False,
@@ -82,7 +85,7 @@ class RepoTarget:
                      branch: bool = False, include_dirty: bool = False, editable: str | list[str] | None = None,
                      **other) -> RepoTarget:
         if other:
-            raise UserInputError(f"{', '.join('--' + k.replace('_', '-') for k in other)} does not apply to a "
+            raise UserInputError(f"{as_flags(other)} does not apply to a "
                                  f"repository target; it takes --test, --bench, --bench-metric, --higher-is-better, "
                                  f"--focus, --editable, --branch, --include-dirty")
         if not test or not bench:
@@ -121,14 +124,14 @@ class RepoTarget:
         with TreeShell(tree, [], keep=[self.ws.clone], subdir=self.subdir) as sh:
             t = sh.run(self.test, self.test_timeout)
             if not t.ok:
-                raise UserInputError(f"--test fails on the original ({_status(t)}): {_last_line(t)}; "
+                raise UserInputError(f"--test fails on the original ({t.status}): {t.last_line()}; "
                                      f"fix the tests or the command first")
             b = sh.run(self.bench, self.bench_timeout)
             if not b.ok:
-                raise UserInputError(f"--bench fails on the original ({_status(b)}): {_last_line(b)}")
+                raise UserInputError(f"--bench fails on the original ({b.status}): {b.last_line()}")
             if self.bench_metric and parse_metric(b.output, self.bench_metric) is None:
                 raise UserInputError(f"--bench printed no number matching --bench-metric '{self.bench_metric}' "
-                                     f"(last line: '{_last_line(b)}')")
+                                     f"(last line: '{b.last_line()}')")
         self.test_timeout = max(60.0, 10 * t.wall_s)
         self.bench_timeout = max(30.0, 10 * b.wall_s)
         self.bench_s = b.wall_s
@@ -214,133 +217,16 @@ class RepoTarget:
             new_tree = self.ws.tree_for(patch)
             problem = self._not_allowed(new_tree)
         except worktree.GitError as e:
-            return {**base, **_fail("compile_error", f"the patch does not apply on HEAD: {e}", compiled=False)}
+            return {**base, **failed("compile_error", f"the patch does not apply on HEAD: {e}", compiled=False)}
         if problem:
-            return {**base, **_fail("rejected", f"the patch changes more than the code under optimization: "
-                                                f"{problem}")}
+            return {**base, **failed("rejected", f"the patch changes more than the code under optimization: "
+                                                 f"{problem}")}
         ref_tree = self.ws.tree_for(self.baseline)
-        result = {**base, **self._measure(ref_tree, new_tree, patch, hidden_paths)}
+        result = {**base, **measure(self, ref_tree, new_tree, patch, hidden_paths)}
         result["checks"]["functions_changed"] = self.functions_changed(patch)
         result["checks"]["files_changed"] = worktree.changed_paths(patch)
         self.results.setdefault(worktree.patch_key(patch), []).append(result)
         return result
-
-    def _measure(self, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) -> dict:
-        with self.ws.locked(ref_tree, new_tree):
-            new = FreshRuns(self.ws, new_tree, hidden, self.subdir)
-            ref = FreshRuns(self.ws, ref_tree, hidden, self.subdir)
-            try:
-                return self._measure_runs(ref, new, patch)
-            except worktree.GitError as e:
-                return _fail("runtime_error", f"a tree could not be brought back to its candidate between runs: {e}")
-            finally:
-                new.close()
-                ref.close()
-
-    def _measure_runs(self, ref: FreshRuns, new: FreshRuns, patch: str) -> dict:
-        """Tests, then the bench on both sides, every run from a clean tree in a new sandbox;
-        every bench output checked against the original's, every cost cross-checked with
-        kopt's own clock."""
-        t = new.run(self.test, self.test_timeout)
-        checks = {"tests": "passed" if t.ok else "failed", "test_s": round(t.wall_s, 3)}
-        if t.timed_out:
-            return _fail("timeout", f"--test did not finish in {self.test_timeout:.0f}s", checks=checks)
-        if not t.ok:
-            return _fail("incorrect", f"--test fails (exit {t.rc}): {_tail(t)}", checks=checks)
-        warm_new = new.run(self.bench, self.bench_timeout)  # builds, fills caches
-        if not warm_new.ok:
-            verdict = "timeout" if warm_new.timed_out else "runtime_error"
-            return _fail(verdict, f"--bench fails ({_status(warm_new)}): {_last_line(warm_new)}", checks=checks)
-        if self.bench_metric and parse_metric(warm_new.output, self.bench_metric) is None:
-            return _fail("runtime_error", f"--bench printed no number (a positive finite one) matching "
-                                          f"{self.bench_metric!r}", checks=checks)
-        warm_ref = ref.run(self.bench, self.bench_timeout)
-        if not warm_ref.ok:
-            return _fail("runtime_error", f"the original's bench failed this time: {_last_line(warm_ref)}",
-                         checks=checks)
-        if self.rewrites is None:  # learnt once: the original is the same in every evaluation
-            again, rewrites = ref.rewrites(self.bench, self.bench_timeout)
-            if not again.ok:
-                return _fail("runtime_error", f"the original's bench failed this time: {_last_line(again)}",
-                             checks=checks)
-            self.rewrites = rewrites
-        # the same build outputs on both sides, kept between runs; never a file the original
-        # rewrites on every run (a result: kept, its contents would be the candidate's cache)
-        built = (new.written & ref.written) - self.rewrites
-        new.keep(built)
-        ref.keep(built)
-        expect = OutputCheck(self.bench_metric, warm_ref.output)
-        per_round = max(1e-3, warm_new.wall_s + warm_ref.wall_s)
-        rounds = int(min(self.max_rounds, max(self.min_rounds, self.timing_budget_s // per_round)))
-        cost: dict[str, list[float]] = {"ref": [], "new": []}
-        wall: dict[str, list[float]] = {"ref": [], "new": []}
-        writes: dict[str, set[str]] = {"ref": set(), "new": set()}
-        for i in range(rounds):
-            order = [("ref", ref), ("new", new)] if i % 2 == 0 else [("new", new), ("ref", ref)]
-            if ref.tree != new.tree:  # both workers come up together, before either is timed
-                for _, runs in order:
-                    runs.start()
-                for _, runs in order:
-                    runs.ready()
-            for side, runs in order:
-                r = runs.run(self.bench, self.bench_timeout)
-                who = "--bench" if side == "new" else "the original's bench"
-                if not r.ok:
-                    return _fail("timeout" if r.timed_out else "runtime_error",
-                                 f"{who} failed in round {i + 1} ({_status(r)}): {_last_line(r)}", checks=checks)
-                if side == "ref":
-                    expect.learn(r.output)
-                elif wrong := expect.differs(r.output) or (i == 0 and expect.differs(warm_new.output)):
-                    return _fail("incorrect", f"--bench's output in round {i + 1} differs from the original's: "
-                                              f"{wrong}", checks=checks)
-                c = self._cost(r)
-                if c is None:
-                    return _fail("runtime_error", f"{who} printed no number (a positive finite one) in round "
-                                                  f"{i + 1}", checks=checks)
-                cost[side].append(c)
-                wall[side].append(r.wall_s * 1000)
-                writes[side].update(runs.written)
-            if extra := sorted(writes["new"] - writes["ref"]):
-                return _fail("rejected", f"the bench wrote {', '.join(extra[:3])} in the tree during timed runs "
-                                         f"(state kept between runs can fake speed)", checks=checks)
-            if patch == self.baseline and i + 1 >= BASELINE_ROUNDS:
-                rounds = i + 1  # the original against itself: only the noise is measured
-                break
-            if i + 1 >= self.min_rounds and self._decided(cost["ref"], cost["new"]):
-                rounds = i + 1
-                break
-        checks["output"] = expect.describe()
-        est = estimate_speedup(cost["ref"], cost["new"])
-        checks.update(rounds=rounds, metric=self.bench_metric or "wall time", higher_is_better=self.higher_is_better)
-        verdict = "same" if patch == self.baseline else speed_verdict(est, self.noise_floor)
-        if self.bench_metric:
-            vals = (lambda c: [1 / x for x in c]) if self.higher_is_better else (lambda c: c)
-            checks.update(ref_metric=_median(vals(cost["ref"])), new_metric=_median(vals(cost["new"])))
-            clock = estimate_speedup(wall["ref"], wall["new"])
-            checks["wall_speedup"] = round(clock.speedup, 4)
-            if verdict == "faster" and (problem := _disagrees(est, clock, self.noise_floor)):
-                return _fail("rejected", f"behaves differently when measured: {problem}", checks=checks)
-        if est.speedup > SUSPICIOUS_SPEEDUP:
-            checks["warning"] = (f"speedup above {SUSPICIOUS_SPEEDUP:.0f}x: an algorithmic change, or the bench no "
-                                 f"longer does its work -- read the patch")
-        return {"compiled": True, "correct": True, "speedup": round(est.speedup, 4),
-                "speedup_ci": [round(est.ci[0], 4), round(est.ci[1], 4)],
-                "ref_ms": round(est.ref_ms, 3), "new_ms": round(est.new_ms, 3), "checks": checks,
-                "verdict": verdict}
-
-    def _decided(self, ref_cost: list[float], new_cost: list[float]) -> bool:
-        """Stop timing once the CI clears the noise floor either way; an unclear
-        result gets more rounds (up to the budget)."""
-        return speed_verdict(estimate_speedup(ref_cost, new_cost, resamples=500), self.noise_floor) != "same"
-
-    def _cost(self, r: RunResult) -> float | None:
-        """What one run cost, lower is better: wall ms, the metric, or 1/metric for a rate."""
-        if not self.bench_metric:
-            return r.wall_s * 1000
-        value = parse_metric(r.output, self.bench_metric)
-        if value is None:
-            return None
-        return 1.0 / value if self.higher_is_better else value
 
     def functions_changed(self, patch: str) -> list[str]:
         if not patch.strip():
@@ -376,46 +262,8 @@ class RepoTarget:
         return f"Files changed so far (against HEAD): {files}\n{note}\n" + render(shown, index)
 
     def apply_answer(self, answer: str, parent_code: str) -> tuple[str, str]:
-        edits = patches.parse_edits(answer)
-        diff = None if edits else patches.parse_diff(answer)
-        if not edits and diff is None:
-            edits = [patches.FileEdit(path, "", text, whole=True) for path, text in patches.parse_whole_files(answer)]
-        if not edits and diff is None:
-            raise EditError("no edit found. " + patches.FORMAT_HELP)
-        kind = "diff" if diff is not None else "whole file" if edits[0].whole else "search/replace"
         hot_files = list(dict.fromkeys(h.fn.path for h in self.hotspots))
-
-        def write(tree: Path) -> None:
-            if edits:
-                patches.apply_edits(tree, edits, lambda search, i: self._resolve(tree, hot_files, search, i))
-                return
-            try:
-                worktree.apply_patch(tree, diff, recount=True)
-            except worktree.GitError as e:
-                raise EditError(f"the diff does not apply to the current files: {e}") from None
-
-        try:
-            new = self.ws.derive(parent_code, write)
-        except worktree.GitError as e:
-            raise EditError(f"the parent candidate could not be checked out: {e}") from None
-        if new == parent_code:
-            raise EditError("the answer changes nothing")
-        if problem := self._not_allowed(self.ws.tree_for(new)):
-            raise EditError(f"not applied: {problem}. {self.policy.describe()}")
-        return new, kind
-
-    def _resolve(self, tree: Path, hot_files: list[str], search: str, i: int) -> str:
-        """The file a path-less block edits: the one file (hot files first) that holds its text once."""
-        text = search if search.endswith("\n") else search + "\n"
-        for group in (hot_files, RepoIndex(tree).files):
-            hits = [f for f in group if safefs.is_regular(tree, f)
-                    and safefs.read_text(tree, f, errors="replace").count(text) == 1]
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                break
-        raise EditError(f"block {i} names no file and its SEARCH text does not identify one; put the file's path "
-                        f"on the line before <<<<<<< SEARCH")
+        return patch_from_answer(self.ws, answer, parent_code, hot_files, self._not_allowed, self.policy.describe())
 
     # -- the result ---------------------------------------------------------------------------
     def write_best(self, run_dir: Path, code: str) -> None:
@@ -426,7 +274,7 @@ class RepoTarget:
         r = evals[-1] if evals else {}
         checks = r.get("checks", {})
         speedups = [e["speedup"] for e in evals if e.get("speedup")]
-        median = f"{_median(speedups):.3f}x" if speedups else "not measured in this process"
+        median = f"{statistics.median(speedups):.3f}x" if speedups else "not measured in this process"
         lines = [f"# Best patch for {self.name} (HEAD {self.commit[:12]})", "",
                  f"- speedup: {median} (median of {len(speedups)} evaluation(s)); last: {r.get('speedup')}x, 95% CI "
                  f"{r.get('speedup_ci')} ({checks.get('metric', 'wall time')}, {checks.get('rounds')} interleaved "
@@ -450,47 +298,4 @@ class RepoTarget:
                 print(f"kopt: created branch {name} in {self.root}", file=sys.stderr)
         (run_dir / "best" / "SUMMARY.md").parent.mkdir(parents=True, exist_ok=True)
         (run_dir / "best" / "SUMMARY.md").write_text("\n".join(lines) + "\n")
-
-
-def _disagrees(metric, clock, noise_floor: float) -> str | None:
-    """Why a metric's `faster` is not believed, or None. The metric is what the bench
-    prints (code under optimization can fake it: a patched clock, a skipped loop);
-    kopt's own clock around the whole command cannot be. The metric may say more than the
-    clock (a bench's fixed start-up dilutes the wall-time ratio), but not more than
-    AGREEMENT_FACTOR times more unless the clock, too, says `faster`; and never `faster`
-    when the clock says `slower`."""
-    said = speed_verdict(clock, noise_floor)
-    if said == "slower":
-        return f"the metric says {metric.speedup:.2f}x faster, kopt's clock says {clock.speedup:.2f}x (slower)"
-    if said != "faster" and metric.speedup > AGREEMENT_FACTOR * clock.speedup:
-        return (f"the metric says {metric.speedup:.2f}x faster, kopt's clock around the bench {clock.speedup:.2f}x "
-                f"(more than {AGREEMENT_FACTOR:.0f}x apart); if the speedup is real, the measured part is too small a "
-                f"share of the bench's run time to show -- make the bench do more of it, or drop --bench-metric")
-    return None
-
-
-def _fail(verdict: str, reason: str, compiled: bool = True, checks: dict | None = None) -> dict:
-    return {"compiled": compiled, "correct": False, "speedup": None, "speedup_ci": None, "ref_ms": None,
-            "new_ms": None, "checks": checks or {}, "verdict": verdict, "reason": reason}
-
-
-def _status(r: RunResult) -> str:
-    return "timed out" if r.timed_out else f"exit {r.rc}"
-
-
-def _last_line(r: RunResult) -> str:
-    lines = [x for x in r.output.strip().splitlines() if x.strip()]
-    return lines[-1].strip()[:200] if lines else "(no output)"
-
-
-def _tail(r: RunResult, lines: int = 6, chars: int = 500) -> str:
-    """The end of a failing command's output on one line: what a model needs to fix it."""
-    kept = [x.strip() for x in r.output.strip().splitlines() if x.strip()][-lines:]
-    return " / ".join(kept)[-chars:] or "(no output)"
-
-
-def _median(xs: list[float]) -> float:
-    import statistics
-
-    return statistics.median(xs)
 

@@ -37,6 +37,19 @@ class RunResult:
     def tail(self, lines: int = 25, chars: int = 2000) -> str:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])[-chars:]
 
+    @property
+    def status(self) -> str:
+        return "timed out" if self.timed_out else f"exit {self.rc}"
+
+    def last_line(self) -> str:
+        lines = [x for x in self.output.strip().splitlines() if x.strip()]
+        return lines[-1].strip()[:200] if lines else "(no output)"
+
+    def tail_line(self, lines: int = 6, chars: int = 500) -> str:
+        """The end of a failing command's output on one line: what a model needs to fix it."""
+        kept = [x.strip() for x in self.output.strip().splitlines() if x.strip()][-lines:]
+        return " / ".join(kept)[-chars:] or "(no output)"
+
 
 def hide_around(hidden: list[str], keep: list[Path]) -> list[str]:
     """The paths to hide so that everything under `hidden` is out of sight except `keep`.

@@ -1,0 +1,177 @@
+"""One repository candidate's measurement (the repository target's `evaluate`, once its patch
+applies and stays inside what may change): the test command, then the bench on both sides,
+every run from a clean tree in a new sandbox; every bench output checked against the
+original's, every cost cross-checked with kopt's own clock."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from kopt.agent.targets.repo import worktree
+from kopt.agent.targets.repo.fresh import FreshRuns
+from kopt.agent.targets.repo.outputs import OutputCheck
+from kopt.agent.targets.repo.shell_commands import RunResult, parse_metric
+from kopt.sandboxes.timing import estimate_speedup, speed_verdict
+
+BASELINE_ROUNDS = 3
+AGREEMENT_FACTOR = 3.0  # metric speedup / wall-time speedup above which the clock must say `faster` too
+SUSPICIOUS_SPEEDUP = 100.0
+
+
+def failed(verdict: str, reason: str, compiled: bool = True, checks: dict | None = None) -> dict:
+    """The §1 fields of a candidate that is not measured."""
+    return {"compiled": compiled, "correct": False, "speedup": None, "speedup_ci": None, "ref_ms": None,
+            "new_ms": None, "checks": checks or {}, "verdict": verdict, "reason": reason}
+
+
+class _Failed(Exception):
+    def __init__(self, verdict: str, reason: str):
+        super().__init__(reason)
+        self.verdict, self.reason = verdict, reason
+
+
+def measure(t, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) -> dict:
+    """The §1 fields for PATCH (checked out in NEW_TREE) against the original (REF_TREE). T is the
+    `RepoTarget`: its commands, timeouts, metric, rounds and noise floor; the files the
+    original's bench rewrites on every run are learnt once into `t.rewrites`."""
+    with t.ws.locked(ref_tree, new_tree):
+        new = FreshRuns(t.ws, new_tree, hidden, t.subdir)
+        ref = FreshRuns(t.ws, ref_tree, hidden, t.subdir)
+        checks: dict = {}
+        try:
+            warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks)
+            return _timed_rounds(t, ref, new, patch, warm_new, warm_ref, checks)
+        except _Failed as f:
+            return failed(f.verdict, f.reason, checks=checks)
+        except worktree.GitError as e:
+            return failed("runtime_error", f"a tree could not be brought back to its candidate between runs: {e}")
+        finally:
+            new.close()
+            ref.close()
+
+
+def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict) -> tuple[RunResult, RunResult]:
+    """The candidate's tests, then one untimed bench run per side (builds, fills caches)."""
+    r = new.run(t.test, t.test_timeout)
+    checks.update(tests="passed" if r.ok else "failed", test_s=round(r.wall_s, 3))
+    if r.timed_out:
+        raise _Failed("timeout", f"--test did not finish in {t.test_timeout:.0f}s")
+    if not r.ok:
+        raise _Failed("incorrect", f"--test fails (exit {r.rc}): {r.tail_line()}")
+    warm_new = new.run(t.bench, t.bench_timeout)
+    if not warm_new.ok:
+        raise _Failed("timeout" if warm_new.timed_out else "runtime_error",
+                      f"--bench fails ({warm_new.status}): {warm_new.last_line()}")
+    if t.bench_metric and parse_metric(warm_new.output, t.bench_metric) is None:
+        raise _Failed("runtime_error", f"--bench printed no number (a positive finite one) matching "
+                                       f"{t.bench_metric!r}")
+    warm_ref = ref.run(t.bench, t.bench_timeout)
+    if not warm_ref.ok:
+        raise _Failed("runtime_error", f"the original's bench failed this time: {warm_ref.last_line()}")
+    if t.rewrites is None:  # learnt once: the original is the same in every evaluation
+        again, rewrites = ref.rewrites(t.bench, t.bench_timeout)
+        if not again.ok:
+            raise _Failed("runtime_error", f"the original's bench failed this time: {again.last_line()}")
+        t.rewrites = rewrites
+    # the same build outputs on both sides, kept between runs; never a file the original
+    # rewrites on every run (a result: kept, its contents would be the candidate's cache)
+    built = (new.written & ref.written) - t.rewrites
+    new.keep(built)
+    ref.keep(built)
+    return warm_new, warm_ref
+
+
+def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunResult, warm_ref: RunResult,
+                  checks: dict) -> dict:
+    """Interleaved rounds (the order flips each round) until the verdict is clear or the
+    budget is spent; every output checked, the candidate's writes compared with the original's."""
+    expect = OutputCheck(t.bench_metric, warm_ref.output)
+    per_round = max(1e-3, warm_new.wall_s + warm_ref.wall_s)
+    rounds = int(min(t.max_rounds, max(t.min_rounds, t.timing_budget_s // per_round)))
+    cost: dict[str, list[float]] = {"ref": [], "new": []}
+    wall: dict[str, list[float]] = {"ref": [], "new": []}
+    writes: dict[str, set[str]] = {"ref": set(), "new": set()}
+    for i in range(rounds):
+        order = [("ref", ref), ("new", new)] if i % 2 == 0 else [("new", new), ("ref", ref)]
+        if ref.tree != new.tree:  # both workers come up together, before either is timed
+            for _, runs in order:
+                runs.start()
+            for _, runs in order:
+                runs.ready()
+        for side, runs in order:
+            r = runs.run(t.bench, t.bench_timeout)
+            who = "--bench" if side == "new" else "the original's bench"
+            if not r.ok:
+                raise _Failed("timeout" if r.timed_out else "runtime_error",
+                              f"{who} failed in round {i + 1} ({r.status}): {r.last_line()}")
+            if side == "ref":
+                expect.learn(r.output)
+            elif wrong := expect.differs(r.output) or (i == 0 and expect.differs(warm_new.output)):
+                raise _Failed("incorrect", f"--bench's output in round {i + 1} differs from the original's: {wrong}")
+            c = _cost(r, t.bench_metric, t.higher_is_better)
+            if c is None:
+                raise _Failed("runtime_error", f"{who} printed no number (a positive finite one) in round {i + 1}")
+            cost[side].append(c)
+            wall[side].append(r.wall_s * 1000)
+            writes[side].update(runs.written)
+        if extra := sorted(writes["new"] - writes["ref"]):
+            raise _Failed("rejected", f"the bench wrote {', '.join(extra[:3])} in the tree during timed runs "
+                                      f"(state kept between runs can fake speed)")
+        if patch == t.baseline and i + 1 >= BASELINE_ROUNDS:
+            rounds = i + 1  # the original against itself: only the noise is measured
+            break
+        if i + 1 >= t.min_rounds and _decided(cost["ref"], cost["new"], t.noise_floor):
+            rounds = i + 1
+            break
+    checks["output"] = expect.describe()
+    est = estimate_speedup(cost["ref"], cost["new"])
+    checks.update(rounds=rounds, metric=t.bench_metric or "wall time", higher_is_better=t.higher_is_better)
+    verdict = "same" if patch == t.baseline else speed_verdict(est, t.noise_floor)
+    if t.bench_metric:
+        vals = (lambda c: [1 / x for x in c]) if t.higher_is_better else (lambda c: c)
+        checks.update(ref_metric=statistics.median(vals(cost["ref"])),
+                      new_metric=statistics.median(vals(cost["new"])))
+        clock = estimate_speedup(wall["ref"], wall["new"])
+        checks["wall_speedup"] = round(clock.speedup, 4)
+        if verdict == "faster" and (problem := _disagrees(est, clock, t.noise_floor)):
+            raise _Failed("rejected", f"behaves differently when measured: {problem}")
+    if est.speedup > SUSPICIOUS_SPEEDUP:
+        checks["warning"] = (f"speedup above {SUSPICIOUS_SPEEDUP:.0f}x: an algorithmic change, or the bench no "
+                             f"longer does its work -- read the patch")
+    return {"compiled": True, "correct": True, "speedup": round(est.speedup, 4),
+            "speedup_ci": [round(est.ci[0], 4), round(est.ci[1], 4)],
+            "ref_ms": round(est.ref_ms, 3), "new_ms": round(est.new_ms, 3), "checks": checks,
+            "verdict": verdict}
+
+
+def _decided(ref_cost: list[float], new_cost: list[float], noise_floor: float) -> bool:
+    """Stop timing once the CI clears the noise floor either way; an unclear
+    result gets more rounds (up to the budget)."""
+    return speed_verdict(estimate_speedup(ref_cost, new_cost, resamples=500), noise_floor) != "same"
+
+
+def _cost(r: RunResult, metric: str | None, higher_is_better: bool) -> float | None:
+    """What one run cost, lower is better: wall ms, the metric, or 1/metric for a rate."""
+    if not metric:
+        return r.wall_s * 1000
+    value = parse_metric(r.output, metric)
+    if value is None:
+        return None
+    return 1.0 / value if higher_is_better else value
+
+
+def _disagrees(metric, clock, noise_floor: float) -> str | None:
+    """Why a metric's `faster` is not believed, or None. The metric is what the bench
+    prints (code under optimization can fake it: a patched clock, a skipped loop);
+    kopt's own clock around the whole command cannot be. The metric may say more than the
+    clock (a bench's fixed start-up dilutes the wall-time ratio), but not more than
+    AGREEMENT_FACTOR times more unless the clock, too, says `faster`; and never `faster`
+    when the clock says `slower`."""
+    said = speed_verdict(clock, noise_floor)
+    if said == "slower":
+        return f"the metric says {metric.speedup:.2f}x faster, kopt's clock says {clock.speedup:.2f}x (slower)"
+    if said != "faster" and metric.speedup > AGREEMENT_FACTOR * clock.speedup:
+        return (f"the metric says {metric.speedup:.2f}x faster, kopt's clock around the bench {clock.speedup:.2f}x "
+                f"(more than {AGREEMENT_FACTOR:.0f}x apart); if the speedup is real, the measured part is too small a "
+                f"share of the bench's run time to show -- make the bench do more of it, or drop --bench-metric")
+    return None
