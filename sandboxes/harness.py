@@ -42,7 +42,7 @@ def _torch_functions(torch) -> dict:
     """The torch functions the harness relies on after `forward` returns."""
     out = {f"torch.Tensor.{m}": getattr(torch.Tensor, m) for m in
            ("detach", "to", "clone", "contiguous", "copy_", "cpu", "__reduce_ex__")}
-    out.update({f"torch.{f}": getattr(torch, f) for f in ("save", "load", "equal", "no_grad")})
+    out.update({f"torch.{f}": getattr(torch, f) for f in ("save", "load", "equal", "no_grad", "empty")})
     out["torch.cuda.synchronize"] = torch.cuda.synchronize
     # what GPU timing relies on (its numbers are cross-checked in kopt as well)
     out.update({f"torch.cuda.Event.{m}": getattr(torch.cuda.Event, m) for m in ("record", "elapsed_time")})
@@ -398,7 +398,8 @@ class Worker:
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
                             nonfinite=self.cmd_nonfinite, compile_baseline=self.cmd_compile_baseline)
-        guard, check, originals = harness_watch.guarded(globals(), Worker, Alarm), Worker.check_tamper, None
+        classes = harness_watch.watched_classes(sys.modules["torch"], Worker, Alarm)
+        (guard, names), check, originals = harness_watch.guarded(globals(), *classes), Worker.check_tamper, None
         write, alarm, alarm_fd, alarm_line = os.write, self.alarm, self.alarm.fd, harness_watch.GUARD_ALARM
         set_up = False
         while True:
@@ -413,6 +414,10 @@ class Worker:
                 # identical on both sides, and before anything after a call is answered
                 for ns, name, value, code in guard:
                     if ns.get(name) is not value or code is not None and value.__code__ is not code:
+                        write(alarm_fd, alarm_line)
+                        break
+                for ns, keys in names:
+                    if ns.keys() != keys:
                         write(alarm_fd, alarm_line)
                         break
                 self.originals, self.alarm, alarm.fd = originals, alarm, alarm_fd  # as setup left them

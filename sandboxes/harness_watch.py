@@ -6,26 +6,45 @@ A second line of defence: verdicts are decided in kopt's own process.
 from __future__ import annotations
 
 import builtins
+import gc
+import hashlib
 import json
+import json.decoder
+import json.encoder
+import json.scanner
 import os
 import select
 import types
 
-from kopt.sandboxes import protocol
+from kopt.sandboxes import protocol, reuse
+from kopt.sandboxes.gpu_timing import GpuTimer
 
 GUARD_ALARM = (b'{"rule": "patches the timer or harness", "detail": "the tamper check, or a function it or the '
                b'harness relies on, was replaced"}\n')
 
 
-def guarded(namespace: dict, *classes: type) -> tuple:
+def guarded(namespace: dict, *classes: type) -> tuple[tuple, tuple]:
     """(namespace, name, value, code) of every entry of the harness's globals, its classes, the
-    builtins and the modules its frames go through, taken before any candidate code runs. The
-    worker compares them with plain loops before each tamper check: replacing the check itself,
-    its alarm, a helper it calls, or a builtin (`isinstance` ran the candidate's code while
-    `put` was answered, its inputs in place and no clock running) is reported from there."""
-    spaces = [namespace, *(vars(c) for c in classes), *(vars(m) for m in (builtins, json, os, select, protocol))]
+    builtins and the modules its frames go through, taken before any candidate code runs; and
+    (live dict, names) of each class. The worker compares them with plain loops before each
+    tamper check: replacing the check itself, its alarm, a helper it calls, or a builtin
+    (`isinstance` ran the candidate's code while `put` was answered, its inputs in place and no
+    clock running) is reported from there, and so is a name added to or removed from a class
+    (a descriptor put on `torch.Tensor` answers a getattr on the class with the original)."""
+    modules = (builtins, json, json.encoder, json.decoder, json.scanner, os, select, protocol, reuse, gc, hashlib)
+    spaces = [namespace, *(vars(c) for c in classes), *(vars(m) for m in modules)]
     return tuple((ns, name, value, value.__code__ if isinstance(value, types.FunctionType) else None)
-                 for ns in spaces for name, value in list(ns.items()))
+                 for ns in spaces for name, value in list(ns.items())), \
+        tuple((vars(c), frozenset(vars(c))) for c in classes)
+
+
+def watched_classes(torch, *own: type) -> tuple[type, ...]:
+    """The harness's classes and the library classes whose methods it calls once candidate code
+    has run (decoding inputs in `put`, encoding inputs and outputs, the GPU timer, JSON). A
+    method added to one of them shadows the library's own: a `numpy` on `torch.Tensor` ran the
+    candidate's code while `put` decoded the inputs (its answer made there, out of the clock)
+    and while `inputs_after` encoded them (in-place writes undone before they were read)."""
+    return (*own, torch.Tensor, torch.cuda.Event, GpuTimer, json.JSONEncoder, json.JSONDecoder)
 
 
 class Alarm:
