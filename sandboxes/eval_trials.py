@@ -56,7 +56,9 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             times[f"{role}_gpu"] = gpu
         if role == "ref":
             s.out_per_call = max(s.out_per_call, len(ref_out) // n)
-            if checked:  # asked after the clock: the check is not part of the reference's time
+            # asked after the clock, and only where a trial may be skipped for it (never in a timed
+            # round: no reference-only work between the two sides' calls of a round)
+            if checked and not timed:
                 times["ref_nonfinite"] = bool(ref({"cmd": "nonfinite"})[0].get("nonfinite"))
             if skippable and times["ref_nonfinite"] and not s.base_nonfinite:
                 raise SkipTrial("the reference is not finite there")
