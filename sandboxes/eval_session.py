@@ -176,6 +176,9 @@ class _Session:
         if self.new.alarms:
             a = self.new.alarms[0]
             raise Verdict("rejected", f"{a['rule']}: {a.get('detail', '')}".strip(": "))
+        if _alarm_fd_replaced(self.new.worker):
+            raise Verdict("rejected", f"the alarm channel was closed or replaced in the solution's process "
+                                      f"(seen after {stage}): every alarm it would carry is lost")
         extra = self.new.worker.namespace_pids()
         if extra:
             raise Verdict("rejected", f"a process started by the solution was still alive after {stage} "
@@ -256,6 +259,21 @@ class _Session:
         except WorkerFailed as e:
             raise Verdict("rejected", f"{header['label']}: the candidate's outputs could not be compared "
                                       f"({_one_line(e.message, 200)})") from None
+
+
+def _alarm_fd_replaced(worker) -> bool:
+    """Whether the worker's alarm fd is no longer the pipe kopt reads. A solution that kept a dup
+    of it (so kopt never saw the channel close) and put /dev/null in its place lost every alarm
+    the harness raised after that (a patched timer went unreported). Read from /proc, outside
+    the candidate; a host that hides the worker's fds from kopt answers False."""
+    args, pid = [str(a) for a in getattr(worker.proc, "args", ())], worker.root_pid()
+    try:
+        fd = int(args[args.index("--fd-alarm") + 1])
+        return pid is not None and os.readlink(f"/proc/{pid}/fd/{fd}") != f"pipe:[{os.fstat(worker.alarm_fd).st_ino}]"
+    except FileNotFoundError:
+        return worker.alive()  # closed: alarms written to it fail silently
+    except (ValueError, IndexError, OSError):
+        return False
 
 
 class SkipTrial(Exception):
