@@ -153,7 +153,9 @@ class _Session:
         self.out_per_call = 0  # largest reference output per call seen: caps the candidate's replies
         self.base_nonfinite = False
         self.checks: dict = {}
-        self.interpreted = kernel == "triton" and cfg.device == "cpu"
+        # Triton on the CPU runs in its interpreter: its requests leave the time budget only once
+        # the base trial has counted a Triton launch (`import triton` alone escaped it: red team 5)
+        self.interpreted = False
         self.ref_busy_s = 0.0  # time in the reference's requests the candidate also gets (setup aside)
         self.new_busy_s = 0.0
 

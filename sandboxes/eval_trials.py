@@ -151,6 +151,7 @@ def _correctness(s: _Session, cfg: EvalConfig, res: dict, constants: dict) -> No
     first = _exchange(s, [secrets.randbits(31)], "trial", checked=True, base=True)
     s.base_nonfinite = first["ref_nonfinite"]
     native_calls = first["new_native_calls"]
+    s.interpreted = res["kernel"] == "triton" and cfg.device == "cpu" and native_calls > 0
     _raise_if_failed(first, checks)
     heavy = first["ref"] > HEAVY_CALL_S or first["bytes_per_call"] > HEAVY_BYTES
     if heavy:
