@@ -138,9 +138,9 @@ def test_quality_flags_spread_and_weights():
 
 
 def test_faster_than_memory_allows_is_rejected(monkeypatch):
-    from kopt.sandboxes import evaluator, machine
+    from kopt.sandboxes import eval_timing, evaluator
 
-    monkeypatch.setattr(machine, "memory_bandwidth_gbs", lambda: 20.0)
+    monkeypatch.setattr(eval_timing, "memory_bandwidth_gbs", lambda: 20.0)  # where the bound reads it
     checks: dict = {}
     evaluator._check_physical_bound(5.0, 64 << 20, checks)  # 64 MiB in 5 ms: 13 GB/s, possible
     assert checks["memory_floor_ms"] == pytest.approx(3.3554, rel=1e-3)
