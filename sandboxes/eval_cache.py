@@ -19,10 +19,11 @@ and /tmp; the file is also added to `hidden_paths`).
 1. nothing stored -> measure;
 2. a stored `incorrect` -> served (a candidate once wrong is wrong);
 3. the last measurement a `runtime_error`, `timeout`, `rejected`, `compile_error` or
-   `unverified`: served when the last `Need.repeat_failures` (2) measurements all are, else
-   measure (each can come from the moment rather than the code: a crash or a compile timeout
-   under load, CPU outside the calls on a busy machine, a GPU that was not there; a candidate
-   that fails now and then is not hidden behind old timings either);
+   `unverified`: served when the last `Need.repeat_failures` (2) measurements all are and the
+   candidate never passed, else measure (each can come from the moment rather than the code: a
+   crash or a compile timeout under load, CPU outside the calls on a busy machine, a GPU that
+   was not there; a candidate that fails now and then is not hidden behind old timings either,
+   and one that has passed is never stuck with two failures of a busy hour);
 4. otherwise the timed measurements (faster / same / slower) are pooled in log2 space: centre `c` = mean
    of log2 speedups; half-width `h` = max(mean per-measurement CI half-width / sqrt(n),
    2 * stdev of the log2 speedups / sqrt(n)) (n >= 2; the second term catches measurements
@@ -159,7 +160,8 @@ def decide(stored: list[dict], need: Need, noise_floor: float) -> dict | None:
         return _served(final[-1], len(stored))
     if stored[-1].get("verdict") in FLAKY:
         tail = stored[-need.repeat_failures:]
-        if len(tail) == need.repeat_failures and all(r.get("verdict") in FLAKY for r in tail):
+        passed = any(r.get("verdict") in TIMED for r in stored)
+        if not passed and len(tail) == need.repeat_failures and all(r.get("verdict") in FLAKY for r in tail):
             return _served(stored[-1], len(stored))
         return None
     timed = [r for r in stored if r.get("verdict") in TIMED and r.get("speedup")]
