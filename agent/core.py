@@ -82,10 +82,13 @@ class Target(Protocol):
     # checks_in_prompt: the feedback a model gets on a result reads its `checks` (compiler
     #   errors, mismatches, profiles); False: verdict and reason only (a program's checks
     #   describe hidden tests, a repository's are for the user).
+    # profiled: a model's prompt also gets the reference's profile, what a solution can use on
+    #   the device and an example solution (a PyTorch task); False: the machine only.
     parallel_eval: bool
     cacheable: bool
     plannable: bool
     checks_in_prompt: bool
+    profiled: bool
 
     def baseline_code(self) -> str:
         """The root candidate's code: the reference itself, as a candidate."""

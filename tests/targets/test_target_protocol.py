@@ -19,7 +19,7 @@ from kopt.agent.targets.program.program_target import ProgramTarget
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-CAPABILITIES = ("parallel_eval", "cacheable", "plannable", "checks_in_prompt")
+CAPABILITIES = ("parallel_eval", "cacheable", "plannable", "checks_in_prompt", "profiled")
 
 
 def protocol_members() -> tuple[set[str], set[str]]:
@@ -56,7 +56,7 @@ def test_every_kind_has_every_member_of_the_protocol(tmp_path):
 def test_only_a_kernelbench_task_runs_apart_from_kopt(tmp_path):
     # what each kind may do today; a new capability claimed by a target must be true of it
     declared = {kind: tuple(getattr(t, c) for c in CAPABILITIES) for kind, t in targets(tmp_path).items()}
-    assert declared == {"kernelbench": (True, True, True, True), "program": (False,) * 4, "repo": (False,) * 4}
+    assert declared == {"kernelbench": (True,) * 5, "program": (False,) * 5, "repo": (False,) * 5}
 
 
 def test_the_no_op_hooks_leave_the_run_dir_alone(tmp_path):
@@ -111,3 +111,11 @@ def test_a_programs_hidden_test_details_stay_out_of_the_prompt(tmp_path):
     assert "wrong on hidden test 2 (1 line differs)" in text
     assert "secret.in" not in text and "expected '42'" not in text and "first mismatches" not in text
     assert "first mismatches" in prompt(made["kernelbench"])  # a KernelBench mismatch is written for the model
+
+
+def test_only_a_profiled_target_gets_the_profile_sections(tmp_path):
+    from kopt.agent.proposers.prompting.task_context import task_context
+
+    for kind, target in targets(tmp_path).items():
+        if kind != "kernelbench":
+            assert set(task_context(target)) == {"hardware"}, kind

@@ -165,11 +165,11 @@ def _kernelbench_context(task_path: str, device: str, mtime: float) -> dict[str,
 
 
 def task_context(target) -> dict[str, str]:
-    """Named sections (hardware, technologies, profile, example) for a target; a KernelBench
-    task gets all of them, other kinds the hardware only."""
+    """Named sections (hardware, technologies, profile, example) for a target; a profiled
+    target (a KernelBench task) gets all of them, other kinds the hardware only."""
     if target is None:
         return {}
-    if getattr(target, "kind", "") != "kernelbench":
+    if not target.profiled:
         return {"hardware": hardware("cpu")}
     device = getattr(getattr(target, "eval_cfg", None), "device", "cpu")
     path = Path(target.path)

@@ -26,7 +26,7 @@ class KernelBenchTarget:
     instructions = KERNELBENCH_INSTRUCTIONS
     # an evaluation is the evaluator's self-contained function of (task file, solution,
     # EvalConfig); its `checks` (compiler errors, mismatches, profiles) are written for the model
-    parallel_eval = cacheable = plannable = checks_in_prompt = True
+    parallel_eval = cacheable = plannable = checks_in_prompt = profiled = True
 
     def __init__(self, task: KernelBenchTask, eval_cfg=None):
         self.task, self.eval_cfg = task, eval_cfg or EvalConfig()

@@ -74,7 +74,7 @@ class ProgramTarget:
     instructions: str = PROGRAM_INSTRUCTIONS
     # (class attributes, not fields) evaluated here, one at a time, against the inputs it
     # loaded; its `checks.detail` describes hidden tests, for the user only
-    parallel_eval = cacheable = plannable = checks_in_prompt = False
+    parallel_eval = cacheable = plannable = checks_in_prompt = profiled = False
 
     @property
     def name(self) -> str:

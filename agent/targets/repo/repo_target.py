@@ -49,7 +49,7 @@ class RepoTarget:
     suffix = ".patch"
     # measured in its own work trees, one at a time; a result's `reason` carries what a model can
     # use (the failing test's last lines), its `checks` are for the user
-    parallel_eval = cacheable = plannable = checks_in_prompt = False
+    parallel_eval = cacheable = plannable = checks_in_prompt = profiled = False
 
     def __init__(self, root: Path, commit: str, test: str, bench: str, bench_metric: str | None = None,
                  higher_is_better: bool = False, focus: str | None = None, branch: bool = False,
