@@ -20,7 +20,7 @@ from kopt.agent.proposers.planning.plans import PlanStep, final_code, render_pla
 from kopt.agent.proposers.planning.prompt import plan_from_completion, plan_prompt, plan_words
 from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
 from kopt.rl_finetune.rewards import RewardConfig, reward
-from kopt.rl_finetune.toy import SPECIALS
+from kopt.rl_finetune.toy import tiny_llama, vocab_tokenizer
 from kopt.sandboxes.eval_cache import CachedEvaluator, EvalCache, Need
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 from kopt.sandboxes.kernelbench_tasks import load_task, suite_tasks
@@ -137,28 +137,12 @@ def planner_tasks(suite: Path, level: int | None, out_dir: Path, fit: bool = Tru
 
 def planner_tokenizer(tasks: list[PlanTask]):
     """A word-level tokenizer over the planner's words (rule ids, operators, separators): no download."""
-    import transformers
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {w: i for i, w in enumerate([*SPECIALS, *plan_words([t.source for t in tasks])])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
-                                                bos_token="<s>", eos_token="</s>")
+    return vocab_tokenizer(plan_words([t.source for t in tasks]))
 
 
 def planner_model(tokenizer, hidden: int = 128, layers: int = 2, seed: int = 0):
     """A randomly initialised Llama built from a config (hidden 128, 2 layers: ~0.4M parameters)."""
-    import torch  # heavy optional dependency ([train])
-    import transformers
-
-    cfg = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                                   num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                                   max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
-                                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                   tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(cfg)
+    return tiny_llama(tokenizer, hidden, layers, max_positions=128, seed=seed)
 
 
 def distinct_prefix(max_steps: int):

@@ -69,14 +69,7 @@ class ToyTask:
 
     def shuffled_reward(self, seed: int = 0):
         """The control: the same rewards, randomly reassigned among the batch's completions."""
-        rng = random.Random(seed)
-
-        def fn(prompts: list[str], completions: list[str]) -> list[float]:
-            r = self.reward(prompts, completions)
-            rng.shuffle(r)
-            return r
-
-        return fn
+        return shuffled(self.reward, seed)
 
     def optimal_fraction(self, model, tokenizer) -> float:
         """Share of kernels whose greedy (argmax) first completion token is their best configuration."""
@@ -94,24 +87,49 @@ class ToyTask:
 
 def toy_tokenizer(task: ToyTask):
     """A word-level tokenizer over the task's words, made here (no download)."""
-    import transformers
+    return vocab_tokenizer(task.words())
+
+
+def toy_model(tokenizer, hidden: int = 64, layers: int = 2, seed: int = 0):
+    """A randomly initialised Llama of about 100k parameters (hidden 64, 2 layers)."""
+    return tiny_llama(tokenizer, hidden, layers, max_positions=64, seed=seed)
+
+
+# -- what every toy task and the planner share ------------------------------------------------
+
+def shuffled(reward, seed: int = 0):
+    """A reward function's control: the same rewards, randomly reassigned among the batch's
+    completions (their distribution kept, the signal removed)."""
+    rng = random.Random(seed)
+
+    def fn(prompts: list[str], completions: list[str]) -> list[float]:
+        r = reward(prompts, completions)
+        rng.shuffle(r)
+        return r
+
+    return fn
+
+
+def vocab_tokenizer(words: list[str]):
+    """A word-level tokenizer over SPECIALS and `words`, made here (no download)."""
+    import transformers  # heavy optional dependency ([train])
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    vocab = {w: i for i, w in enumerate([*SPECIALS, *task.words()])}
+    vocab = {w: i for i, w in enumerate([*SPECIALS, *words])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
                                                 bos_token="<s>", eos_token="</s>")
 
 
-def toy_model(tokenizer, hidden: int = 64, layers: int = 2, seed: int = 0):
-    """A randomly initialised Llama of about 100k parameters (hidden 64, 2 layers)."""
-    import torch
+def tiny_llama(tokenizer, hidden: int, layers: int, max_positions: int, seed: int = 0):
+    """A randomly initialised Llama built from a config over `tokenizer`'s vocabulary."""
+    import torch  # heavy optional dependency ([train])
     import transformers
 
     cfg = transformers.LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                                    num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                                   max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+                                   max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id,
                                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                                    tie_word_embeddings=False)
     torch.manual_seed(seed)

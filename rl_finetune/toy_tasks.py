@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from kopt.rl_finetune.toy import SPECIALS
+from kopt.rl_finetune.toy import shuffled, vocab_tokenizer
 
 END = "</s>"
 
@@ -59,14 +59,7 @@ class WordTask:
 
     def shuffled_reward(self, seed: int = 0):
         """The control: the same rewards, randomly reassigned among the batch's completions."""
-        rng = random.Random(seed)
-
-        def fn(prompts: list[str], completions: list[str]) -> list[float]:
-            r = self.reward(prompts, completions)
-            rng.shuffle(r)
-            return r
-
-        return fn
+        return shuffled(self.reward, seed)
 
     def doomed(self, prompt, text: str) -> bool:
         """A prefix with a word that is not a symbol can no longer pass (a format check, no answer known)."""
@@ -187,11 +180,4 @@ TASKS = {"lock": LockTask, "order": OrderTask, "choice": ChoiceTask}
 
 def word_tokenizer(task: WordTask):
     """A word-level tokenizer over the task's words, made here (no download)."""
-    import transformers
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {w: i for i, w in enumerate([*SPECIALS, *task.words()])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
-                                                bos_token="<s>", eos_token="</s>")
+    return vocab_tokenizer(task.words())
