@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from kopt.rl_finetune.toy import SPECIALS
+from kopt.rl_finetune.toy import shuffled, vocab_tokenizer
 
 END = "</s>"
 FALLBACK = "torch"
@@ -85,14 +85,7 @@ class PlanTask:
         return [sum(v for k, v in d.items() if k != "flawed") for d in self.reward(prompts, completions)]
 
     def shuffled_reward(self, seed: int = 0):
-        rng = random.Random(seed)
-
-        def fn(prompts: list[str], completions: list[str]) -> list[float]:
-            r = self.scalar_reward(prompts, completions)
-            rng.shuffle(r)
-            return r
-
-        return fn
+        return shuffled(self.scalar_reward, seed)
 
     def doomed(self, prompt, text: str) -> bool:
         """A prefix that can no longer pass: a word that is not a move before the plan is complete (a format
@@ -120,11 +113,4 @@ class PlanTask:
 
 def plan_tokenizer(task: PlanTask):
     """A word-level tokenizer over the task's words (no download)."""
-    import transformers
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {w: i for i, w in enumerate([*SPECIALS, *task.words()])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
-                                                bos_token="<s>", eos_token="</s>")
+    return vocab_tokenizer(task.words())
