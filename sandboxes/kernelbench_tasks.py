@@ -110,10 +110,14 @@ def load_solution_source(path: str | Path) -> str:
 
 def reference_solution(task_source: str) -> str:
     """The task's own Model renamed ModelNew: the baseline every run starts from."""
-    tree = ast.parse(task_source)
+    return ast.unparse(rename_class(ast.parse(task_source), "Model", "ModelNew")) + "\n"
+
+
+def rename_class(tree: ast.AST, old: str, new: str) -> ast.AST:
+    """`tree` with class `old` and every reference to it by name called `new` (in place)."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "Model":
-            node.name = "ModelNew"
-        elif isinstance(node, ast.Name) and node.id == "Model":
-            node.id = "ModelNew"
-    return ast.unparse(tree) + "\n"
+        if isinstance(node, ast.ClassDef) and node.name == old:
+            node.name = new
+        elif isinstance(node, ast.Name) and node.id == old:
+            node.id = new
+    return tree
