@@ -398,7 +398,7 @@ class Worker:
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
                             nonfinite=self.cmd_nonfinite, compile_baseline=self.cmd_compile_baseline)
-        classes = harness_watch.watched_classes(sys.modules["torch"], Worker, Alarm)
+        classes = harness_watch.watched_classes(torch := sys.modules["torch"], Worker, Alarm)
         (guard, names), check, originals = harness_watch.guarded(globals(), *classes), Worker.check_tamper, None
         write, alarm, alarm_fd, alarm_line = os.write, self.alarm, self.alarm.fd, harness_watch.GUARD_ALARM
         set_up = False
@@ -420,7 +420,7 @@ class Worker:
                     if ns.keys() != keys:
                         write(alarm_fd, alarm_line)
                         break
-                self.originals, self.alarm, alarm.fd = originals, alarm, alarm_fd  # as setup left them
+                self.originals, self.alarm, alarm.fd, self.torch = originals, alarm, alarm_fd, torch  # as at setup
                 check(self)
             try:
                 reply, data = handlers[h["cmd"]](h, payload)
