@@ -178,7 +178,7 @@ class Worker:
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
         if self.role == "new" and self.alarm.enforce is not True:
             self.alarm.raise_alarm("patches the timer or harness", "the audit hook's rules were switched off")
-        shadowed = set(vars(self)) & set(vars(Worker))
+        shadowed = set(vars(self)) & set(vars(Worker)) | harness_watch.swapped_inputs(self.inputs)
         if shadowed:
             self.alarm.raise_alarm("patches the timer or harness", f"Worker.{sorted(shadowed)[0]} was shadowed")
 
