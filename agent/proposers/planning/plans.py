@@ -6,9 +6,11 @@ numbers or bare words.
 
 Running a plan: step k is applied to the code step k-1 produced (the task's source for the
 first step). The rules read a `Model` class, so the previous step's `ModelNew` is read under
-that name; the step's output defines `ModelNew` again. A step whose rule does not apply --
-an unknown id, nothing to do on this code -- is a `no-op` with the rule's reason, and the
-next step builds on the last code that was produced.
+that name, with its private module-level names tagged by their step (`_LIB` -> `_s1_LIB`) so
+the next rule's own helpers -- a second C++ library -- sit beside them; the step's output
+defines `ModelNew` again and keeps what it needs of the code it read. A step whose rule does
+not apply -- an unknown id, nothing to do on this code, a file that could not run -- is a
+`no-op` with the rule's reason, and the next step builds on the last code that was produced.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from kopt.agent.errors import UserInputError
+from kopt.agent.proposers.rules.carry_over import isolate
 from kopt.agent.proposers.rules.registry import NoOp, apply, rule_ids
 
 _STEP = re.compile(r"^\s*([A-Za-z0-9][\w.-]*)\s*(?:\((.*)\))?\s*$", re.S)
@@ -110,16 +113,19 @@ def run_plan(task_source: str, steps: list[PlanStep]) -> list[StepResult]:
     """Each step applied to the code the previous applied step made. Never raises for a step
     that does not apply: that is a no-op result with the reason."""
     out: list[StepResult] = []
-    current = task_source
-    for step in steps:
+    current, made_by = task_source, 0
+    for k, step in enumerate(steps, 1):
+        # an earlier step's private names (its _LIB, _run_fused, ...) get the step's tag, so
+        # this step's own helpers sit beside them instead of colliding
+        given = isolate(current, f"s{made_by}") if made_by else current
         try:
-            made = apply(step.rule, _as_model(current), dict(step.options))
+            made = apply(step.rule, _as_model(given), dict(step.options))
         except Exception as e:  # noqa: BLE001 - a rule that cannot read this code is a no-op, not a crash
             made = NoOp(f"the rule could not read the code it was given ({type(e).__name__}: {str(e)[:120]})")
         if isinstance(made, NoOp):
             out.append(StepResult(step, "no-op", made.reason))
             continue
-        current = made.code
+        current, made_by = made.code, k
         out.append(StepResult(step, "applied", made.plan_step, made.code, list(made.skills)))
     return out
 

@@ -20,6 +20,7 @@ from kopt.agent.proposers.rules import channels_last, conv_mean, full_reduction,
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
 from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
 from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
+from kopt.agent.proposers.rules.carry_over import carry_over, undefined_names
 from kopt.agent.proposers.rules.cpu_codegen import describe, generate, rewrite_forward
 from kopt.agent.proposers.rules.cpu_norm_analysis import find_norm_runs
 from kopt.agent.proposers.rules.forward_analysis import find_fusable_runs, forward_of, model_class
@@ -206,35 +207,19 @@ def apply(rule_id: str, task_analysis: TaskAnalysis | str, options: dict | None 
     return result if isinstance(result, NoOp) else _carry_over(t.source, result)
 
 
-def _module_definitions(source: str) -> dict[str, str]:
-    """Top-level `_name` definitions (functions, assignments) of a source: what an earlier
-    rule's solution holds besides its class -- its helpers, its C++ library."""
-    out: dict[str, str] = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.startswith("_"):
-            out[node.name] = ast.unparse(node)
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and node.targets[0].id.startswith("_"):
-            out[node.targets[0].id] = ast.unparse(node)
-    return out
-
-
 def _carry_over(source: str, candidate: RuleCandidate) -> RuleCandidate | NoOp:
-    """A rule applied to an earlier rule's solution (a plan's later step) keeps that
-    solution's helpers; two steps that each load a C++ library are refused (their `_LIB`
-    would collide) rather than written wrong."""
-    before = _module_definitions(source)
-    if not before:
+    """The rule's file with what it needs from the code it read (`carry_over`: an earlier
+    step's helpers, the task's module-level values its class reads), or the reason it cannot
+    be written; a file that would read a name it never defines is no candidate."""
+    code, why = carry_over(source, candidate.code)
+    if code is None:
+        return NoOp(why)
+    if missing := undefined_names(code):
+        return NoOp(f"the rule's solution would read {', '.join(missing[:4])}, which it never defines "
+                    f"(a rule bug: reported, not written)")
+    if code == candidate.code:
         return candidate
-    now = _module_definitions(candidate.code)
-    if "_CPP" in before and "_CPP" in now and before["_CPP"] != now["_CPP"]:
-        return NoOp("this code already loads a C++ library from an earlier step; a second C++ step is not "
-                    "supported -- apply this rule first or with fuse_tail=false")
-    missing = [text for name, text in before.items() if name not in now]
-    if not missing:
-        return candidate
-    return RuleCandidate(with_helpers(candidate.code, "\n\n".join(missing) + "\n"), candidate.plan_step,
-                         candidate.skills, candidate.try_first)
+    return RuleCandidate(code, candidate.plan_step, candidate.skills, candidate.try_first)
 
 
 def ordered(task_analysis: TaskAnalysis | str, options: dict | None = None) -> list[tuple[str, RuleCandidate]]:
