@@ -21,9 +21,11 @@ from pathlib import Path
 
 from kopt.agent.proposers.prompting.feedback import format_profile
 from kopt.agent.proposers.prompting.prompt_examples import EXAMPLES
-from kopt.sandboxes.local import Limits, _limit_self, namespace_prefix, scrubbed_env
+from kopt.sandboxes.jail_setup import namespace_prefix
+from kopt.sandboxes.local import scrubbed_env
 from kopt.sandboxes.machine import fingerprint, memory_bandwidth_gbs
 from kopt.sandboxes.native import cache_root
+from kopt.sandboxes.worker_limits import Limits, _limit_self
 
 SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "neon",
         "asimd", "sve")
