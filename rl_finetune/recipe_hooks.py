@@ -32,6 +32,7 @@ from kopt.rl_finetune.recipes.selection import (
     vade_select,
     weighted_sample,
 )
+from kopt.rl_finetune.rollouts import Rollouts, left_pad, sample, token_logprobs
 
 
 @dataclass
@@ -154,8 +155,6 @@ class RecipeHooks:
         return list(hint_prefix(self._hint_ids[prompt], frac))[:max(0, self.cfg.max_new_tokens - 1)]
 
     def _fresh_batch(self, trainer, chosen, counts) -> Batch:
-        from kopt.rl_finetune.rollouts import sample
-
         cfg, rt = self.cfg, trainer.runtime
         hints = [self._hint(trainer, i) for i in chosen]
         batch = Batch(list(chosen), list(counts), [], [], [], [])
@@ -209,8 +208,6 @@ class RecipeHooks:
     def _greedy_rewards(self, trainer, batch: Batch) -> list[float]:
         """ReMax's baseline: the reward of each group's greedy completion (hint included, as its samples)."""
         import torch
-
-        from kopt.rl_finetune.rollouts import left_pad
 
         rt = trainer.runtime
         inputs = []
@@ -331,8 +328,6 @@ def policy_logprobs(trainer, roll, with_entropy: bool = False):
     """Detached log-probs (and entropies) of every completion token under the current policy, in micro-batches."""
     import torch
 
-    from kopt.rl_finetune.rollouts import token_logprobs
-
     size = trainer.cfg.micro_batch_size or len(roll)
     logps, ents = [], []
     with torch.no_grad():
@@ -355,8 +350,6 @@ def build_rollouts(trainer, batch: Batch):
     """A `Rollouts` over the batch's rows (left-padded prompt, right-padded completion) and the mask of the
     tokens that are trained on (sampled tokens: forced hint tokens are context, not actions)."""
     import torch
-
-    from kopt.rl_finetune.rollouts import Rollouts, left_pad
 
     rt, tok = trainer.runtime, trainer.tokenizer
     rows = batch.row_prompts
@@ -400,8 +393,6 @@ def extend_partials(trainer, groups: Sequence[PartialGroup], live: Sequence[Part
     Appends the new tokens to each rollout; returns the tokens generated."""
     import torch
     import transformers
-
-    from kopt.rl_finetune.rollouts import left_pad
 
     cfg, rt, tok = trainer.cfg, trainer.runtime, trainer.tokenizer
     eos = sorted(trainer.eos_ids)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from kopt.agent.runs.store import Store, find_runs
 from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
 from kopt.rl_finetune.kernel_prompts import prompt_key
 
@@ -82,8 +83,6 @@ class StoreHints:
 
 def best_solutions(run_dirs: Sequence[Path]) -> dict[str, str]:
     """task path -> code of the candidate with the best mean speedup among its verified-correct evaluations."""
-    from kopt.agent.runs.store import Store, find_runs
-
     best: dict[str, tuple[float, str]] = {}
     for given in run_dirs:
         for d in find_runs(given):

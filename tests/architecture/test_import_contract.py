@@ -26,9 +26,6 @@ LONG_MODULES = {  # module -> who owns splitting it
 }
 
 LAZY_IMPORTERS = {  # module with kopt imports inside functions -> who owns moving them to the top
-    "kopt.rl_finetune.recipe_hooks": "issue 21",
-    "kopt.rl_finetune.recipes.hints": "issue 21",
-    "kopt.agent.proposers.planning.proposer": "issue 21",
 }
 
 

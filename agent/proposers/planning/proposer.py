@@ -13,6 +13,8 @@ from pathlib import Path
 
 from kopt.agent.core import Candidate
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.agent.proposers.backends.litellm_chat import LiteLLMChat
+from kopt.agent.proposers.backends.openai_compat import OpenAIChat
 from kopt.agent.proposers.planning.plans import PlanStep, render_plan, run_plan
 from kopt.agent.proposers.planning.prompt import plan_from_completion, plan_prompt
 
@@ -50,12 +52,8 @@ def hf_planner(folder: str, max_new_tokens: int = 16) -> Callable[[str], str]:
 
 def chat_planner(model: str, base_url: str | None = None) -> Callable[[str], str]:
     if model.startswith("openai/"):
-        from kopt.agent.proposers.backends.openai_compat import OpenAIChat
-
         chat = OpenAIChat(model.removeprefix("openai/"), base_url=base_url, temperature=0.0, max_tokens=200)
     elif model.startswith("litellm/"):
-        from kopt.agent.proposers.backends.litellm_chat import LiteLLMChat
-
         chat = LiteLLMChat(model.removeprefix("litellm/"), base_url=base_url, temperature=0.0, max_tokens=200)
     else:
         raise UserInputError(f"unknown --planner {model!r}: use hf:<folder>, openai/<name> or litellm/<name>")
