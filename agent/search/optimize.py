@@ -17,7 +17,7 @@ from kopt.agent.runs import config_file
 from kopt.agent.runs.run_report import write_reports
 from kopt.agent.runs.store import STORE_FILE, Store
 from kopt.agent.search.loop import Search, SearchConfig
-from kopt.agent.search.optimize_config import ModelConfig, OptimizeConfig, RunOptions, TargetOptions
+from kopt.agent.search.optimize_config import ModelConfig, OptimizeConfig, RunOptions
 from kopt.agent.targets.kinds import load_target
 from kopt.sandboxes.docker_sandbox import evaluator_for
 from kopt.sandboxes.eval_cache import CachedEvaluator, CachedExecutor, EvalCache
@@ -80,7 +80,7 @@ def config_from_kwargs(model: str = "rules", base_url: str | None = None, budget
                          search=SearchConfig(budget=budget, max_time=max_time, max_tokens=max_tokens,
                                              max_cost=max_cost),
                          eval=eval_cfg.model_copy() if eval_cfg else EvalConfig(device=device, nvcc_filter=True),
-                         target=TargetOptions(**opts))
+                         target=opts or None)  # read as the options of the run's kind
     cfg.eval.device = eval_cfg.device if eval_cfg else device  # an explicit eval_cfg keeps its device
     return cfg
 

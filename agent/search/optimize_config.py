@@ -111,11 +111,6 @@ def target_options_for(kind: str | None, values: dict | BaseModel | None) -> Pro
     return None if schema is None else schema(**given)
 
 
-def TargetOptions(**values) -> ProgramOptions | RepoOptions | None:  # noqa: N802 - the former class's name
-    """The options the keys given belong to (for callers of the former one-bag TargetOptions)."""
-    return target_options_for(None, values)
-
-
 def _default_eval() -> EvalConfig:
     # nvcc_filter: CUDA candidates that cannot run here are still compiled, so errors reach the model
     return EvalConfig(nvcc_filter=True)
