@@ -111,8 +111,20 @@ def edge_shapes(constants: dict[str, int]) -> list[dict[str, int]]:
     if not constants:
         return []
     tiny = {k: 1 for k in constants}
-    odd = {k: v + 1 if (v + 1) % 2 else v + 3 for k, v in constants.items()}
+    odd = {k: v + 1 if (v + 1) % 2 else v + 2 for k, v in constants.items()}
     return [shape for shape in (tiny, odd) if shape != constants]
+
+
+def untied_shapes(constants: dict[str, int]) -> list[dict[str, int]]:
+    """One shape per group of equal-valued input-only size constants (H = W, dim1 = dim2)
+    where they differ (the k-th of a group at its value + k; the other constants keep the
+    task's values): every other trial moves them together, so a kernel that mixes up two
+    such dims would pass them all. A task that needs them equal is skipped by the
+    reference-first rule."""
+    groups: dict[int, list[str]] = {}
+    for k, v in constants.items():
+        groups.setdefault(v, []).append(k)
+    return [{k: v + i for i, k in enumerate(names)} for v, names in groups.items() if len(names) > 1]
 
 
 # A reference call slower than this, or moving more bytes, makes a task "heavy": every extra
@@ -140,6 +152,9 @@ def _trial_groups(cfg: EvalConfig, constants: dict, heavy: bool) -> list[tuple]:
     if scaled:
         groups.append(("scaled-shape trial (" + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ")",
                        seeds(2), False, scaled, ""))
+    for shape in untied_shapes(constants):  # the other constants keep the task's values
+        groups.append(("untied-size trial (" + ", ".join(f"{k}={v}" for k, v in shape.items()) + ")",
+                       seeds(1), False, shape, ""))
     for shape in edge_shapes(constants) if cfg.edge_shapes else []:
         groups.append(("stress-shape trial (" + ", ".join(f"{k}={v}" for k, v in shape.items()) + ")",
                        seeds(1), True, shape, ""))
