@@ -275,7 +275,7 @@ class Worker:
                     if isinstance(x, self.torch.Tensor):
                         x.copy_(v)
             if h.get("trace"):
-                sys.setprofile(self._trace_native())
+                sys.setprofile(harness_watch.native_call_profiler(self.alarm))
             try:
                 outs = self._forward_all(self._seeds(1))
             finally:
@@ -308,30 +308,6 @@ class Worker:
         if self.device == "cuda":
             torch.cuda.synchronize()
         return outs
-
-    def _trace_native(self):
-        """A profiler that counts calls into code the solution built itself (extension modules
-        under its build cache or work dir, Triton launches); ctypes calls and CuPy launches are
-        counted by their wrappers. Used on one untimed pass: a kernel defined but never run
-        leaves the count at zero."""
-        roots = tuple(p for p in (os.environ.get("KOPT_CACHE_DIR"), os.environ.get("TORCH_EXTENSIONS_DIR"),
-                                  os.getcwd()) if p)
-        alarm = self.alarm
-
-        def profile(frame, event, arg):
-            if event == "c_call":
-                owner = getattr(arg, "__self__", None)  # an extension's module-level function: its module
-                if not isinstance(owner, type(sys)):
-                    owner = sys.modules.get(getattr(arg, "__module__", "") or "")
-                module = owner
-                path = getattr(module, "__file__", None) or ""
-                name = getattr(arg, "__module__", "") or ""
-                if path.startswith(roots) and not path.endswith(".py") or name in alarm.extension_modules:
-                    alarm.native_calls += 1
-            elif event == "call" and frame.f_code.co_name == "run" and "/triton/runtime/" in frame.f_code.co_filename:
-                alarm.native_calls += 1
-
-        return profile
 
     def _gpu_timer(self) -> gpu_timing.GpuTimer:
         if getattr(self, "gpu_timer", None) is None:
@@ -401,7 +377,7 @@ class Worker:
         classes = harness_watch.watched_classes(torch := sys.modules["torch"], Worker, Alarm)
         (guard, names), check, originals = harness_watch.guarded(globals(), *classes), Worker.check_tamper, None
         write, alarm, alarm_fd, alarm_line = os.write, self.alarm, self.alarm.fd, harness_watch.GUARD_ALARM
-        set_up = False
+        set_up, own, fixed = False, (), {k: getattr(self, k) for k in ("role", "fd_in", "fd_out", "shm")}
         while True:
             try:
                 h, payload = protocol.recv(self.fd_in, shm=self.shm)
@@ -420,6 +396,8 @@ class Worker:
                     if ns.keys() != keys:
                         write(alarm_fd, alarm_line)
                         break
+                if (rewritten := harness_watch.own_state_change(self, own)) is not None:
+                    alarm.raise_alarm("patches the timer or harness", f"Worker.{rewritten} was rewritten")
                 self.originals, self.alarm, alarm.fd, self.torch = originals, alarm, alarm_fd, torch  # as at setup
                 check(self)
             try:
@@ -427,8 +405,17 @@ class Worker:
             except BaseException as e:  # noqa: BLE001 - report, never die silently
                 reply, data = {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
             protocol.send(self.fd_out, reply, data, shm=self.shm)
-            if not set_up and h.get("cmd") == "setup" and reply.get("ok") is True:
+            if set_up:  # what the worker wrote on itself; whatever else changed is the candidate's
+                own = harness_watch.own_state(self, own, harness_watch.OWN_WRITES.get(h.get("cmd"), ()))
+            elif h.get("cmd") == "setup" and reply.get("ok") is True:
+                self.alarm, self.torch, fixed["device"] = alarm, torch, h.get("device", "cpu")
+                try:  # made now, so the timer is the worker's own from here on (a failure: call reports it)
+                    fixed["device"] == "cuda" and self._gpu_timer()
+                except Exception:  # noqa: BLE001
+                    pass
                 set_up, originals = True, dict(self.originals)
+                self.originals = originals  # what the check before each request puts back
+                own = tuple((k, fixed.get(k, v)) for k, v in harness_watch.own_state(self))  # as set before it ran
 
 
 def main() -> None:

@@ -49,6 +49,44 @@ def swapped_inputs(inputs) -> set[str]:
     return set() if plain else {"inputs"}
 
 
+# What the worker itself writes on itself after setup, by request; every other attribute of
+# the worker (and of its GPU timer) is fixed from setup on.
+OWN_WRITES = {"put": ("inputs", "outs", "payload", "call_seed"), "call": ("outs",), "reinit": ("saved_params",),
+              "gpu_state": ("gpu_timer",), "compile_baseline": ("gpu_timer",)}
+
+
+def own_state(worker, last: tuple = (), written: tuple = ()) -> tuple:
+    """The worker's own attributes and its GPU timer's as (name, value) pairs: the `last`
+    state with the names a request of the worker's `written` taken from the worker now (all of
+    them when `last` is empty). A tuple, so a candidate that reaches it cannot edit it."""
+    timer = vars(worker).get("gpu_timer")  # anything else there differs from the worker's own timer
+    now = {**vars(worker), **{f"gpu_timer.{k}": v for k, v in (vars(timer) if type(timer) is GpuTimer else {}).items()}}
+    if not last:
+        return tuple(now.items())
+
+    def refreshed(name: str) -> bool:
+        return name in written or "gpu_timer" in written and name.startswith("gpu_timer.")
+
+    state = {k: v for k, v in last if not refreshed(k)}
+    state.update((k, v) for k, v in now.items() if refreshed(k))
+    return tuple(state.items())
+
+
+def own_state_change(worker, last: tuple) -> str | None:
+    """The first of the worker's own attributes that is not what the worker left there, or
+    None: forward reached the worker through the stack and rewrote one (`code_before` reset to
+    a fresh `live_code()` hid task code held in a closure from the second reuse scan; a
+    `gpu_timer` of the candidate's own reports any event times it likes)."""
+    now = own_state(worker)
+    if len(now) != len(last):
+        return sorted({k for k, _ in now} ^ {k for k, _ in last})[0]
+    current = dict(now)
+    for name, value in last:
+        if name not in current or current[name] is not value:
+            return name
+    return None
+
+
 class ModeStacks:
     """The depths of torch's function and dispatch mode stacks, read as the names of a watched
     class (`keys`): a mode the candidate leaves on sees every torch call in the process, `put`'s
@@ -107,6 +145,29 @@ class Alarm:
             if self.enforce:
                 self.raise_alarm("spawns a process during forward", event)
                 raise PermissionError("kopt: no processes may be started during forward")
+
+
+def native_call_profiler(alarm: Alarm):
+    """A profiler that counts calls into code the solution built itself (extension modules
+    under its build cache or work dir, Triton launches); ctypes calls and CuPy launches are
+    counted by their wrappers. Used on one untimed pass: a kernel defined but never run
+    leaves the count at zero."""
+    roots = tuple(p for p in (os.environ.get("KOPT_CACHE_DIR"), os.environ.get("TORCH_EXTENSIONS_DIR"),
+                              os.getcwd()) if p)
+
+    def profile(frame, event, arg):
+        if event == "c_call":
+            owner = getattr(arg, "__self__", None)  # an extension's module-level function: its module
+            if not isinstance(owner, type(sys)):
+                owner = sys.modules.get(getattr(arg, "__module__", "") or "")
+            path = getattr(owner, "__file__", None) or ""
+            name = getattr(arg, "__module__", "") or ""
+            if path.startswith(roots) and not path.endswith(".py") or name in alarm.extension_modules:
+                alarm.native_calls += 1
+        elif event == "call" and frame.f_code.co_name == "run" and "/triton/runtime/" in frame.f_code.co_filename:
+            alarm.native_calls += 1
+
+    return profile
 
 
 def count_ctypes_calls(alarm: Alarm) -> None:
