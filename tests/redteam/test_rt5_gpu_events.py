@@ -35,3 +35,48 @@ def test_events_shrunk_after_they_were_measured_are_rejected():
     assert reason and "under-report" in reason, reason
     big = round_of(40.0, overhead_ms=2.0)
     assert "under-report" in (cross_check(big, round_of(40.0, overhead_ms=2.0, claimed_ms=20.0)) or "")
+
+
+class _Event:
+    """A CUDA event stand-in: every call measures 3 ms."""
+
+    def __init__(self, enable_timing: bool = False):
+        pass
+
+    def record(self, stream=None):
+        pass
+
+    def elapsed_time(self, end) -> float:
+        return 3.0
+
+
+def _shrinking_model(*x):
+    """Forward that walks up to GpuTimer.run's frame and zeroes the times recorded so far."""
+    import sys
+
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_name != "run":
+        f = f.f_back
+    for name in ("event_ms", "wall_ms"):
+        try:
+            recorded = f.f_locals[name]
+            recorded[:] = [-1.0] * len(recorded)
+        except TypeError:  # not a list any more
+            pass
+    return x[0]
+
+
+def test_forward_cannot_edit_the_times_already_recorded():
+    import contextlib
+    import types
+
+    from kopt.sandboxes.gpu_timing import GpuTimer
+
+    fake_torch = types.SimpleNamespace(no_grad=contextlib.nullcontext,
+                                       cuda=types.SimpleNamespace(synchronize=lambda: None))
+    timer = object.__new__(GpuTimer)  # no GPU here: the timer's loop, on stand-ins
+    timer.torch, timer.Event, timer.persist_reset = fake_torch, _Event, False
+    timer.flush_buf = types.SimpleNamespace(zero_=lambda: None)
+    outs, event_ms, wall_ms = timer.run(_shrinking_model, [[1], [2], [3]])
+    assert outs == [1, 2, 3] and event_ms == [3.0, 3.0, 3.0], event_ms
+    assert len(wall_ms) == 3 and all(w >= 0 for w in wall_ms), wall_ms
