@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kopt.agent.errors import UserInputError
 from kopt.sandboxes import protocol
 from kopt.sandboxes.local import Limits, start_worker
 from kopt.sandboxes.native import cache_root
@@ -278,3 +279,13 @@ def build_runner(role: str, source: str, language: str, flags: list[str],
     except BaseException:
         runner.close()
         raise
+
+
+def build_reference(path: Path, language: str, source: str, std: str | None) -> tuple[ProgramRunner, str]:
+    """(a started runner holding a program's reference built, compiler errors or ''); flags the
+    source asks for that are not allowed are the user's error, in one line."""
+    try:
+        flags = source_flags_for(path, language, source, std)
+    except FlagError as e:
+        raise UserInputError(f"{path.name}: {e}") from None
+    return build_runner("reference", source, language, flags)

@@ -13,14 +13,7 @@ from kopt.agent.stress.generators import generated_inputs, llm_generators, load_
 from kopt.agent.stress.infer import infer
 from kopt.agent.stress.layout_probe import probe_inputs
 from kopt.agent.stress.validator import Validator
-from kopt.sandboxes.program_runner import (
-    FlagError,
-    build_runner,
-    compiler_version,
-    language_of,
-    source_flags_for,
-    valgrind_path,
-)
+from kopt.sandboxes.program_runner import build_reference, compiler_version, language_of, valgrind_path
 
 DEFAULT_MAX_BYTES = 1 << 20
 
@@ -65,11 +58,7 @@ def run_stress(program: Path, cfg: StressConfig, progress=None) -> dict:
     if cfg.budget < 0 or cfg.max_bytes < 1:
         raise UserInputError("--budget must be >= 0 and --max-bytes >= 1")
     source = program.read_text()
-    try:
-        flags = source_flags_for(program, language, source, cfg.std)
-    except FlagError as e:
-        raise UserInputError(f"{program.name}: {e}") from None
-    runner, err = build_runner("reference", source, language, flags)
+    runner, err = build_reference(program, language, source, cfg.std)
     with runner, Validator.load(cfg.validator, cfg.std) as v:
         if err:
             first = next((line for line in err.splitlines() if "error" in line), err.splitlines()[0])

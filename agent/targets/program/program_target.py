@@ -19,8 +19,7 @@ from kopt.agent.targets.option_flags import as_flags
 from kopt.agent.targets.program.program_eval import evaluate_program
 from kopt.agent.targets.program.program_inputs import INPUT_TIMEOUT_S, Checker, ProgramInput, read_inputs
 from kopt.sandboxes.program_runner import (
-    FlagError,
-    build_runner,
+    build_reference,
     compiler_version,
     language_of,
     source_flags_for,
@@ -141,11 +140,7 @@ class ProgramTarget:
 
     def _build_reference(self):
         """(runner, compiler errors) for the reference; flags it may not use are a user error."""
-        try:
-            flags = self.flags(self.source)
-        except FlagError as e:
-            raise UserInputError(f"{self.path.name}: {e}") from None
-        return build_runner("reference", self.source, self.language, flags)
+        return build_reference(self.path, self.language, self.source, self.std)
 
     def flags(self, code: str) -> list[str]:
         return source_flags_for(self.path, self.language, code, self.std)
