@@ -1,4 +1,4 @@
-"""Cost-guided search for legal inputs on which a program is slow (design §7).
+"""Cost-guided search for legal inputs on which a program is slow (architecture §7).
 
 Order: seeds (tests, `--seeds`, generator outputs) are validated and costed; the largest is
 pushed to the validator's size limit; then mutation rounds pick a parent from a corpus of the
