@@ -85,12 +85,13 @@ def config_from_kwargs(model: str = "rules", base_url: str | None = None, budget
     return cfg
 
 
-def _proposer(cfg: OptimizeConfig, kind: str, plannable: bool = True):
-    """The proposer for a target of KIND, with [model]'s sampling settings where the backend
-    takes them; a plan (--plan / --planner) only where the target is PLANNABLE."""
+def _proposer(cfg: OptimizeConfig, task: Target):
+    """The proposer for `task`, with [model]'s sampling settings where the backend takes them;
+    a plan (--plan / --planner) only where the target is `plannable`."""
     m = cfg.model
+    kind = task.kind
     if m.plan or m.planner:
-        return _plan_proposer(cfg, kind, plannable)
+        return _plan_proposer(cfg, kind, task.plannable)
     kw = {} if m.temperature is None else {"temperature": m.temperature}
     if m.max_tokens is not None:
         kw["max_new_tokens" if m.name.startswith("hf:") else "max_tokens"] = m.max_tokens
@@ -168,7 +169,7 @@ def run_optimize(target: Path, cfg: OptimizeConfig | None = None, *, run_dir: Pa
             raise UserInputError(f"{run_dir} already holds a run; add --resume to continue it, "
                                  f"or pick another --run-dir")
     task.use_run_dir(run_dir)
-    proposer = _proposer(cfg, task.kind, task.plannable)
+    proposer = _proposer(cfg, task)
     r = cfg.run
     pool, container = _evaluation_backends(task, r.executor, r.jobs, r.address, r.sandbox, r.gpus)
     config_file.write(run_dir, cfg.sections())

@@ -79,10 +79,11 @@ def test_every_section_builds_the_config_object():
 def test_model_sampling_settings_reach_the_llm_backend():
     from kopt.agent.search.optimize import _proposer
     from kopt.agent.search.optimize_config import from_sections
+    from kopt.agent.targets.kernelbench.kernelbench_target import KernelBenchTarget
 
     cfg = from_sections({"model": {"name": "openai/tiny", "base_url": "http://127.0.0.1:9", "temperature": 0.1,
                                    "samples": 5, "max_tokens": 77, "edit_retries": 0, "max_prompt_tokens": 8000}})
-    p = _proposer(cfg, "kernelbench")
+    p = _proposer(cfg, KernelBenchTarget.from_path(KB / "relu_task.py"))
     assert p.samples == 5 and p.chat.temperature == 0.1 and p.chat.max_tokens == 77 and p.edit_retries == 0
     assert p.max_prompt_tokens == 8000
 
