@@ -17,10 +17,11 @@ from pathlib import Path
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.planning.plans import PlanStep, final_code, render_plan, run_plan
-from kopt.agent.proposers.planning.prompt import plan_from_completion, plan_prompt, plan_words
+from kopt.agent.proposers.planning.prompt import plan_from_completion, plan_prompt
 from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task
+from kopt.rl_finetune.plan_tokenizer import plan_only, subword_tokenizer
 from kopt.rl_finetune.rewards import RewardConfig, reward
-from kopt.rl_finetune.toy import tiny_llama, vocab_tokenizer
+from kopt.rl_finetune.toy import tiny_llama
 from kopt.sandboxes.eval_cache import CachedEvaluator, EvalCache, Need
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 from kopt.sandboxes.kernelbench_tasks import load_task, suite_tasks
@@ -136,13 +137,18 @@ def planner_tasks(suite: Path, level: int | None, out_dir: Path, fit: bool = Tru
 
 
 def planner_tokenizer(tasks: list[PlanTask]):
-    """A word-level tokenizer over the planner's words (rule ids, operators, separators): no download."""
-    return vocab_tokenizer(plan_words([t.source for t in tasks]))
+    """The small planner's tokenizer: rule ids whole, operators as sub-word pieces learned from
+    these tasks, so an operator they never use still reads as known pieces (plan_tokenizer.py)."""
+    return subword_tokenizer([t.source for t in tasks])
 
 
-def planner_model(tokenizer, hidden: int = 128, layers: int = 2, seed: int = 0):
-    """A randomly initialised Llama built from a config (hidden 128, 2 layers: ~0.4M parameters)."""
-    return tiny_llama(tokenizer, hidden, layers, max_positions=128, seed=seed)
+def planner_model(tokenizer, hidden: int = 128, layers: int = 2, seed: int = 0, plan_tokens_only: bool = True):
+    """A randomly initialised Llama built from a config (hidden 128, 2 layers: ~0.4M parameters);
+    by default it writes only plan tokens (rule ids, ';', end), set in its generation config."""
+    model = tiny_llama(tokenizer, hidden, layers, max_positions=128, seed=seed)
+    if plan_tokens_only:
+        plan_only(model, tokenizer)
+    return model
 
 
 def distinct_prefix(max_steps: int):
@@ -163,21 +169,26 @@ def plan_text(steps: list[PlanStep]) -> str:
 
 
 def plan_logprobs(model, tokenizer, prompt: str, plans: list[list[PlanStep]]) -> list[float]:
-    """log p(plan + end | prompt) under the model, for ranking a plan space."""
+    """log p(plan + end | prompt) under the model (its raw distribution), for ranking a plan space;
+    the plans are scored in one batch (right-padded after the shared prompt)."""
     import torch  # heavy optional dependency ([train])
 
     model.eval()
     p_ids = tokenizer(prompt).input_ids
-    out = []
+    completions = [tokenizer(plan_text(steps)).input_ids + [tokenizer.eos_token_id] for steps in plans]
+    if not completions:
+        return []
+    width = max(map(len, completions))
+    ids = torch.full((len(plans), len(p_ids) + width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, c in enumerate(completions):
+        ids[i, :len(p_ids) + len(c)] = torch.tensor(p_ids + c)
+        mask[i, :len(p_ids) + len(c)] = 1
     with torch.no_grad():
-        for steps in plans:
-            c_ids = tokenizer(plan_text(steps)).input_ids + [tokenizer.eos_token_id]
-            ids = torch.tensor([p_ids + c_ids], device=model.device)
-            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-            tgt = ids[0, 1:]
-            tok_lp = logp.gather(-1, tgt[:, None])[:, 0][len(p_ids) - 1:]
-            out.append(float(tok_lp.sum()))
-    return out
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float().cpu()
+    logp = torch.log_softmax(logits[:, len(p_ids) - 1:-1], -1)
+    tok_lp = logp.gather(-1, ids[:, len(p_ids):, None])[..., 0] * mask[:, len(p_ids):]
+    return [float(v) for v in tok_lp.sum(-1)]
 
 
 def greedy_plan(model, tokenizer, prompt: str, max_new_tokens: int = 8) -> list[PlanStep]:

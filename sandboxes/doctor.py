@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 
+from kopt.sandboxes import zygote_client
 from kopt.sandboxes.jail_probe import FEATURE_PROTECTIONS, REFUSED, can_jail, jail_features, protections
 from kopt.sandboxes.jail_setup import PROTECTIONS, WORKER_UIDS, namespace_prefix
+from kopt.sandboxes.local import scrubbed_env
 from kopt.sandboxes.machine import memory_bandwidth_gbs
 from kopt.sandboxes.worker_limits import Cgroups
 
@@ -43,6 +46,24 @@ def _protections() -> dict[str, str]:
     return {name: "on" if have[name] else f"off ({why.get(name, 'refused')})" for name in PROTECTIONS}
 
 
+def _zygote(jail: bool) -> str:
+    """Whether KernelBench CPU workers fork from a zygote here, or why they are exec'd: the
+    zygote is started and probed as for a first worker (its forks must get exactly an exec'd
+    jailed worker's protections)."""
+    if not zygote_client.enabled():
+        return "off (KOPT_ZYGOTE=0: every worker is exec'd)"
+    if not jail:
+        return "off (no jail here: a fork must have a jailed worker's protections; workers are exec'd)"
+    with tempfile.TemporaryDirectory(prefix="kopt-doctor-") as home:
+        try:
+            if zygote_client.verified_zygote(scrubbed_env(home)) is not None:
+                return "on (KernelBench CPU workers fork from a pre-imported zygote; GPU and other workers are exec'd)"
+            why = next(iter(zygote_client.REFUSED.values()), "refused")
+        except OSError as e:  # a report line, never a crash
+            why = f"failed: {e}"
+    return f"off ({why[:160]}; workers are exec'd)"
+
+
 def report() -> dict:
     prefix = namespace_prefix()
     jail = can_jail()
@@ -62,6 +83,7 @@ def report() -> dict:
                         "root with full capabilities (weaker: no jail)" if os.geteuid() == 0 else
                         "the same user as kopt"),
         **shields,
+        "zygote": _zygote(jail),
         "bubblewrap": shutil.which("bwrap") or "not found",
         "docker engine": "yes" if shutil.which("docker") and _version(["docker", "info", "--format",
                                                                       "{{.ServerVersion}}"]) != "not found"

@@ -10,7 +10,7 @@ import select
 import time
 from dataclasses import dataclass, field
 
-from kopt.sandboxes import protocol
+from kopt.sandboxes import protocol, sealed_inputs
 from kopt.sandboxes.local import Worker
 
 
@@ -38,11 +38,22 @@ class Channel:
     alarms: list[dict] = field(default_factory=list)
     _alarm_buf: bytes = b""
     elapsed: float = 0.0
+    inputs_fd: int | None = None  # the last `put`'s inputs, sealed, until the next `put`
 
     def call(self, header: dict, payload=b"", timeout: float = 120.0,
              max_payload: int = 8 << 30) -> tuple[dict, bytes]:
         w, cmd = self.worker, header["cmd"]
+        if cmd == "put" and w.pass_fd is not None:
+            # the inputs stay in kopt's hands, sealed, until the timed `call` passes them
+            self.release()
+            self.inputs_fd, payload = sealed_inputs.sealed_memfd(payload), b""
         t0 = time.perf_counter()
+        if cmd == "call" and self.inputs_fd is not None:
+            header = {**header, "inputs": True}
+            try:  # inside the clock: the inputs reach the worker with the request
+                sealed_inputs.pass_fd(w.pass_fd, self.inputs_fd)
+            except OSError as e:
+                raise WorkerFailed("runtime_error", f"{self.role} did not take its inputs ({e})") from None
         try:  # a worker that stops reading must not block kopt's write for ever
             protocol.send(w.to_fd, header, payload, deadline=time.monotonic() + timeout, shm=w.shm_fd)
         except OSError:
@@ -71,6 +82,12 @@ class Channel:
         if not reply.get("ok"):
             raise WorkerFailed(reply.get("kind", "runtime_error"), str(reply.get("error", "failed")))
         return reply, data
+
+    def release(self) -> None:
+        """Close the sealed inputs kopt holds for this worker."""
+        if self.inputs_fd is not None:
+            os.close(self.inputs_fd)
+            self.inputs_fd = None
 
     def read_alarms(self) -> None:
         """Alarm lines, read with bounded bytes: a flood (with or without newlines) is itself

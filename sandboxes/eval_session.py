@@ -2,7 +2,6 @@
 are started (environment, build cache, cores), and the calls each side must answer."""
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
@@ -12,10 +11,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from kopt.agent.errors import UserInputError
-from kopt.sandboxes import protocol
+from kopt.sandboxes import build_cache, protocol, reuse
 from kopt.sandboxes.eval_channel import KINDS, Channel, WorkerFailed
-from kopt.sandboxes.local import Limits, start_worker
-from kopt.sandboxes.native import cache_root, compiler_id
+from kopt.sandboxes.local import Limits, _folder_mb, start_worker
+from kopt.sandboxes.native import compiler_id
 
 _HARNESS_DIR = str(Path(__file__).resolve().parent)
 
@@ -33,6 +32,8 @@ class EvalConfig(BaseModel):
     input_budget_s: float = Field(1.5, description="time budget for making fresh inputs for timed calls")
     data_budget_mb: float = Field(512.0, description="inputs + outputs moved for timed calls, all rounds")
     sanity_cap: float = Field(10.0, description="speedups above this are re-measured and flagged")
+    confirm: bool = Field(True, description="a `faster` or `slower` verdict is timed again on a fresh pair of "
+                                            "workers and stands only where both pairs agree")
     edge_shapes: bool = Field(True, description="stress shapes: trials with the input-only size constants at 1 and "
                                                 "at an odd size just past the task's (tails, tiny extents)")
     compile_only: bool = False
@@ -50,6 +51,9 @@ class EvalConfig(BaseModel):
 # the candidate's requests may take this many times the reference's in all (plus one
 # call_timeout_s for first-call builds) before the evaluation ends as `timeout`
 CANDIDATE_TIME_FACTOR = 20
+# Triton on the CPU runs in its interpreter (correctness only, far slower than any reference):
+# a larger factor, never none (a forward that launched one kernel and slept went unbounded)
+INTERPRETED_TIME_FACTOR = 500
 REF_ONLY = ("setup", "compile_baseline", "degeneracy")  # reference work the candidate never mirrors
 
 
@@ -92,12 +96,10 @@ def _worker_env(cfg: EvalConfig, threads: int, kernel: str) -> dict[str, str]:
 
 
 def build_cache_dir(source: str) -> Path:
-    """A worker's own writable build cache, keyed by its code and toolchain: re-evaluating a
-    candidate reuses its builds, and no candidate can plant a build another one loads."""
-    key = hashlib.sha256((source + "\0" + _toolchain_id()).encode()).hexdigest()[:24]
-    path = cache_root() / "sbx" / key
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """The build outputs of one source and toolchain, shared by its evaluations: re-evaluating
+    a candidate reuses its builds, no candidate can plant a build another one loads, and each
+    worker writes a fresh copy only (build_cache)."""
+    return build_cache.build_cache_dir(source, _toolchain_id())
 
 
 def _default_threads() -> int:
@@ -141,23 +143,39 @@ class _Session:
             limits.memory_mb = 1 << 40  # CUDA maps far more address space than it uses
         argv = [sys.executable, "-m", "kopt.sandboxes.harness"]
         env = _worker_env(cfg, self.threads, kernel)
-        ref_limits = Limits(**{**limits.__dict__, "cache_dir": str(build_cache_dir(task_path.read_text())),
+        # each worker builds in a fresh folder; its build outputs are promoted at close
+        self.caches = [(build_cache.fresh_cache_dir(shared), shared)
+                       for shared in (build_cache_dir(task_path.read_text()), build_cache_dir(source))]
+        ref_limits = Limits(**{**limits.__dict__, "cache_dir": str(self.caches[0][0]),
                                "read_paths": (str(task_path),)})
-        self.ref = Channel(start_worker([*argv, "--role", "ref"], ref_limits, env, shm=True), "reference")
         new_limits = Limits(**{**limits.__dict__, "hide_paths": (str(task_path), *cfg.hidden_paths),
-                               "cache_dir": str(build_cache_dir(source))})
-        self.new = Channel(start_worker([*argv, "--role", "new"], new_limits, env, shm=True), "candidate",
-                           hostile=True)
+                               "cache_dir": str(self.caches[1][0])})
+        ref = None
+        try:
+            ref = start_worker([*argv, "--role", "ref"], ref_limits, env, shm=True)
+            new = start_worker([*argv, "--role", "new"], new_limits, env, shm=True)
+        except BaseException:  # no close() will come: nothing may be left behind
+            if ref is not None:
+                ref.kill()
+            for run, shared in self.caches:
+                build_cache.promote(run, shared)
+            _release_cpus(self.cpus)
+            raise
+        self.ref, self.new = Channel(ref, "reference"), Channel(new, "candidate", hostile=True)
         self.source = source
         self.baseline_threads = 0
         self.out_per_call = 0  # largest reference output per call seen: caps the candidate's replies
         self.base_nonfinite = False
         self.checks: dict = {}
-        # Triton on the CPU runs in its interpreter: its requests leave the time budget only once
-        # the base trial has counted a Triton launch (`import triton` alone escaped it: red team 5)
+        # Triton on the CPU runs in its interpreter: its requests get INTERPRETED_TIME_FACTOR only
+        # once the base trial has counted a Triton launch (`import triton` alone escaped: red team 5)
         self.interpreted = False
         self.ref_busy_s = 0.0  # time in the reference's requests the candidate also gets (setup aside)
         self.new_busy_s = 0.0
+        # the reuse scans: the task's function names, and their live fingerprints in the
+        # candidate's worker before its solution loads, held here where it cannot edit them
+        self.code_names = reuse.task_code_names(task_path.read_text())
+        self.code_before: frozenset[str] | None = None
 
     def output_cap(self, n_calls: int) -> int:
         """Most bytes a candidate's outputs for n calls may take: 4x the reference's, plus slack."""
@@ -171,6 +189,9 @@ class _Session:
             except (OSError, protocol.ProtocolError):
                 pass
             ch.worker.kill()
+            ch.release()
+        for run, shared in self.caches:  # the workers are dead: nothing changes under this
+            build_cache.promote(run, shared)
 
     # -- rule checks on the candidate, from outside its process ---------------------------
     def police(self, stage: str) -> None:
@@ -185,16 +206,69 @@ class _Session:
         if extra:
             raise Verdict("rejected", f"a process started by the solution was still alive after {stage} "
                                       f"({len(extra)} process(es))")
+        self._check_affinity(stage)
+        self._check_cache_size(stage)
+        self._check_reply_mapping(stage)
         if self.baseline_threads:
             n = self.new.worker.thread_count()
             if n > self.baseline_threads:
                 raise Verdict("rejected", f"threads still running after {stage} ({n} > {self.baseline_threads}): "
                                           f"work after forward returns is not allowed")
 
+    def _pinned(self, channel: Channel, header: dict, reply):
+        """After setup, both workers' threads are pinned to the evaluation's cores from here."""
+        if header["cmd"] == "setup":
+            channel.worker.pin(self.cpus)
+        return reply
+
+    def _check_reply_mapping(self, stage: str) -> None:
+        """The harness writes and reads the reply memfd (`kopt-io`) with pwritev/preadv and never
+        maps it: a mapping of it in the candidate's worker is the candidate's, writing its outputs
+        where the reply's copy will land (that copy then costs it nothing: faster 1.46x on an
+        identical relu, red team 7). Read from the kernel (/proc/<pid>/maps), out of its reach."""
+        w = self.new.worker
+        pids = [p for p in (w.root_pid(), *w.namespace_pids()) if p] if hasattr(w, "root_pid") else []
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/maps") as f:
+                    mapped = any("/memfd:kopt-io" in line for line in f)
+            except OSError:  # said where the verdict is read, once
+                note = "; reply mapping not checked (the kernel shows kopt no map of the worker)"
+                if note not in self.checks.get("sandbox", note):
+                    self.checks["sandbox"] += note
+                return
+            if mapped:
+                raise Verdict("rejected", f"the solution mapped the harness's reply memory (seen after {stage}): "
+                                          f"outputs written where the reply is copied skip the copy both sides pay")
+
+    def _check_cache_size(self, stage: str) -> None:
+        """The candidate's writable build folder stays under its cap while it runs: the host's
+        disk is behind it (red team 7 filled 600 MB there at import; only the folder's removal
+        at the end looked at its size)."""
+        w = self.new.worker
+        folder, cap = getattr(w, "cache_dir", None), getattr(w, "cache_mb", 0)
+        if folder and cap and (mb := _folder_mb(folder)) > cap:
+            raise Verdict("rejected", f"the solution wrote {mb:.0f} MB into its build folder (at most {cap} MB; "
+                                      f"seen after {stage})")
+
+    def _check_affinity(self, stage: str) -> None:
+        """Every thread of the candidate stays on the cores both workers were pinned to at
+        setup (read from the kernel: a candidate cannot forge it). Widening its affinity, or
+        starting threads on other cores, would use cores the reference does not."""
+        cores = self.new.worker.allowed_cpus()
+        if cores is None:  # said where the verdict is read, once
+            note = "; cpu affinity not checked (the kernel shows kopt no thread of the worker)"
+            if note not in self.checks.get("sandbox", note):
+                self.checks["sandbox"] += note
+        elif not cores <= self.cpus:
+            extra = ",".join(str(c) for c in sorted(cores - self.cpus)[:8])
+            raise Verdict("rejected", f"the solution widened its CPU affinity (cores {extra} besides the "
+                                      f"{len(self.cpus)} both sides run on; seen after {stage})")
+
     def _ref_timed(self, header: dict, payload, timeout: float | None):
         start = time.monotonic()
         try:
-            return self.ref.call(header, payload, timeout or self.cfg.call_timeout_s)
+            return self._pinned(self.ref, header, self.ref.call(header, payload, timeout or self.cfg.call_timeout_s))
         finally:
             if header["cmd"] not in REF_ONLY:
                 self.ref_busy_s += time.monotonic() - start
@@ -218,11 +292,39 @@ class _Session:
         first-call allowance (`call_timeout_s`, JIT builds) plus CANDIDATE_TIME_FACTOR times what
         the reference's matching requests took. Without it a forward that sleeps just under the
         per-call timeout held kopt for ~26 timeouts (about 22 minutes at the default)."""
-        return self.cfg.call_timeout_s + CANDIDATE_TIME_FACTOR * self.ref_busy_s - self.new_busy_s
+        return self.cfg.call_timeout_s + self._time_factor() * self.ref_busy_s - self.new_busy_s
+
+    def _time_factor(self) -> int:
+        return INTERPRETED_TIME_FACTOR if self.interpreted else CANDIDATE_TIME_FACTOR
 
     def new_call(self, header: dict, payload=b"", timeout: float | None = None, max_payload: int = 1 << 20):
-        # Triton on the CPU runs in its interpreter (correctness only, far slower than any reference)
-        budgeted = header["cmd"] != "setup" and not self.interpreted
+        if header["cmd"] in ("setup", "code"):
+            return self._with_code(header, payload, timeout, max_payload)
+        return self._new_call(header, payload, timeout, max_payload)
+
+    def _with_code(self, header: dict, payload, timeout: float | None, max_payload: int):
+        """setup and the reuse scans: the live fingerprints kopt took before the solution
+        loaded are subtracted here, in kopt's process (the reply's `code` then holds the
+        model's fingerprints and every function named like the task's that appeared since)."""
+        header = {**header, "names": self.code_names}
+        if header["cmd"] == "setup" and self.code_before is None:  # no solution code has run yet
+            self.code_before = frozenset(self._live(self._new_call({"cmd": "code", "names": self.code_names},
+                                                                   timeout=timeout)[0]))
+        reply, data = self._new_call(header, payload, timeout, max_payload)
+        if reply.get("ok") is True:
+            reply = {**reply, "code": sorted(set(reply.get("code") or []) |
+                                             (set(self._live(reply)) - (self.code_before or frozenset())))}
+        return reply, data
+
+    @staticmethod
+    def _live(reply: dict) -> list:
+        live = reply.get("live")
+        if not (isinstance(live, list) and all(type(h) is str for h in live)):
+            raise Verdict("rejected", "malformed reply to 'code': no list of fingerprints")
+        return live
+
+    def _new_call(self, header: dict, payload=b"", timeout: float | None = None, max_payload: int = 1 << 20):
+        budgeted = header["cmd"] != "setup" and self.code_before is not None  # kopt's own scan before setup
         limit = timeout or self.cfg.call_timeout_s
         if budgeted:
             left = self.candidate_time_left()
@@ -231,7 +333,7 @@ class _Session:
             limit = min(limit, left)
         start = time.monotonic()
         try:
-            return self.new.call(header, payload, limit, max_payload)
+            return self._pinned(self.new, header, self.new.call(header, payload, limit, max_payload))
         except WorkerFailed as e:
             if budgeted and e.kind == "timeout" and self.candidate_time_left() - (time.monotonic() - start) <= 0:
                 raise Verdict("timeout", self._over_budget()) from None
@@ -249,7 +351,7 @@ class _Session:
 
     def _over_budget(self) -> str:
         return (f"the solution's calls took {self.new_busy_s:.0f}s in all against the reference's "
-                f"{self.ref_busy_s:.1f}s (limit: {self.cfg.call_timeout_s:.0f}s + {CANDIDATE_TIME_FACTOR}x the "
+                f"{self.ref_busy_s:.1f}s (limit: {self.cfg.call_timeout_s:.0f}s + {self._time_factor()}x the "
                 f"reference's)")
 
     def compare(self, header: dict, parts: list) -> dict:

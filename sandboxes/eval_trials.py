@@ -103,15 +103,32 @@ def _raise_if_failed(times: dict, checks: dict) -> None:
         raise Verdict(check["verdict"], check["reason"])
 
 
+# The odd stress size leaves the largest remainder a vector width up to this divides it by
+# (15 of 16, 7 of 8, 3 of 4, 1 of 2). The scaled trial (v // 2 + 1) and the old odd size
+# (v + 1) both leave 1 of 4 on every power-of-two size: a tail loop that handled one
+# leftover element passed every trial (red team 6). A size of at least WIDE_TAIL_WIDTH gets
+# the longest tail of that width (63 of 64, 31 of 32): a 32-wide main loop (8 floats unrolled
+# 4x) whose tail forgot a 16-block when n % 32 >= 16 passed every trial at 16 (red team 7).
+TAIL_WIDTH = 16
+WIDE_TAIL_WIDTH = 64
+
+
+def _one_short(v: int) -> int:
+    """The first size past v that is one short of a multiple of its tail width."""
+    width = WIDE_TAIL_WIDTH if v >= WIDE_TAIL_WIDTH else TAIL_WIDTH
+    return v + width - (v + 1) % width
+
+
 def edge_shapes(constants: dict[str, int]) -> list[dict[str, int]]:
     """Input shapes where kernels tuned to the task's sizes break: every input-only size
-    constant at 1 (tiny extents, one-block grids), then at the next odd size past the task's
-    that no vector width or block size divides (remainder loops). Shapes the reference
-    rejects are skipped by the trial loop."""
+    constant at 1 (tiny extents, one-block grids), then at the first size past the task's
+    that is one short of a multiple of TAIL_WIDTH (WIDE_TAIL_WIDTH for sizes past it): odd, and
+    the longest remainder loop of every vector width or block size up to it. Shapes the
+    reference rejects are skipped by the trial loop."""
     if not constants:
         return []
     tiny = {k: 1 for k in constants}
-    odd = {k: v + 1 if (v + 1) % 2 else v + 2 for k, v in constants.items()}
+    odd = {k: _one_short(v) for k, v in constants.items()}
     return [shape for shape in (tiny, odd) if shape != constants]
 
 
@@ -205,13 +222,27 @@ def task_quality(s: _Session, cfg: EvalConfig, res: dict) -> None:
         res["degenerate_reason"] = reason
 
 
-def _reinit_trial(s: _Session, cfg: EvalConfig, res: dict) -> None:
-    """When ModelNew's parameters line up with Model's, both are re-drawn from a secret seed
-    (a second initialisation scheme) for one more trial, then restored."""
+def param_pairs(ref: list | None, new: list | None) -> list[tuple[int, int]]:
+    """(reference index, candidate index) for each reference parameter the candidate holds
+    too, same shape and values (its first unused twin): the ones the trial re-draws."""
+    pairs: list[tuple[int, int]] = []
+    free = list(enumerate(new or []))
+    for i, sig in enumerate(ref or []):
+        k = next((k for k, (_, other) in enumerate(free) if other == sig), None)
+        if k is not None:
+            pairs.append((i, free.pop(k)[0]))
+    return pairs
+
+
+def _reinit_trial(s: _Session, cfg: EvalConfig, res: dict, pairs: list[tuple[int, int]]) -> None:
+    """The parameters both sides hold alike (`pairs`) are re-drawn from a secret seed on both
+    (a second initialisation scheme) for one more trial, then restored. A candidate's other
+    parameters stay: a forward that uses a frozen copy instead of its parameters fails."""
     seed = secrets.randbits(31)
     label = "re-initialised-weights trial"
-    s.ref_call({"cmd": "reinit", "seed": seed})
-    s.new_call({"cmd": "reinit", "seed": seed})
+    ref_order, new_order = [i for i, _ in pairs], [j for _, j in pairs]
+    s.ref_call({"cmd": "reinit", "seed": seed, "order": ref_order})
+    s.new_call({"cmd": "reinit", "seed": seed, "order": new_order})
     try:
         times = _exchange(s, [secrets.randbits(31)], label, checked=True)
         _raise_if_failed(times, res["checks"])
@@ -220,5 +251,5 @@ def _reinit_trial(s: _Session, cfg: EvalConfig, res: dict) -> None:
     except SkipTrial as e:
         res["checks"].setdefault("skipped", []).append(f"{label}: {e}")
     finally:
-        s.ref_call({"cmd": "reinit", "restore": True})
-        s.new_call({"cmd": "reinit", "restore": True})
+        s.ref_call({"cmd": "reinit", "restore": True, "order": ref_order})
+        s.new_call({"cmd": "reinit", "restore": True, "order": new_order})

@@ -12,6 +12,7 @@ workers and the configuration), eval_trials (correctness), eval_timing (timed ro
 """
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
@@ -38,10 +39,18 @@ from kopt.sandboxes.eval_timing import (  # noqa: F401 - re-exported
     _gpu_call_ms,
     _timing,
 )
-from kopt.sandboxes.eval_trials import _correctness, _reinit_trial, task_quality
+from kopt.sandboxes.eval_trials import (
+    _correctness,
+    _exchange,
+    _raise_if_failed,
+    _reinit_trial,
+    param_pairs,
+    task_quality,
+)
 from kopt.sandboxes.kernelbench_tasks import load_solution_source, load_task
 from kopt.sandboxes.reuse import reused
 from kopt.sandboxes.static_scan import scan
+from kopt.sandboxes.timing import combine_pairs
 from kopt.sandboxes.triton_check import check_triton
 
 
@@ -86,7 +95,7 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
         if cfg.device == "cuda" and not gpu_here:  # --compile-only without a GPU: load it on the CPU
             cfg = cfg.model_copy(update={"device": "cpu"})
         _run(t.path, Path(solution).resolve(), source, static.kernel, cfg, res)
-        if (res.get("speedup") or 0) > cfg.sanity_cap:
+        if (res.get("speedup") or 0) > cfg.sanity_cap or cfg.confirm and res["verdict"] in ("faster", "slower"):
             _remeasure(t.path, Path(solution).resolve(), source, static.kernel, cfg, res)
     except Verdict as v:
         res["verdict"], res["reason"] = v.verdict, v.reason
@@ -97,18 +106,27 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
 
 
 def _remeasure(task: Path, sol: Path, source: str, kernel: str, cfg: EvalConfig, res: dict) -> None:
-    """A speedup above the sanity cap is measured again from scratch (fresh processes, new
-    seeds and inputs); the lower of the two stands, and the result says so."""
-    first = res["speedup"]
+    """A `faster` or `slower` verdict (and any speedup above the sanity cap) is timed again on a
+    fresh pair of workers (new processes, seeds and inputs; a share of the timed calls checked
+    as before): it stands only where both pairs agree, with the speedup nearer to 1. Why: on a
+    shared machine one pair of processes can be persistently favoured -- an honest copy of
+    upstream level2/63 (a 256 MB weight read per call) read 1.16-1.62x faster, CPU seconds
+    alike, under a memory-bandwidth load on the other core, and 0.90x in another pair."""
+    first = {"speedup": res["speedup"], "speedup_ci": res["speedup_ci"], "verdict": res["verdict"]}
     again = _result_base(res["task"], res["solution"], cfg, kernel)
     try:
-        _run(task, sol, source, kernel, cfg, again)
+        _run(task, sol, source, kernel, cfg, again, timing_only=True)
     except Verdict as v:
-        raise Verdict(v.verdict, f"on re-measurement of a {first:.1f}x speedup: {v.reason}") from None
-    keep = again if again["speedup"] < first else res
-    for key in ("speedup", "speedup_ci", "ref_ms", "new_ms", "verdict"):
-        res[key] = keep[key]
-    res["checks"]["remeasured"] = {"first": first, "second": again["speedup"]}
+        raise Verdict(v.verdict, f"on a fresh pair of workers, timing a {first['speedup']:.2f}x speedup again: "
+                                 f"{v.reason}") from None
+    second = {"speedup": again["speedup"], "speedup_ci": again["speedup_ci"], "verdict": again["verdict"]}
+    res["checks"]["remeasured"] = {"first": first["speedup"], "second": second["speedup"],
+                                   "verdicts": [first["verdict"], second["verdict"]]}
+    res.update(combine_pairs(first, second))
+    if res["verdict"] != first["verdict"]:
+        res["checks"]["unconfirmed"] = (f"{first['verdict']} {first['speedup']:.3f}x on the first pair of workers, "
+                                        f"{second['verdict']} {second['speedup']:.3f}x on a fresh pair: "
+                                        f"reported `same` (geometric mean of the two)")
     if res["speedup"] > cfg.sanity_cap:
         res["checks"]["suspicious"] = f"a speedup above {cfg.sanity_cap:g}x held up in fresh processes"
 
@@ -163,7 +181,10 @@ def _triton_precheck(source: str) -> None:
         raise Verdict("compile_error", problems[0], compiled=False)
 
 
-def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalConfig, res: dict) -> None:
+def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalConfig, res: dict,
+         timing_only: bool = False) -> None:
+    """Setup, correctness trials, timing and the task's quality flags on one pair of workers;
+    `timing_only` (a second pair confirming a verdict) skips the trials and the flags."""
     t0 = time.perf_counter()
     s = _Session(task_path, source, kernel, cfg)
     s.checks = res["checks"]
@@ -189,10 +210,13 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
         s.police("setup")
         if cfg.compile_only:
             raise Verdict("unverified", "compiled and loaded; not run (--compile-only)")
-        _correctness(s, cfg, res, constants)
-        if reply.get("params") and reply["params"] == new_reply.get("params"):
-            _reinit_trial(s, cfg, res)
-        _check_reuse(task_path.read_text(), source, _code_after(s, "the trials"))
+        if timing_only:  # one checked call, the reference's first: it sizes the cap on the candidate's replies
+            _raise_if_failed(_exchange(s, [secrets.randbits(31)], "first call on a fresh pair"), res["checks"])
+        else:
+            _correctness(s, cfg, res, constants)
+            if pairs := param_pairs(reply.get("params"), new_reply.get("params")):
+                _reinit_trial(s, cfg, res, pairs)
+            _check_reuse(task_path.read_text(), source, _code_after(s, "the trials"))
         phase.end("correctness")
         res["correct"] = True
         if kernel == "triton" and cfg.device == "cpu":
@@ -206,8 +230,9 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
             _check_gpu_memory(s, gpu_before, res["checks"])
             _compile_baseline(s, cfg, res)
         phase.end("timing")
-        task_quality(s, cfg, res)
-        phase.end("quality")
+        if not timing_only:
+            task_quality(s, cfg, res)
+            phase.end("quality")
     finally:
         s.close()
 

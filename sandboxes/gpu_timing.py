@@ -8,7 +8,9 @@ clocks the candidate cannot move: the events of a round cannot add up to more th
 own wall clock for that round, nor leave much more of it unaccounted for than the
 reference's do, and the time each call takes to fully drain the device
 (all streams) cannot exceed its event time by more than the reference's does -- work left
-running on a side stream, outside the events, shows up as that gap.
+running on a side stream, outside the events, shows up as that gap. What passes is believed
+only as far as kopt's wall clock confirms it (`wall_confirmed_ms`): a round's events cannot
+claim less than its wall clock minus the reference's unaccounted time (red team 7).
 """
 from __future__ import annotations
 
@@ -21,15 +23,24 @@ from dataclasses import dataclass
 _perf_counter = time.perf_counter
 
 # The gap between a call's full-drain wall time and its event time may exceed the
-# reference's by this much before it counts as work outside the timed stream.
+# reference's by this much before it counts as work outside the timed stream. The fraction is
+# also the most a start event recorded again partway through the call can claim: re-recorded
+# after a share p of the work, the gap grows by p and the event shrinks to 1 - p, so the claim
+# p / (1 - p) <= GAP_SLACK_FRACTION stays within the noise floor (0.5 let a 1.5x through).
 GAP_SLACK_MS = 0.05
-GAP_SLACK_FRACTION = 0.5
+GAP_SLACK_FRACTION = 0.1
 # kopt's wall clock for a round, minus the events the candidate claims for it, may exceed the
 # reference's same figure (flush, drain, outputs sent: the same work on both sides) this many
-# times, plus the larger slack. Generous and not yet calibrated on a GPU (docs/redteam.md).
+# times, plus the larger slack, before the events are `rejected`. Generous and not calibrated
+# on a GPU: it catches gross forgeries only; what it lets through gains nothing beyond
+# WALL_SLACK_FRACTION (wall_confirmed_ms).
 UNCLAIMED_FACTOR = 2.0
 UNCLAIMED_SLACK_MS = 2.0
 UNCLAIMED_SLACK_FRACTION = 0.3
+# A candidate's round counts at least its wall clock minus the reference's unaccounted time,
+# less this share of it (the noise between two rounds' harness work): forged event times gain
+# at most 1 / (1 - 0.05) over what the wall clock shows, within the noise floor (0.1).
+WALL_SLACK_FRACTION = 0.05
 # Memory still allocated after the evaluation, beyond what setup left, that marks a leak.
 LEAK_MB = 64
 
@@ -135,8 +146,9 @@ def cross_check(ref: RoundTimes, new: RoundTimes) -> str | None:
     gap_ref = statistics.median(w - e for w, e in zip(ref.call_wall_ms, ref.event_ms))
     allowed = gap_ref + max(GAP_SLACK_MS, GAP_SLACK_FRACTION * statistics.median(new.event_ms))
     if gap_new > allowed:
-        return (f"work outside the timed stream: each call kept the GPU busy {gap_new:.3f} ms past its end "
-                f"event (the reference: {gap_ref:.3f} ms) -- synchronise side streams before returning")
+        return (f"work outside the timed stream: each call's full-drain time exceeds its events by {gap_new:.3f} ms "
+                f"(the reference: {gap_ref:.3f} ms): work on a side stream after the end event, or a start event "
+                f"recorded late -- synchronise side streams before returning")
     return _under_reported(ref, new)
 
 
@@ -157,6 +169,21 @@ def _under_reported(ref: RoundTimes, new: RoundTimes) -> str | None:
 
 def per_call_ms(times: RoundTimes) -> float:
     return sum(times.event_ms) / max(1, len(times.event_ms))
+
+
+def wall_confirmed_ms(ref: RoundTimes, new: RoundTimes) -> float:
+    """The candidate's per-call time, its events believed only as far as kopt's wall clock
+    confirms them. Its events live in its own process (native code can rewrite them); its
+    round's wall clock cannot be moved, and what that clock holds besides the calls (flush,
+    drain, inputs placed, outputs sent) is the reference's unaccounted time, the same harness
+    work on both sides. So the round counts at least its wall clock minus that, less a slack
+    for the noise between two rounds -- raised at most to the reference's own events, so the
+    noise never makes an honest copy's round slower than the reference's. The reference's
+    events come from a process the candidate never ran in and stand as they are."""
+    events_ref, events_new = sum(ref.event_ms), sum(new.event_ms)
+    unclaimed_ref = max(ref.kopt_wall_ms - events_ref, 0.0)
+    floor = (new.kopt_wall_ms - unclaimed_ref) * (1 - WALL_SLACK_FRACTION)
+    return max(events_new, min(events_ref, floor)) / max(1, len(new.event_ms))
 
 
 def parse_gpus(text: str | None) -> list[int]:

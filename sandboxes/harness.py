@@ -14,7 +14,7 @@ import sys
 import time
 import types
 
-from kopt.sandboxes import gpu_timing, harness_support, harness_watch, protocol, reuse
+from kopt.sandboxes import gpu_timing, harness_support, harness_watch, protocol, reuse, sealed_inputs
 from kopt.sandboxes.checks import Tolerance, check_round, degeneracy, has_nonfinite, insensitive_to_weights
 from kopt.sandboxes.harness_support import (
     Seeded,
@@ -71,11 +71,11 @@ def _changed(before: tuple, after: tuple | None) -> bool:
 
 
 class Worker:
-    def __init__(self, role: str, chan_in: int, chan_out: int, alarm: Alarm, shm: int | None = None):
+    def __init__(self, role: str, chan_in: int, chan_out: int, alarm: Alarm, shm: int | None = None,
+                 fd_pass: int | None = None):
         self.role, self.fd_in, self.fd_out, self.alarm, self.shm = role, chan_in, chan_out, alarm, shm
-        self.torch = None
-        self.model = None
-        self.task = None
+        self.fd_pass = fd_pass  # where a call's sealed inputs arrive (sealed_inputs)
+        self.mapped = self.torch = self.model = self.task = None
         self.device = "cpu"
         self.inputs: list = []
         self.payload = b""
@@ -87,7 +87,7 @@ class Worker:
 
         self.torch = torch
         if h.get("cpus"):  # pinned only now: both workers imported torch on every core kopt may use
-            os.sched_setaffinity(0, [int(c) for c in h["cpus"]])
+            harness_support.pin_threads([int(c) for c in h["cpus"]])
         torch.set_num_threads(int(h.get("threads", 1)))
         self.device = h.get("device", "cpu")
         if self.role == "ref":
@@ -112,7 +112,6 @@ class Worker:
         if "cupy" in h.get("source", ""):
             count_cupy_launches(self.alarm)
         originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
-        before = reuse.live_code()
         # the solution arrives as text: its own path may be hidden from this process
         local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
         with open(local, "w") as f:
@@ -135,18 +134,15 @@ class Worker:
             return {"ok": False, "kind": classify_setup_error(e), "error": error_text(e)}, b""
         self.originals = originals
         Worker.check_tamper(self)  # not through the instance: an attribute set there cannot skip it
-        self.code_before = before
-        return {"ok": True, "params": self.param_shapes(), "code": self._code()}, b""
+        return {"ok": True, "params": self.param_shapes(), **self._code(h)}, b""
 
-    def _code(self) -> list[str]:
-        """Fingerprints of the code the model can run and of every function that appeared
-        since before the solution loaded (see reuse)."""
-        return sorted(set(reuse.model_fingerprints(self.model)) | set(reuse.new_code_fingerprints(self.code_before)))
+    def _code(self, h: dict) -> dict:
+        """The model's code fingerprints, and every live function's named like the task's (see reuse)."""
+        return {"code": reuse.model_fingerprints(self.model), "live": reuse.live_fingerprints(h.get("names"))}
 
     def cmd_code(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
-        """The same fingerprints after the calls: task code loaded lazily, by a forward, is
-        found as well as code loaded at setup."""
-        return {"ok": True, "code": self._code()}, b""
+        """Live fingerprints before the solution loads (kopt keeps them), or all after its calls."""
+        return {"ok": True, **(self._code(h) if self.model is not None else {"live": self._code(h)["live"]})}, b""
 
     def _float_params(self) -> list:
         return [p for p in self.model.parameters() if p.is_floating_point() and p.numel()]
@@ -158,7 +154,7 @@ class Worker:
         """Re-draw every parameter from a seed (both sides identically), or put them back:
         a solution tuned to the one set of weights that seed 42 gives fails."""
         torch = self.torch
-        params = self._float_params()
+        params = [self._float_params()[i] for i in h["order"]] if "order" in h else self._float_params()
         with torch.no_grad():
             if h.get("restore"):
                 for p, saved in zip(params, self.saved_params):
@@ -214,12 +210,14 @@ class Worker:
         return {"ok": True, "gen_s": gen_s, "shapes": shapes}, protocol.encode(sets, self.torch)
 
     def cmd_put(self, h: dict, payload) -> tuple[dict, bytes]:
-        """The next call's inputs, delivered and placed before any clock starts, the same way on
-        both sides: the last call's inputs and outputs are dropped first (both sides start each
-        call from the same heap), then every input byte is written into fresh tensors."""
-        self.inputs, self.outs = [], []
+        """Out of the clock, both sides alike: the last call's inputs, outputs and mapping dropped
+        (each call starts from the same heap), the next call's seed taken. The inputs come with
+        the timed `call` (sealed_inputs): nothing can be computed from them ahead of the clock."""
+        self.inputs, self.outs, self.mapped = [], [], None
         self.payload = payload
         self.call_seed = h.get("seed")
+        if not payload:
+            return {"ok": True}, b""
         try:
             sets = protocol.decode(payload, self.torch)
             self.inputs = [[x.to(self.device) if isinstance(x, self.torch.Tensor) else x for x in s] for s in sets]
@@ -229,9 +227,14 @@ class Worker:
 
     def cmd_call(self, h: dict, payload) -> tuple[dict, list]:
         """The one timed step, the same for both sides and for checked and timed rounds: every
-        forward on the inputs `put` placed, then the outputs leave as bytes. kopt's clock runs
-        from the request to the last byte of the reply, so work moved into serialising is timed;
-        the harness's own checks run at the next request, outside it."""
+        forward on the inputs the request brings, then the outputs leave as bytes, timed by kopt
+        to the reply's last byte; the harness's checks run at the next request, outside it."""
+        if h.get("inputs"):  # mapped and placed inside the clock, on both sides alike
+            try:
+                self.mapped, sets = sealed_inputs.map_inputs(sealed_inputs.receive_fd(self.fd_pass), self.torch)
+                self.inputs = [[x.to(self.device) if isinstance(x, self.torch.Tensor) else x for x in s] for s in sets]
+            except BaseException as e:  # noqa: BLE001
+                return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
         self.alarm.phase = "run"
         gpu_times: dict = {}
         try:
@@ -268,7 +271,7 @@ class Worker:
         also counts calls into the solution's own compiled code."""
         self.alarm.phase = "run"
         try:
-            fresh = protocol.decode(self.payload, self.torch)
+            fresh = protocol.decode(self.payload if self.mapped is None else self.mapped, self.torch)
             n = len(self.inputs)
             for i, slot in enumerate(self.inputs):
                 for x, v in zip(slot, fresh[(i + 1) % n]):
@@ -288,13 +291,13 @@ class Worker:
         return reply if reply[0]["ok"] is False else ({"ok": True, "native_calls": self.alarm.native_calls}, reply[1])
 
     def cmd_echo(self, h: dict, payload) -> tuple[dict, list]:
-        """A call without the forward: what sending the last call's outputs costs (reference
-        only; kopt subtracts the same figure from both sides)."""
+        """What sending the last call's outputs costs (reference only; kopt subtracts the median
+        of several echoes from both sides). Contiguous first, see harness_support.contiguous."""
+        self.outs = harness_support.contiguous(self.outs, self.torch)
         return {"ok": True}, protocol.encode(self.outs, self.torch)
 
     def _seeds(self, shift: int) -> list | None:
-        """Per-forward seeds of the last call, for the input sets shifted by `shift` (the
-        repeat pass runs set i+1's values in slot i); None when kopt sent no seed."""
+        """Per-forward seeds of the last call, input sets shifted by `shift`; None without a seed."""
         seed, n = getattr(self, "call_seed", None), len(self.inputs)
         if not isinstance(seed, int) or not n:
             return None
@@ -315,8 +318,7 @@ class Worker:
         return self.gpu_timer
 
     def cmd_gpu_state(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
-        """GPU memory and context health; the timer's flush buffer is allocated first, so it
-        is never mistaken for memory the solution leaked."""
+        """GPU memory and context health (the timer's flush buffer allocated first: not a leak)."""
         if self.device == "cuda":
             self._gpu_timer()
         return {"ok": True, **gpu_timing.memory_state(self.torch)}, b""
@@ -376,8 +378,9 @@ class Worker:
                             nonfinite=self.cmd_nonfinite, compile_baseline=self.cmd_compile_baseline)
         classes = harness_watch.watched_classes(torch := sys.modules["torch"], Worker, Alarm)
         (guard, names), check, originals = harness_watch.guarded(globals(), *classes), Worker.check_tamper, None
+        reply_guard = harness_watch.reply_path(guard)
         write, alarm, alarm_fd, alarm_line = os.write, self.alarm, self.alarm.fd, harness_watch.GUARD_ALARM
-        set_up, own, fixed = False, (), {k: getattr(self, k) for k in ("role", "fd_in", "fd_out", "shm")}
+        set_up, own, fixed = False, (), {k: getattr(self, k) for k in ("role", "fd_in", "fd_out", "shm", "fd_pass")}
         while True:
             try:
                 h, payload = protocol.recv(self.fd_in, shm=self.shm)
@@ -404,6 +407,10 @@ class Worker:
                 reply, data = handlers[h["cmd"]](h, payload)
             except BaseException as e:  # noqa: BLE001 - report, never die silently
                 reply, data = {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
+            for ns, name, value, code in reply_guard if set_up and h.get("cmd") == "call" else ():
+                if ns.get(name) is not value or code is not None and value.__code__ is not code:
+                    write(alarm_fd, alarm_line)  # a one-shot patch of what sends this reply
+                    break
             protocol.send(self.fd_out, reply, data, shm=self.shm)
             if set_up:  # what the worker wrote on itself; whatever else changed is the candidate's
                 own = harness_watch.own_state(self, own, harness_watch.OWN_WRITES.get(h.get("cmd"), ()))
@@ -418,6 +425,9 @@ class Worker:
                 own = tuple((k, fixed.get(k, v)) for k, v in harness_watch.own_state(self))  # as set before it ran
 
 
+harness_watch.PROFILE_CALLERS = frozenset({Worker.cmd_repeat.__code__})  # its native-call count, nothing else
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--role", choices=["ref", "new"], required=True)
@@ -425,10 +435,11 @@ def main() -> None:
     p.add_argument("--fd-out", type=int, required=True)
     p.add_argument("--fd-alarm", type=int, required=True)
     p.add_argument("--fd-shm", type=int, default=None)
+    p.add_argument("--fd-pass", type=int, default=None)
     a = p.parse_args()
     import torch  # noqa: F401 - import while kopt talks to the other worker
 
-    Worker(a.role, a.fd_in, a.fd_out, Alarm(a.fd_alarm), a.fd_shm).serve()
+    Worker(a.role, a.fd_in, a.fd_out, Alarm(a.fd_alarm), a.fd_shm, a.fd_pass).serve()
     sys.stdout.flush()
     os._exit(0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 import traceback
 
@@ -79,13 +80,37 @@ def scalable_constants(module) -> dict[str, int]:
 
 
 def param_signature(torch, params: list) -> list:
-    """The floating parameters' shapes, then a digest of their values (none: []). The
-    re-initialised-weights trial re-draws both sides' parameters by position, so it runs only
-    where they line up in value as well as in shape: a correct ModelNew registering two
-    same-shaped layers in the other order was given the wrong layer's weights, and failed."""
-    if not params:
-        return []
-    digest = hashlib.sha256()
+    """Each floating parameter's shape and a digest of its values ([shape..., digest]). The
+    re-initialised-weights trial re-draws the parameters both sides hold alike, shape and
+    values (eval_trials.param_pairs): a correct ModelNew registering two same-shaped layers in
+    the other order was given the wrong layer's weights by position, and failed (red team 4);
+    one extra parameter switched the trial off for a forward that ignored its own (red team 8)."""
+    out = []
     for p in params:
-        digest.update(p.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
-    return [list(p.shape) for p in params] + [[int(digest.hexdigest()[:12], 16)]]
+        digest = hashlib.sha256(p.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
+        out.append([*p.shape, int(digest.hexdigest()[:12], 16)])
+    return out
+
+
+def pin_threads(cpus: list[int]) -> None:
+    """Every thread of this process (those torch's import made too) onto `cpus`. Under the
+    jail's seccomp filter the call fails: kopt pins the worker from outside instead."""
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (PermissionError, ProcessLookupError):
+            pass
+
+
+def contiguous(obj, torch):
+    """Outputs with every tensor contiguous (lists, tuples and dicts kept as they are), made once
+    before the reference's echoes: a reference returning a view put its layout copy into the echo
+    figure kopt subtracts from both sides, so a candidate paying that copy in `forward` had it
+    subtracted for free (3.6x slower, read 1.50x). The first echo pays it; the median does not see it."""
+    if isinstance(obj, torch.Tensor):
+        return obj if obj.is_contiguous() else obj.contiguous()
+    if type(obj) in (list, tuple):
+        return type(obj)(contiguous(v, torch) for v in obj)
+    if type(obj) is dict:
+        return {k: contiguous(v, torch) for k, v in obj.items()}
+    return obj

@@ -22,15 +22,18 @@
 #  - then the worker runs with no capabilities at all and no way to gain any, as -u UID:GID
 #    (without -u, kopt's own uid: root in a user namespace owns nothing on the host), under
 #    jailhelp.py's seccomp filter with -s (no unix/netlink/vsock sockets, io_uring, keyring).
-#   jail.sh [-u UID:GID] [-b DIR]... [-a PATH]... [-d] [-g NODE]... [-p PYTHON] [-s]
+#   jail.sh [-u UID:GID] [-b DIR]... [-a PATH]... [-d] [-g NODE]... [-p PYTHON] [-s] [-m]
 #           TMP_MB WORK_DIR CACHE_DIR HIDE... -- COMMAND...
+# -m: the mounts only, then exit 0 (no COMMAND): a worker forked from kopt's zygote
+# (zygote.py) has them done in its namespaces, then drops privileges itself as the last
+# lines here do (jailhelp.py drop_privileges, verified from /proc/self/status).
 # A step that fails exits 97 with a `kopt-jail: STEP` line, so the caller learns which one.
 set -u
 fail() { echo "kopt-jail: $*" >&2; exit 97; }
 nl='
 '
-uid=""; dev=0; seccomp=0; py=""; blanks=""; allows=""; nodes=""
-while getopts "u:b:a:dg:p:s" opt; do
+uid=""; dev=0; seccomp=0; py=""; blanks=""; allows=""; nodes=""; mounts_only=0
+while getopts "u:b:a:dg:p:sm" opt; do
   case $opt in
     u) uid=$OPTARG ;;
     b) blanks="$blanks$OPTARG$nl" ;;
@@ -39,6 +42,7 @@ while getopts "u:b:a:dg:p:s" opt; do
     g) nodes="$nodes$OPTARG$nl" ;;
     p) py=$OPTARG ;;
     s) seccomp=1 ;;
+    m) mounts_only=1 ;;
     *) fail "usage" ;;
   esac
 done
@@ -117,8 +121,11 @@ fi
 [ "$dev" = 1 ] && { mount -o remount,bind,ro /dev || fail "dev: read-only"; }
 rmdir "$stage" || fail "stage"
 cd "$work" || fail "cd"
+[ "$mounts_only" = 1 ] && exit 0
 [ "$seccomp" = 1 ] && set -- "$py" -I -S "$helper" seccomp -- "$@"
 ids=""
 [ -n "$uid" ] && ids="--reuid=${uid%:*} --regid=${uid#*:} --clear-groups"
+# a new uid clears the parent-death signal `unshare --kill-child` set: set again after it
+setpriv --help 2>&1 | grep -q -- --pdeathsig && ids="$ids --pdeathsig SIGKILL"
 # shellcheck disable=SC2086 # $ids is a list of options
 exec setpriv $ids --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"

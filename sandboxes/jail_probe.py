@@ -64,7 +64,9 @@ FEATURE_PROTECTIONS = {"uid": ("unprivileged uid",), "home": ("home allow-list",
 REFUSED: dict[str, str] = {}
 
 
-def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict | None, str]:
+def _probe_once(prefix: tuple[str, ...], features: frozenset[str], run=None) -> tuple[dict | None, str]:
+    """The probe's findings, jailed with `features`: through jail.sh's exec, or through
+    `run(JAIL_ARGS, PROBE_ARGS) -> (returncode, stdout, stderr)` (zygote_client's forks)."""
     add_key = ARCHES.get(os.uname().machine, (0, {"add_key": 248}))[1]["add_key"]
     with tempfile.TemporaryDirectory(dir=work_parent()) as d:
         for sub in ("work", "cache", "home/allowed"):
@@ -74,15 +76,20 @@ def _probe_once(prefix: tuple[str, ...], features: frozenset[str]) -> tuple[dict
         os.chmod(d, 0o755)
         opts = jail_options(features, f"{d}/work", [*runtime_paths(), f"{d}/home/allowed", f"{d}/cache"],
                             gpu=False, extra_blanks=(f"{d}/home",))
-        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *opts, "16", f"{d}/work", f"{d}/cache", f"{d}/secret", "--",
-               os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d, str(add_key)]
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return None, str(e)
-        line = next((x for x in r.stdout.splitlines() if x.startswith("KOPT-PROBE ")), None)
-        if r.returncode != 0 or line is None:
-            return None, r.stderr
+        jail_args = [*opts, "16", f"{d}/work", f"{d}/cache", f"{d}/secret"]
+        if run is None:
+            cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *jail_args, "--",
+                   os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d, str(add_key)]
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                return None, str(e)
+            rc, stdout, stderr = r.returncode, r.stdout, r.stderr
+        else:
+            rc, stdout, stderr = run(jail_args, [d, str(add_key)])
+        line = next((x for x in stdout.splitlines() if x.startswith("KOPT-PROBE ")), None)
+        if rc != 0 or line is None:
+            return None, stderr or stdout
         out = json.loads(line.split(" ", 1)[1])
         out["private"] = not (Path(d) / "escaped").exists() and not (Path(d) / "work" / "ok").exists()
         out["cache_host"] = (Path(d) / "cache" / "new").exists()
@@ -110,10 +117,16 @@ def jail_features() -> tuple[frozenset[str], dict[str, bool]] | None:
         if "home" not in features and "uid" in features:
             features.discard("uid")  # 0700 folders above the python install need the allow-list
             REFUSED["uid"] = "needs the home allow-list"
+    return _judged(out, frozenset(features))
+
+
+def _judged(out: dict | None, features: frozenset[str]) -> tuple[frozenset[str], dict[str, bool]] | None:
+    """(features, the protections a worker has) from the probe's findings, or None when they
+    lack the least a jail must give."""
     if out is None or out["secret"] or out["escaped"] or not out["wrote"] or not out["private"] \
             or not out["cache"] or not out["cache_host"]:
         return None
-    return frozenset(features), {
+    return features, {
         "ipc namespace": out["ipc"] != os.readlink("/proc/self/ns/ipc"),
         "unprivileged uid": out["host_uid"] != 0,
         "home allow-list": "home" in features and out["home_allowed"] and not out["home_secret"],
@@ -122,6 +135,18 @@ def jail_features() -> tuple[frozenset[str], dict[str, bool]] | None:
         "keyring blocked": not out["keyring"],
         "fresh /proc": out["pids"] <= 3,
     }
+
+
+def probe_through(run) -> tuple[dict[str, bool] | None, str]:
+    """(the protections a worker started by `run` has, with this host's jail features; or
+    None and why). A way of starting workers is used only where this matches jail_features()."""
+    jail = jail_features()
+    if jail is None:
+        return None, "no jail on this host"
+    out, err = _probe_once(namespace_prefix(), jail[0], run)
+    judged = _judged(out, jail[0])
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    return (judged[1], "") if judged else (None, lines[-1] if lines else "the probe found the jail open")
 
 
 def can_jail() -> bool:

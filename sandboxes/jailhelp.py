@@ -9,6 +9,19 @@
   syscall) and the keyring calls (add_key, request_key, keyctl) fail with EPERM. A unix
   socket is the one way out of the network namespace (a path-named socket on the host);
   the keyring is shared by every process of a uid, so a key would outlive the worker.
+  sched_setaffinity fails too: kopt pins the worker's threads from outside, and a candidate
+  that widened its own affinity would run on cores the reference does not get.
+  What the host's page cache holds may be neither set nor read: fadvise64, readahead,
+  mincore and cachestat fail, and so does preadv2 with RWF_NOWAIT (EAGAIN: not cached). A
+  page of a read-only host file, cached or dropped, is a bit every later run and evaluation
+  sees: a program kept each input's answer there (faster 1859x, every counted and timed run
+  a lookup, red team 8). Left: timing a read (a dropped page is a disk read), slower and
+  write-once without fadvise.
+
+`drop_privileges` is jail.sh's last step (`setpriv --reuid --regid --clear-groups
+--inh-caps=-all --bounding-set=-all --no-new-privs`) for a worker that is not exec'd (a fork
+of kopt's zygote): without an exec, root of a user namespace would keep its capabilities
+there, so every set is cleared explicitly and then read back from /proc/self/status.
 """
 from __future__ import annotations
 
@@ -21,9 +34,16 @@ import sys
 
 # (audit arch, syscall numbers) per machine; new syscalls (io_uring, mount API) share numbers
 ARCHES = {
-    "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250}),
-    "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219}),
+    "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250,
+                            "sched_setaffinity": 203, "fadvise64": 221, "readahead": 187, "mincore": 27,
+                            "preadv2": 327}),
+    "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219,
+                             "sched_setaffinity": 122, "fadvise64": 223, "readahead": 213, "mincore": 232,
+                             "preadv2": 286}),
 }
+CACHESTAT = 451  # the same on both
+RWF_NOWAIT = 0x8
+PREADV2_FLAGS = 16 + 8 * 5  # seccomp_data.args[5], low half
 IO_URING = (425, 426, 427)  # setup, enter, register
 BLOCKED_FAMILIES = (1, 16, 40)  # AF_UNIX, AF_NETLINK, AF_VSOCK
 X32_BIT = 0x40000000
@@ -46,11 +66,14 @@ def filter_program(machine: str | None = None) -> bytes:
     if machine not in ARCHES:
         raise ValueError(f"no seccomp table for {machine}")
     arch, nr = ARCHES[machine]
-    deny_nrs = [nr["add_key"], nr["request_key"], nr["keyctl"], *IO_URING]
+    deny_nrs = [nr["add_key"], nr["request_key"], nr["keyctl"], nr["sched_setaffinity"], *IO_URING,
+                nr["fadvise64"], nr["readahead"], nr["mincore"], CACHESTAT]
     prog = [_ins(LD_W_ABS, 4), _ins(JEQ_K, arch, 1, 0), _ins(RET_K, RET_EPERM),  # another ABI: nothing
             _ins(LD_W_ABS, 0), _ins(JSET_K, X32_BIT, 0, 1), _ins(RET_K, RET_EPERM)]  # x32 ABI: nothing
     for n in deny_nrs:
         prog += [_ins(JEQ_K, n, 0, 1), _ins(RET_K, RET_EPERM)]
+    prog += [_ins(JEQ_K, nr["preadv2"], 0, 4), _ins(LD_W_ABS, PREADV2_FLAGS),  # preadv2: its flags
+             _ins(JSET_K, RWF_NOWAIT, 0, 1), _ins(RET_K, RET_EPERM), _ins(RET_K, RET_ALLOW)]
     prog += [_ins(JEQ_K, nr["socket"], 0, 2 * len(BLOCKED_FAMILIES) + 1), _ins(LD_W_ABS, 16)]  # args[0], low half
     for fam in BLOCKED_FAMILIES:
         prog += [_ins(JEQ_K, fam, 0, 1), _ins(RET_K, RET_EPERM)]
@@ -67,6 +90,43 @@ def install_filter() -> None:
     fbuf = ctypes.create_string_buffer(fprog, len(fprog))
     if LIBC.prctl(22, 2, ctypes.c_void_p(ctypes.addressof(fbuf)), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+CAP_SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 4, 24, 47, 4
+CAP_VERSION_3 = 0x20080522
+
+
+def _prctl(*args: int) -> None:
+    if LIBC.prctl(*(ctypes.c_ulong(a) for a in args), *([ctypes.c_ulong(0)] * (5 - len(args)))) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl{args}")
+
+
+def drop_privileges(ids: tuple[int, int] | None) -> None:
+    """setpriv's step, in this process: no new privileges, an empty bounding set, no ambient,
+    inheritable, permitted or effective capabilities, and with `ids` that uid and gid and no
+    supplementary groups. OSError unless /proc/self/status then shows exactly that."""
+    _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last + 1):
+        _prctl(PR_CAPBSET_DROP, cap)
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    if ids:
+        os.setgroups([])
+        os.setresgid(ids[1], ids[1], ids[1])
+        os.setresuid(ids[0], ids[0], ids[0])
+    header = struct.pack("Ii", CAP_VERSION_3, 0)
+    data = bytes(24)  # two {effective, permitted, inheritable} words, all clear
+    if LIBC.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+    _prctl(PR_SET_DUMPABLE, 1)  # as after an exec: kopt and the worker itself read its /proc
+    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+    held = [name for name in CAP_SETS if int(status[name], 16) != 0]
+    if held or status["NoNewPrivs"].strip() != "1":
+        raise OSError(f"capabilities still held: {held or 'no_new_privs unset'}")
+    if ids and (set(status["Uid"].split()) != {str(ids[0])} or set(status["Gid"].split()) != {str(ids[1])}
+                or status["Groups"].strip()):
+        raise OSError(f"ids not dropped: Uid {status['Uid'].split()} Gid {status['Gid'].split()}")
 
 
 def _userns_fd(uid: int, gid: int) -> tuple[int, int]:

@@ -10,16 +10,17 @@ its protections this host gives, and each Worker says which it got (`protections
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kopt.sandboxes import zygote_client
 from kopt.sandboxes.jail_probe import jail_features, protections
 from kopt.sandboxes.jail_setup import (
     JAIL,
@@ -31,10 +32,7 @@ from kopt.sandboxes.jail_setup import (
     work_parent,
 )
 from kopt.sandboxes.protocol import widen_pipe
-from kopt.sandboxes.worker_limits import Cgroups, Limits, _limit_self
-
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not import
-
+from kopt.sandboxes.worker_limits import Cgroups, Limits, _limit_self, die_with
 
 SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH",
                  "LD_LIBRARY_PATH", "TRITON_INTERPRET", "CC", "CXX", "SYSTEMROOT")
@@ -99,6 +97,7 @@ class Worker:
     _drain: threading.Thread | None = field(default=None, repr=False)
     protections: dict[str, bool] = field(default_factory=dict)  # PROTECTIONS -> whether this worker has it
     shm_fd: int | None = None  # a memfd both ends hold: large payloads go there (protocol.send)
+    pass_fd: int | None = None  # kopt's end of a socket pair: a call's sealed inputs go there (sealed_inputs)
 
     def namespace_pids(self) -> list[int]:
         """Every live process in the worker's PID namespace except its PID 1."""
@@ -151,6 +150,42 @@ class Worker:
         except (OSError, TypeError):
             return 0
 
+    def pin(self, cpus: set[int]) -> None:
+        """Every thread of the worker onto `cpus`, from kopt's side (the jail's seccomp filter
+        keeps the worker from calling sched_setaffinity itself); threads it starts later
+        inherit the mask."""
+        pid = self.root_pid()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except (OSError, TypeError):
+            return
+        for tid in tids:
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+    def allowed_cpus(self) -> set[int] | None:
+        """The cores any thread of the worker's processes may run on (the union of their
+        Cpus_allowed_list, from the kernel), or None where /proc does not show them."""
+        cores: set[int] = set()
+        seen = False
+        for pid in (self.root_pid(), *self.namespace_pids()):
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except (OSError, TypeError):
+                continue
+            for tid in tids:
+                try:
+                    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("Cpus_allowed_list:"):
+                        cores |= cpu_list(line.split(":", 1)[1])
+                        seen = True
+        return cores if seen else None
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -163,7 +198,7 @@ class Worker:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        for fd in (self.to_fd, self.from_fd, self.alarm_fd, *([self.shm_fd] if self.shm_fd is not None else [])):
+        for fd in (self.to_fd, self.from_fd, self.alarm_fd, *(f for f in (self.shm_fd, self.pass_fd) if f is not None)):
             try:
                 os.close(fd)
             except OSError:
@@ -175,6 +210,16 @@ class Worker:
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self.cache_dir and _folder_mb(self.cache_dir) > self.cache_mb:
             shutil.rmtree(self.cache_dir, ignore_errors=True)  # a disk filler keeps nothing
+
+
+def cpu_list(text: str) -> set[int]:
+    """Cores of a kernel CPU list ("0-3,8")."""
+    out: set[int] = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def _state(stat: str) -> str:
@@ -194,19 +239,26 @@ def _alive(pid: int) -> bool:
     return any(_state(f"/proc/{pid}/task/{tid}/stat") not in ("Z", "X", "?") for tid in tids)
 
 
-def _die_with(parent: int) -> None:
-    """In the child before exec: SIGKILL when kopt dies (killed included), so no worker outlives
-    it in its own session. The kernel sends it when the forking *thread* ends: evaluations run
-    in pool threads, which outlive the workers they start."""
-    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # kopt died before the call above
-        os.kill(os.getpid(), signal.SIGKILL)
+def _exec(cmd: list[str], workdir: Path, env: dict[str, str], cgroup: Cgroups, limits: Limits,
+          cpus: set[int] | None, channel: dict[str, int]) -> subprocess.Popen:
+    parent = os.getpid()
+
+    def preexec():
+        die_with(parent)
+        cgroup.enter()
+        _limit_self(limits)
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return subprocess.Popen(cmd, cwd=workdir, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            pass_fds=tuple(channel.values()), start_new_session=True, preexec_fn=preexec)
 
 
 def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | None = None,
                  cpus: set[int] | None = None, shm: bool = False) -> Worker:
     """Start `argv` sandboxed; it receives --fd-in/--fd-out/--fd-alarm for the channel (and
-    --fd-shm, a memfd for large payloads, with `shm`)."""
+    --fd-shm, a memfd for large payloads, and --fd-pass, a socket a call's inputs come on, with `shm`)."""
     workdir = Path(tempfile.mkdtemp(prefix="kopt-sbx-", dir=work_parent()))
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
@@ -216,10 +268,12 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     prefix = () if limits.network else namespace_prefix()
     cmd = [*argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
     shm_fd = os.memfd_create("kopt-io", 0) if shm else None
+    pass_ends = [s.detach() for s in socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)] if shm else []
     if shm_fd is not None:
-        cmd += ["--fd-shm", str(shm_fd)]
+        cmd += ["--fd-shm", str(shm_fd), "--fd-pass", str(pass_ends[1])]
     env = scrubbed_env(str(workdir), env_extra)
     jail = jail_features() if prefix else None
+    jail_args: list[str] = []
     if jail:
         features = jail[0]
         hide = [p for p in (*limits.hide_paths, *(outside_system()[1] if "home" in features else default_hidden()))
@@ -227,8 +281,8 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
         allowed = [*runtime_paths(), *limits.read_paths, *(env.get("PYTHONPATH", "").split(os.pathsep)),
                    *([limits.cache_dir] if limits.cache_dir else [])]
         opts = jail_options(features, str(workdir), [os.path.realpath(a) for a in allowed if a], limits.gpu)
-        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *opts, str(limits.tmp_mb), str(workdir),
-               limits.cache_dir or "", *hide, "--", *cmd]
+        jail_args = [*opts, str(limits.tmp_mb), str(workdir), limits.cache_dir or "", *hide]
+        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *jail_args, "--", *cmd]
     else:
         cmd = [*prefix, *cmd]
     if limits.cache_dir:
@@ -236,21 +290,15 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
                    TORCH_EXTENSIONS_DIR=str(Path(limits.cache_dir) / "torch_extensions"))
     # the memory cap covers the whole tree, the private work dir's files (tmpfs) included
     cgroup = Cgroups(limits.nproc, limits.memory_mb if limits.memory_mb < 1 << 30 else None)
-
-    parent = os.getpid()
-
-    def preexec():
-        _die_with(parent)
-        cgroup.enter()
-        _limit_self(limits)
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            pass_fds=(to_r, from_w, alarm_w, *([shm_fd] if shm_fd is not None else [])),
-                            start_new_session=True, preexec_fn=preexec)
-    for fd in (to_r, from_w, alarm_w):
+    channel = {"in": to_r, "out": from_w, "alarm": alarm_w,
+               **({"shm": shm_fd, "pass": pass_ends[1]} if shm_fd is not None else {})}
+    # a KernelBench harness worker forks from a pre-imported zygote where that is on and gives a
+    # worker the same protections (zygote_client.py); anything else is exec'd
+    proc = zygote_client.start(argv, jail_args, str(workdir), env, [str(p) for p in cgroup.paths],
+                               limits.__dict__, cpus, channel) if jail and not limits.gpu else None
+    if proc is None:
+        proc = _exec(cmd, workdir, env, cgroup, limits, cpus, channel)
+    for fd in (to_r, from_w, alarm_w, *pass_ends[1:]):
         os.close(fd)
     tail = _Tail(limits.output_bytes)
 
@@ -261,4 +309,4 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     t = threading.Thread(target=drain, daemon=True)
     t.start()
     return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), bool(jail), cgroup, limits.cache_dir,
-                  limits.cache_mb, t, protections(bool(jail), bool(prefix)), shm_fd)
+                  limits.cache_mb, t, protections(bool(jail), bool(prefix)), shm_fd, (pass_ends or [None])[0])

@@ -130,21 +130,37 @@ def _ipc_wrapper() -> tuple[str, ...]:
 
 def _wipe(base: Path) -> None:
     """Remove everything under BASE (the worker's private tmpfs) and a private /dev/shm: the next
-    run starts from an empty working directory, HOME, TMPDIR and /dev/shm."""
+    run starts from an empty working directory, HOME, TMPDIR and /dev/shm. A folder the program
+    made unreadable (mode 000) is opened up first: skipped, it kept an answer for the next run
+    (red team 7: every counted and timed run was a lookup, 800x). What cannot be removed fails
+    the run (RuntimeError), never reaches the next one."""
     folders = [base, Path("/dev/shm")] if _private_shm() else [base]
     for folder in folders:
         for entry in os.scandir(folder):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
+            try:
+                _remove(entry.path)
+            except (OSError, RecursionError):
+                pass
+        left = [entry.name for entry in os.scandir(folder)]
+        if left:
+            raise RuntimeError(f"the run left {left[0]!r} in {folder} and it could not be removed")
+
+
+def _remove(path: str) -> None:
+    """Remove PATH and all below it, whatever modes the program gave its folders (never
+    following a symlink)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        os.unlink(path)
+        return
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        _remove(entry.path)
+    os.rmdir(path)
 
 
 SUMMARY = re.compile(rb"^==(\d+)== I\s+refs:\s+([0-9,]+)\s*$", re.M)
 SUMMARY_LIKE = re.compile(rb"^==(\d+)== I\s+refs:", re.M)
+PREFIX = re.compile(rb"^==(\d+)==", re.M)
 MAX_VALGRIND_LOG = 1 << 20
 
 
@@ -152,7 +168,10 @@ def _count(log: bytes, main_pid: int) -> int | None:
     """Instructions of the run, from valgrind's log (a pipe the program cannot rewrite, only add
     to): every traced process's `I refs` summary, each a positive integer, one per process, the
     program's own among them. A program can write into that pipe (/proc/self/fd) but not take
-    out what valgrind wrote, so an extra or doubled summary (a forgery) voids the count."""
+    out what valgrind wrote, so an extra or doubled summary (a forgery) voids the count. Verbose
+    (-v), valgrind writes lines from every process it follows, a forked child too, as soon as
+    it starts: one that never printed a summary was killed before its count (red team 6: the
+    work in a child SIGKILLed by its parent read as 26 thousand instructions for 108 million)."""
     found = SUMMARY.findall(log)
     if len(found) != len(SUMMARY_LIKE.findall(log)):
         return None  # a summary that is not a plain count (e.g. negative): forged
@@ -160,8 +179,15 @@ def _count(log: bytes, main_pid: int) -> int | None:
     starts = {int(pid) for pid in re.findall(rb"^==(\d+)== Command: ", log, re.M)}
     if len(set(pids)) != len(pids) or main_pid not in pids or not starts <= set(pids):
         return None  # a process counted twice, the program's own count missing, or a traced one killed
+    if _uncounted(log):
+        return None
     counts = [int(n.replace(b",", b"")) for _, n in found]
     return sum(counts) if all(n > 0 for n in counts) else None
+
+
+def _uncounted(log: bytes) -> bool:
+    """A process valgrind followed (a fork) that never printed its count: killed before it."""
+    return bool({int(pid) for pid in PREFIX.findall(log)} - {int(pid) for pid, _ in SUMMARY.findall(log)})
 
 
 def _drain(fd: int, into: bytearray) -> None:
@@ -189,7 +215,7 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
         pass_fds = (wfd,)
         reader = threading.Thread(target=_drain, args=(rfd, log), daemon=True)
         reader.start()
-        argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
+        argv = ["valgrind", "-v", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
                 "--cachegrind-out-file=/dev/null", f"--log-fd={wfd}", *argv]
     env = {**os.environ, "HOME": str(work), "TMPDIR": str(work)}
     with open(io / "stdin", "rb") as fin, open(io / "stdout", "wb") as fout, open(io / "stderr", "wb") as ferr:
@@ -216,17 +242,17 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     except OSError:
         pass
     _reap_strays()
-    instructions = None
+    instructions, uncounted = None, False
     if reader is not None:
         reader.join(10)  # every writer is dead: the pipe is at its end
         if not timed_out and not left_running and not reader.is_alive():
-            instructions = _count(bytes(log), proc.pid)
+            instructions, uncounted = _count(bytes(log), proc.pid), _uncounted(bytes(log))
     with open(io / "stdout", "rb") as f:
         out = f.read(MAX_OUTPUT)  # a longer output is cut (and compares unequal)
     err = (io / "stderr").read_bytes()[-4000:].decode(errors="replace")
     _wipe(base)
     return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
-             "left_running": left_running, "stderr": err}, out)
+             "uncounted": uncounted, "left_running": left_running, "stderr": err}, out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -279,8 +279,9 @@ def check_blob(data, max_tree: int = 1 << 20) -> tuple[dict, int]:
     return tree, start
 
 
-def decode(data, torch):
-    """Tensors (fresh, writable, aligned) from a blob, after check_blob."""
+def decode(data, torch, copy: bool = True):
+    """Tensors from a blob, after check_blob: fresh, writable, aligned ones; or, without
+    `copy`, views of `data` itself (a mapping of the inputs' memfd: see sealed_inputs)."""
     tree, start = check_blob(data)
     view = memoryview(data)
 
@@ -288,6 +289,9 @@ def decode(data, torch):
         kind = t["t"]
         if kind == "tensor":
             dtype = getattr(torch, t["dtype"])
+            if not copy and t["n"]:
+                return torch.frombuffer(data, dtype=dtype, count=t["n"] // DTYPES[t["dtype"]],
+                                        offset=start + t["off"]).view(t["shape"])
             x = torch.empty(t["shape"], dtype=dtype)
             if t["n"]:
                 x.reshape(-1).view(torch.uint8).numpy()[:] = view[start + t["off"]:start + t["off"] + t["n"]]

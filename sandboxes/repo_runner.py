@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 
-from kopt.sandboxes import protocol
+from kopt.sandboxes import no_exec, protocol
 
 PR_SET_DUMPABLE = 4
 OUTPUT_LIMIT = 256 << 10
@@ -45,16 +45,28 @@ def _collect(stream, keep: list, limit: int) -> None:
     keep.append(head + (f"\n... [{gap} bytes cut] ...\n".encode() if gap > 0 else b"") + tail)
 
 
-def run_one(shell: str, cwd: str, timeout: float) -> dict:
+def _denying_exec(tree: str):
+    """A preexec step: nothing under `tree` may be executed by the command (see no_exec)."""
+    def deny() -> None:
+        if not no_exec.deny_exec_under(tree):
+            raise OSError("Landlock refused the ruleset")
+    return deny
+
+
+def run_one(shell: str, cwd: str, timeout: float, no_exec_under: str | None = None) -> dict:
+    """Run one command; with `no_exec_under`, nothing under that folder may be executed
+    (the reply's `no_exec` says whether that held, or False where the kernel cannot)."""
     home = tempfile.mkdtemp(prefix="run-")
     env = {**os.environ, "HOME": home, "TMPDIR": home}
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", shell], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as e:
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_denying_exec(no_exec_under) if no_exec_under else None)
+    except (OSError, subprocess.SubprocessError) as e:
         shutil.rmtree(home, ignore_errors=True)
-        return {"rc": 127, "timed_out": False, "wall_s": 0.0, "output": f"cannot start the command: {e}"}
+        return {"rc": 127, "timed_out": False, "wall_s": 0.0, "output": f"cannot start the command: {e}",
+                "no_exec": False}
     out: list[bytes] = []
     reader = threading.Thread(target=_collect, args=(proc.stdout, out, OUTPUT_LIMIT), daemon=True)
     reader.start()
@@ -72,7 +84,7 @@ def run_one(shell: str, cwd: str, timeout: float) -> dict:
     reader.join(timeout=5)
     shutil.rmtree(home, ignore_errors=True)
     return {"rc": proc.returncode, "timed_out": timed_out, "wall_s": wall,
-            "output": (out[0] if out else b"").decode(errors="replace")}
+            "output": (out[0] if out else b"").decode(errors="replace"), "no_exec": bool(no_exec_under)}
 
 
 def serve(fd_in: int, fd_out: int) -> None:
@@ -83,7 +95,8 @@ def serve(fd_in: int, fd_out: int) -> None:
             return
         if req.get("cmd") != "run":
             return
-        reply = run_one(str(req["shell"]), str(req["cwd"]), float(req.get("timeout", 600)))
+        reply = run_one(str(req["shell"]), str(req["cwd"]), float(req.get("timeout", 600)),
+                        str(req["no_exec_under"]) if req.get("no_exec_under") else None)
         protocol.send(fd_out, {**reply, "nonce": req.get("nonce")})
 
 

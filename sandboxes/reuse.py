@@ -7,9 +7,9 @@ name, then subclassed, delegated to or held as a submodule. So: the code objects
 from a built `ModelNew` (its classes' MRO, its submodules' classes, objects it holds) are
 fingerprinted by content (bytecode, names, constants; not file or line), and any that
 matches code of a class in the task file without being compiled from the solution's own
-source is reuse. Every function that appeared in the candidate's process while the
-solution loaded and built its model is fingerprinted too, so the task's Model kept in a
-module global or a closure is found as well. Trivial code (a bare `super().__init__()`)
+source is reuse. Every function alive in the candidate's process that was not there before
+the solution loaded (kopt holds that "before" set) is fingerprinted too, so the task's Model
+kept in a module global or a closure is found as well. Trivial code (a bare `super().__init__()`)
 is never counted.
 """
 from __future__ import annotations
@@ -98,15 +98,29 @@ def model_fingerprints(model) -> list[str]:
 
 
 def live_code() -> set:
-    """The code objects of every function alive now (taken before the solution loads)."""
+    """The code objects of every function alive now."""
     return {f.__code__ for f in gc.get_objects() if type(f) is types.FunctionType}
 
 
-def new_code_fingerprints(before: set) -> list[str]:
-    """Fingerprints of every function that appeared since `before`: task code loaded from
-    elsewhere and held in a module global, a closure or a container is found even outside
-    ModelNew's object graph (`reused` discounts code compiled from the solution's own text)."""
-    return sorted({fingerprint(c) for c in live_code() - before})
+def task_code_names(source: str) -> list[str]:
+    """The names of the task's non-trivial class functions: a fingerprint holds the code's
+    name, so live code under any other name can never match one (the scans hash only these)."""
+    try:
+        top = compile(source, "<task>", "exec")
+    except (SyntaxError, ValueError):
+        return []
+    return sorted({fn.co_name for body in top.co_consts if isinstance(body, types.CodeType)
+                   for fn in _nested(body) if body.co_name != "<lambda>" and not _trivial(fn)})
+
+
+def live_fingerprints(names) -> list[str]:
+    """Fingerprints of every live function whose code is named one of `names`. kopt asks for
+    them once before the solution loads (kept in kopt's process) and again after each stage,
+    and subtracts there: task code loaded from elsewhere and held in a module global, a closure
+    or a container is found even outside ModelNew's object graph, and no "before" set lives in
+    the candidate's process for it to edit (red team 6)."""
+    wanted = {n for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+    return sorted({fingerprint(c) for c in live_code() if c.co_name in wanted})
 
 
 def reused(task_source: str, solution_source: str, runtime: list) -> int:

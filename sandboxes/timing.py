@@ -1,6 +1,7 @@
 """Speedup statistics: paired rounds, medians, a bootstrap CI and the verdict rule."""
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from dataclasses import dataclass
@@ -40,3 +41,17 @@ def speed_verdict(est: SpeedupEstimate, noise_floor: float) -> str:
     if est.ci[1] < 1.0 / (1.0 + noise_floor):
         return "slower"
     return "same"
+
+
+def combine_pairs(first: dict, second: dict) -> dict:
+    """One verdict from two pairs of worker processes timing the same code (`speedup`,
+    `speedup_ci`, `verdict` each). Where they agree, the estimate nearer to 1 stands; where
+    they do not, the difference belonged to a pair, not to the code: `same`, with the
+    geometric mean of the two and a CI spanning both."""
+    if first["verdict"] == second["verdict"]:
+        keep = min((first, second), key=lambda r: abs(math.log(r["speedup"])))
+        return {"speedup": keep["speedup"], "speedup_ci": list(keep["speedup_ci"]), "verdict": keep["verdict"]}
+    lo = min(first["speedup_ci"][0], second["speedup_ci"][0])
+    hi = max(first["speedup_ci"][1], second["speedup_ci"][1])
+    return {"speedup": round(math.sqrt(first["speedup"] * second["speedup"]), 4), "speedup_ci": [lo, hi],
+            "verdict": "same"}

@@ -3,6 +3,7 @@ before exec, and the cgroups (process and memory caps, CPU accounting) its whole
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import signal
@@ -29,6 +30,18 @@ class Limits:
     cache_dir: str | None = None  # host folder the worker may write (its own build cache)
     read_paths: tuple[str, ...] = ()  # host files/folders the worker must read (a task file)
     gpu: bool = False  # the GPU's device nodes in the worker's /dev
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not import
+
+
+def die_with(parent: int) -> None:
+    """In the child before exec: SIGKILL when kopt dies (killed included), so no worker outlives
+    it in its own session. The kernel sends it when the forking *thread* ends: evaluations run
+    in pool threads, which outlive the workers they start."""
+    _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # kopt died before the call above
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _limit_self(limits: Limits) -> None:

@@ -71,8 +71,9 @@ def evaluate_copy(task, work: Path, eval_overrides: dict, device: str = "cpu", f
                                                 "degenerate", "degenerate_reason")})
             checks = res["checks"]
             rec.update(eval_s=checks.get("eval_s"), phase_s=checks.get("phase_s"),
-                       phase_cpu_s=checks.get("phase_cpu_s"), task_file=str(fit.path),
-                       skipped_trials=checks.get("skipped", []))
+                       phase_cpu_s=checks.get("phase_cpu_s"), cpu_speedup=checks.get("cpu_speedup"),
+                       task_file=str(fit.path),
+                       skipped_trials=checks.get("skipped", []), remeasured=checks.get("remeasured"))
     except KoptError as e:
         rec.update(verdict="error", reason=f"{type(e).__name__}: {e}")
     except Exception as e:  # noqa: BLE001 - kopt crashed on a real task: that is a finding
@@ -114,6 +115,24 @@ def load_previous(path: Path) -> list[dict]:
     return [r for r in data.get("results", []) if r.get("outcome") not in ("crash", "error")]
 
 
+def spread_order(tasks: list) -> list:
+    """The order to run TASKS in so that a run cut short covers every level, and each level
+    across its numbers: within a level by bit-reversed rank (the 1st, the middle one, the
+    quarters, the eighths...), the levels interleaved so each is as far through its own
+    list. In level order, a full run of levels 1-3 (about two hours on 2 shared cores)
+    stopped early covered level 1 only."""
+    by_level: dict = defaultdict(list)
+    for t in tasks:
+        by_level[t.level].append(t)
+    keyed = []
+    for level, ts in by_level.items():
+        ts = sorted(ts, key=lambda t: t.number)
+        bits = max(1, (len(ts) - 1).bit_length())
+        spread = [j for j in (int(f"{i:0{bits}b}"[::-1], 2) for i in range(1 << bits)) if j < len(ts)]
+        keyed += [((rank + 0.5) / len(ts), level, ts[j]) for rank, j in enumerate(spread)]
+    return [t for _, _, t in sorted(keyed, key=lambda k: (k[0], k[1]))]
+
+
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -143,7 +162,19 @@ def table(results: list[dict]) -> str:
         why = (r.get("degenerate_reason") or r.get("skipped") or r.get("reason")
                or (f"speedup {r['speedup']:.3f} (CI {r['speedup_ci'][0]:.2f}-{r['speedup_ci'][1]:.2f})"
                    if r.get("speedup") is not None else ""))
+        cpu = r.get("cpu_speedup")
+        if cpu and r["outcome"] in ("same_outside_band", "faster", "slower"):
+            why = f"{why}; in CPU seconds {cpu['speedup']:.3f} (CI {cpu['ci'][0]:.2f}-{cpu['ci'][1]:.2f})"
+        if (again := r.get("remeasured")) and again.get("verdicts"):
+            why = f"{why}; pairs of workers: {again['verdicts'][0]} {again['first']:.3f}, " \
+                  f"{again['verdicts'][1]} {again['second']:.3f}"
         lines.append(f"- level {r['level']} {r['name']}: **{r['outcome']}** -- {str(why)[:300]}")
+    lines += load_or_bias(results)
+    pairs = [r for r in results if (r.get("remeasured") or {}).get("verdicts")]
+    if pairs:  # a faster/slower verdict on the first pair of workers is timed again on a fresh pair
+        held = [r for r in pairs if len(set(r["remeasured"]["verdicts"])) == 1]
+        lines.append(f"{len(pairs)} copies read faster or slower on their first pair of workers: "
+                     f"{len(pairs) - len(held)} not confirmed by a fresh pair (reported same), {len(held)} held")
     times = [r["eval_s"] for r in results if r.get("eval_s") is not None]
     if times:
         under = sum(t <= 20 for t in times)
@@ -157,6 +188,20 @@ def table(results: list[dict]) -> str:
             f"{p} {statistics.median(c.get(p, 0) for c in cpu):.1f} s ({max(c.get(p, 0) for c in cpu):.1f})"
             for p in ("setup", "correctness", "timing", "quality")))
     return "\n".join(lines)
+
+
+def load_or_bias(results: list[dict]) -> list[str]:
+    """Copies timed outside the band, split by their CPU-seconds speedup (checks.cpu_speedup):
+    inside the band, both sides did the same work and the wall clock measured the load (a
+    core shared with other processes); outside it, one side did more work: a bias to find."""
+    off = [r for r in results if r["outcome"] in ("same_outside_band", "faster", "slower") and r.get("cpu_speedup")]
+    if not off:
+        return []
+    bias = [r for r in off if not BAND[0] <= r["cpu_speedup"]["speedup"] <= BAND[1]]
+    text = (f"\n{len(off)} copies timed outside [{BAND[0]}, {BAND[1]}] with a CPU-seconds speedup: "
+            f"{len(off) - len(bias)} of them within the band in CPU seconds (the load), {len(bias)} outside")
+    return [text + (": " + ", ".join(f"level {r['level']} #{r['number']} {r['cpu_speedup']['speedup']:.2f}"
+                                    for r in bias) if bias else "")]
 
 
 def write_json(path: Path, data) -> None:
@@ -175,7 +220,7 @@ def run(tasks: list, out: Path | None, work_root: Path, eval_overrides: dict, jo
     done = {r["id"] for r in previous}
     results = list(previous)
     lock = threading.Lock()
-    todo = [t for t in tasks if t.id not in done]
+    todo = spread_order([t for t in tasks if t.id not in done])
     if previous:
         echo(f"resuming: {len(done)} done, {len(todo)} to go")
 

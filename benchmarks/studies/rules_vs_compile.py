@@ -22,12 +22,16 @@ Each task's row is written to OUT/rows/<task>.json when it finishes (atomically)
 killed run continues with --resume.
 
     python benchmarks/studies/rules_vs_compile.py [--suite ../shared/kernelbench] [--levels 1 2]
-        [--tasks 1-100 | --every 5] [--budget 8] [--jobs 1] [--out DIR] [--resume]
+        [--tasks 1-100 | --every 5 | --sample 12 --seed 0] [--budget 8] [--jobs 1] [--out DIR] [--resume]
+
+`--sample N` draws N tasks per level at random with `--seed` (0 unless given): a sample no
+one picked, so the rules are measured on tasks they were not written for.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import statistics
 import subprocess
@@ -192,6 +196,8 @@ def main() -> None:
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--tasks", default=None, help="problem numbers or names, e.g. 1-20 or 3,17 (as kopt bench)")
     ap.add_argument("--every", type=int, default=1, help="a fixed sample: every N-th task of each level")
+    ap.add_argument("--sample", type=int, default=None, help="N tasks per level drawn at random with --seed")
+    ap.add_argument("--seed", type=int, default=0, help="the seed of --sample")
     ap.add_argument("--budget", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=1, help="tasks at a time")
     ap.add_argument("--out", type=Path, default=Path("runs/rules_vs_compile"))
@@ -207,6 +213,10 @@ def main() -> None:
         sys.exit(f"no KernelBench checkout at {a.suite}; pass --suite DIR")
     try:
         per_level = [find_tasks(a.suite, lv, a.tasks)[:: a.every] for lv in a.levels]
+        if a.sample:
+            draw = random.Random(a.seed)
+            per_level = [sorted(draw.sample(group, min(a.sample, len(group))), key=lambda t: t.id)
+                         for group in per_level]
         # levels interleaved, so a run stopped early has rows of each
         tasks = [t for group in zip_longest(*per_level) for t in group if t is not None]
     except KoptError as e:
@@ -215,6 +225,9 @@ def main() -> None:
         sys.exit(f"{a.out} holds an earlier run; add --resume to continue it, or pick another --out")
     (a.out / "rows").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    # the code measured is HEAD when the run starts (others may commit while it runs)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip() or "unknown"
 
     def one(st: SuiteTask) -> dict:
         path = a.out / "rows" / f"{st.id}.json"
@@ -229,9 +242,11 @@ def main() -> None:
 
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(one, tasks))
+    chosen = f", {a.sample} drawn with seed {a.seed}" if a.sample else ""
     lines = tables(rows, a.budget, f"{len(rows)} tasks (levels {', '.join(map(str, a.levels))}"
-                   f"{f', every {a.every}th' if a.every > 1 else ''}), budget {a.budget}; this run "
-                   f"{(time.time() - t0) / 60:.0f} min")
+                   f"{f', every {a.every}th' if a.every > 1 else ''}{chosen}), budget {a.budget}; "
+                   f"commit {commit} at the start, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; this run "
+                   f"{(time.time() - t0) / 60:.0f} min wall")
     (a.out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

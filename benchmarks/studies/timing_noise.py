@@ -1,7 +1,8 @@
 """How much does the speedup of a *copy of the reference* move between evaluations?
 
 Runs `kopt eval` on a reference copy N times per condition and prints min / median / max
-of the speedups and how many landed in [0.9, 1.1] with verdict `same`. Conditions: quiet;
+of the speedups and how many landed in [0.9, 1.1] with verdict `same`, and the same figures in
+the workers' CPU seconds (`checks.cpu_speedup`), which waiting for a core does not move. Conditions: quiet;
 two evaluations at once (as `kopt bench --jobs 2` runs them); a competing CPU load (a busy
 process on every core); and a large memory-bound task (ELU over 64 x 393216 floats, 100 MB
 a tensor, the shape that once timed a copy at 0.5x), quiet, two at once and under load.
@@ -66,8 +67,11 @@ def row(label: str, results: list[dict]) -> str:
     ok = sum(1 for r in results if r["verdict"] == "same" and 0.9 <= (r["speedup"] or 0) <= 1.1)
     secs = statistics.median(r["checks"]["eval_s"] for r in results)
     other = sorted({r["verdict"] for r in results} - {"same"})
+    # the same rounds in the workers' CPU seconds: what the load does not move (None without a cgroup)
+    cpu = [r["checks"]["cpu_speedup"]["speedup"] for r in results if r["checks"].get("cpu_speedup")]
+    cpu_text = (f"{min(cpu):.3f} / {statistics.median(cpu):.3f} / {max(cpu):.3f}" if cpu else "--")
     return (f"| {label:<26} | {min(sp):6.3f} | {statistics.median(sp):6.3f} | {max(sp):6.3f} "
-            f"| {ok:>3}/{len(results):<3} | {secs:6.1f} | {', '.join(other)}")
+            f"| {ok:>3}/{len(results):<3} | {secs:6.1f} | {cpu_text} | {', '.join(other)}")
 
 
 def with_load(fn):
@@ -93,8 +97,9 @@ def main() -> None:
     a = ap.parse_args()
     print(f"task {a.task.name}, solution {a.solution.name}, {a.runs} evaluations each, "
           f"{os.cpu_count()} CPUs\n")
-    print("| condition                  |    min | median |    max | same in [0.9,1.1] | s/eval | other verdicts")
-    print("|----------------------------|--------|--------|--------|---------|--------|------")
+    print("| condition                  |    min | median |    max | same in [0.9,1.1] | s/eval "
+          "| CPU-seconds speedup min / median / max | other verdicts")
+    print("|----------------------------|--------|--------|--------|---------|--------|------|------")
     print(row("quiet", measure(a.task, a.solution, a.runs)), flush=True)
     print(row("two evaluations at once", measure(a.task, a.solution, a.runs, at_once=2)), flush=True)
     print(row("competing load (all CPUs)", with_load(lambda: measure(a.task, a.solution, a.runs))), flush=True)

@@ -18,6 +18,7 @@ from kopt.agent.targets.kernelbench.fit import FitConfig, fit_task  # noqa: E402
 from kopt.agent.targets.kernelbench.sizes import size_constants  # noqa: E402
 from kopt.benchmarks.bench_results import load_results  # noqa: E402
 from kopt.benchmarks.bench_runner import BenchConfig, run_bench  # noqa: E402
+from tests.support.cli import kopt_here  # noqa: E402
 
 HEAD = "import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n"
 RELU_CHAIN = HEAD + """    def __init__(self):
@@ -249,6 +250,6 @@ def test_bench_with_an_openai_compatible_server(tmp_path):
 def test_bad_input_is_one_line(tmp_path, args, message):
     s = suite(tmp_path, **{"1_zeros": ZEROS})
     (tmp_path / "empty").mkdir()
-    p = kopt("bench", *[a.format(suite=s, empty=tmp_path / "empty") for a in args], "--run-dir", tmp_path / "b")
-    out, err = p.communicate(timeout=60)
+    p = kopt_here("bench", *[a.format(suite=s, empty=tmp_path / "empty") for a in args], "--run-dir", tmp_path / "b")
+    err = p.stderr
     assert p.returncode == 2 and err.startswith("kopt: ") and err.count("\n") == 1 and message in err, err

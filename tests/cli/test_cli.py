@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import kopt_here  # reading a run dir: the script's main() in this process
+
 KB = Path(__file__).parents[1] / "fixtures" / "kb"
 TASK = KB / "relu_task.py"
 
@@ -96,7 +98,7 @@ def test_eval_json_of_an_unverified_solution_has_a_reason():
 def test_run_dir_is_listed_by_runs_list(recorded):
     p, root, run_dir = recorded
     res = json.loads(p.stdout)
-    q = kopt("runs", "list", root, "--json")
+    q = kopt_here("runs", "list", root, "--json")
     assert q.returncode == 0, q.stderr
     rows = json.loads(q.stdout)
     assert len(rows) == 1, rows
@@ -112,7 +114,7 @@ def test_run_dir_is_listed_by_runs_list(recorded):
 def test_run_dir_is_shown_by_runs_show(recorded):
     p, _, run_dir = recorded
     res = json.loads(p.stdout)
-    q = kopt("runs", "show", run_dir, "--json")
+    q = kopt_here("runs", "show", run_dir, "--json")
     assert q.returncode == 0, q.stderr
     info = json.loads(q.stdout)
     assert len(info["runs"]) == 1 and info["runs"][0]["status"] == "done"
@@ -126,13 +128,13 @@ def test_run_dir_is_shown_by_runs_show(recorded):
 
 
 def test_runs_show_of_a_non_run_dir_exits_2(tmp_path):
-    q = kopt("runs", "show", tmp_path)
+    q = kopt_here("runs", "show", tmp_path)
     out = (q.stdout + q.stderr).strip()
     assert q.returncode == 2 and len(out.splitlines()) == 1 and "Traceback" not in out, out
 
 
 def test_runs_list_of_an_empty_root(tmp_path):
-    q = kopt("runs", "list", tmp_path, "--json")
+    q = kopt_here("runs", "list", tmp_path, "--json")
     assert q.returncode == 0 and json.loads(q.stdout) == []
 
 
@@ -174,6 +176,6 @@ def test_runs_show_prints_markup_in_stored_text_as_text(tmp_path):
     store.add_evaluation("r1", Evaluation(cand.id, {"verdict": "compile_error", "reason": reason,
                                                     "speedup": None, "speedup_ci": None}))
     store.close()
-    q = kopt("runs", "show", tmp_path)
+    q = kopt_here("runs", "show", tmp_path)
     assert q.returncode == 0 and "Traceback" not in q.stderr, q.stderr
     assert "[/]x.h" in q.stdout and "[bold]prog.cpp" in q.stdout, q.stdout

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import kopt, kopt_here
+
 KB = Path(__file__).parents[1] / "fixtures" / "kb"
 FAST = """[search]
 budget = 2
+novelty = "tokens"
 [eval]
 trials = 2
 rounds = 3
@@ -20,12 +22,6 @@ quality_seeds = 2
 [run]
 fit = "none"
 """
-
-
-def kopt(*args) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 def one_line_error(p: subprocess.CompletedProcess, *words: str) -> None:
@@ -50,19 +46,19 @@ def test_a_bad_file_is_one_line_naming_the_key(tmp_path, command, text, words):
     cfg = tmp_path / "kopt.toml"
     cfg.write_text(text)
     args = {"optimize": [KB / "relu_task.py"], "bench": [tmp_path], "train": ["--model", "hf:x", "--tasks", tmp_path]}
-    one_line_error(kopt(command, *args[command], "--config", cfg, "--run-dir", tmp_path / "run"), *words)
+    one_line_error(kopt_here(command, *args[command], "--config", cfg, "--run-dir", tmp_path / "run"), *words)
 
 
 def test_a_bad_value_names_its_key(tmp_path):
     cfg = tmp_path / "kopt.toml"
     cfg.write_text("[search]\nbudget = 0\n")
-    one_line_error(kopt("optimize", KB / "relu_task.py", "--config", cfg), "search.budget")
+    one_line_error(kopt_here("optimize", KB / "relu_task.py", "--config", cfg), "search.budget")
     cfg.write_text("[grpo]\ngroup_size = 1\n")
-    one_line_error(kopt("train", "--model", "hf:x", "--tasks", tmp_path, "--config", cfg), "group_size")
+    one_line_error(kopt_here("train", "--model", "hf:x", "--tasks", tmp_path, "--config", cfg), "group_size")
     cfg.write_text("[grpo]\nclip_eps = \"big\"\n")  # a dataclass's field types are checked too
-    one_line_error(kopt("train", "--model", "hf:x", "--tasks", tmp_path, "--config", cfg), "clip_eps")
+    one_line_error(kopt_here("train", "--model", "hf:x", "--tasks", tmp_path, "--config", cfg), "clip_eps")
     cfg.write_text("[bench]\nbudget = \"x\"\n")
-    one_line_error(kopt("bench", tmp_path, "--config", cfg), "budget")
+    one_line_error(kopt_here("bench", tmp_path, "--config", cfg), "budget")
 
 
 def test_every_section_builds_the_config_object():
@@ -98,9 +94,9 @@ def test_file_flags_resolved_config_and_resume(tmp_path):
     assert stored["eval"]["trials"] == 2 and stored["eval"]["rounds"] == 3 and stored["run"]["fit"] == "none"
     assert json.loads(p.stdout)["evaluations"] == 1
     # a resume that changes a setting says so, and which
-    one_line_error(kopt("optimize", KB / "relu_task.py", "--run-dir", run, "--resume", "--budget", "2"),
+    one_line_error(kopt_here("optimize", KB / "relu_task.py", "--run-dir", run, "--resume", "--budget", "2"),
                    "--budget 2", "the run has 1", "--override")
-    one_line_error(kopt("optimize", KB / "relu_task.py", "--run-dir", run, "--override"), "--override", "--resume")
+    one_line_error(kopt_here("optimize", KB / "relu_task.py", "--run-dir", run, "--override"), "--override", "--resume")
     # the same setting given again is no change
     p = kopt("optimize", KB / "relu_task.py", "--run-dir", run, "--resume", "--budget", "1", "--json")
     assert p.returncode in (0, 1), p.stderr

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, metadata, version
 from pathlib import Path
+
+import pytest
 
 from kopt.agent.cli.extras import ENABLES, extras_status
 
@@ -40,3 +43,32 @@ def test_doctor_prints_the_extras():
     assert set(extras) == set(ENABLES) and all(e["enables"] for e in extras.values())
     p = subprocess.run([str(exe), "doctor"], capture_output=True, text=True, timeout=120)
     assert "kopt[train]" in p.stdout and "kopt train (GRPO)" in p.stdout
+
+
+def test_doctor_says_whether_workers_fork_from_the_zygote():
+    """On by default (where the jail and the zygote's probe allow); KOPT_ZYGOTE=0: off, and why."""
+    exe = Path(sys.executable).with_name("kopt")
+    env = {**os.environ, "KOPT_ZYGOTE": "0"}
+    p = subprocess.run([str(exe), "doctor", "--json"], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["zygote"] == "off (KOPT_ZYGOTE=0: every worker is exec'd)"
+    p = subprocess.run([str(exe), "doctor"], capture_output=True, text=True, timeout=120, env=env)
+    assert "KOPT_ZYGOTE=0" in next(line for line in p.stdout.splitlines() if line.startswith("zygote"))
+
+
+def test_the_zygote_line_matches_what_a_worker_gets(monkeypatch):
+    """With the zygote on, the line is what starting a KernelBench worker finds: forked where
+    the jail's probe passes in a fork, else off with zygote_client's reason."""
+    from kopt.sandboxes import zygote_client
+    from kopt.sandboxes.doctor import _zygote
+    from kopt.sandboxes.jail_probe import can_jail
+
+    monkeypatch.delenv("KOPT_ZYGOTE", raising=False)
+    assert _zygote(False).startswith("off (no jail here")
+    if not can_jail():
+        pytest.skip("no jail on this machine: the zygote is off")
+    line = _zygote(True)
+    if zygote_client.REFUSED:
+        assert line.startswith("off (") and list(zygote_client.REFUSED.values())[0][:40] in line
+    else:
+        assert line.startswith("on (") and any(z.verified for z in zygote_client._ZYGOTES.values())

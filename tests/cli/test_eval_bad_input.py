@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import kopt, kopt_here
+
 KB = Path(__file__).parents[1] / "fixtures" / "kb"
 TASK = KB / "relu_task.py"
-
-
-def kopt(*args: str | Path) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600)
 
 
 def assert_one_line_exit_2(p: subprocess.CompletedProcess, *words: str) -> str:
@@ -35,31 +30,32 @@ def _private_cache(tmp_path_factory, monkeypatch):
 
 
 # -- exit 2: the user's files are missing or malformed -----------------------------------
+# (kopt_here: refused before any sandbox starts, so in this process; the same entry point as `kopt`)
 
 def test_missing_task_file(tmp_path):
     missing = tmp_path / "no_such_task.py"
-    assert_one_line_exit_2(kopt("eval", missing, KB / "relu_torch.py"), "no_such_task.py", "not found")
+    assert_one_line_exit_2(kopt_here("eval", missing, KB / "relu_torch.py"), "no_such_task.py", "not found")
 
 
 def test_task_without_model_or_get_inputs():
-    out = assert_one_line_exit_2(kopt("eval", KB / "task_no_model.py", KB / "relu_torch.py"))
+    out = assert_one_line_exit_2(kopt_here("eval", KB / "task_no_model.py", KB / "relu_torch.py"))
     assert "Model" in out and "get_inputs" in out
 
 
 def test_task_with_syntax_error(tmp_path):
     bad = tmp_path / "broken_task.py"
     bad.write_text(TASK.read_text().replace("def get_inputs():", "def get_inputs(:"))
-    out = assert_one_line_exit_2(kopt("eval", bad, KB / "relu_torch.py"), "syntax")
+    out = assert_one_line_exit_2(kopt_here("eval", bad, KB / "relu_torch.py"), "syntax")
     assert "broken_task.py" in out
 
 
 def test_missing_solution_file(tmp_path):
     missing = tmp_path / "no_such_solution.py"
-    assert_one_line_exit_2(kopt("eval", TASK, missing), "no_such_solution.py", "not found")
+    assert_one_line_exit_2(kopt_here("eval", TASK, missing), "no_such_solution.py", "not found")
 
 
 def test_task_folder_instead_of_file():
-    assert_one_line_exit_2(kopt("eval", KB, KB / "relu_torch.py"))
+    assert_one_line_exit_2(kopt_here("eval", KB, KB / "relu_torch.py"))
 
 
 # -- exit 1: the solution ran (or tried to) and the verdict says what is wrong ----------
@@ -122,5 +118,5 @@ def test_suite_missing_problem_exits_2(tmp_path):
     lvl1 = tmp_path / "KernelBench" / "level1"
     lvl1.mkdir(parents=True)
     (lvl1 / "19_ReLU.py").write_text(TASK.read_text())
-    assert_one_line_exit_2(kopt("eval", "--suite", tmp_path, "--level", "1", "--problem", "7",
+    assert_one_line_exit_2(kopt_here("eval", "--suite", tmp_path, "--level", "1", "--problem", "7",
                                 KB / "relu_torch.py"), "problem 7")

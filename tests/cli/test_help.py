@@ -2,21 +2,11 @@
 covered without editing this file), choice flags refuse bad values in one line, `--version`."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
 import pytest
 import typer
 
 from kopt.agent.cli.app import app
-
-
-def kopt(*args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("kopt")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "kopt.agent.cli.app"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+from tests.support.cli import kopt_here as kopt  # the script's entry point, in this process
 
 
 def command_paths(group=None, prefix: tuple = ()) -> list[tuple[str, ...]]:
@@ -38,8 +28,7 @@ def test_the_walk_finds_the_nested_commands():
 
 def test_every_help_renders():
     paths = [(), *command_paths()]
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda p: (p, kopt(*p, "--help")), paths))
+    results = [(p, kopt(*p, "--help")) for p in paths]
     bad = [(" ".join(p), r.returncode, (r.stderr or r.stdout)[-300:]) for p, r in results
            if r.returncode != 0 or "Traceback" in r.stdout + r.stderr or "Usage:" not in r.stdout]
     assert not bad, bad

@@ -189,9 +189,10 @@ def test_a_plan_chains_the_fold_and_the_fusion(tmp_path, monkeypatch):
     second = apply("cpu-fuse-elementwise-chain", first.code.replace("ModelNew", "Model"))
     assert not isinstance(second, NoOp), second
     assert "_kopt_matrix" in second.code and "load_cpp" in second.code
-    fused_line = next(line for line in second.code.splitlines() if "_run_fused(" in line and "=" in line
-                      and line.strip().startswith("h ="))
-    more = second.code.replace("ModelNew", "Model").replace(fused_line, fused_line + "\n        h = torch.relu(h)")
+    fused_line = next(line for line in second.code.splitlines() if "_run_fused(" in line
+                      and line.strip().startswith("_kopt_y ="))  # the fused call (its fallback follows)
+    indent = fused_line[: len(fused_line) - len(fused_line.lstrip())]
+    more = second.code.replace("ModelNew", "Model").replace(fused_line, f"{indent}h = torch.relu(h)\n{fused_line}")
     third = apply("cpu-fuse-elementwise-chain", more)  # a second C++ library would collide with the first
     assert isinstance(third, NoOp) and "C++ library" in third.reason
     ref_ns, new_ns = load(src), load(second.code)

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from kopt.agent.proposers.rules.registry import NoOp, apply  # noqa: E402
+from tests.proposers.rule_solutions import load, watch  # noqa: E402
 
 TASK = '''
 import torch
@@ -72,24 +73,11 @@ def build(name: str) -> tuple[str, str]:
     return src, result.code
 
 
-def load(source: str) -> dict:
-    ns: dict = {}
-    exec(compile(source, "solution", "exec"), ns)  # the test's own generated code
-    return ns
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_conv_mean_matches_the_task(name):
     src, code = build(name)
     ref_ns, new_ns = load(src), load(code)
-    fold, used = new_ns["_kopt_conv_mean"], []
-
-    def watched(*args):  # records whether the fast path ran (the solution looks it up in its globals)
-        y = fold(*args)
-        used.append(y is not None)
-        return y
-
-    new_ns["_kopt_conv_mean"] = watched
+    used = watch(new_ns, "_kopt_conv_mean")
     torch.manual_seed(3)
     ref = ref_ns["Model"]()
     torch.manual_seed(3)

@@ -7,6 +7,7 @@ against PyTorch); the CUDA ones are compiled with nvcc (`--compile-only`).
 """
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -268,3 +269,53 @@ def test_a_returned_module_call_is_read_as_a_statement():
     assert "return self.norm(x)" in src
     assert "x = self.norm(x)" in name_returned_value(src)
     assert [backend for *_, backend in gpu_plans(src)] == ["triton"]
+
+
+UPSTREAM_83 = Path("/work/shared/kernelbench/level2/83_Conv3d_GroupNorm_Min_Clamp_Dropout.py")
+needs_upstream_83 = pytest.mark.skipif(not UPSTREAM_83.exists(),
+                                       reason="needs the upstream KernelBench checkout at /work/shared/kernelbench")
+
+
+@needs_upstream_83
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_every_candidate_keeps_the_module_level_values_its_forward_reads(device):
+    """Upstream level2/83's forward reads the globals `min_value`/`max_value`: every
+    candidate (the GPU templates and the CPU fusion templates too) must define them, and
+    the NameError check must see that a parameter of `__init__` is no binding in `forward`."""
+    from kopt.agent.proposers.rules.carry_over import undefined_names
+
+    src = UPSTREAM_83.read_text()
+    kids = RulesProposer().propose({"task_source": src, "parent": Candidate(code=src),
+                                    "target": SimpleNamespace(eval_cfg=EvalConfig(device=device))})
+    assert kids, "no candidate for level2/83"
+    for kid in kids:
+        assert not undefined_names(kid.code), (kid.plan_step, undefined_names(kid.code))
+        values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(kid.code).body
+                  if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+                  and n.targets[0].id in ("min_value", "max_value")}
+        assert values == {"min_value": 0.0, "max_value": 1.0}, kid.plan_step
+    lost = src.replace("min_value = 0.0\n", "").replace("class Model(", "class ModelNew(")
+    assert "min_value" in undefined_names(lost)
+
+
+@needs_upstream_83
+def test_level2_83_gpu_candidates_run_with_their_constants(tmp_path):
+    """Each --device cuda candidate of level2/83 at a small size: the Triton ones run under
+    TRITON_INTERPRET=1 on the CPU and must match the task (its forward reads `min_value`:
+    a candidate without it raises NameError there), the CUDA ones must compile with nvcc."""
+    src = UPSTREAM_83.read_text().replace("batch_size = 128", "batch_size = 2").replace(
+        "depth, height, width = 16, 64, 64", "depth, height, width = 6, 8, 8")
+    task = tmp_path / "task.py"
+    task.write_text(src)
+    kids = RulesProposer().propose({"task_source": src, "parent": Candidate(code=src),
+                                    "target": SimpleNamespace(eval_cfg=EvalConfig(device="cuda"))})
+    assert kids
+    for i, kid in enumerate(kids):
+        sol = tmp_path / f"kid{i}.py"
+        sol.write_text(kid.code)
+        kernel = scan(kid.code).kernel
+        if kernel == "cuda" and find_nvcc() is None:
+            continue
+        res = evaluate(task, sol, cfg(device="cuda", compile_only=True) if kernel == "cuda" else cfg())
+        assert res["compiled"] is True and "NameError" not in str(res.get("reason")), res
+        assert kernel == "cuda" or res["correct"] is True, res

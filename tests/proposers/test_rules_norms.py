@@ -113,9 +113,13 @@ CASES = {
         [LINEAR, "self.sm = nn.LogSoftmax(dim=-1)"],
         ["x = self.linear(x)", "x = x.softmax(-1)", "x = x - 0.01", "x = self.sm(x)", "x = x * x"],
         ["4, 12"], 17, 1, ["softmax", "log_softmax"]),
-    "softmax_over_channels_falls_back": (
+    "softmax_over_channels": (  # the channel kernel (softmax_channels)
         [CONV],
         ["x = self.conv(x)", "x = torch.softmax(x, dim=1)", "x = x + 1.0"],
+        ["2, 3, 9, 11"], 6, 1, ["softmax"]),
+    "softmax_over_a_spatial_dim_falls_back": (
+        [CONV],
+        ["x = self.conv(x)", "x = torch.softmax(x, dim=2)", "x = x + 1.0"],
         ["2, 3, 9, 11"], 6, 1, ["softmax"]),
     "norm_on_the_input_is_not_in_place": (
         ["self.gn = nn.GroupNorm(groups, channels)"],

@@ -30,6 +30,14 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def relu_task(rows: int, cols: int) -> str:
+    """The smallest KernelBench task: ReLU of one (rows, cols) input; for attacks whose point
+    is the sandbox, not the kernel."""
+    return (f"import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+            f"        return torch.relu(x)\n\n\ndef get_inputs():\n    return [torch.randn({rows}, {cols})]\n\n\n"
+            f"def get_init_inputs():\n    return []\n")
+
+
 def shrink(source: str, sizes: dict[str, int]) -> str:
     """A task's module-level size literals set to `sizes` (chained `h = w = 256` included)."""
     out = []

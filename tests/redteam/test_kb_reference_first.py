@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from kopt.sandboxes.eval_trials import edge_shapes
 from tests.redteam._kb import KERNELBENCH, as_solution, run, shrink, write
 
 pytest.importorskip("torch")
@@ -38,6 +39,9 @@ def get_init_inputs():
     return [channels, kernel_size]
 '''
 
+# the odd stress shape's length for the task's length 24 (edge_shapes: tiny, then odd)
+ODD_LENGTH = edge_shapes({"length": 24})[-1]["length"]
+
 # a trick that is right only where the reference also runs (not a hostile solution: a fast path)
 WRONG_ON_ODD = '''
 import torch
@@ -50,10 +54,10 @@ class ModelNew(nn.Module):
 
     def forward(self, x):
         y = torch.tanh(self.conv(x))
-        if x.shape[-1] == 25:
+        if x.shape[-1] == ODD_LENGTH:
             y = y + 1e-2
         return y
-'''
+'''.replace("ODD_LENGTH", str(ODD_LENGTH))
 
 
 def _assert_same_copy(res: dict) -> None:
@@ -74,10 +78,10 @@ def test_copy_of_a_conv_reference_is_same_when_the_reference_rejects_size_one(tm
 
 
 def test_skipping_never_hides_a_wrong_answer_on_a_shape_the_reference_runs(tmp_path):
-    """The odd stress shape (length 25) runs in the reference, so it is still checked."""
+    """The odd stress shape (length ODD_LENGTH) runs in the reference, so it is still checked."""
     task = write(tmp_path, "conv_task.py", CONV_TASK)
     res = run(task, write(tmp_path, "odd.py", WRONG_ON_ODD))
-    assert res["verdict"] == "incorrect" and "length=25" in res["reason"], res.get("reason")
+    assert res["verdict"] == "incorrect" and f"length={ODD_LENGTH}" in res["reason"], res.get("reason")
     assert res["checks"]["mismatch"]["trial"].startswith("stress-shape"), res["checks"]["mismatch"]
 
 

@@ -104,7 +104,10 @@ def test_a_new_conftest_that_passes_every_test_is_rejected(repo, tmp_path):
 
 
 def test_code_right_only_under_the_test_runner_fails_in_the_bench(repo, tmp_path):
-    cheat = count_py("    if 'unittest' not in sys.modules:\n        return len(values)\n" + SLOW, "import sys\n")
+    # Spelled so the added-lines check (guard.RUNNER_SNIFF, a heuristic) does not see it: what
+    # this test holds is the deeper defence, the bench's output compared with the original's.
+    cheat = count_py("    if 'unit' + 'test' not in getattr(sys, 'mod' + 'ules'):\n        return len(values)\n" + SLOW,
+                     "import sys\n")
     r = evaluate(target_for(repo), patch_of(repo, tmp_path, {"pairs/count.py": cheat}), tmp_path)
     assert r["verdict"] == "incorrect" and "output" in r["reason"], r
 

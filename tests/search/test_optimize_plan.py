@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import kopt_here
+from tests.support.fast_config import fast_config
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tasks"
 ACTIVATIONS = """import torch
 import torch.nn as nn
@@ -41,15 +44,16 @@ def kopt(*args: str | Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
 
 
-def test_a_bad_plan_is_one_line(tmp_path):
-    p = kopt("optimize", FIXTURES / "linear.py", "--plan", "cpu-fuse-elementwise-chain(fast)", "--fit", "none",
-             "--run-dir", tmp_path / "run", env=dict(os.environ, KOPT_EVAL_CACHE=str(tmp_path / "c.sqlite")))
+def test_a_bad_plan_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("KOPT_EVAL_CACHE", str(tmp_path / "c.sqlite"))
+    p = kopt_here("optimize", FIXTURES / "linear.py", "--plan", "cpu-fuse-elementwise-chain(fast)", "--fit", "none",
+                  "--run-dir", tmp_path / "run")
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "name=value" in p.stderr
 
 
 def test_plan_and_planner_need_the_rules_coder(tmp_path):
-    p = kopt("optimize", FIXTURES / "linear.py", "--model", "openai/x", "--plan", "cpu-fuse-elementwise-chain",
-             "--fit", "none", "--run-dir", tmp_path / "run", env=dict(os.environ))
+    p = kopt_here("optimize", FIXTURES / "linear.py", "--model", "openai/x", "--plan", "cpu-fuse-elementwise-chain",
+                  "--fit", "none", "--run-dir", tmp_path / "run")
     assert p.returncode == 2 and "--model rules" in p.stderr
 
 
@@ -59,7 +63,7 @@ def test_plan_with_a_noop_step_runs_and_reports_it(tmp_path):
     run, task = tmp_path / "run", tmp_path / "activations.py"
     task.write_text(ACTIVATIONS)
     p = kopt("optimize", task, "--plan", "cpu-fuse-norm-epilogue; cpu-fuse-elementwise-chain",
-             "--fit", "none", "--budget", "2", "--run-dir", run, "--json", env=env)
+             "--fit", "none", "--budget", "2", "--run-dir", run, "--json", "--config", fast_config(tmp_path), env=env)
     assert p.returncode in (0, 1), p.stderr
     plan = json.loads((run / "plan.json").read_text())
     assert [s["status"] for s in plan["steps"]] == ["no-op", "applied"]

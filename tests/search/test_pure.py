@@ -9,7 +9,7 @@ import pytest
 from kopt.agent.proposers.prompting.edits import EditError, code_from_answer
 from kopt.agent.search.novelty import EpsilonNet
 from kopt.rl_finetune.rewards import reward
-from kopt.sandboxes.timing import estimate_speedup, speed_verdict
+from kopt.sandboxes.timing import combine_pairs, estimate_speedup, speed_verdict
 
 torch = pytest.importorskip("torch")
 
@@ -147,3 +147,20 @@ def test_faster_than_memory_allows_is_rejected(monkeypatch):
     with pytest.raises(evaluator.Verdict, match="physically impossible"):
         evaluator._check_physical_bound(0.5, 64 << 20, checks)
     evaluator._check_physical_bound(1e-6, 1 << 20, {})  # small data may sit in cache: no verdict
+
+
+def test_two_pairs_of_workers_make_one_verdict():
+    """Agreeing pairs keep the estimate nearer to 1; disagreeing ones read `same` whatever the first said."""
+    fast = {"speedup": 1.19, "speedup_ci": [1.17, 1.21], "verdict": "faster"}
+    fast2 = {"speedup": 1.5, "speedup_ci": [1.3, 1.7], "verdict": "faster"}
+    same = {"speedup": 1.01, "speedup_ci": [0.97, 1.04], "verdict": "same"}
+    slow = {"speedup": 0.8, "speedup_ci": [0.75, 0.85], "verdict": "slower"}
+    assert combine_pairs(fast, fast2) == {**fast, "speedup_ci": [1.17, 1.21]}
+    assert combine_pairs(fast2, fast)["speedup"] == 1.19
+    assert combine_pairs(slow, {**slow, "speedup": 0.6})["speedup"] == 0.8
+    for a, b in ((fast, same), (same, fast), (fast, slow)):
+        out = combine_pairs(a, b)
+        assert out["verdict"] == "same" and math.isclose(out["speedup"], math.sqrt(a["speedup"] * b["speedup"]),
+                                                         rel_tol=1e-3)
+        assert out["speedup_ci"][0] <= min(a["speedup"], b["speedup"]) <= max(a["speedup"], b["speedup"]) \
+            <= out["speedup_ci"][1]

@@ -17,6 +17,7 @@ from kopt.agent.core import Candidate  # noqa: E402
 from kopt.agent.runs.store import Store  # noqa: E402
 from kopt.agent.search.loop import Search, SearchConfig, reference_solution  # noqa: E402
 from kopt.sandboxes.evaluator import EvalConfig  # noqa: E402
+from tests.support.fast_config import fast_config  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "benchmarks" / "examples"
 TASK = EXAMPLES / "relu_task.py"
@@ -86,7 +87,7 @@ def _evals(db: Path) -> list[tuple]:
 def test_kill_9_then_resume_loses_nothing(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "kopt.agent.cli.app", "optimize", str(CHAIN),
-           "--run-dir", str(run_dir), "--budget", "4"]
+           "--run-dir", str(run_dir), "--budget", "4", "--config", str(fast_config(tmp_path))]
     env = dict(os.environ, KOPT_CACHE_DIR=str(tmp_path / "cache"))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -102,8 +103,10 @@ def test_kill_9_then_resume_loses_nothing(tmp_path):
     assert r.returncode in (0, 1), r.stderr
     after = _evals(db)
     assert after[: len(before)] == before
-    # the budget, or fewer when the search runs out of proposals (the rules have one child here)
-    assert len(before) <= len(after) <= 4 and len(after) >= 3
+    # the budget, or fewer when the search runs out of proposals (the rules have one child
+    # here, and kopt eval already times its `faster` verdict on a fresh pair of workers, so no
+    # confirming evaluation is owed: the run may be complete at the kill)
+    assert len(before) <= len(after) <= 4
     assert (run_dir / "report.md").exists() and (run_dir / "report.html").exists()
     con = sqlite3.connect(db)
     assert con.execute("SELECT status FROM runs").fetchone()[0] == "done"

@@ -129,24 +129,58 @@ def isolate(code: str, tag: str) -> str:
     return ast.unparse(Rename().visit(tree)) + "\n"
 
 
-def undefined_names(code: str) -> list[str]:
-    """Names the file reads that nothing in it binds (not even a local, a parameter or a
-    builtin): each would raise NameError when that line runs."""
-    tree = ast.parse(code)
-    bound = set(dir(builtins)) | {"__file__", "__name__", "__builtins__"}
-    for n in ast.walk(tree):
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _scope_binds(nodes: list[ast.AST]) -> set[str]:
+    """The names these nodes bind in their own scope (not inside a nested function or class,
+    whose own name they do bind)."""
+    bound: set[str] = set()
+    todo = list(nodes)
+    while todo:
+        n = todo.pop()
         if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
             bound.add(n.id)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(n.name)
-        elif isinstance(n, ast.arg):
-            bound.add(n.arg)
+            continue
+        elif isinstance(n, ast.Lambda):
+            continue
         elif isinstance(n, (ast.Import, ast.ImportFrom)):
             bound |= bound_names(n)
-        elif isinstance(n, ast.ExceptHandler) and n.name:
-            bound.add(n.name)
-        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+        elif isinstance(n, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and n.name:
             bound.add(n.name)
         elif isinstance(n, ast.MatchMapping) and n.rest:
             bound.add(n.rest)
-    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound)
+        todo.extend(ast.iter_child_nodes(n))
+    return bound
+
+
+def _unbound_reads(node: ast.AST, visible: set[str], out: set[str]) -> None:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            a = child.args
+            params = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg] if x}
+            body = child.body if isinstance(child.body, list) else [child.body]
+            _unbound_reads(child, visible | params | _scope_binds(body), out)
+        elif isinstance(child, ast.ClassDef):  # its body's names are not visible in its methods
+            inner = visible | _scope_binds(child.body)
+            for stmt in child.body:
+                _unbound_reads(ast.Module([stmt], []), visible if isinstance(stmt, _SCOPES) else inner, out)
+        elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load) and child.id not in visible:
+            out.add(child.id)
+        else:
+            _unbound_reads(child, visible, out)
+
+
+def undefined_names(code: str) -> list[str]:
+    """Names the file reads that nothing visible from where they are read binds (a local,
+    a parameter of that function or an enclosing one, a module-level name, a builtin):
+    each would raise NameError when that line runs. A parameter of `__init__` is not
+    visible in `forward` (upstream level2/83's `min_value` is read there as a global)."""
+    tree = ast.parse(code)
+    module = set(dir(builtins)) | {"__file__", "__name__", "__builtins__"} | _scope_binds(tree.body)
+    module |= {g for n in ast.walk(tree) if isinstance(n, ast.Global) for g in n.names}
+    out: set[str] = set()
+    _unbound_reads(tree, module, out)
+    return sorted(out)

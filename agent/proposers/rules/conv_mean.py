@@ -203,8 +203,10 @@ def _kopt_conv_mean_{n}(self, {region.var}):
 '''
 
 
-def rewrite(task_source: str, regions: list[ConvMeanRegion]) -> str:
-    """The task's source (class still `Model`) with each region a call to its method."""
+def replace_regions(task_source: str, regions: list, method_of) -> str:
+    """The task's source (class still `Model`) with each region (`start`, `stop`, `var`) of
+    forward a call `var = self.<name>(var)`; `method_of(region, k, statements)` gives
+    (name, source of the methods added to the class)."""
     tree = ast.parse(task_source)
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model")
     fwd = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
@@ -212,12 +214,17 @@ def rewrite(task_source: str, regions: list[ConvMeanRegion]) -> str:
     for i, stmt in enumerate(fwd.body):
         region = next((r for r in regions if r.start == i), None)
         if region is not None:
-            k = regions.index(region)
-            body += ast.parse(f"{region.var} = self._kopt_conv_mean_{k}({region.var})").body
-            added += ast.parse(method(region, k, fwd.body[region.start: region.stop],
-                                     [fwd.body[j] for j in region.between])).body
+            name, source = method_of(region, regions.index(region), fwd.body)
+            body += ast.parse(f"{region.var} = self.{name}({region.var})").body
+            added += ast.parse(source).body
         elif not any(r.start < i < r.stop for r in regions):
             body.append(stmt)
     fwd.body = body
     cls.body += added
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def rewrite(task_source: str, regions: list[ConvMeanRegion]) -> str:
+    """The task's source (class still `Model`) with each region a call to its method."""
+    return replace_regions(task_source, regions, lambda r, k, body: (
+        f"_kopt_conv_mean_{k}", method(r, k, body[r.start: r.stop], [body[j] for j in r.between])))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import textwrap
 
-from kopt.agent.proposers.rules.channel_layout import CHANNEL_LAYOUT
+from kopt.agent.proposers.rules.channel_layout import CHANNEL_LAYOUT, or_original
 from kopt.agent.proposers.rules.cpu_math import PRELUDE
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun
 from kopt.agent.proposers.rules.cpu_norm_codegen import kernel_source as norm_kernel_source
@@ -71,11 +71,16 @@ _CL_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 def _run_fused(fn, x, operands, inplace):
     """Apply a fused elementwise kernel; operands are scalars or per-channel tensors. A
-    channels-last x is read in its own layout (the channel is then the innermost axis)."""
-    if x.dtype != torch.float32 or x.device.type != "cpu":
-        raise TypeError("fused kernel expects a float32 CPU tensor")
+    channels-last x is read in its own layout (the channel is then the innermost axis).
+    None (the caller runs the original statements) for anything else: x not a float32 CPU
+    tensor, an operand that is not a number or per-channel for x."""
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.device.type != "cpu":
+        return None
     keep = [torch.as_tensor(o, dtype=torch.float32).detach().contiguous() for o in operands]
-    flags, layout = _operand_layout(x, keep)
+    found = _operand_layout(x, keep)
+    if found is None:
+        return None
+    flags, layout = found
     channels, inner = layout or (0, 1)  # 0 channels: the kernel's flat path (numbers only)
     fmt = _CL_FORMATS.get(x.dim())
     if fmt is not None and not x.is_contiguous() and x.is_contiguous(memory_format=fmt) \\
@@ -134,8 +139,8 @@ def generate(task_source: str, runs: list[FusedRun | NormRun], flags: tuple[str,
         if isinstance(run, NormRun):
             return norm_replacement(run, names[id(run)], original)
         operands = ", ".join(o.python for o in run.operands)
-        return ast.parse(f"{run.var} = _run_fused(_LIB.{names[id(run)]}, {run.var}, [{operands}], "
-                         f"inplace={run.fresh})").body
+        return or_original(f"_run_fused(_LIB.{names[id(run)]}, {run.var}, [{operands}], inplace={run.fresh})",
+                           run.var, original)
 
     header, new_cls = rewrite_forward(task_source, runs, replace)
     helpers = []

@@ -9,6 +9,8 @@ Two kernels per run:
   is either such an array or one number (a template instance per combination).
 - `<name>_chan` (GroupNorm / InstanceNorm only): one (sample, group) per task, `cpg`
   channels of `inner` floats each; affine parameters and operands are per channel.
+- `<name>_csoft` (softmax / log_softmax only): over dim 1 of an (N, C, *spatial) tensor
+  (`softmax_channels`).
 
 Norms: one pass for the statistics (values shifted by the row's first value, summed in
 float blocks that are added up in double), a second that normalises, applies the affine
@@ -21,8 +23,11 @@ from __future__ import annotations
 
 import ast
 
+from kopt.agent.proposers.rules.channel_layout import or_original
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun
 from kopt.agent.proposers.rules.cpu_norm_runtime import RUNTIME
+from kopt.agent.proposers.rules.softmax_channels import RUNTIME as CSOFT_RUNTIME
+from kopt.agent.proposers.rules.softmax_channels import csoft_source
 
 # S: bit k set when operand k is one number (hoisted out of the loops) rather than an array
 # of R * L floats; every combination of up to MAX_SCALAR_OPERANDS operands is instantiated
@@ -201,6 +206,7 @@ def kernel_source(name: str, run: NormRun) -> str:
         recompute = pre + "\n" if run.kind == "log_softmax" and run.pre else ""
         body = SOFTMAX_ROWS.format(loads=_lines(row_loads, 6), pre=pre, middle=middle,
                                    value=SOFTMAX_VALUE[run.kind], post=recompute + _lines(tail, 6))
+        channels = csoft_source(name, run.kind, run.pre, run.post, len(run.operands))
     else:
         opened, closed = ROW_LOOPS
         stats = STATS.format(pivot_setup=_lines(["const int64_t j = 0;", *row_loads], 6), read0="src[0]",
@@ -214,6 +220,8 @@ def kernel_source(name: str, run: NormRun) -> str:
     cases = _lines([f"case {m}: {name}_rows_impl<{m}>(out, in, rows, L, R, eps, w, b, ptrs); return;"
                     for m in masks], 4)
     src = ROWS.format(name=name, pointers=pointers, body=body, cases=cases)
+    if run.kind in ("softmax", "log_softmax"):
+        src += channels
     if run.kind in ("group_norm", "instance_norm"):
         chan_loads = [f"const float o{i} = ptrs[{i}][per_channel[{i}] ? ch : 0];" for i in k]
         opened, closed = CHAN_LOOPS
@@ -232,15 +240,13 @@ def _lines(stmts: list[str], n: int) -> str:
 
 def runtime() -> str:
     return (f"_CHAN_MIN_INNER = {CHAN_MIN_INNER}\n_MAX_SCALAR_OPERANDS = {MAX_SCALAR_OPERANDS}\n"
-            + RUNTIME.strip())
+            + RUNTIME.strip() + "\n\n" + CSOFT_RUNTIME.strip())
 
 
 def replacement(run: NormRun, name: str, original: list[ast.stmt]) -> list[ast.stmt]:
     """forward's statements for the run: the fused call, and the original statements when
     the call falls back (returns None)."""
     operands = ", ".join(o.python for o in run.operands)
-    call = (f"_kopt_y = _run_norm(_LIB, {name!r}, {run.kind!r}, {run.var}, {run.module or 'None'}, "
+    call = (f"_run_norm(_LIB, {name!r}, {run.kind!r}, {run.var}, {run.module or 'None'}, "
             f"{run.dim or 'None'}, [{operands}], inplace={run.fresh})")
-    branch = ast.parse(f"if _kopt_y is None:\n    pass\nelse:\n    {run.var} = _kopt_y").body[0]
-    branch.body = list(original)
-    return [ast.parse(call).body[0], branch]
+    return or_original(call, run.var, original)

@@ -145,6 +145,8 @@ def _kernel(lib, name, mode):
 def _run_norm(lib, name, kind, x, mod, dim, operands, inplace):
     \"\"\"The fused norm + elementwise run, or None when this call is outside what it handles
     (the caller then runs the original statements).\"\"\"
+    if _over_channels(kind, x, mod, dim):  # softmax over dim 1 of (N, C, *spatial): softmax_channels
+        return _run_csoft(lib, name, x, operands, inplace)
     got = _norm_inputs(kind, x, mod, dim, "cpu")
     if got is None:
         return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 import hashlib
 
-from kopt.agent.proposers.rules.channel_layout import CHANNEL_LAYOUT
+from kopt.agent.proposers.rules.channel_layout import CHANNEL_LAYOUT, or_original
 from kopt.agent.proposers.rules.cpu_codegen import rewrite_forward
 from kopt.agent.proposers.rules.cpu_norm_analysis import NormRun
 from kopt.agent.proposers.rules.cpu_norm_runtime import SHARED
@@ -157,22 +157,30 @@ SOFTMAX_LAST = {"softmax": "tl.exp(v - mx) / s", "log_softmax": "v - mx - tl.log
 RUNTIME = '''
 def _layout(x, operands):
     """Operands as float32 tensors on x's device with strides (0: one number, 1: per channel),
-    and the (channels, inner) layout of the per-channel ones."""
+    and the (channels, inner) layout of the per-channel ones; None when an operand is neither."""
     keep = [o.detach().to(device=x.device, dtype=torch.float32).contiguous() if isinstance(o, torch.Tensor)
             else _filled(float(o), 1, x.device) for o in operands]
-    strides, layout = _operand_layout(x, keep)
+    found = _operand_layout(x, keep)
+    if found is None:
+        return None
+    strides, layout = found
     channels, inner = layout or (1, 1)  # numbers only: one channel of any length
     return keep, strides, channels, inner
 
 
 def _run_fused(launch, kernel, x, operands, inplace):
-    """One fused elementwise kernel over x (in place when x is a temporary of forward)."""
-    if x.dtype != torch.float32:
-        raise TypeError("fused kernel expects a float32 tensor")
+    """One fused elementwise kernel over x (in place when x is a temporary of forward), or
+    None (the caller runs the original statements) when x is not float32 or an operand is
+    not a number or per channel."""
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.float32:
+        return None
     src = x.contiguous()
+    layout = _layout(src, operands)
+    if layout is None:
+        return None
     out = src if (inplace or src.data_ptr() != x.data_ptr()) else torch.empty_like(src)
     if src.numel():
-        launch(kernel, out, src, *_layout(src, operands))
+        launch(kernel, out, src, *layout)
     return out
 '''
 
@@ -298,14 +306,11 @@ def generate(task_source: str, runs: list[FusedRun | NormRun], backend: str) -> 
         operands = ", ".join(o.python for o in run.operands)
         name = names[id(run)]
         if isinstance(run, NormRun):
-            call = (f"_kopt_y = _run_norm({name}, {run.kind!r}, {run.var}, {run.module or 'None'}, "
-                    f"{run.dim or 'None'}, [{operands}], inplace={run.fresh})")
-            branch = ast.parse(f"if _kopt_y is None:\n    pass\nelse:\n    {run.var} = _kopt_y").body[0]
-            branch.body = list(original)
-            return [ast.parse(call).body[0], branch]
+            return or_original(f"_run_norm({name}, {run.kind!r}, {run.var}, {run.module or 'None'}, "
+                               f"{run.dim or 'None'}, [{operands}], inplace={run.fresh})", run.var, original)
         launch, kernel = ("_cuda_launch", f"_EXT.{name}") if backend == "cuda" else ("_triton_launch", name)
-        return ast.parse(f"{run.var} = _run_fused({launch}, {kernel}, {run.var}, [{operands}], "
-                         f"inplace={run.fresh})").body
+        return or_original(f"_run_fused({launch}, {kernel}, {run.var}, [{operands}], inplace={run.fresh})",
+                           run.var, original)
 
     header, new_cls = rewrite_forward(task_source, runs, replace)
     if backend == "cuda":

@@ -5,14 +5,18 @@ candidate it makes (each is a rule of `registry`, addressable by its skill card'
 - first, rewrites that remove arithmetic or change the algorithm (ALGEBRAIC_RULES): a
   Linear/matmul and the affine statements after it as one GEMM with folded weights
   (`affine_analysis`, `affine_codegen`), a convolution averaged over space from window
-  sums (`conv_mean`), a loss as one C++ reduction pass (`full_reduction`), convolutions in
-  channels-last (`channels_last`), clamps an activation already bounds removed
+  sums (`conv_mean`), a convolution with the per-channel scales / shifts / eval-mode
+  BatchNorm after it folded into its weights (`conv_affine`), consecutive poolings as one
+  (`pool_chain`), max/min over a dim whose indices are dropped as amax/amin
+  (`values_reduction`), a loss as one C++ reduction
+  pass (`full_reduction`), convolutions in channels-last (`channels_last`), clamps an activation already bounds removed
   (`redundant_ops`); a fold that only removes passes is tried after the templates below;
 - runs of elementwise statements in `forward` become one OpenMP C++ pass over memory (in
   place when the value is a temporary);
 - a GroupNorm / InstanceNorm / LayerNorm module call, or a softmax / log_softmax over the
-  last dim, becomes one C++ kernel per row or (sample, group) that also applies the cheap
-  elementwise statements before it and all the elementwise statements after it.
+  last dim or over the channels (dim 1, `softmax_channels`), becomes one C++ kernel per
+  row, (sample, group) or tile of positions that also applies the cheap elementwise
+  statements before it and all the elementwise statements after it.
 When a forward has both, a second candidate fuses only the elementwise runs, in case
 PyTorch's own norm kernel wins on this machine. The evaluator keeps what is really
 faster; when no rule applies it proposes nothing rather than guessing.
@@ -34,7 +38,8 @@ from kopt.agent.proposers.rules.forward_analysis import FusedRun, find_fusable_r
 from kopt.agent.proposers.rules.gpu_codegen import generate as generate_gpu
 from kopt.agent.proposers.rules.gpu_codegen import supports
 from kopt.agent.proposers.rules.named_return import name_returned_value, normalise
-from kopt.agent.proposers.rules.registry import NoOp, RuleCandidate, analyse, apply
+from kopt.agent.proposers.rules.registry import NoOp, RuleCandidate, analyse, apply, checked
+from kopt.agent.proposers.rules.softmax_channels import channel_softmax_cards
 from kopt.skills.prompt_sections import order_templates
 
 ELEMENTWISE_SKILLS = ["cpu-fuse-elementwise-chain", "cpu-fast-math-simd"]
@@ -43,10 +48,13 @@ GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
 GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
 # rewrites that change the computation itself (no compiler makes them): tried before the
 # fusion templates whenever they apply
-ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fuse-loss-reduction",
+ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine", "cpu-compose-pools",
+                   "cpu-values-only-reduction",
+                   "cpu-fuse-loss-reduction",
                    "cpu-conv-channels-last", "cpu-remove-redundant-ops")
 # the algebraic rewrites whose solutions are PyTorch alone (with `fuse_tail` off)
-DEVICE_NEUTRAL_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean")
+DEVICE_NEUTRAL_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine",
+                        "cpu-compose-pools", "cpu-values-only-reduction")
 __all__ = ["BASE_FLAGS", "FLAGS", "FLAG_NAME", "RulesProposer", "gpu_plans", "name_returned_value", "plans"]
 
 
@@ -66,7 +74,8 @@ def plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], list[st
     if norms:
         out.append((f"{describe(combined)}: one OpenMP C++ kernel per row / (sample, group) -- statistics "
                     f"pass, then normalise + elementwise in one write; {FLAG_NAME}", combined,
-                    NORM_SKILLS + (ELEMENTWISE_SKILLS[:1] if len(combined) > len(norms) else [])))
+                    NORM_SKILLS + (ELEMENTWISE_SKILLS[:1] if len(combined) > len(norms) else [])
+                    + channel_softmax_cards(norms)))
     plain = find_fusable_runs(fwd)
     if plain:
         out.append((f"{describe(plain)} into one OpenMP C++ pass over memory; {FLAG_NAME}", plain,
@@ -90,6 +99,12 @@ def gpu_plans(task_source: str) -> list[tuple[str, list[FusedRun | NormRun], lis
             out.append((f"{describe(runs)} into one grid-stride CUDA kernel per run (load_inline, torch's "
                         "current stream)", runs, list(GPU_ELEMENTWISE_SKILLS), "cuda"))
     return out
+
+
+def _checked(source: str, found: list[RuleCandidate]) -> list[RuleCandidate]:
+    """The templates' files through the registry's check (`registry.checked`): what they
+    read from the task carried over; one that cannot be written is dropped."""
+    return [c for c in (checked(source, c) for c in found) if not isinstance(c, NoOp)]
 
 
 def _device(context: dict) -> str:
@@ -138,7 +153,18 @@ class RulesProposer:
         algebraic = self.algebraic(src)
         fusion = [RuleCandidate(generate(src, runs, FLAGS), step, skills)
                   for step, runs, skills in self.ordered_plans(src)]
-        return [c for c in algebraic if c.try_first] + fusion + [c for c in algebraic if not c.try_first]
+        return [c for c in algebraic if c.try_first] + _checked(src, fusion) + \
+            [c for c in algebraic if not c.try_first]
+
+    def gpu_candidates(self, task_source: str) -> list[RuleCandidate]:
+        """The candidates for `--device cuda`: the device-neutral folds, then the Triton /
+        CUDA templates, each with the task's module-level values it reads (level2/83's
+        `min_value`) carried over like the CPU ones."""
+        src = normalise(task_source)
+        folds = [c for c in self.device_neutral(src) if c.try_first]
+        kernels = [RuleCandidate(generate_gpu(src, runs, backend), step, skills)
+                   for step, runs, skills, backend in gpu_plans(src)]
+        return folds + _checked(src, kernels)
 
     def plan(self, task_source: str) -> list[str]:
         return [c.plan_step for c in self.candidates(task_source)]
@@ -149,11 +175,6 @@ class RulesProposer:
             return []
         src = normalise(context["task_source"])
         meta = {"model": "rules", "tokens_in": 0, "tokens_out": 0, "cost": 0.0}
-        if _device(context) == "cuda":
-            folds = [c for c in self.device_neutral(src) if c.try_first]
-            return [Candidate(code=c.code, parent_ids=[parent.id], plan_step=c.plan_step, skills=list(c.skills),
-                              proposer=dict(meta)) for c in folds] + \
-                [Candidate(code=generate_gpu(src, runs, backend), parent_ids=[parent.id], plan_step=step,
-                           skills=skills, proposer=dict(meta)) for step, runs, skills, backend in gpu_plans(src)]
+        found = self.gpu_candidates(src) if _device(context) == "cuda" else self.candidates(src)
         return [Candidate(code=c.code, parent_ids=[parent.id], plan_step=c.plan_step, skills=list(c.skills),
-                          proposer=dict(meta)) for c in self.candidates(src)]
+                          proposer=dict(meta)) for c in found]

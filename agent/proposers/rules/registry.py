@@ -16,8 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-from kopt.agent.proposers.rules import channels_last, conv_mean, full_reduction, redundant_ops
+from kopt.agent.proposers.rules import (
+    channels_last,
+    conv_affine,
+    conv_mean,
+    full_reduction,
+    pool_chain,
+    redundant_ops,
+    values_reduction,
+)
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
+from kopt.agent.proposers.rules.affine_codegen import HELPERS as AFFINE_HELPERS
 from kopt.agent.proposers.rules.affine_codegen import rewrite, with_helpers
 from kopt.agent.proposers.rules.build_flags import FLAG_NAME, FLAGS
 from kopt.agent.proposers.rules.carry_over import carry_over, undefined_names
@@ -25,6 +34,7 @@ from kopt.agent.proposers.rules.cpu_codegen import describe, generate, rewrite_f
 from kopt.agent.proposers.rules.cpu_norm_analysis import find_norm_runs
 from kopt.agent.proposers.rules.forward_analysis import find_fusable_runs, forward_of, model_class
 from kopt.agent.proposers.rules.named_return import normalise
+from kopt.agent.proposers.rules.softmax_channels import channel_softmax_cards
 
 
 @dataclass(frozen=True)
@@ -79,23 +89,36 @@ def _rename_only(source: str) -> str:
     return "\n".join(header) + "\n\n\n" + ast.unparse(cls) + "\n"
 
 
+def _then_fuse_tail(src: str, options: dict, step: str, skills: list[str], first: bool,
+                    helpers: str | None = None, norms: bool = False) -> RuleCandidate:
+    """A rewrite's candidate, with the elementwise runs left in its forward fused into one
+    OpenMP C++ pass (unless `fuse_tail` is off), and with `norms` the norm / softmax runs
+    with their neighbours too; `helpers` go before the class."""
+    tail = []
+    if options.get("fuse_tail", True):
+        cls = model_class(ast.parse(src))
+        found = find_norm_runs(cls) if norms else []
+        claimed = frozenset(i for r in found for i in range(r.start, r.stop))
+        tail = sorted([*found, *find_fusable_runs(forward_of(cls), claimed)], key=lambda r: r.start)
+    code = generate(src, tail, FLAGS) if tail else _rename_only(src)
+    code = with_helpers(code, helpers) if helpers is not None else code
+    if tail:
+        step, skills = f"{step}; then {describe(tail)} into one OpenMP C++ pass; {FLAG_NAME}", \
+            [*skills, "cpu-fuse-elementwise-chain"]
+    return RuleCandidate(code, step, skills, first)
+
+
 def _fold_affine(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     regions = find_affine_regions(t.forward, t.cls)
     if not regions:
         return NoOp("no Linear/matmul followed by an affine step (scale, shift, sum/mean over the features, "
                     "another Linear)")
     src = rewrite(t.source, t.cls, t.forward, regions)
-    tail = find_fusable_runs(forward_of(model_class(ast.parse(src)))) if options.get("fuse_tail", True) else []
     step = "; ".join(f"fold {r.summary()} ({r.stop - r.start} statements) into one GEMM with weights "
                      "folded at construction" for r in regions)
-    skills = ["cpu-fold-affine-chain"]
     cuts = any(s.kind == "reduce" or (s.kind in ("linear", "linear_t") and k) for r in regions
                for k, s in enumerate(r.steps))
-    if tail:
-        step += f"; then {describe(tail)} into one OpenMP C++ pass; {FLAG_NAME}"
-        skills.append("cpu-fuse-elementwise-chain")
-        return RuleCandidate(with_helpers(generate(src, tail, FLAGS)), step, skills, cuts)
-    return RuleCandidate(with_helpers(_rename_only(src)), step, skills, cuts)
+    return _then_fuse_tail(src, options, step, ["cpu-fold-affine-chain"], cuts, AFFINE_HELPERS)
 
 
 def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -108,6 +131,40 @@ def _fold_conv_mean(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
                      f"({r.stop - r.start} statements, no convolution)" for r in regions)
     return RuleCandidate(with_helpers(_rename_only(src), conv_mean.HELPER), step, ["cpu-fold-conv-global-mean"],
                          try_first=True)
+
+
+def _fold_conv_affine(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    regions = conv_affine.find_conv_affine(t.forward, t.cls)
+    if not regions:
+        return NoOp("no convolution followed by a scalar / per-channel multiply, divide, add, subtract or a "
+                    "BatchNorm")
+    src = conv_affine.rewrite(t.source, regions)
+    step = "; ".join(f"fold {r.summary()} ({r.stop - r.start} statements) into one convolution with weights and "
+                     "bias folded from the parameters" + (" (BatchNorm only in eval mode)" if r.has_bn else "")
+                     for r in regions)
+    # a BatchNorm folds only in eval mode: KernelBench's models run in training mode
+    first = not any(r.has_bn for r in regions)
+    return _then_fuse_tail(src, options, step, ["cpu-fold-conv-affine"], first, conv_affine.HELPER)
+
+
+def _compose_pools(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    chains = pool_chain.find_pool_chains(t.forward, t.cls)
+    if not chains:
+        return NoOp("no two consecutive pooling modules of one kind (MaxPool / AvgPool) on one value")
+    src = pool_chain.rewrite(t.source, chains)
+    step = "; ".join(f"{' then '.join(c.modules)} as one {c.kind} pooling with the product window "
+                     "(strides equal to kernels, read at run time)" for c in chains)
+    return _then_fuse_tail(src, options, step, ["cpu-compose-pools"], True, pool_chain.HELPER, norms=True)
+
+
+def _values_only(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = values_reduction.rewrite(t.source)
+    if found is None:
+        return NoOp("no torch.max / torch.min over a dim whose indices are thrown away ([0] or .values)")
+    src, done = found
+    step = f"{'; '.join(dict.fromkeys(done))} as torch.amax / amin (values only, no indices)"
+    return _then_fuse_tail(src, options, step, ["cpu-values-only-reduction"], True, values_reduction.HELPER,
+                           norms=True)
 
 
 def _fuse_loss_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -128,13 +185,8 @@ def _conv_channels_last(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
         return NoOp("no 2-D / 3-D convolution (Conv2d, Conv3d, ConvTranspose2d/3d) in the model")
     src, done = found
     step = f"convolutions in the channels-last memory format: {done}; weights converted at construction"
-    tail = find_fusable_runs(forward_of(model_class(ast.parse(src)))) if options.get("fuse_tail", True) else []
-    if tail:  # the fused pass reads channels-last tensors in place
-        return RuleCandidate(with_helpers(generate(src, tail, FLAGS), channels_last.HELPERS),
-                             f"{step}; then {describe(tail)} into one OpenMP C++ pass; {FLAG_NAME}",
-                             ["cpu-conv-channels-last", "cpu-fuse-elementwise-chain"], try_first=True)
-    return RuleCandidate(with_helpers(_rename_only(src), channels_last.HELPERS), step, ["cpu-conv-channels-last"],
-                         try_first=True)
+    # the fused pass reads channels-last tensors in place
+    return _then_fuse_tail(src, options, step, ["cpu-conv-channels-last"], True, channels_last.HELPERS)
 
 
 def _remove_redundant(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -143,21 +195,17 @@ def _remove_redundant(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
         return NoOp("no clamp an earlier activation already bounds, and no renormalised softmax")
     src = redundant_ops.remove(t.source, [i for i, _ in found])
     step = "remove " + "; ".join(why for _, why in found)
-    tail = find_fusable_runs(forward_of(model_class(ast.parse(src)))) if options.get("fuse_tail", True) else []
-    if tail:
-        return RuleCandidate(generate(src, tail, FLAGS), f"{step}; then {describe(tail)} into one OpenMP C++ pass; "
-                             f"{FLAG_NAME}", ["cpu-remove-redundant-ops", "cpu-fuse-elementwise-chain"], True)
-    return RuleCandidate(_rename_only(src), step, ["cpu-remove-redundant-ops"], try_first=True)
+    return _then_fuse_tail(src, options, step, ["cpu-remove-redundant-ops"], True)
 
 
 def _fuse_norms(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     norms = find_norm_runs(t.cls)
     if not norms:
-        return NoOp("no GroupNorm/InstanceNorm/LayerNorm module call or last-dim softmax in forward")
+        return NoOp("no GroupNorm/InstanceNorm/LayerNorm module call or softmax in forward")
     claimed = frozenset(i for r in norms for i in range(r.start, r.stop))
     runs = sorted([*norms, *find_fusable_runs(t.forward, claimed)], key=lambda r: r.start)
     skills = ["cpu-fuse-norm-epilogue", "cpu-fast-math-simd"] + (
-        ["cpu-fuse-elementwise-chain"] if len(runs) > len(norms) else [])
+        ["cpu-fuse-elementwise-chain"] if len(runs) > len(norms) else []) + channel_softmax_cards(norms)
     step = (f"{describe(runs)}: one OpenMP C++ kernel per row / (sample, group) -- statistics pass, then "
             f"normalise + elementwise in one write; {FLAG_NAME}")
     return RuleCandidate(generate(t.source, runs, FLAGS), step, skills)
@@ -177,13 +225,20 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "the features, further Linears) as one GEMM with folded weights", _fold_affine),
     Rule("cpu-fold-conv-global-mean", "a convolution followed by a mean/sum over space, computed from window "
          "sums of the input without the convolution", _fold_conv_mean),
+    Rule("cpu-fold-conv-affine", "a convolution and the scalar / per-channel affine steps after it (and an "
+         "eval-mode BatchNorm) as one convolution with folded weights and bias", _fold_conv_affine),
+    Rule("cpu-compose-pools", "consecutive max / average poolings whose stride is their kernel as one pooling "
+         "with the product window", _compose_pools),
+    Rule("cpu-values-only-reduction", "torch.max / torch.min over a dim whose indices are thrown away as "
+         "torch.amax / amin", _values_only),
     Rule("cpu-fuse-loss-reduction", "the mean/sum of an elementwise expression of the inputs (a loss) in one "
          "parallel C++ pass", _fuse_loss_reduction),
     Rule("cpu-conv-channels-last", "2-D / 3-D convolutions on channels-last inputs and weights (oneDNN's fast "
          "path on the CPU)", _conv_channels_last),
     Rule("cpu-remove-redundant-ops", "clamps an earlier activation already bounds, and softmax renormalisation, "
          "removed", _remove_redundant),
-    Rule("cpu-fuse-norm-epilogue", "a norm or softmax fused with the elementwise statements around it",
+    Rule("cpu-fuse-norm-epilogue", "a norm or softmax (last dim, or channels: cpu-fuse-channel-softmax) "
+         "fused with the elementwise statements around it",
          _fuse_norms),
     Rule("cpu-fuse-elementwise-chain", "runs of elementwise statements as one OpenMP C++ pass",
          _fuse_elementwise),
@@ -204,13 +259,14 @@ def apply(rule_id: str, task_analysis: TaskAnalysis | str, options: dict | None 
     if isinstance(t, NoOp):
         return t
     result = rule.build(t, dict(options or {}))
-    return result if isinstance(result, NoOp) else _carry_over(t.source, result)
+    return result if isinstance(result, NoOp) else checked(t.source, result)
 
 
-def _carry_over(source: str, candidate: RuleCandidate) -> RuleCandidate | NoOp:
+def checked(source: str, candidate: RuleCandidate) -> RuleCandidate | NoOp:
     """The rule's file with what it needs from the code it read (`carry_over`: an earlier
     step's helpers, the task's module-level values its class reads), or the reason it cannot
-    be written; a file that would read a name it never defines is no candidate."""
+    be written; a file that would read a name it never defines is no candidate. Every
+    candidate the proposer makes passes here, the fusion templates and the GPU ones too."""
     code, why = carry_over(source, candidate.code)
     if code is None:
         return NoOp(why)

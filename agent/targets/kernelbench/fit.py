@@ -26,7 +26,7 @@ from kopt.sandboxes.kernelbench_tasks import load_task
 from kopt.sandboxes.native import cache_root
 
 FIT_MODES = ("auto", "none")
-FIT_VERSION = 5  # in the cache key: a fit made by older rules is measured again
+FIT_VERSION = 6  # in the cache key: a fit by older rules is measured again (6: meta budget, unqueued clock)
 @dataclass
 class FitConfig:
     device: str = "cpu"

@@ -27,6 +27,12 @@ CONFIG_NAMES = {"conftest.py", "pytest.ini", ".pytest.ini", "tox.ini", "pyprojec
 BUILD_NAMES = {"Makefile", "makefile", "GNUmakefile", "CMakeLists.txt", "setup.py", "meson.build", "build.ninja",
                "configure", "SConstruct", "BUILD", "BUILD.bazel", "WORKSPACE"}
 BUILD_SUFFIXES = (".mk", ".cmake", ".pth")
+# What code reads to learn which command runs it: the tests and the bench run the same code,
+# and a candidate that tells them apart is judged by the tests on one path and timed on
+# another (red team 8: `if "pytest" not in sys.modules: return <the bench's answer>` was
+# faster 2.3x and correct, wrong for every other input). A heuristic on the added lines only.
+RUNNER_SNIFF = re.compile(r"pytest|unittest|sys\.modules|sys\.argv|_getframe|inspect\.(?:stack|currentframe)"
+                          r"|__main__|environ|getenv|/proc/self/(?:cmdline|exe)|PYTEST_", re.I)
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,17 @@ def _imports(tree: Path, rel: str) -> set[str]:
                 if safefs.is_regular(tree, cand):
                     found.add(cand)
     return found
+
+
+def sniffs_runner(patch: str, baseline: str = "") -> str | None:
+    """The first line a patch adds (and the user's baseline did not) that reads which command
+    runs the code, or None."""
+    own = set(baseline.splitlines())
+    for line in patch.splitlines():
+        if line.startswith("+") and not line.startswith("+++") and line not in own \
+                and (m := RUNNER_SNIFF.search(line)):
+            return f"{m.group(0)!r} in `{line[1:].strip()[:80]}`"
+    return None
 
 
 @dataclass

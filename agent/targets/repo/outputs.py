@@ -8,7 +8,9 @@ timings), and where it still varies the check is off and says so.
 """
 from __future__ import annotations
 
-from kopt.agent.targets.repo.shell_commands import normalised
+import re
+
+from kopt.agent.targets.repo.shell_commands import FLOAT, normalised
 
 
 class OutputCheck:
@@ -41,8 +43,17 @@ class OutputCheck:
                 return f"line {i + 1} is {have[:120]!r} where the original printed {want[:120]!r}"
         return "the output differs"
 
+    @property
+    def empty(self) -> bool:
+        """Nothing but the masked metric (or nothing at all) to compare: the bench cannot vouch
+        for the answer (code right only under the test runner passed as `faster`: red team 7)."""
+        rest = re.sub(self.metric, "", self.reference, flags=re.M) if self.metric else self.reference
+        return not self.off and not (FLOAT.sub("", rest) if self.floats else rest).strip()
+
     def describe(self) -> str:
         if self.off:
             return "not checked: the original's output varies between its runs"
+        if self.empty:
+            return "nothing to check: the bench prints only its metric (print its result to check it)"
         masked = "metric and decimal numbers" if self.floats else "metric"
         return f"same as the original's ({masked} masked)"

@@ -221,6 +221,9 @@ class RepoTarget:
         if problem:
             return {**base, **failed("rejected", f"the patch changes more than the code under optimization: "
                                                  f"{problem}")}
+        if sniff := guard.sniffs_runner(patch, self.baseline):
+            return {**base, **failed("rejected", f"the patch reads which command runs it ({sniff}): the tests "
+                                                 f"and the bench must run the same code")}
         ref_tree = self.ws.tree_for(self.baseline)
         result = {**base, **measure(self, ref_tree, new_tree, patch, hidden_paths)}
         result["checks"]["functions_changed"] = self.functions_changed(patch)

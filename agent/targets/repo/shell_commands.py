@@ -29,6 +29,7 @@ class RunResult:
     timed_out: bool
     wall_s: float
     output: str
+    no_exec: bool = False  # the run could execute nothing under its tree (a build pass: see fresh)
 
     @property
     def ok(self) -> bool:
@@ -117,13 +118,15 @@ class TreeShell:
                         hide_paths=tuple(hide_around(hidden, [self.tree, *keep])))
         self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.repo_runner"], limits, python_path(self.tree))
 
-    def run(self, shell: str, timeout: float) -> RunResult:
+    def run(self, shell: str, timeout: float, no_exec: bool = False) -> RunResult:
+        """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
         nonce = secrets.token_hex(8)
         start = time.perf_counter()
         try:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
             protocol.send(self.worker.to_fd, {"cmd": "run", "shell": shell, "cwd": str(self.cwd),
-                                              "timeout": timeout, "nonce": nonce}, deadline=deadline)
+                                              "timeout": timeout, "nonce": nonce,
+                                              "no_exec_under": str(self.tree) if no_exec else ""}, deadline=deadline)
             ready, _, _ = select.select([self.worker.from_fd], [], [], timeout + 30)
             if not ready:
                 self.close()
@@ -136,7 +139,8 @@ class TreeShell:
         wall = time.perf_counter() - start
         if reply.get("nonce") != nonce:
             return RunResult(-1, False, wall, "the sandbox answered out of turn")
-        return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")))
+        return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")),
+                         no_exec=no_exec and reply.get("no_exec") is True)
 
     def close(self) -> None:
         self.worker.kill()
