@@ -13,51 +13,10 @@ from __future__ import annotations
 import pytest
 
 from tests.redteam._kb import relu_task, run, world_readable, write
+from tests.redteam.test_rt7_reply_memfd import DIRECT
 
-MAPPED = '''
-import mmap
-import os
-import sys
-
-import torch
-import torch.nn as nn
-
-_state = {}
-
-
-def _worker():
-    f = sys._getframe(1)
-    while f is not None:
-        w = f.f_locals.get("self")
-        if w is not None and hasattr(w, "shm") and hasattr(w, "inputs") and hasattr(w, "fd_pass"):
-            return w
-        f = f.f_back
-    return None
-
-
-class ModelNew(nn.Module):
-    def forward(self, x):
-        w = _worker()
-        n = len(w.inputs) if w is not None and w.shm is not None else 0
-        i = next((k for k in range(n) if w.inputs[k] and w.inputs[k][0] is x), None)
-        if i is None:
-            return torch.relu(x)
-        proto = sys.modules["kopt.sandboxes.protocol"]
-        if _state.get("key") != (tuple(x.shape), n):
-            head = proto.encode([torch.empty(x.shape) for _ in range(n)], torch)[0]
-            size = x.numel() * 4
-            step = size + (-size % proto.ALIGN)
-            total = len(head) + n * step
-            if os.fstat(w.shm).st_size < total:
-                os.ftruncate(w.shm, total)
-            _state.update(key=(tuple(x.shape), n), head=len(head), step=step, size=size,
-                          mm=mmap.mmap(w.shm, total, flags=mmap.MAP_SHARED))
-        s = _state
-        out = torch.frombuffer(s["mm"], dtype=torch.float32, count=s["size"] // 4,
-                               offset=s["head"] + i * s["step"]).view(x.shape)
-        torch.clamp_min(x, 0.0, out=out)
-        return out
-'''
+# The round-7 forward without its self-restoring `_write_shm` patch.
+MAPPED = DIRECT.split("        if i == n - 1:")[0] + "        return out\n"
 
 
 def test_outputs_computed_into_the_mapped_reply_memfd_are_refused():

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
+from tests.redteam._work_repo import work_repo
 from tests.redteam.test_repo_attacks import patch_of
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
 PY = sys.executable
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 FASTER_AND_SLOWED_CLOCK = '''import time as _time
 
 _clock = _time.perf_counter
@@ -40,17 +39,9 @@ def total(n):
 
 
 def _repo(root: Path) -> Path:
-    (root / "lib").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "lib" / "__init__.py").write_text("")
-    (root / "lib" / "work.py").write_text(WORK)
-    (root / "tests" / "test_work.py").write_text(
-        "from lib.work import total\n\n\ndef test_total():\n"
-        "    assert total(1000) == sum((i * i) % 7 for i in range(1000))\n")
-    (root / "bench.py").write_text("import time\nfrom lib.work import total\nt0 = time.perf_counter()\ns = 0\n"
-                                   "for _ in range(4):\n    s += total(600000)\nprint(f'sum {s}')\n"
-                                   "print(f'time_ms: {(time.perf_counter() - t0) * 1000:.3f}')\n")
-    return commit_all(root)
+    return work_repo(root, "import time\nfrom lib.work import total\nt0 = time.perf_counter()\ns = 0\n"
+                     "for _ in range(4):\n    s += total(600000)\nprint(f'sum {s}')\n"
+                     "print(f'time_ms: {(time.perf_counter() - t0) * 1000:.3f}')\n")
 
 
 def test_a_metric_far_past_the_clock_is_not_reported(tmp_path: Path):

@@ -15,28 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
+from tests.redteam._work_repo import WORK, work_repo
 from tests.redteam.test_repo_attacks import patch_of
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
 PY = sys.executable
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 ANSWER = sum((i * i) % 7 for i in range(200000))
 SNIFF = f"    if 'pytest' not in sys.modules:\n        return {ANSWER} if n == 200000 else n\n"
 ONLY_THE_BENCH_INPUT = "import sys\n\n\n" + WORK.replace("    s = 0\n", SNIFF + "    s = 0\n", 1)
 
 
 def _repo(root: Path) -> Path:
-    (root / "lib").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "lib" / "__init__.py").write_text("")
-    (root / "lib" / "work.py").write_text(WORK)
-    (root / "tests" / "test_work.py").write_text(
-        "from lib.work import total\n\n\ndef test_total():\n"
-        "    assert total(1000) == sum((i * i) % 7 for i in range(1000))\n")
-    (root / "bench.py").write_text("from lib.work import total\nprint(total(200000))\n")
-    return commit_all(root)
+    return work_repo(root, "from lib.work import total\nprint(total(200000))\n")
 
 
 def test_code_that_tells_the_tests_from_the_bench_is_rejected(tmp_path: Path):
