@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 from kopt.agent.proposers.rules import (
+    batch_norm_train,
     channels_last,
     conv_affine,
     conv_mean,
     full_reduction,
+    norm_rescale,
     pool_chain,
     redundant_ops,
     values_reduction,
@@ -179,6 +181,28 @@ def _fuse_loss_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp
                          ["cpu-fuse-loss-reduction", "cpu-fast-math-simd"], try_first=True)
 
 
+def _batch_norm_train(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = batch_norm_train.rewrite(t.source, FLAGS)
+    if found is None:
+        return NoOp("no BatchNorm1d/2d/3d module called in forward")
+    src, done, helper = found
+    step = (f"{', '.join(done)} (training mode) as one OpenMP C++ kernel: batch statistics in one pass, then "
+            f"normalise + affine in one write; {FLAG_NAME}")
+    return _then_fuse_tail(src, options, step, ["cpu-fuse-batch-norm-train"], True, helper)
+
+
+def _norm_rescale(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = norm_rescale.rewrite(t.source, FLAGS)
+    if found is None:
+        return NoOp("forward does not return its input divided by a norm / mean of itself (x / torch.norm(x, ...), "
+                    "x / sqrt(mean(x ** 2, dim, keepdim=True) + eps), ...)")
+    src, r, helper = found
+    over = f"dim {r.dim}" if r.dim is not None else "every element"
+    step = (f"{r.var} divided by a {'mean' if r.mean else 'sum'} over {over} of {r.f} in one blocked OpenMP C++ "
+            f"pass (reduce and rescale each block in cache); {FLAG_NAME}")
+    return RuleCandidate(with_helpers(_rename_only(src), helper), step, ["cpu-fuse-norm-rescale"], try_first=True)
+
+
 def _conv_channels_last(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     found = channels_last.rewrite(t.source)
     if found is None:
@@ -233,6 +257,10 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "torch.amax / amin", _values_only),
     Rule("cpu-fuse-loss-reduction", "the mean/sum of an elementwise expression of the inputs (a loss) in one "
          "parallel C++ pass", _fuse_loss_reduction),
+    Rule("cpu-fuse-batch-norm-train", "a BatchNorm module in training mode as one C++ kernel: batch statistics "
+         "in one pass, normalise + affine in one write", _batch_norm_train),
+    Rule("cpu-fuse-norm-rescale", "x divided by a norm / mean of itself (RMSNorm, L1 / L2 / Frobenius "
+         "normalisation) as one blocked C++ pass", _norm_rescale),
     Rule("cpu-conv-channels-last", "2-D / 3-D convolutions on channels-last inputs and weights (oneDNN's fast "
          "path on the CPU)", _conv_channels_last),
     Rule("cpu-remove-redundant-ops", "clamps an earlier activation already bounds, and softmax renormalisation, "
