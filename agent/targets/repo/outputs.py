@@ -3,8 +3,11 @@
 A bench that prints its answer checks the candidate on every measured run: code that is
 right only under the test runner (it looks for `pytest` or `unittest` in sys.modules), or
 a bench cut short, prints something else. The metric is masked (`--bench-metric`); where
-the original's own output varies between its runs, decimal numbers are masked too (its
-timings), and where it still varies the check is off and says so.
+the original's own output varies between its runs, the decimal numbers that varied are
+masked (its timings) and every other one is still compared; where the rest of it varies
+too, the check is off and says so. Masking every decimal number once one varied let a
+printed float answer go unchecked: a patch that sampled 1 in 20 terms for the bench's size
+was `faster` and correct, its `result:` line masked beside a varying timing line (red team 9).
 """
 from __future__ import annotations
 
@@ -18,29 +21,41 @@ class OutputCheck:
         self.metric, self.reference = metric, reference
         self.floats, self.off = False, False
         self.expected = normalised(reference, metric)
+        self.numbers = FLOAT.findall(self.expected)  # the first run's decimal numbers, in order
+        self.varying: set[int] = set()  # which of them another run of the original printed otherwise
 
     def learn(self, reference: str) -> None:
         """Another run of the original: loosen the check as far as its own output varies."""
-        if self.off or normalised(reference, self.metric, self.floats) == self.expected:
+        if self.off or normalised(reference, self.metric) == self.expected:
+            return
+        if normalised(reference, self.metric, True) != normalised(self.reference, self.metric, True):
+            self.off = True  # more than its decimal numbers varies
             return
         self.floats = True
-        self.expected = normalised(self.reference, self.metric, True)
-        if normalised(reference, self.metric, True) != self.expected:
-            self.off = True
+        numbers = FLOAT.findall(normalised(reference, self.metric))
+        self.varying |= {i for i, (a, b) in enumerate(zip(self.numbers, numbers)) if a != b}
+
+    def _masked(self, output: str) -> str:
+        """OUTPUT with the metric masked and, once the original's numbers varied, the ones that did."""
+        text = normalised(output, self.metric)
+        if not self.floats:
+            return text
+        at = iter(range(1 << 62))
+        return FLOAT.sub(lambda m: "<num>" if next(at) in self.varying else m.group(0), text)
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""
         if self.off:
             return None
-        got = normalised(output, self.metric, self.floats)
-        if got == self.expected:
+        want, got = self._masked(self.reference), self._masked(output)
+        if got == want:
             return None
-        want_lines, got_lines = self.expected.splitlines(), got.splitlines()
+        want_lines, got_lines = want.splitlines(), got.splitlines()
         for i in range(max(len(want_lines), len(got_lines))):
-            want = want_lines[i] if i < len(want_lines) else "(nothing)"
+            w = want_lines[i] if i < len(want_lines) else "(nothing)"
             have = got_lines[i] if i < len(got_lines) else "(nothing)"
-            if want != have:
-                return f"line {i + 1} is {have[:120]!r} where the original printed {want[:120]!r}"
+            if w != have:
+                return f"line {i + 1} is {have[:120]!r} where the original printed {w[:120]!r}"
         return "the output differs"
 
     @property
@@ -48,12 +63,14 @@ class OutputCheck:
         """Nothing but the masked metric (or nothing at all) to compare: the bench cannot vouch
         for the answer (code right only under the test runner passed as `faster`: red team 7)."""
         rest = re.sub(self.metric, "", self.reference, flags=re.M) if self.metric else self.reference
-        return not self.off and not (FLOAT.sub("", rest) if self.floats else rest).strip()
+        return not self.off and not (FLOAT.sub("", rest) if self.floats and len(self.varying) == len(self.numbers)
+                                     else rest).strip()
 
     def describe(self) -> str:
         if self.off:
             return "not checked: the original's output varies between its runs"
         if self.empty:
             return "nothing to check: the bench prints only its metric (print its result to check it)"
-        masked = "metric and decimal numbers" if self.floats else "metric"
+        masked = f"metric and the {len(self.varying)} decimal number(s) its own runs vary in" if self.floats \
+            else "metric"
         return f"same as the original's ({masked} masked)"
