@@ -29,7 +29,7 @@ NAMESPACES = ("torch", "F", "torch.nn.functional", "nn.functional")
 
 @dataclass
 class FullReduction:
-    op: str  # mean | sum
+    op: str  # mean | sum | batchmean
     inputs: list[str]
     stmt: str  # the C++ statement computing `acc_v` from v0, v1, ... and operands o0, o1, ...
     operands: list[Operand] = field(default_factory=list)
@@ -66,8 +66,26 @@ def _returned(forward: ast.FunctionDef) -> ast.AST | None:
     return None
 
 
+def _kl_div(node: ast.Call) -> tuple[str, ast.AST] | None:
+    """F.kl_div(input, target, reduction=...) (log_target False): sum of xlogy(t, t) - t * input,
+    written t * (log(max(t, 1e-30)) - input) so t = 0 adds 0 as xlogy does (1e-30: a
+    normal float, which -ffast-math does not flush to zero)."""
+    kw = {k.arg: k.value for k in node.keywords}
+    if len(node.args) != 2 or set(kw) - {"reduction"} or None in kw:
+        return None
+    red = kw.get("reduction", ast.Constant("mean"))
+    if not isinstance(red, ast.Constant) or red.value not in ("mean", "sum", "batchmean"):
+        return None
+    a, b = (ast.unparse(x) for x in node.args)
+    return red.value, ast.parse(f"({b}) * (torch.log(torch.clamp({b}, min=1e-30)) - ({a}))", mode="eval").body
+
+
 def _reduction(node: ast.AST) -> tuple[str, ast.AST] | None:
-    """(mean|sum, the elementwise expression) for `torch.mean(e)`, `e.mean()`, `F.mse_loss(a, b)`..."""
+    """(mean|sum|batchmean, the elementwise expression) for `torch.mean(e)`, `e.mean()`,
+    `F.mse_loss(a, b)`, `F.kl_div(a, b, reduction=...)`..."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "kl_div" \
+            and ast.unparse(node.func.value) in NAMESPACES:
+        return _kl_div(node)
     if not isinstance(node, ast.Call) or node.keywords:
         return None
     f = node.func
@@ -179,6 +197,8 @@ def _kopt_reduce(name, inputs, operands, op):
     ptrs = (ctypes.c_void_p * len(keep))(*[t.data_ptr() for t in keep])
     ops = (ctypes.c_float * max(1, len(vals)))(*vals)
     total = fn(ptrs, (ctypes.c_int64 * len(rs))(*rs), ctypes.c_int64(rows), ctypes.c_int64(cols), ops)
+    if op == "batchmean":  # kl_div's: the sum over the first dim's size
+        return torch.tensor(total / shape[0] if len(shape) else total, dtype=torch.float32)
     return torch.tensor(total / n if op == "mean" else total, dtype=torch.float32)
 '''
 
