@@ -22,6 +22,7 @@ from kopt.agent.proposers.rules import (
     conv_affine,
     conv_mean,
     full_reduction,
+    fused_scan,
     norm_rescale,
     pool_chain,
     redundant_ops,
@@ -203,6 +204,16 @@ def _norm_rescale(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     return RuleCandidate(with_helpers(_rename_only(src), helper), step, ["cpu-fuse-norm-rescale"], try_first=True)
 
 
+def _fuse_scan(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = fused_scan.rewrite(t.source, FLAGS)
+    if found is None:
+        return NoOp("forward does not return a cumsum / cumprod of a flipped (reverse scan) or masked (x * mask) input")
+    src, s, helper = found
+    what = " and ".join(w for w, on in (("reversed", s.reverse), (f"masked by {s.mask}", s.mask)) if on)
+    step = f"{s.op} of {s.x} {what} along dim {s.dim} as one C++ scan (no flipped / masked copies); {FLAG_NAME}"
+    return RuleCandidate(with_helpers(_rename_only(src), helper), step, ["cpu-fuse-scan"], try_first=True)
+
+
 def _conv_channels_last(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     found = channels_last.rewrite(t.source)
     if found is None:
@@ -261,6 +272,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "in one pass, normalise + affine in one write", _batch_norm_train),
     Rule("cpu-fuse-norm-rescale", "x divided by a norm / mean of itself (RMSNorm, L1 / L2 / Frobenius "
          "normalisation) as one blocked C++ pass", _norm_rescale),
+    Rule("cpu-fuse-scan", "a cumsum / cumprod of a flipped or masked input as one C++ scan (no copies)",
+         _fuse_scan),
     Rule("cpu-conv-channels-last", "2-D / 3-D convolutions on channels-last inputs and weights (oneDNN's fast "
          "path on the CPU)", _conv_channels_last),
     Rule("cpu-remove-redundant-ops", "clamps an earlier activation already bounds, and softmax renormalisation, "
