@@ -161,6 +161,7 @@ class RunResult:
     instructions: int | None = None
     left_running: bool = False  # processes outlived the program (a counted run then has no count)
     uncounted: bool = False  # a process it started was killed before valgrind printed its count
+    disk_reads: int = 0  # major faults and blocks read: pages the host had not cached
 
     @property
     def ok(self) -> bool:
@@ -268,7 +269,8 @@ class ProgramRunner:
                   "count": bool(count and valgrind_path())}
         reply, out = self._call(header, stdin, timeout=timeout_s + 60)
         return RunResult(reply["rc"], out, reply.get("stderr", ""), reply["wall_ms"], reply.get("timed_out", False),
-                         reply.get("instructions"), bool(reply.get("left_running")), reply.get("uncounted") is True)
+                         reply.get("instructions"), bool(reply.get("left_running")), reply.get("uncounted") is True,
+                         int(reply.get("disk_reads") or 0))
 
 
 def build_runner(role: str, source: str, language: str, flags: list[str],

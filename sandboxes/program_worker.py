@@ -218,6 +218,7 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
         argv = ["valgrind", "-v", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
                 "--cachegrind-out-file=/dev/null", f"--log-fd={wfd}", *argv]
     env = {**os.environ, "HOME": str(work), "TMPDIR": str(work)}
+    io0 = _disk_reads()
     with open(io / "stdin", "rb") as fin, open(io / "stdout", "wb") as fout, open(io / "stderr", "wb") as ferr:
         t0 = time.perf_counter()
         try:
@@ -242,6 +243,7 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     except OSError:
         pass
     _reap_strays()
+    disk_reads = _disk_reads() - io0  # the run's and everything it started (reaped above)
     instructions, uncounted = None, False
     if reader is not None:
         reader.join(10)  # every writer is dead: the pipe is at its end
@@ -252,7 +254,16 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     err = (io / "stderr").read_bytes()[-4000:].decode(errors="replace")
     _wipe(base)
     return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
-             "uncounted": uncounted, "left_running": left_running, "stderr": err}, out)
+             "uncounted": uncounted, "left_running": left_running, "disk_reads": disk_reads, "stderr": err}, out)
+
+
+def _disk_reads() -> int:
+    """Major page faults and blocks read of this worker's waited-for children so far: a run's
+    share says whether it read a page the host had not cached (see program_eval)."""
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_majflt + u.ru_inblock
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -160,6 +160,7 @@ class _Steps:
         second in a pair measured ~1 ms slower here, and the mirrored order cancels that out.
         Every candidate run's output is checked: a run that is not correct is not measured."""
         ref_ms, new_ms, per_input = [], [], [[[], []] for _ in self.inputs]
+        self.disk = {"new": 0, "ref": 0, "runs": 0}  # timed runs that read from disk, per side
         start = time.monotonic()
         for r_k in range(self.t.rounds):
             if r_k >= 3 and time.monotonic() - start > self.t.max_timing_s:
@@ -172,6 +173,9 @@ class _Steps:
                 a2 = new.run(inp.data, self._timeout(inp))
                 for a in (a1, a2):
                     self.judge(i + 1, a, " in a timed run")
+                self.disk["new"] += (a1.disk_reads > 0) + (a2.disk_reads > 0)
+                self.disk["ref"] += (b1.disk_reads > 0) + (b2.disk_reads > 0)
+                self.disk["runs"] += 2
                 a_ms, b_ms = (a1.wall_ms + a2.wall_ms) / 2, (b1.wall_ms + b2.wall_ms) / 2
                 rn, rr = rn + a_ms, rr + b_ms
                 per_input[i][0].append(b_ms)
@@ -189,6 +193,7 @@ class _Steps:
     def measure(self, new: ProgramRunner, ref: ProgramRunner, result: dict) -> None:
         counts = self._counts(new)
         ref_ms, new_ms, per_input = self._rounds(new, ref)
+        _check_disk_reads(self.disk, result["checks"])
         wall = estimate_speedup(ref_ms, new_ms)
         wall_verdict = speed_verdict(wall, WALL_NOISE_FLOOR)
         checks = result["checks"]
@@ -243,6 +248,21 @@ class _Steps:
                                 "wall time (valgrind cannot run this build, e.g. AVX-512 from -march=native)")
             result.update(speedup=round(wall.speedup, 4), speedup_ci=[round(wall.ci[0], 4), round(wall.ci[1], 4)],
                           verdict=wall_verdict)
+
+
+def _check_disk_reads(disk: dict, checks: dict) -> None:
+    """Reject a candidate most of whose timed runs read from disk (a major fault or a block
+    read) where the reference's did not. Every input was run before the timed rounds, so
+    honest code and its libraries are cached by then; a host file page that was not is a bit
+    of state the page cache keeps between runs and evaluations. Red team 9: a program stored
+    each input's answer in which pages of a read-only host library it had read (a page read
+    with a major fault was not cached; generations of pages, each spent by one read), and
+    every counted and timed run after the first was a lookup: `faster` 9.97x, correct."""
+    checks["disk_read_runs"] = {"new": disk["new"], "ref": disk["ref"], "of": disk["runs"]}
+    if disk["new"] > disk["runs"] // 2 and disk["new"] > 2 * disk["ref"] + 1:
+        raise _Verdict("rejected", f"read from disk in {disk['new']} of its {disk['runs']} timed runs (the "
+                                   f"reference in {disk['ref']}): pages the host had not cached, read again on "
+                                   f"every measured run, are state kept between runs in the page cache")
 
 
 def _work_ratio(wall_ratio: float, rows: list[dict], startup_ms: float) -> float:
