@@ -103,9 +103,16 @@ def _kopt_sources() -> list[str]:
 def runtime_paths() -> list[str]:
     """What every worker reads: the python install, the venv, every import path, kopt
     itself and the CUDA toolkit. An import path that holds kopt's checkout (pytest puts it
-    first) stands for kopt's own code only."""
+    first) stands for kopt's own code only. The folder of the script kopt was started from,
+    and the current folder, are not import paths of a worker (Python puts one of them first
+    in sys.path for the main script): a script in $HOME calling `evaluate` showed the whole
+    home folder to every candidate (red team 9)."""
     root = os.path.realpath(Path(__file__).parents[1])
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path,
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    started = {os.path.realpath(os.getcwd()), *([os.path.realpath(os.path.dirname(main))] if main else [])}
+    started = {d for d in started if not any((d + "/").startswith(x.rstrip("/") + "/") for x in prefixes)}
+    paths = [*prefixes, *(p for p in sys.path if p and os.path.realpath(p) not in started),
              *(os.environ.get(k, "") for k in ("CUDA_HOME", "CUDA_PATH"))]
     real = [os.path.realpath(p) for p in paths if p and os.path.exists(p)]
     kept = [p for p in real if not (root + "/").startswith(p.rstrip("/") + "/")]
