@@ -50,8 +50,10 @@ GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-mask
 # fusion templates whenever they apply
 ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine", "cpu-compose-pools",
                    "cpu-values-only-reduction",
-                   "cpu-fuse-loss-reduction",
-                   "cpu-conv-channels-last", "cpu-remove-redundant-ops")
+                   "cpu-fuse-loss-reduction", "cpu-fuse-cross-entropy", "cpu-fuse-triplet-loss",
+                   "cpu-conv-channels-last", "cpu-remove-redundant-ops",
+                   # after the convolution's layout: a level-2 conv + BatchNorm keeps its earlier first candidate
+                   "cpu-fuse-batch-norm-train", "cpu-fuse-norm-rescale", "cpu-fuse-scan")
 # the algebraic rewrites whose solutions are PyTorch alone (with `fuse_tail` off)
 DEVICE_NEUTRAL_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine",
                         "cpu-compose-pools", "cpu-values-only-reduction")

@@ -21,11 +21,13 @@ from kopt.agent.proposers.rules import (
     channels_last,
     conv_affine,
     conv_mean,
+    cross_entropy,
     full_reduction,
     fused_scan,
     norm_rescale,
     pool_chain,
     redundant_ops,
+    triplet_loss,
     values_reduction,
 )
 from kopt.agent.proposers.rules.affine_analysis import find_affine_regions
@@ -214,6 +216,26 @@ def _fuse_scan(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     return RuleCandidate(with_helpers(_rename_only(src), helper), step, ["cpu-fuse-scan"], try_first=True)
 
 
+def _cross_entropy(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = cross_entropy.rewrite(t.source, FLAGS)
+    if found is None:
+        return NoOp("forward does not return F.cross_entropy(logits, targets) (reduction mean / sum, no other options)")
+    src, ce, helper = found
+    step = (f"cross entropy of {ce.logits} against {ce.targets} ({ce.reduction}) in one C++ pass per row (max, "
+            f"sum of exp, target logit; no log_softmax written); {FLAG_NAME}")
+    return RuleCandidate(with_helpers(_rename_only(src), helper), step, ["cpu-fuse-cross-entropy"], try_first=True)
+
+
+def _triplet_loss(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = triplet_loss.rewrite(t.source, FLAGS)
+    if found is None:
+        return NoOp("no nn.TripletMarginLoss module called in forward")
+    src, done, helper = found
+    step = (f"{', '.join(done)} (TripletMarginLoss) in one C++ pass per row over the three inputs (both distances "
+            f"and the hinge in registers); {FLAG_NAME}")
+    return RuleCandidate(with_helpers(_rename_only(src), helper), step, ["cpu-fuse-triplet-loss"], try_first=True)
+
+
 def _conv_channels_last(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     found = channels_last.rewrite(t.source)
     if found is None:
@@ -274,6 +296,10 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "normalisation) as one blocked C++ pass", _norm_rescale),
     Rule("cpu-fuse-scan", "a cumsum / cumprod of a flipped or masked input as one C++ scan (no copies)",
          _fuse_scan),
+    Rule("cpu-fuse-cross-entropy", "F.cross_entropy over class indices in one C++ pass per row (no "
+         "log_softmax written)", _cross_entropy),
+    Rule("cpu-fuse-triplet-loss", "an nn.TripletMarginLoss call in one C++ pass per row over anchor, positive "
+         "and negative", _triplet_loss),
     Rule("cpu-conv-channels-last", "2-D / 3-D convolutions on channels-last inputs and weights (oneDNN's fast "
          "path on the CPU)", _conv_channels_last),
     Rule("cpu-remove-redundant-ops", "clamps an earlier activation already bounds, and softmax renormalisation, "
