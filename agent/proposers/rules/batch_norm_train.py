@@ -25,7 +25,7 @@ extern "C" int kopt_bn_train(const float* x, float* y, int64_t N, int64_t C, int
                              const float* b, float eps, float* mean_out, float* var_out) {
   const int64_t rows = N * C;
   std::vector<double> rs(rows), rq(rows);
-  #pragma omp parallel for schedule(static)
+  #pragma omp parallel for schedule(dynamic, 4)  // a thread the shared CPU preempts holds back 4 rows, not half
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t c = r % C;
     const float k = x[c * S];  // shift: sample 0's first value of the channel (no cancellation)
@@ -55,7 +55,7 @@ extern "C" int kopt_bn_train(const float* x, float* y, int64_t N, int64_t C, int
     shift[c] = (float)((b ? (double)b[c] : 0.0) - mean * sc);
     mean_out[c] = (float)mean; var_out[c] = (float)var;
   }
-  #pragma omp parallel for schedule(static)
+  #pragma omp parallel for schedule(dynamic, 4)  // a thread the shared CPU preempts holds back 4 rows, not half
   for (int64_t r = 0; r < rows; ++r) {
     const float sc = scale[r % C], sh = shift[r % C];
     const float* __restrict p = x + r * S;
