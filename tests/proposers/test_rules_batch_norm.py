@@ -111,3 +111,12 @@ def test_no_batch_norm_is_a_noop():
     assert isinstance(apply("cpu-fuse-batch-norm-train", src), NoOp)
     called_in_init_only = TASK.format(kind="BatchNorm1d", kwargs="", shape="4, 6, 8").replace("self.norm(x)", "x")
     assert isinstance(apply("cpu-fuse-batch-norm-train", called_in_init_only), NoOp)
+
+
+def test_only_a_spatial_batch_norm_is_tried_first():
+    """A BatchNorm1d after a Linear sees 2-D inputs the kernel leaves to the module: its
+    candidate waits behind the fusion templates; BatchNorm2d / 3d go first."""
+    expected = {"2d_affine": True, "3d_no_affine_cumulative": True, "1d_sequence_no_running_stats": False}
+    for name, first in expected.items():
+        kind, kwargs, shape = CASES[name]
+        assert apply("cpu-fuse-batch-norm-train", TASK.format(kind=kind, kwargs=kwargs, shape=shape)).try_first is first

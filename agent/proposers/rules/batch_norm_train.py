@@ -112,17 +112,17 @@ def _kopt_batch_norm(bn, x):
 '''
 
 
-def batch_norms(cls: ast.ClassDef) -> set[str]:
-    """Attributes `__init__` sets to a BatchNorm1d/2d/3d module (`self.bn = nn.BatchNorm2d(...)`)."""
+def batch_norms(cls: ast.ClassDef) -> dict[str, str]:
+    """Attribute -> module name for what `__init__` sets to a BatchNorm1d/2d/3d (`self.bn = nn.BatchNorm2d(...)`)."""
     init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-    found: set[str] = set()
+    found: dict[str, str] = {}
     for node in ast.walk(init) if init is not None else []:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
             f, t = node.value.func, node.targets[0]
             name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
             if name in MODULES and isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) \
                     and t.value.id == "self":
-                found.add(t.attr)
+                found[t.attr] = name
     return found
 
 
@@ -141,13 +141,15 @@ class _Calls(ast.NodeTransformer):
         return node
 
 
-def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, list[str], str] | None:
+def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, list[str], str, bool] | None:
     """(the task's source, class still `Model`, with every call of a BatchNorm module in
-    forward through `_kopt_batch_norm`; the modules; the helper to paste), or None."""
+    forward through `_kopt_batch_norm`; the modules; the helper to paste; whether a
+    BatchNorm2d/3d is among them -- a BatchNorm1d after a Linear sees 2-D inputs, which the
+    kernel leaves to the module), or None."""
     tree = ast.parse(task_source)
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
     fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
-    names = batch_norms(cls) if fwd is not None else set()
+    names = batch_norms(cls) if fwd is not None else {}
     if not names:
         return None
     calls = _Calls(names)
@@ -155,4 +157,6 @@ def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, list[str], s
     if not calls.done:
         return None
     cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new_fwd)
-    return ast.unparse(tree) + "\n", list(dict.fromkeys(calls.done)), HELPER.replace("{flags}", repr(tuple(flags)))
+    done = list(dict.fromkeys(calls.done))
+    spatial = any(names[d.removeprefix("self.")] != "BatchNorm1d" for d in done)
+    return ast.unparse(tree) + "\n", done, HELPER.replace("{flags}", repr(tuple(flags))), spatial

@@ -188,10 +188,11 @@ def _batch_norm_train(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     found = batch_norm_train.rewrite(t.source, FLAGS)
     if found is None:
         return NoOp("no BatchNorm1d/2d/3d module called in forward")
-    src, done, helper = found
+    src, done, helper, spatial = found
     step = (f"{', '.join(done)} (training mode) as one OpenMP C++ kernel: batch statistics in one pass, then "
             f"normalise + affine in one write; {FLAG_NAME}")
-    return _then_fuse_tail(src, options, step, ["cpu-fuse-batch-norm-train"], True, helper)
+    # only BatchNorm1d (2-D inputs after a Linear, left to the module): after the fusion templates
+    return _then_fuse_tail(src, options, step, ["cpu-fuse-batch-norm-train"], spatial, helper)
 
 
 def _norm_rescale(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
