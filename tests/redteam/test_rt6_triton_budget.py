@@ -7,7 +7,10 @@ correctness) against a budget of about call_timeout_s + 20x the reference's requ
 
 Partly fixed: interpreted Triton has a budget too, with a larger factor (the interpreter is
 slow, not unbounded): call_timeout_s + 500x the reference's requests
-(eval_session.INTERPRETED_TIME_FACTOR). The 2.5 s sleeps below still fit in it.
+(eval_session.INTERPRETED_TIME_FACTOR). On this tiny task (the reference's requests take ~0 s)
+the sleeping forward times out after ~20 s, which this test holds; on a task whose reference
+takes ~20 ms a request, 2.5 s sleeps still fit in the 500x (open: an idle-time budget needs the
+scheduler's accounting, since load also makes a CPU-bound worker wait).
 """
 from __future__ import annotations
 
@@ -61,11 +64,7 @@ class ModelNew(nn.Module):
 '''
 
 
-@pytest.mark.xfail(strict=False, reason="rt6: interpreted Triton now has a budget (call_timeout_s + 500x the "
-                                       "reference's requests, so a 110 s sleep per forward no longer holds kopt "
-                                       "~45 min), but 2.5 s sleeps fit in it; a smaller factor would time out "
-                                       "honest interpreted kernels")
-def test_a_sleeping_triton_forward_still_meets_the_time_budget():
+def test_a_sleeping_triton_forward_meets_the_time_budget():
     pytest.importorskip("torch")
     pytest.importorskip("triton")
     d = world_readable()
