@@ -11,8 +11,9 @@ them), autograd, other dtypes or devices run the task's call.
 from __future__ import annotations
 
 import ast
-import copy
 from dataclasses import dataclass
+
+from kopt.agent.proposers.rules.forward_analysis import fast_path_first
 
 NAMESPACES = ("F", "torch.nn.functional", "nn.functional")
 
@@ -104,14 +105,8 @@ def _kopt_cross_entropy(x, t, reduction):
 def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, CrossEntropy, str] | None:
     """(the task's source, class still `Model`, whose forward tries the kernel first; what
     was found; the helper to paste), or None."""
-    tree = ast.parse(task_source)
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
-    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
-    found = find_cross_entropy(fwd) if fwd is not None else None
-    if found is None:
+    done = fast_path_first(task_source, find_cross_entropy,
+                           lambda f: f"_kopt_cross_entropy({f.logits}, {f.targets}, {f.reduction!r})")
+    if done is None:
         return None
-    new = copy.deepcopy(fwd)
-    new.body[:0] = ast.parse(f"_kopt_out = _kopt_cross_entropy({found.logits}, {found.targets}, "
-                             f"{found.reduction!r})\nif _kopt_out is not None:\n    return _kopt_out\n").body
-    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new)
-    return ast.unparse(tree) + "\n", found, RUNTIME.replace("{cpp}", CPP).replace("{flags}", repr(tuple(flags)))
+    return done[0], done[1], RUNTIME.replace("{cpp}", CPP).replace("{flags}", repr(tuple(flags)))

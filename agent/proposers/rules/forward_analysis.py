@@ -8,6 +8,8 @@ can prove it understands and lets the evaluator judge the rest.
 from __future__ import annotations
 
 import ast
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # call name -> C++ expression; {0} is the operand, {kw} named arguments with defaults;
@@ -326,3 +328,19 @@ def forward_of(cls: ast.ClassDef) -> ast.FunctionDef:
         if isinstance(node, ast.FunctionDef) and node.name == "forward":
             return node
     raise ValueError("Model has no forward")
+
+
+def fast_path_first(task_source: str, find: Callable, call: Callable[..., str]) -> tuple[str, object] | None:
+    """(the task's source, class still `Model`, whose forward first runs `_kopt_out = CALL(found)`
+    and returns it unless it is None -- the kernel declines what it cannot do -- ; what FIND found
+    in the forward), or None where it finds nothing or there is no `Model.forward`."""
+    tree = ast.parse(task_source)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
+    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
+    found = find(fwd) if fwd is not None else None
+    if found is None:
+        return None
+    new = copy.deepcopy(fwd)
+    new.body[:0] = ast.parse(f"_kopt_out = {call(found)}\nif _kopt_out is not None:\n    return _kopt_out\n").body
+    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new)
+    return ast.unparse(tree) + "\n", found

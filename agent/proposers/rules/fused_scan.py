@@ -14,8 +14,9 @@ devices, a mask that broadcasts or a dim that is not an int run the task's expre
 from __future__ import annotations
 
 import ast
-import copy
 from dataclasses import dataclass
+
+from kopt.agent.proposers.rules.forward_analysis import fast_path_first
 
 NAMESPACES = ("torch",)
 
@@ -185,15 +186,9 @@ def _kopt_scan(op, x, mask, dim, reverse):
 def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, Scan, str] | None:
     """(the task's source, class still `Model`, whose forward tries `_kopt_scan` first; what
     was found; the helper to paste), or None."""
-    tree = ast.parse(task_source)
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
-    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
-    found = find_scan(fwd) if fwd is not None else None
-    if found is None:
+    done = fast_path_first(task_source, find_scan,
+                           lambda f: f"_kopt_scan({f.op!r}, {f.x}, {f.mask}, {f.dim}, {f.reverse})")
+    if done is None:
         return None
-    new = copy.deepcopy(fwd)
-    new.body[:0] = ast.parse(f"_kopt_out = _kopt_scan({found.op!r}, {found.x}, {found.mask}, {found.dim}, "
-                             f"{found.reverse})\nif _kopt_out is not None:\n    return _kopt_out\n").body
-    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new)
     helper = RUNTIME.replace("{cpp}", CPP).replace("{flags}", repr(tuple(flags)))
-    return ast.unparse(tree) + "\n", found, helper
+    return done[0], done[1], helper

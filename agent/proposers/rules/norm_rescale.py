@@ -17,8 +17,9 @@ task's statements as written.
 from __future__ import annotations
 
 import ast
-import copy
 from dataclasses import dataclass, field
+
+from kopt.agent.proposers.rules.forward_analysis import fast_path_first
 
 NAMESPACES = ("torch",)
 SQUARE, ABS = "v * v", "fabsf(v)"
@@ -279,18 +280,11 @@ def _kopt_rescale(x, dim, operands):
 def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, Rescale, str] | None:
     """(the task's source, class still `Model`, whose forward tries `_kopt_rescale` first;
     what was found; the helper to paste), or None."""
-    tree = ast.parse(task_source)
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
-    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
-    found = find_rescale(fwd) if fwd is not None else None
-    if found is None:
+    done = fast_path_first(task_source, find_rescale,
+                           lambda f: f"_kopt_rescale({f.var}, {f.dim}, [{', '.join(f.operands)}])")
+    if done is None:
         return None
-    new = copy.deepcopy(fwd)
-    ops = ", ".join(found.operands)
-    first = ast.parse(f"_kopt_out = _kopt_rescale({found.var}, {found.dim}, [{ops}])\n"
-                      "if _kopt_out is not None:\n    return _kopt_out\n").body
-    new.body[:0] = first
-    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new)
+    found = done[1]
     cpp = CPP.replace("TERM", found.f).replace("DENOM", found.g).replace("MEAN", "true" if found.mean else "false")
     helper = RUNTIME.replace("{cpp}", cpp).replace("{flags}", repr(tuple(flags)))
-    return ast.unparse(tree) + "\n", found, helper
+    return done[0], found, helper
