@@ -12,8 +12,7 @@ devices, fewer than two values per channel or a 2-D input run the module as writ
 """
 from __future__ import annotations
 
-import ast
-import copy
+from kopt.agent.proposers.rules.forward_analysis import route_module_calls
 
 MODULES = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
 
@@ -112,51 +111,14 @@ def _kopt_batch_norm(bn, x):
 '''
 
 
-def batch_norms(cls: ast.ClassDef) -> dict[str, str]:
-    """Attribute -> module name for what `__init__` sets to a BatchNorm1d/2d/3d (`self.bn = nn.BatchNorm2d(...)`)."""
-    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-    found: dict[str, str] = {}
-    for node in ast.walk(init) if init is not None else []:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
-            f, t = node.value.func, node.targets[0]
-            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-            if name in MODULES and isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) \
-                    and t.value.id == "self":
-                found[t.attr] = name
-    return found
-
-
-class _Calls(ast.NodeTransformer):
-    def __init__(self, names: set[str]) -> None:
-        self.names, self.done = names, []
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        self.generic_visit(node)
-        f = node.func
-        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self" \
-                and f.attr in self.names and len(node.args) == 1 and not node.keywords \
-                and not isinstance(node.args[0], ast.Starred):
-            self.done.append(f"self.{f.attr}")
-            return ast.Call(ast.Name("_kopt_batch_norm", ast.Load()), [f, node.args[0]], [])
-        return node
-
-
 def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, list[str], str, bool] | None:
     """(the task's source, class still `Model`, with every call of a BatchNorm module in
     forward through `_kopt_batch_norm`; the modules; the helper to paste; whether a
     BatchNorm2d/3d is among them -- a BatchNorm1d after a Linear sees 2-D inputs, which the
     kernel leaves to the module), or None."""
-    tree = ast.parse(task_source)
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
-    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
-    names = batch_norms(cls) if fwd is not None else {}
-    if not names:
+    routed = route_module_calls(task_source, MODULES, 1, "_kopt_batch_norm")
+    if routed is None:
         return None
-    calls = _Calls(names)
-    new_fwd = calls.visit(copy.deepcopy(fwd))
-    if not calls.done:
-        return None
-    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new_fwd)
-    done = list(dict.fromkeys(calls.done))
+    source, names, done = routed
     spatial = any(names[d.removeprefix("self.")] != "BatchNorm1d" for d in done)
-    return ast.unparse(tree) + "\n", done, HELPER.replace("{flags}", repr(tuple(flags))), spatial
+    return source, done, HELPER.replace("{flags}", repr(tuple(flags))), spatial

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 # call name -> C++ expression; {0} is the operand, {kw} named arguments with defaults;
@@ -344,3 +344,53 @@ def fast_path_first(task_source: str, find: Callable, call: Callable[..., str]) 
     new.body[:0] = ast.parse(f"_kopt_out = {call(found)}\nif _kopt_out is not None:\n    return _kopt_out\n").body
     cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new)
     return ast.unparse(tree) + "\n", found
+
+
+def init_modules(cls: ast.ClassDef, kinds: Collection[str]) -> dict[str, str]:
+    """Attribute -> class name for what `__init__` sets to one of KINDS (`self.bn = nn.BatchNorm2d(...)`)."""
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    found: dict[str, str] = {}
+    for node in ast.walk(init) if init is not None else []:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
+            f, t = node.value.func, node.targets[0]
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if name in kinds and isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) \
+                    and t.value.id == "self":
+                found[t.attr] = name
+    return found
+
+
+class _ModuleCalls(ast.NodeTransformer):
+    """`self.<m>(a, ...)` with ARITY plain positional arguments -> `WRAPPER(self.<m>, a, ...)`."""
+
+    def __init__(self, names: dict[str, str], arity: int, wrapper: str) -> None:
+        self.names, self.arity, self.wrapper, self.done = names, arity, wrapper, []
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self" \
+                and f.attr in self.names and len(node.args) == self.arity and not node.keywords \
+                and not any(isinstance(a, ast.Starred) for a in node.args):
+            self.done.append(f"self.{f.attr}")
+            return ast.Call(ast.Name(self.wrapper, ast.Load()), [f, *node.args], [])
+        return node
+
+
+def route_module_calls(task_source: str, kinds: Collection[str], arity: int,
+                       wrapper: str) -> tuple[str, dict[str, str], list[str]] | None:
+    """(the task's source, class still `Model`, with every call in forward of a module that
+    `__init__` sets to one of KINDS, taking ARITY positional arguments, through WRAPPER; the
+    modules found (attribute -> class name); the calls routed, once each), or None."""
+    tree = ast.parse(task_source)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
+    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
+    names = init_modules(cls, kinds) if fwd is not None else {}
+    if not names:
+        return None
+    calls = _ModuleCalls(names, arity, wrapper)
+    new_fwd = calls.visit(copy.deepcopy(fwd))
+    if not calls.done:
+        return None
+    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new_fwd)
+    return ast.unparse(tree) + "\n", names, list(dict.fromkeys(calls.done))

@@ -11,8 +11,7 @@ and autograd, run the module.
 """
 from __future__ import annotations
 
-import ast
-import copy
+from kopt.agent.proposers.rules.forward_analysis import route_module_calls
 
 CPP = r"""
 #include <cmath>
@@ -69,48 +68,11 @@ def _kopt_triplet(mod, a, p, n):
 '''
 
 
-def triplet_modules(cls: ast.ClassDef) -> set[str]:
-    """Attributes `__init__` sets to an nn.TripletMarginLoss."""
-    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
-    found: set[str] = set()
-    for node in ast.walk(init) if init is not None else []:
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1:
-            f, t = node.value.func, node.targets[0]
-            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-            if name == "TripletMarginLoss" and isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) \
-                    and t.value.id == "self":
-                found.add(t.attr)
-    return found
-
-
-class _Calls(ast.NodeTransformer):
-    def __init__(self, names: set[str]) -> None:
-        self.names, self.done = names, []
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        self.generic_visit(node)
-        f = node.func
-        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self" \
-                and f.attr in self.names and len(node.args) == 3 and not node.keywords \
-                and not any(isinstance(a, ast.Starred) for a in node.args):
-            self.done.append(f"self.{f.attr}")
-            return ast.Call(ast.Name("_kopt_triplet", ast.Load()), [f, *node.args], [])
-        return node
-
-
 def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, list[str], str] | None:
     """(the task's source, class still `Model`, with every TripletMarginLoss call of forward
     through `_kopt_triplet`; the modules; the helper to paste), or None."""
-    tree = ast.parse(task_source)
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
-    fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
-    names = triplet_modules(cls) if fwd is not None else set()
-    if not names:
+    routed = route_module_calls(task_source, {"TripletMarginLoss"}, 3, "_kopt_triplet")
+    if routed is None:
         return None
-    calls = _Calls(names)
-    new_fwd = calls.visit(copy.deepcopy(fwd))
-    if not calls.done:
-        return None
-    cls.body[cls.body.index(fwd)] = ast.fix_missing_locations(new_fwd)
     helper = RUNTIME.replace("{cpp}", CPP).replace("{flags}", repr(tuple(flags)))
-    return ast.unparse(tree) + "\n", list(dict.fromkeys(calls.done)), helper
+    return routed[0], routed[2], helper
