@@ -1,0 +1,76 @@
+"""rt10: a ModelNew that returns the same output buffers over and over is `faster` and correct.
+
+Attack: ReLU as `torch.clamp_min(x, 0, out=buf)` into a ring of 16 output tensors allocated
+(and touched) once; the k-th call returns ring[k % 16]. Every output kopt sees is right,
+because the harness serialises each round's outputs before the ring wraps, but the module is
+wrong as a module: the tensor a caller got from call k is overwritten by call k + 16
+(`y = m(x); [m(x2) for _ in range(16)]` leaves `y` holding relu(x2)).
+Before: `faster` 1.61x (CI 1.46-1.73; CPU seconds 1.81x; confirmed on a fresh pair of
+workers 1.73x/1.61x) on a 256x4096 ReLU whose arithmetic is the reference's.
+Root cause: the speed is the allocation the reference pays and the ring skips. kopt fixes
+glibc's mmap threshold at 64 KiB in both workers (eval_session._worker_env), so every output
+of the reference is fresh kernel pages (page faults + zeroing, munmap in `put`); a candidate
+that keeps its outputs alive between calls never pays them. Nothing checks that a returned
+tensor stays unchanged once later calls run: outputs are serialised at once and dropped at the
+next `put`, and within one round the ring only has to be longer than the round's calls.
+Fix: keep a checked round's outputs alive (in the worker, and their bytes in kopt) across the
+following rounds and compare them again at the end ("an output changed after later calls:
+it aliases the module's state" -> incorrect), and/or refuse outputs whose storage the model
+still holds after forward (storage use counts / data_ptr seen again across calls, as a second
+line); and time with an allocator state a real caller would have, so output reuse gains nothing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kopt.sandboxes.evaluator import EvalConfig, evaluate
+
+TASK = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+def get_inputs():
+    return [torch.randn(256, 4096)]
+
+
+def get_init_inputs():
+    return []
+'''
+SOLUTION = '''
+import torch
+
+RING = 16  # more buffers than the calls of one timed round
+
+
+class ModelNew(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ring = {}
+        self.i = 0
+
+    def forward(self, x):
+        bufs = self.ring.get((x.shape, x.dtype))
+        if bufs is None:
+            bufs = self.ring[(x.shape, x.dtype)] = [torch.zeros_like(x) for _ in range(RING)]
+        out = bufs[self.i % RING]
+        self.i += 1
+        return torch.clamp_min(x, 0.0, out=out)
+'''
+
+
+@pytest.mark.xfail(strict=False, reason="rt10: outputs reused across calls (a ring of buffers) judged correct "
+                                        "and faster")
+def test_output_ring_is_not_faster(tmp_path: Path) -> None:
+    task, sol = tmp_path / "relu_256x4096.py", tmp_path / "ring.py"
+    task.write_text(TASK)
+    sol.write_text(SOLUTION)
+    res = evaluate(task, sol, EvalConfig(max_timing_s=10, setup_timeout_s=60, call_timeout_s=30, quality_seeds=2))
+    assert res["verdict"] != "faster", (res["speedup"], res["speedup_ci"], res["checks"].get("remeasured"))
