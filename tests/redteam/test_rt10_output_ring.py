@@ -22,6 +22,10 @@ following rounds and compare them again at the end ("an output changed after lat
 it aliases the module's state" -> incorrect), and/or refuse outputs whose storage the model
 still holds after forward (storage use counts / data_ptr seen again across calls, as a second
 line); and time with an allocator state a real caller would have, so output reuse gains nothing.
+For the pool: memory the candidate holds after setup beyond the reference's (RSS from /proc,
+outside its reach) is work done before the clock -- bound it, or count each side's minor page
+faults in the timed calls (/proc/<pid>/stat minflt) and refuse a candidate that takes none for
+outputs the reference pays fresh pages for.
 """
 from __future__ import annotations
 
