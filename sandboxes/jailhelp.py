@@ -12,7 +12,8 @@
   sched_setaffinity fails too: kopt pins the worker's threads from outside, and a candidate
   that widened its own affinity would run on cores the reference does not get.
   What the host's page cache holds may be neither set nor read: fadvise64, readahead,
-  mincore and cachestat fail, and so does preadv2 with RWF_NOWAIT (EAGAIN: not cached). A
+  mincore and cachestat fail, and so does preadv2 with RWF_NOWAIT (EAGAIN: not cached), and
+  move_pages (its status says which pages of a mapping are present). A
   page of a read-only host file, cached or dropped, is a bit every later run and evaluation
   sees: a program kept each input's answer there (faster 1859x, every counted and timed run
   a lookup, red team 8). Left: timing a read (a dropped page is a disk read), slower and
@@ -36,10 +37,10 @@ import sys
 ARCHES = {
     "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250,
                             "sched_setaffinity": 203, "fadvise64": 221, "readahead": 187, "mincore": 27,
-                            "preadv2": 327}),
+                            "preadv2": 327, "move_pages": 279}),
     "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "sched_setaffinity": 122, "fadvise64": 223, "readahead": 213, "mincore": 232,
-                             "preadv2": 286}),
+                             "preadv2": 286, "move_pages": 239}),
 }
 CACHESTAT = 451  # the same on both
 RWF_NOWAIT = 0x8
@@ -67,7 +68,7 @@ def filter_program(machine: str | None = None) -> bytes:
         raise ValueError(f"no seccomp table for {machine}")
     arch, nr = ARCHES[machine]
     deny_nrs = [nr["add_key"], nr["request_key"], nr["keyctl"], nr["sched_setaffinity"], *IO_URING,
-                nr["fadvise64"], nr["readahead"], nr["mincore"], CACHESTAT]
+                nr["fadvise64"], nr["readahead"], nr["mincore"], nr["move_pages"], CACHESTAT]
     prog = [_ins(LD_W_ABS, 4), _ins(JEQ_K, arch, 1, 0), _ins(RET_K, RET_EPERM),  # another ABI: nothing
             _ins(LD_W_ABS, 0), _ins(JSET_K, X32_BIT, 0, 1), _ins(RET_K, RET_EPERM)]  # x32 ABI: nothing
     for n in deny_nrs:

@@ -162,6 +162,7 @@ class RunResult:
     left_running: bool = False  # processes outlived the program (a counted run then has no count)
     uncounted: bool = False  # a process it started was killed before valgrind printed its count
     disk_reads: int = 0  # major faults and blocks read: pages the host had not cached
+    confined: bool = False  # ran under run_confinement (no /proc, no getrusage)
 
     @property
     def ok(self) -> bool:
@@ -270,7 +271,7 @@ class ProgramRunner:
         reply, out = self._call(header, stdin, timeout=timeout_s + 60)
         return RunResult(reply["rc"], out, reply.get("stderr", ""), reply["wall_ms"], reply.get("timed_out", False),
                          reply.get("instructions"), bool(reply.get("left_running")), reply.get("uncounted") is True,
-                         int(reply.get("disk_reads") or 0))
+                         int(reply.get("disk_reads") or 0), reply.get("confined") is True)
 
 
 def build_runner(role: str, source: str, language: str, flags: list[str],

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kopt.sandboxes import protocol
 from kopt.sandboxes.native import trim_compiler_output
+from kopt.sandboxes.run_confinement import Confinement
 
 MAX_OUTPUT = 256 << 20
 
@@ -198,16 +199,24 @@ def _drain(fd: int, into: bytearray) -> None:
                 into += chunk
 
 
+@functools.cache
+def _confinement() -> Confinement:
+    return Confinement()
+
+
 def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     """One run in a fresh working directory (also its HOME and TMPDIR) and, in the jail, a fresh
     /dev/shm and IPC namespace: nothing a run leaves behind reaches the next one, so a program
-    cannot remember an input it was already checked on."""
+    cannot remember an input it was already checked on. Nor can it read which pages of a host
+    file are cached (run_confinement.py), the state a run cannot wipe; a counted run is the
+    exception (valgrind needs /proc)."""
     _wipe(base)
     io, work = base / "io", base / "cwd"
     io.mkdir()
     work.mkdir()
     (io / "stdin").write_bytes(stdin)
     argv, log, pass_fds, reader = list(req["argv"]), bytearray(), (), None
+    confine = None if req.get("count") else _confinement()
     if req.get("count"):
         # counts travel on a pipe, never as files: the program shares this uid and tmpfs, so
         # any file valgrind writes it could write (or rewrite) as well
@@ -223,7 +232,8 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
         t0 = time.perf_counter()
         try:
             proc = subprocess.Popen([*_ipc_wrapper(), *argv], stdin=fin, stdout=fout, stderr=ferr, cwd=work,
-                                    env=env, start_new_session=True, pass_fds=pass_fds)
+                                    env=env, start_new_session=True, pass_fds=pass_fds,
+                                    preexec_fn=confine.apply if confine and confine.available else None)
         finally:
             for fd in pass_fds:
                 os.close(fd)
@@ -254,7 +264,8 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     err = (io / "stderr").read_bytes()[-4000:].decode(errors="replace")
     _wipe(base)
     return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
-             "uncounted": uncounted, "left_running": left_running, "disk_reads": disk_reads, "stderr": err}, out)
+             "uncounted": uncounted, "left_running": left_running, "disk_reads": disk_reads, "stderr": err,
+             "confined": bool(confine and confine.available)}, out)
 
 
 def _disk_reads() -> int:

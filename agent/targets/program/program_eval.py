@@ -161,6 +161,7 @@ class _Steps:
         Every candidate run's output is checked: a run that is not correct is not measured."""
         ref_ms, new_ms, per_input = [], [], [[[], []] for _ in self.inputs]
         self.disk = {"new": 0, "ref": 0, "runs": 0}  # timed runs that read from disk, per side
+        self.confined = True  # every timed run under run_confinement
         start = time.monotonic()
         for r_k in range(self.t.rounds):
             if r_k >= 3 and time.monotonic() - start > self.t.max_timing_s:
@@ -176,6 +177,7 @@ class _Steps:
                 self.disk["new"] += (a1.disk_reads > 0) + (a2.disk_reads > 0)
                 self.disk["ref"] += (b1.disk_reads > 0) + (b2.disk_reads > 0)
                 self.disk["runs"] += 2
+                self.confined = self.confined and all(r.confined for r in (a1, a2, b1, b2))
                 a_ms, b_ms = (a1.wall_ms + a2.wall_ms) / 2, (b1.wall_ms + b2.wall_ms) / 2
                 rn, rr = rn + a_ms, rr + b_ms
                 per_input[i][0].append(b_ms)
@@ -194,6 +196,9 @@ class _Steps:
         counts = self._counts(new)
         ref_ms, new_ms, per_input = self._rounds(new, ref)
         _check_disk_reads(self.disk, result["checks"])
+        result["checks"]["run_confinement"] = (
+            "on: timed runs could not read /proc, /sys/fs/cgroup or getrusage (which cached pages they map)"
+            if self.confined else "off (no Landlock on this kernel): a run could read which host file pages are cached")
         wall = estimate_speedup(ref_ms, new_ms)
         wall_verdict = speed_verdict(wall, WALL_NOISE_FLOOR)
         checks = result["checks"]
