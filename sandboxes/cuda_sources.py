@@ -41,10 +41,22 @@ class Extraction:
     unresolved: list[str] = field(default_factory=list)  # CUDA built at run time: cannot be checked here
 
 
+MAX_RESOLVED_CHARS = 4 << 20  # a longer CUDA source is not resolved (red team 10: 1000 x 1000 x 100 kB joins)
+MAX_RESOLVE_STEPS = 200_000
+
+
+def _size(v) -> int:
+    return len(v) if isinstance(v, str) else sum(_size(i) for i in v) if isinstance(v, list) else 0
+
+
 class _Strings:
-    """Resolves an expression to the string (or list of strings) it certainly is, else None."""
+    """Resolves an expression to the string (or list of strings) it certainly is, else None.
+    It runs in kopt's own process on a candidate's source, so its work and its results are
+    bounded: each name is resolved once, at most MAX_RESOLVE_STEPS steps are taken and no
+    value grows past MAX_RESOLVED_CHARS."""
 
     def __init__(self, tree: ast.Module):
+        self.steps, self.memo = 0, {}
         self.names: dict[str, ast.expr] = dict(self._assignments(tree.body))
         # names assigned inside functions or classes too, where a name is assigned only once
         inner: dict[str, list[ast.expr]] = {}
@@ -65,27 +77,40 @@ class _Strings:
                 yield node.target.id, node.value
 
     def value(self, node: ast.expr | None, depth: int = 0):
-        if node is None or depth > 20:
+        self.steps += 1
+        if node is None or depth > 20 or self.steps > MAX_RESOLVE_STEPS:
             return None
+        if isinstance(node, ast.Name) and node.id in self.names:
+            if node.id not in self.memo:
+                self.memo[node.id] = None  # a name that refers to itself resolves to nothing
+                self.memo[node.id] = self.value(self.names[node.id], depth + 1)
+            return self.memo[node.id]
+        v = self._value(node, depth)
+        return None if _size(v) > MAX_RESOLVED_CHARS else v
+
+    def _value(self, node: ast.expr, depth: int):
         if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool)):
             return node.value
-        if isinstance(node, ast.Name) and node.id in self.names:
-            return self.value(self.names[node.id], depth + 1)
         if isinstance(node, (ast.List, ast.Tuple)):
             items = [self.value(e, depth + 1) for e in node.elts]
-            return None if any(i is None for i in items) else items
+            return None if any(i is None for i in items) or sum(map(_size, items)) > MAX_RESOLVED_CHARS else items
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             a, b = self.value(node.left, depth + 1), self.value(node.right, depth + 1)
+            if _size(a) + _size(b) > MAX_RESOLVED_CHARS:
+                return None
             if isinstance(a, str) and isinstance(b, str) or isinstance(a, list) and isinstance(b, list):
                 return a + b
             return None
         if isinstance(node, ast.JoinedStr):
-            parts = []
+            parts, total = [], 0
             for v in node.values:
                 got = self.value(v.value if isinstance(v, ast.FormattedValue) else v, depth + 1)
                 if got is None or isinstance(v, ast.FormattedValue) and v.format_spec is not None:
                     return None
                 parts.append(str(got))
+                total += len(parts[-1])
+                if total > MAX_RESOLVED_CHARS:
+                    return None
             return "".join(parts)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) == 1:
             inner = self.value(node.args[0], depth + 1)
@@ -93,6 +118,8 @@ class _Strings:
             if node.func.attr == "dedent" and isinstance(inner, str):
                 return textwrap.dedent(inner)
             if node.func.attr == "join" and isinstance(owner, str) and isinstance(inner, list):
+                if _size(inner) + len(owner) * len(inner) > MAX_RESOLVED_CHARS:
+                    return None
                 return owner.join(str(i) for i in inner)
         return None
 

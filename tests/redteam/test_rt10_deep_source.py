@@ -24,7 +24,6 @@ HEAD = ("import torch\n\n\nclass ModelNew(torch.nn.Module):\n    def forward(sel
         "        return torch.relu(x)\n\n\n")
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: a too-deep solution source raises out of evaluate()")
 @pytest.mark.parametrize("tail", ["y = " + "+".join(["x"] * 200_000) + "\n", "y = " + "-" * 100_000 + "1\n"],
                          ids=["long_sum", "unary_chain"])
 def test_deep_source_is_a_verdict(tmp_path: Path, tail: str) -> None:

@@ -96,7 +96,7 @@ def _as_model(code: str) -> str:
     """A previous step's solution as the rules read a task: class ModelNew named Model."""
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # a model's code: anything
         return code
     names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     if "Model" in names or "ModelNew" not in names:

@@ -136,7 +136,7 @@ def _solution_line(code: str, file: str, line: int, excerpt: str | None) -> int 
         return hits[0] if len(hits) == 1 else None
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # a model's code: anything
         return None
     name = file.rsplit("/", 1)[-1]
     cuda = name.endswith(".cu")
