@@ -1,7 +1,8 @@
 """rt10: a model answer holding one very deep expression crashes `kopt optimize`.
 
 Attack: an OpenAI-compatible endpoint (a stub here; any model can emit this by looping)
-answers with a complete ```python block defining ModelNew plus `y = x+x+...` (200 000 terms).
+answers with a complete ```python block defining ModelNew plus `y = ----...1` (4000 unary minus
+signs: a 4 kB line, a few hundred tokens -- within any max_tokens; ~3000 are enough).
 Before: `kopt optimize TASK --model openai/stub --base-url ...` ran the reference, asked the
 model once and died with a traceback, exit 1: `RecursionError: maximum recursion depth
 exceeded during compilation` from prompting/edits.code_from_answer's `compile()` (the same
@@ -29,7 +30,7 @@ import pytest
 
 TASK = Path(__file__).resolve().parents[1] / "fixtures" / "tasks" / "relu.py"
 ANSWER = ("```python\nimport torch\n\n\nclass ModelNew(torch.nn.Module):\n    def forward(self, x):\n"
-          "        return torch.relu(x)\n\n\ny = " + "+".join(["x"] * 200_000) + "\n```\n")
+          "        return torch.relu(x)\n\n\ny = " + "-" * 4000 + "1\n```\n")
 
 
 class _Stub(BaseHTTPRequestHandler):
