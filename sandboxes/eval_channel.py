@@ -160,7 +160,8 @@ def _valid_reply(reply: dict, cmd: str) -> dict:
             bad(key)
     if "wedged" in reply and type(reply["wedged"]) is not bool or "error" in reply and type(reply["error"]) is not str:
         bad("gpu state")
-    if "code" in reply and not isinstance(reply["code"], list):
+    if "code" in reply and not (isinstance(reply["code"], list) and len(reply["code"]) <= 100_000 and  # hashed, sorted
+                                all(type(c) is str and len(c) <= 4096 for c in reply["code"])):
         bad("code")
     if "params" in reply and not (isinstance(reply["params"], list) and all(  # shapes, compared with ==
             isinstance(p, list) and all(type(d) is int for d in p) for p in reply["params"])):

@@ -50,7 +50,6 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: a patch returning the bench's printed answer for its input is faster")
 def test_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

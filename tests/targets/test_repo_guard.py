@@ -173,3 +173,24 @@ def test_two_evaluations_never_measure_in_one_tree_at_once(tmp_path):
     for th in threads:
         th.join(10)
     assert len(events) == 6 and all(events[i][0] == events[i + 1][0] for i in range(0, 6, 2)), events
+
+
+@pytest.mark.parametrize("path, shadowed", [
+    ("src/unittest.py", "standard library"), ("pkg/json/__init__.py", "standard library"),
+    ("numpy.py", "installed module"), ("include/math.h", "system header"),
+    ("src/fast_work.py", None), ("include/kopt_work.h", None), ("src/work.cpp", None)])
+def test_a_new_file_may_not_stand_in_for_a_module_or_header_from_outside(path, shadowed):
+    from kopt.agent.targets.repo.guard import shadows
+
+    got = shadows(path)
+    assert (got is None) if shadowed is None else (got and shadowed in got), got
+
+
+def test_a_patch_that_writes_down_the_printed_answer_is_caught_and_an_honest_one_is_not():
+    check = OutputCheck(None, "import: 0.0123\nresult: 5999999\nsteps: 1000\nelapsed: 0.25\n")
+    check.learn("import: 0.0131\nresult: 5999999\nsteps: 1000\nelapsed: 0.27\n")  # its timings vary
+    assert check.answers() == {"5999999"}  # 1000 is too common a number; the timings are not answers
+    assert "5999999" in check.memorised("+++ b/lib.py\n+    if n == 3_000_000:\n+        return 5_999_999\n")
+    assert check.memorised("+++ b/lib.py\n+    return 2 * n - 1\n+    # 1000 steps\n") is None
+    kept = "-    total = 5999999 - 1\n+    total = 5999999 - 1  # unchanged constant\n"
+    assert check.memorised(kept) is None  # a constant the original had already

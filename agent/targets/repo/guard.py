@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -31,6 +33,7 @@ BUILD_SUFFIXES = (".mk", ".cmake", ".pth")
 # and a candidate that tells them apart is judged by the tests on one path and timed on
 # another (red team 8: `if "pytest" not in sys.modules: return <the bench's answer>` was
 # faster 2.3x and correct, wrong for every other input). A heuristic on the added lines only.
+SYSTEM_INCLUDE = ("/usr/include", "/usr/local/include", "/usr/include/c++")
 RUNNER_SNIFF = re.compile(r"pytest|unittest|sys\.modules|sys\.argv|_getframe|inspect\.(?:stack|currentframe)"
                           r"|__main__|environ|getenv|/proc/self/(?:cmdline|exe)|PYTEST_", re.I)
 
@@ -128,6 +131,31 @@ def sniffs_runner(patch: str, baseline: str = "") -> str | None:
     return None
 
 
+def shadows(rel: str) -> str | None:
+    """What a new file would stand in for: a module Python finds outside the tree (the
+    standard library's or an installed one's: a command's folder comes first on sys.path) or a
+    system header. Red team 10: a new `unittest.py` beside the hot file holding
+    `raise SystemExit(0)` made `python -m unittest discover` pass without running a test, and
+    a wrong patch was `faster` 10.8x and correct."""
+    path = PurePosixPath(rel)
+    if path.suffix.lower() in (".h", ".hpp", ".hh", ".hxx") or path.suffix == "":
+        if any(Path(d, path.name).is_file() for d in SYSTEM_INCLUDE):
+            return f"the system header <{path.name}>"
+        return None
+    if path.suffix not in (".py", ".pyc", ".so", ".pyi") and not (path.name == "__init__.py"):
+        return None
+    name = path.parent.name if path.name == "__init__.py" else path.name.split(".")[0]
+    if not name.isidentifier():
+        return None
+    if name in sys.stdlib_module_names:
+        return f"the standard library's module {name!r}"
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        found = False
+    return f"the installed module {name!r}" if found else None
+
+
 @dataclass
 class Policy:
     editable: set[str]          # the hot-spot / --focus files
@@ -152,6 +180,8 @@ class Policy:
             return f"{c.path} is part of the bench"
         folders = {str(PurePosixPath(p).parent) for p in self.editable}
         source = PurePosixPath(c.path).suffix.lower() in LANGUAGE_OF
+        if c.status == "A" and (shadowed := shadows(c.path)):
+            return f"{c.path} would be imported in place of {shadowed}"
         if c.status == "A" and source and str(PurePosixPath(c.path).parent) in folders:
             return None
         if self.everything and source:

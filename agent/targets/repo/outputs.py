@@ -15,6 +15,16 @@ import re
 
 from kopt.agent.targets.repo.shell_commands import FLOAT, normalised
 
+PRINTED = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+LITERAL = re.compile(r"(?<![\w.])\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?(?![\w.])")
+ANSWER_DIGITS = 4  # a printed number with fewer significant digits (10, 1000, 0.5) is too common to tell
+
+
+def _significant(number: str) -> int:
+    mantissa = re.split(r"[eE]", number.lstrip("+-"))[0]
+    digits = mantissa.replace(".", "").lstrip("0")
+    return len(digits.rstrip("0")) if "." not in mantissa else len(digits)
+
 
 class OutputCheck:
     def __init__(self, metric: str | None, reference: str):
@@ -57,6 +67,31 @@ class OutputCheck:
             if w != have:
                 return f"line {i + 1} is {have[:120]!r} where the original printed {w[:120]!r}"
         return "the output differs"
+
+    def answers(self) -> set[str]:
+        """The numbers every run of the original printed alike (its answer, not its timings or
+        the metric), with enough digits to be told from a common constant."""
+        if self.off:
+            return set()
+        return {n for n in PRINTED.findall(self._masked(self.reference)) if _significant(n) >= ANSWER_DIGITS}
+
+    def memorised(self, patch: str, baseline: str = "") -> str | None:
+        """The first line the patch adds (the user's baseline did not) holding a number the
+        original's bench printed as its answer, or None. Red team 10: `if n == 3_000_000:
+        return 5999999` -- the bench's answer for its one input -- was `faster` 6.6x and
+        correct, its output the original's."""
+        printed = {float(n): n for n in self.answers()}
+        if not printed:
+            return None
+        own, removed = set(baseline.splitlines()), {line[1:] for line in patch.splitlines() if line.startswith("-")}
+        for line in patch.splitlines():
+            if not line.startswith("+") or line.startswith("+++") or line in own:
+                continue
+            for literal in LITERAL.findall(line[1:]):
+                value = float(literal.replace("_", ""))
+                if value in printed and not any(literal in r for r in removed):
+                    return f"{printed[value]} in `{line[1:].strip()[:80]}`"
+        return None
 
     @property
     def empty(self) -> bool:

@@ -160,6 +160,9 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             break
     _check_outputs(expect, pending, warm_ref, warm_new)
     checks["output"] = expect.describe()
+    if patch != t.baseline and (answer := expect.memorised(patch, t.baseline)):
+        raise _Failed("rejected", f"the patch writes down the answer the original's bench prints ({answer}): "
+                                  f"it must compute it")
     est = estimate_speedup(cost["ref"], cost["new"])
     checks.update(rounds=rounds, metric=t.bench_metric or "wall time", higher_is_better=t.higher_is_better)
     verdict = "same" if patch == t.baseline else speed_verdict(est, t.noise_floor)
