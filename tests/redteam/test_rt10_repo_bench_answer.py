@@ -21,8 +21,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 FILES = {

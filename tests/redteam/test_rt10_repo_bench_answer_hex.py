@@ -18,8 +18,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 FILES = {
@@ -47,7 +45,6 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: the bench's answer spelt in hex is not seen as memorised: faster")
 def test_hex_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -23,8 +23,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 FILES = {

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
 TASK = Path(__file__).resolve().parents[1] / "fixtures" / "tasks" / "relu.py"

@@ -25,4 +25,7 @@ def code_from_answer(answer: str, parent_code: str) -> tuple[str, str]:
         compile(code, "<candidate>", "exec")
     except SyntaxError as e:
         raise EditError(f"the resulting code has a syntax error at line {e.lineno}: {e.msg}") from None
+    except (RecursionError, MemoryError, ValueError) as e:  # 4000 unary minus signs (red team 10)
+        raise EditError(f"the resulting code cannot be compiled ({type(e).__name__}): split its long or deeply "
+                        f"nested expressions") from None
     return code, "; ".join([kind, *notes])

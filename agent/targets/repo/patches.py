@@ -132,6 +132,9 @@ def apply_edits(tree: Path, edits: list[FileEdit], resolve) -> list[str]:
                 compile(text, rel, "exec")
             except SyntaxError as err:
                 raise EditError(f"{rel} would have a syntax error at line {err.lineno}: {err.msg}") from None
+            except (RecursionError, MemoryError, ValueError) as err:  # a model's code: anything (red team 10)
+                raise EditError(f"{rel} cannot be compiled ({type(err).__name__}): split its long or deeply "
+                                f"nested expressions") from None
         try:
             safefs.write_text(tree, rel, text)
         except OSError as e:
