@@ -60,8 +60,6 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: a long digit run in the bench output makes the metric regex run for "
-                                        "minutes in kopt")
 def test_metric_regex_on_candidate_output_is_bounded(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import re
 
-from kopt.agent.targets.repo.shell_commands import FLOAT, normalised
+from kopt.agent.targets.repo.shell_commands import FLOAT, MAX_MATCHED_LINE, normalised
 
 PRINTED = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 LITERAL = re.compile(r"(?<![\w.])(?:0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?)"
@@ -54,7 +54,8 @@ class OutputCheck:
         if not self.floats:
             return text
         at = iter(range(1 << 62))
-        return FLOAT.sub(lambda m: "<num>" if next(at) in self.varying else m.group(0), text)
+        return "\n".join(FLOAT.sub(lambda m: "<num>" if next(at) in self.varying else m.group(0), line)
+                         if len(line) <= MAX_MATCHED_LINE else line for line in text.split("\n"))
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""

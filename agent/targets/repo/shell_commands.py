@@ -152,12 +152,23 @@ class TreeShell:
         self.close()
 
 
+MAX_MATCHED_LINE = 4096  # longer lines of a bench's output are never matched (see below)
+
+
+def short_lines(output: str) -> list[str]:
+    """OUTPUT's lines that a pattern may be run over. A pattern runs in kopt's process over what
+    the candidate printed, and a natural one backtracks quadratically on a long run of digits
+    (`([0-9.]+) ms` over 100,000 digits: a minute a call, red team 10); no honest metric or
+    answer line is 4 kB long."""
+    return [line for line in output.splitlines() if len(line) <= MAX_MATCHED_LINE]
+
+
 def parse_metric(output: str, pattern: str | None) -> float | None:
     """The bench's number: group 1 (or the whole match) of the last match of `pattern`;
     None unless it is a positive finite number (a 0, NaN or inf cannot be compared)."""
     if not pattern:
         return None
-    matches = list(re.finditer(pattern, output, re.M))
+    matches = [m for line in short_lines(output) for m in re.finditer(pattern, line)]
     if not matches:
         return None
     m = matches[-1]
@@ -175,13 +186,18 @@ FLOAT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\
 def normalised(output: str, pattern: str | None, floats: bool = False) -> str:
     """A bench's output with its metric (every match of `pattern`) masked, and with
     `floats` every decimal number too (for a bench that also prints its own timings):
-    what must be the same for the candidate as for the original."""
-    if pattern:
-        def mask(m: re.Match) -> str:
-            if not m.groups() or m.start(1) < 0:
-                return "<metric>"
-            return m.group(0)[:m.start(1) - m.start()] + "<metric>" + m.group(0)[m.end(1) - m.start():]
-        output = re.sub(pattern, mask, output, flags=re.M)
-    if floats:
-        output = FLOAT.sub("<num>", output)
+    what must be the same for the candidate as for the original. A line too long to match
+    (`short_lines`) stays as it is."""
+    def mask(m: re.Match) -> str:
+        if not m.groups() or m.start(1) < 0:
+            return "<metric>"
+        return m.group(0)[:m.start(1) - m.start()] + "<metric>" + m.group(0)[m.end(1) - m.start():]
+
+    lines = []
+    for line in output.strip().splitlines():
+        if len(line) <= MAX_MATCHED_LINE:
+            line = re.sub(pattern, mask, line) if pattern else line
+            line = FLOAT.sub("<num>", line) if floats else line
+        lines.append(line)
+    output = "\n".join(lines)
     return "\n".join(line.rstrip() for line in output.strip().splitlines())
