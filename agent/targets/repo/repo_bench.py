@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from kopt.agent.targets.repo import worktree
+from kopt.agent.targets.repo import guard, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.outputs import OutputCheck
 from kopt.agent.targets.repo.shell_commands import RunResult, parse_metric
@@ -17,6 +17,9 @@ from kopt.sandboxes.timing import estimate_speedup, speed_verdict
 BASELINE_ROUNDS = 3
 AGREEMENT_FACTOR = 3.0  # metric speedup / wall-time speedup above which the clock must say `faster` too
 SUSPICIOUS_SPEEDUP = 100.0
+# sources a build compiles but never runs: a patch changing only these may keep build outputs
+# (not .rs: build.rs and proc macros run at build time)
+COMPILED_SOURCES = {".c", ".cc", ".cpp", ".cxx", ".c++", ".h", ".hh", ".hpp", ".hxx", ".cu", ".cuh", ".f90"}
 
 
 def failed(verdict: str, reason: str, compiled: bool = True, checks: dict | None = None) -> dict:
@@ -40,7 +43,7 @@ def measure(t, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) ->
         ref = FreshRuns(t.ws, ref_tree, hidden, t.subdir)
         checks: dict = {}
         try:
-            warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks)
+            warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks, _interpreted_changes(patch, t.baseline))
             return _timed_rounds(t, ref, new, patch, warm_new, warm_ref, checks)
         except _Failed as f:
             return failed(f.verdict, f.reason, checks=checks)
@@ -51,7 +54,18 @@ def measure(t, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) ->
             ref.close()
 
 
-def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict) -> tuple[RunResult, RunResult]:
+def _interpreted_changes(patch: str, baseline: str) -> list[str]:
+    """The files the patch changes (beyond the user's baseline) that are not compiled sources:
+    a build may run them (a generator script), so what that build makes is the candidate's."""
+    own = set(baseline.splitlines())
+    paths = {line[6:].strip() for line in patch.splitlines() if line.startswith("+++ b/") and line not in own}
+    # a build file may change only in its optimisation-flag lines (guard.Policy): it runs nothing new
+    return sorted(p for p in paths if PurePosixPath(p).suffix.lower() not in COMPILED_SOURCES
+                  and guard.protected_kind(p) != "a build file")
+
+
+def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
+                       interpreted: list[str]) -> tuple[RunResult, RunResult]:
     """The candidate's tests, then one untimed bench run per side (builds, fills caches)."""
     r = new.run(t.test, t.test_timeout)
     checks.update(tests="passed" if r.ok else "failed", test_s=round(r.wall_s, 3))
@@ -76,7 +90,14 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict) -> tuple
         t.rewrites = rewrites
     # the same build outputs on both sides, kept between runs; never a file the original
     # rewrites on every run (a result: kept, its contents would be the candidate's cache)
-    built = _built_without_the_program(t, new, (new.written & ref.written) - t.rewrites, checks)
+    built = (new.written & ref.written) - t.rewrites
+    if built and interpreted:
+        # red team 10: a protected Makefile ran the candidate's generator (gen.py, on the user's
+        # --editable), which computed the bench's answer into a header, untimed, in the build pass
+        checks["build_outputs"] = (f"rebuilt in every run (the patch changes {interpreted[0]}, which a build "
+                                   f"may run)")
+        built = set()
+    built = _built_without_the_program(t, new, built, checks)
     new.keep(built)
     ref.keep(built)
     return warm_new, warm_ref
