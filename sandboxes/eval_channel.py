@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from kopt.sandboxes import protocol, sealed_inputs
-from kopt.sandboxes.local import Worker
+from kopt.sandboxes.local import Worker, folder_mb
 
 
 class WorkerFailed(Exception):
@@ -27,6 +27,9 @@ ALARM_LINE_MAX = 8 << 10
 KINDS = ("compile_error", "runtime_error", "timeout", "rejected")
 
 
+CACHE_POLL_S = 0.1
+
+
 @dataclass
 class Channel:
     """Request/response with one worker, with deadlines and its alarms collected. The
@@ -39,6 +42,24 @@ class Channel:
     _alarm_buf: bytes = b""
     elapsed: float = 0.0
     inputs_fd: int | None = None  # the last `put`'s inputs, sealed, until the next `put`
+
+    def _answered(self, cmd: str, timeout: float) -> bool:
+        """Whether the worker's reply began within TIMEOUT. Meanwhile the candidate's writable
+        build folder is measured every CACHE_POLL_S: its cap is checked while it writes, not
+        only between stages (red team 10 wrote 1.5 GB past a 512 MB cap onto the host's disk
+        within one setup), so the host's disk takes at most a tenth of a second's writing past it."""
+        w = self.worker
+        folder, cap = getattr(w, "cache_dir", None), getattr(w, "cache_mb", 0)
+        if not (self.hostile and folder and cap):
+            return bool(select.select([w.from_fd], [], [], timeout)[0])
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([w.from_fd], [], [], min(left, CACHE_POLL_S))[0]:
+                return True
+            if (mb := folder_mb(folder)) > cap:
+                raise WorkerFailed("rejected", f"the solution wrote {mb:.0f} MB into its build folder (at most "
+                                               f"{cap} MB; seen during '{cmd}')")
+        return False
 
     def call(self, header: dict, payload=b"", timeout: float = 120.0,
              max_payload: int = 8 << 30) -> tuple[dict, bytes]:
@@ -61,8 +82,7 @@ class Channel:
         except protocol.Late:
             late = f"{self.role} did not take the '{cmd}' request within {timeout:.0f}s"
             raise WorkerFailed("timeout", late) from None
-        ready, _, _ = select.select([w.from_fd], [], [], timeout)
-        if not ready:
+        if not self._answered(cmd, timeout):
             raise WorkerFailed("timeout", f"{self.role} did not answer '{cmd}' within {timeout:.0f}s")
         try:
             reply, data = protocol.recv(w.from_fd, max_payload, REPLY_JSON_MAX if self.hostile else protocol.MAX_JSON,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from kopt.agent.errors import UserInputError
 from kopt.sandboxes import build_cache, protocol, reuse
 from kopt.sandboxes.eval_channel import KINDS, Channel, WorkerFailed
-from kopt.sandboxes.local import Limits, _folder_mb, start_worker
+from kopt.sandboxes.local import Limits, folder_mb, start_worker
 from kopt.sandboxes.native import compiler_id
 
 _HARNESS_DIR = str(Path(__file__).resolve().parent)
@@ -247,7 +247,7 @@ class _Session:
         at the end looked at its size)."""
         w = self.new.worker
         folder, cap = getattr(w, "cache_dir", None), getattr(w, "cache_mb", 0)
-        if folder and cap and (mb := _folder_mb(folder)) > cap:
+        if folder and cap and (mb := folder_mb(folder)) > cap:
             raise Verdict("rejected", f"the solution wrote {mb:.0f} MB into its build folder (at most {cap} MB; "
                                       f"seen after {stage})")
 

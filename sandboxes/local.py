@@ -38,7 +38,7 @@ SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA
                  "LD_LIBRARY_PATH", "TRITON_INTERPRET", "CC", "CXX", "SYSTEMROOT")
 
 
-def _folder_mb(path: str) -> float:
+def folder_mb(path: str) -> float:
     total = 0
     for root, _, files in os.walk(path):
         for f in files:
@@ -208,7 +208,7 @@ class Worker:
         if self.cgroup:
             self.cgroup.remove()
         shutil.rmtree(self.workdir, ignore_errors=True)
-        if self.cache_dir and _folder_mb(self.cache_dir) > self.cache_mb:
+        if self.cache_dir and folder_mb(self.cache_dir) > self.cache_mb:
             shutil.rmtree(self.cache_dir, ignore_errors=True)  # a disk filler keeps nothing
 
 
