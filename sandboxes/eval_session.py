@@ -88,6 +88,8 @@ def _worker_env(cfg: EvalConfig, threads: int, kernel: str) -> dict[str, str]:
            # reuse the reference's outputs landed in chunks its own input-making had just
            # left warm in cache, and copies of memory-bound tasks read 0.74-0.89x
            "MALLOC_MMAP_THRESHOLD_": str(64 << 10), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+    if cfg.device == "cpu":
+        env["KOPT_CONFINE_READS"] = "1"  # harness_support.confine_reads
     if kernel == "triton" and cfg.device == "cpu":
         env["TRITON_INTERPRET"] = "1"
     if cfg.gpu is not None:

@@ -437,6 +437,7 @@ def main() -> None:
     p.add_argument("--fd-shm", type=int, default=None)
     p.add_argument("--fd-pass", type=int, default=None)
     a = p.parse_args()
+    harness_support.confine_reads()
     import torch  # noqa: F401 - import while kopt talks to the other worker
 
     Worker(a.role, a.fd_in, a.fd_out, Alarm(a.fd_alarm), a.fd_shm, a.fd_pass).serve()

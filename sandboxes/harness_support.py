@@ -92,10 +92,26 @@ def param_signature(torch, params: list) -> list:
     return out
 
 
+def confine_reads() -> None:
+    """A CPU worker reads nothing that shows which host file pages are cached (/proc, the
+    cgroup and NUMA counters, getrusage: run_confinement.py), set before any thread starts so
+    every later thread inherits it. Red team 10: a candidate read another evaluation's bits
+    from the page cache through fault-around and /proc/self/pagemap. A GPU worker is left
+    as it is: the driver reads /proc."""
+    if os.environ.get("KOPT_CONFINE_READS") == "1":
+        from kopt.sandboxes.run_confinement import Confinement
+
+        Confinement().apply()
+
+
 def pin_threads(cpus: list[int]) -> None:
     """Every thread of this process (those torch's import made too) onto `cpus`. Under the
     jail's seccomp filter the call fails: kopt pins the worker from outside instead."""
-    for tid in os.listdir("/proc/self/task"):
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:  # confined (confine_reads): kopt pins from outside
+        return
+    for tid in tids:
         try:
             os.sched_setaffinity(int(tid), cpus)
         except (PermissionError, ProcessLookupError):

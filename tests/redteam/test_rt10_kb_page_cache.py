@@ -135,8 +135,6 @@ def _host_file() -> tuple[str, list[int]] | None:
     return None
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: page-cache residency (fault-around + /proc/self/pagemap) "
-                                        "carries bits from one KernelBench evaluation to the next")
 def test_page_cache_bits_do_not_reach_a_later_evaluation(tmp_path: Path) -> None:
     found = _host_file()
     if found is None:
