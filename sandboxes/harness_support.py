@@ -8,6 +8,8 @@ import os
 import sys
 import traceback
 
+from kopt.sandboxes.run_confinement import Confinement
+
 
 def reshape_distribution(torch, x, dist: str, seed: int):
     """The task's own input, re-shaped in distribution: heavy-tailed (log-normal factors),
@@ -99,8 +101,6 @@ def confine_reads() -> None:
     from the page cache through fault-around and /proc/self/pagemap. A GPU worker is left
     as it is: the driver reads /proc."""
     if os.environ.get("KOPT_CONFINE_READS") == "1":
-        from kopt.sandboxes.run_confinement import Confinement
-
         Confinement().apply()
 
 

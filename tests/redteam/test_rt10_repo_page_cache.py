@@ -162,8 +162,6 @@ def _git(repo: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: a repo result cache kept in the page cache between fresh runs "
-                                        "is faster")
 def test_page_cache_result_cache_is_not_faster(tmp_path: Path) -> None:
     found = _fresh_region()
     if found is None:
