@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import tempfile
 
-from kopt.sandboxes import zygote_client
+from kopt.sandboxes import landlock, zygote_client
 from kopt.sandboxes.jail_probe import FEATURE_PROTECTIONS, REFUSED, can_jail, jail_features, protections
 from kopt.sandboxes.jail_setup import PROTECTIONS, WORKER_UIDS, namespace_prefix
 from kopt.sandboxes.local import scrubbed_env
@@ -84,6 +84,10 @@ def report() -> dict:
                         "the same user as kopt"),
         **shields,
         "zygote": _zygote(jail),
+        "page cache unreadable": ("on (Landlock: no /proc or cgroup counters; getrusage refused) for KernelBench CPU "
+                                  "workers, program runs and repository commands" if landlock.available() else
+                                  "off (no Landlock on this kernel): a run could read which host file pages are "
+                                  "cached"),
         "bubblewrap": shutil.which("bwrap") or "not found",
         "docker engine": "yes" if shutil.which("docker") and _version(["docker", "info", "--format",
                                                                       "{{.ServerVersion}}"]) != "not found"

@@ -47,10 +47,15 @@ def allowed_beside(hidden: list[str], root: str = "/") -> list[str]:
     return out
 
 
+def available() -> bool:
+    """Whether this kernel has Landlock (any ABI)."""
+    return LIBC.syscall(CREATE_RULESET, None, 0, VERSION) >= 1
+
+
 def ruleset(handled: int, allowed: list[str]) -> int:
     """A ruleset fd judging the HANDLED rights, with them all allowed beneath each of ALLOWED
     (only the file rights on a file); -1 where the kernel has no Landlock."""
-    if LIBC.syscall(CREATE_RULESET, None, 0, VERSION) < 1:
+    if not available():
         return -1
     attr = ctypes.c_uint64(handled)
     fd = LIBC.syscall(CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)

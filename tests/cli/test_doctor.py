@@ -72,3 +72,19 @@ def test_the_zygote_line_matches_what_a_worker_gets(monkeypatch):
         assert line.startswith("off (") and list(zygote_client.REFUSED.values())[0][:40] in line
     else:
         assert line.startswith("on (") and any(z.verified for z in zygote_client._ZYGOTES.values())
+
+
+def test_doctor_says_whether_runs_can_read_the_page_cache():
+    """The line matches what a run gets: on where this kernel has Landlock (a confined run then
+    cannot open /proc/self/pagemap), off with the reason where it has not."""
+    from kopt.sandboxes import landlock
+    from kopt.sandboxes.run_confinement import Confinement
+
+    exe = Path(sys.executable).with_name("kopt")
+    p = subprocess.run([str(exe), "doctor", "--json"], capture_output=True, text=True, timeout=120)
+    line = json.loads(p.stdout)["page cache unreadable"]
+    assert line.startswith("on" if landlock.available() else "off (no Landlock"), line
+    if landlock.available():
+        probe = "import sys\ntry:\n    open('/proc/self/pagemap', 'rb')\nexcept PermissionError:\n    sys.exit(7)\n"
+        r = subprocess.run([sys.executable, "-S", "-c", probe], preexec_fn=Confinement().apply, timeout=60)
+        assert r.returncode == 7
