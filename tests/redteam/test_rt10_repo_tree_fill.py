@@ -1,0 +1,72 @@
+"""rt10: a repository candidate's run writes gigabytes into its tree: no cap, the host's disk.
+
+Attack: the hot function, when the tests run it, writes 24 files of 64 MiB (1.5 GiB) into its
+working directory -- the candidate's work tree, a writable host folder in kopt's workspace --
+and prints how much it wrote (the test command's output comes back in the verdict's reason
+when the tests then fail).
+Before: the whole 1.5 GiB was written ("wrote 1536 MB"); TreeShell gives the tree
+`cache_mb=TREE_MB_CAP` (1 TiB: "a tree is never discarded for its size"), RLIMIT_FSIZE bounds
+one file only, and repo runs do not go through eval_channel.Channel, so e7825b3's 0.1 s
+build-folder polling never looks at a tree. A bench or test run may write until its timeout
+(max(30 s, 10x the original's), and the tests' max(60 s, ...)) at disk speed: the host's disk
+(76 GB free here) fills within one evaluation.
+Root cause: the tree's size is never bounded while the candidate's code runs.
+Fix: cap what a run may add to its tree (a project quota, or a size-capped overlay/tmpfs upper
+layer over a read-only tree, copied back for the files kopt keeps), or poll the tree's size
+while waiting for a run as the KernelBench channel now does, killing the run past the cap.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kopt.agent.targets.repo.repo_target import RepoTarget
+
+FILES = {
+    "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
+    "runner.py": "import lib\n\n\ndef main(n):\n    return lib.work(n)\n",
+    "bench.py": "import runner\n\nprint(\"result:\", runner.main(300_000))\n",
+    "test_lib.py": "import lib\n\nassert lib.work(10) == sum((i * i) % 7 for i in range(10))\n",
+}
+PATCH = """diff --git a/lib.py b/lib.py
+--- a/lib.py
++++ b/lib.py
+@@ -1,4 +1,12 @@
+ def work(n):
++    chunk, wrote = b"\\0" * (64 << 20), 0
++    try:
++        for i in range(24):  # 1.5 GiB into the work tree
++            with open(f"blob{i}.bin", "wb") as f:
++                f.write(chunk)
++            wrote += 64
++    finally:
++        raise SystemExit(f"wrote {wrote} MB")
+     total = 0
+     for i in range(n):
+         total += (i * i) % 7
+"""
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.xfail(strict=False, reason="rt10: a repo run may write without bound into its tree (host disk)")
+def test_tree_writes_are_capped(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name, text in FILES.items():
+        (repo / name).write_text(text)
+    _git(repo, "init", "-q", ".")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "init")
+    target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
+    patch = tmp_path / "fill.patch"
+    patch.write_text(PATCH)
+    res = target.evaluate(patch, [])
+    wrote = re.search(r"wrote (\d+) MB", res.get("reason") or "")
+    assert wrote is None or int(wrote.group(1)) <= 1024, res.get("reason")
