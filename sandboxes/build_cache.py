@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kopt.sandboxes import fs_walk
 from kopt.sandboxes.native import cache_root
 
 BUILD_SUFFIXES = {".so", ".o", ".cpp", ".cc", ".c", ".cu", ".cuh", ".h", ".hpp", ".ninja", ".ptx", ".cubin",
@@ -64,6 +65,9 @@ def fresh_cache_dir(shared: Path) -> Path:
     return run
 
 
+MAX_PROMOTED_FILES = 5_000  # entries, beside the byte budget: 50,000 empty .o files passed every byte cap
+
+
 def promote(run: Path, shared: Path, budget_mb: int = 1024) -> None:
     """Copy the build outputs a worker left in `run` into `shared` (regular files of a build
     output's kind, never over one there, within a byte budget), then remove `run`; only the
@@ -74,17 +78,22 @@ def promote(run: Path, shared: Path, budget_mb: int = 1024) -> None:
     try:
         if _exists(marker):
             return  # promoted once already: later evaluations leave nothing behind
-        kept = False
+        kept, files = False, MAX_PROMOTED_FILES
         for path, rel in _regular_files(run):
             size = path.lstat().st_size
             dest = shared / rel
             if not is_build_output(path.name) or size > MAX_FILE_BYTES or size > budget or _exists(dest):
                 continue
-            budget -= size
+            budget, files = budget - size, files - 1
+            if files < 0:
+                break
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.kopt-tmp")
             shutil.copyfile(path, tmp, follow_symlinks=False)
             shutil.copystat(path, tmp, follow_symlinks=False)
+            # never a setuid, setgid or sticky bit: a worker's setuid copy of /bin/sh landed in the
+            # shared cache setuid (owned by kopt's user, root here: red team 10)
+            os.chmod(tmp, path.lstat().st_mode & 0o755)
             os.replace(tmp, dest)
             kept = True
         if kept:
@@ -92,7 +101,7 @@ def promote(run: Path, shared: Path, budget_mb: int = 1024) -> None:
     except OSError:
         pass  # a cache that could not be filled only costs a rebuild
     finally:
-        shutil.rmtree(run, ignore_errors=True)
+        fs_walk.remove_tree(run)
 
 
 def promoted_marker(shared: Path) -> Path:
@@ -109,7 +118,7 @@ def _remove_stale(parent: Path) -> None:
     for old in parent.glob("run-*"):
         try:
             if now - old.lstat().st_mtime > STALE_S:
-                shutil.rmtree(old, ignore_errors=True)
+                fs_walk.remove_tree(old)
         except OSError:
             pass
 
@@ -121,7 +130,7 @@ def _exists(path: Path) -> bool:
 def _regular_files(root: Path):
     """(path, path relative to root) of every plain file under root with one link: no
     symlink (a link to a host file would be copied as root) and no directory link is followed."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in fs_walk.walk(root):
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
         for name in filenames:
             path = Path(dirpath) / name

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from kopt.sandboxes import protocol, sealed_inputs
-from kopt.sandboxes.local import Worker, folder_mb
+from kopt.sandboxes.local import Worker, cache_problem
 
 
 class WorkerFailed(Exception):
@@ -27,7 +27,7 @@ ALARM_LINE_MAX = 8 << 10
 KINDS = ("compile_error", "runtime_error", "timeout", "rejected")
 
 
-CACHE_POLL_S = 0.1
+CACHE_POLL_S = 0.05
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Channel:
         """Whether the worker's reply began within TIMEOUT. Meanwhile the candidate's writable
         build folder is measured every CACHE_POLL_S: its cap is checked while it writes, not
         only between stages (red team 10 wrote 1.5 GB past a 512 MB cap onto the host's disk
-        within one setup), so the host's disk takes at most a tenth of a second's writing past it."""
+        within one setup), so the host's disk takes at most a twentieth of a second's writing past it."""
         w = self.worker
         folder, cap = getattr(w, "cache_dir", None), getattr(w, "cache_mb", 0)
         if not (self.hostile and folder and cap):
@@ -56,9 +56,8 @@ class Channel:
         while (left := deadline - time.monotonic()) > 0:
             if select.select([w.from_fd], [], [], min(left, CACHE_POLL_S))[0]:
                 return True
-            if (mb := folder_mb(folder)) > cap:
-                raise WorkerFailed("rejected", f"the solution wrote {mb:.0f} MB into its build folder (at most "
-                                               f"{cap} MB; seen during '{cmd}')")
+            if problem := cache_problem(folder, cap):
+                raise WorkerFailed("rejected", f"{problem}; seen during '{cmd}')")
         return False
 
     def call(self, header: dict, payload=b"", timeout: float = 120.0,

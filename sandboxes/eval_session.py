@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from kopt.agent.errors import UserInputError
 from kopt.sandboxes import build_cache, protocol, reuse
 from kopt.sandboxes.eval_channel import KINDS, Channel, WorkerFailed
-from kopt.sandboxes.local import Limits, folder_mb, start_worker
+from kopt.sandboxes.local import Limits, cache_problem, start_worker
 from kopt.sandboxes.native import compiler_id
 
 _HARNESS_DIR = str(Path(__file__).resolve().parent)
@@ -249,9 +249,8 @@ class _Session:
         at the end looked at its size)."""
         w = self.new.worker
         folder, cap = getattr(w, "cache_dir", None), getattr(w, "cache_mb", 0)
-        if folder and cap and (mb := folder_mb(folder)) > cap:
-            raise Verdict("rejected", f"the solution wrote {mb:.0f} MB into its build folder (at most {cap} MB; "
-                                      f"seen after {stage})")
+        if folder and cap and (problem := cache_problem(folder, cap)):
+            raise Verdict("rejected", f"{problem}; seen after {stage})")
 
     def _check_affinity(self, stage: str) -> None:
         """Every thread of the candidate stays on the cores both workers were pinned to at

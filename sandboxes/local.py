@@ -11,7 +11,6 @@ its protections this host gives, and each Worker says which it got (`protections
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kopt.sandboxes import zygote_client
+from kopt.sandboxes import fs_walk, zygote_client
 from kopt.sandboxes.jail_probe import jail_features, protections
 from kopt.sandboxes.jail_setup import (
     JAIL,
@@ -38,15 +37,17 @@ SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA
                  "LD_LIBRARY_PATH", "TRITON_INTERPRET", "CC", "CXX", "SYSTEMROOT")
 
 
-def folder_mb(path: str) -> float:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
-    return total / 2**20
+MAX_CACHE_ENTRIES = 20_000  # files and folders in a build folder: no size cap sees 50,000 empty .o files
+
+
+def cache_problem(path: str, cap_mb: float) -> str | None:
+    """What is wrong with a candidate's build folder (too large, or too many entries), or None."""
+    mb, entries = fs_walk.usage(path)
+    if mb > cap_mb:
+        return f"the solution wrote {mb:.0f} MB into its build folder (at most {cap_mb:g} MB"
+    if entries > MAX_CACHE_ENTRIES:
+        return f"the solution made {entries} files and folders in its build folder (at most {MAX_CACHE_ENTRIES}"
+    return None
 
 
 def scrubbed_env(home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -207,9 +208,9 @@ class Worker:
             self._drain.join(timeout=2)
         if self.cgroup:
             self.cgroup.remove()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        if self.cache_dir and folder_mb(self.cache_dir) > self.cache_mb:
-            shutil.rmtree(self.cache_dir, ignore_errors=True)  # a disk filler keeps nothing
+        fs_walk.remove_tree(self.workdir)
+        if self.cache_dir and cache_problem(self.cache_dir, self.cache_mb):
+            fs_walk.remove_tree(self.cache_dir)  # a disk filler keeps nothing
 
 
 def cpu_list(text: str) -> set[int]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kopt.agent.targets.repo.shell_commands import RunResult, TreeShell, changed_files, snapshot
 from kopt.agent.targets.repo.worktree import GitError
+from kopt.sandboxes import fs_walk
 
 NEVER_KEPT = {"__pycache__", ".git"}
 KEEP_CAP = 2 << 30
@@ -35,7 +36,7 @@ class FreshRuns:
     def __init__(self, ws, tree: Path, hidden: list[str], subdir: str = ""):
         self.ws, self.tree, self.hidden, self.subdir = ws, Path(tree), hidden, subdir
         self.stash = Path(ws.root) / "stash" / self.tree.name
-        shutil.rmtree(self.stash, ignore_errors=True)
+        fs_walk.remove_tree(self.stash)
         self.kept: list[str] = []
         self.written: set[str] = set()  # what the last run wrote or changed in the tree
         self.shell: TreeShell | None = None
@@ -106,7 +107,7 @@ class FreshRuns:
             return r, self.written & first
         finally:
             self.kept = []
-            shutil.rmtree(self.stash, ignore_errors=True)
+            fs_walk.remove_tree(self.stash)
             self.written = first
 
     def _restore(self) -> None:
@@ -123,7 +124,7 @@ class FreshRuns:
         if self.shell is not None:
             self.shell.close()
             self.shell = None
-        shutil.rmtree(self.stash, ignore_errors=True)
+        fs_walk.remove_tree(self.stash)
         try:
             self.ws.reset(self.tree)
         except GitError:

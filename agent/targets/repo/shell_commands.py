@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopt.sandboxes import protocol
+from kopt.sandboxes import fs_walk, protocol
 from kopt.sandboxes.local import Limits, start_worker
 
 TREE_MB_CAP = 1 << 40  # a tree is never discarded for its size: it holds the candidate itself
@@ -84,7 +84,7 @@ def hide_around(hidden: list[str], keep: list[Path]) -> list[str]:
 def snapshot(tree: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime) of every file in a tree outside .git: what a run changed shows in a diff."""
     out = {}
-    for root, dirs, files in os.walk(tree):
+    for root, dirs, files in fs_walk.walk(tree):
         dirs[:] = [d for d in dirs if d != ".git"]
         for f in files:
             p = os.path.join(root, f)

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.sandboxes import fs_walk
 
 # GIT_OPTIONAL_LOCKS=0: `git status` on the user's repository must not refresh (write) its index
 # hooks of the clone never run: kopt's own git calls run no code from a tree or a config
@@ -201,18 +202,18 @@ class Workspace:
     def remove(self, path: Path) -> None:
         if path.exists():
             git(self.clone, "worktree", "remove", "--force", str(path), check=False)
-            shutil.rmtree(path, ignore_errors=True)
+            fs_walk.remove_tree(path)
         git(self.clone, "worktree", "prune", check=False)
 
 
 def _remove_nested_git(tree: Path) -> None:
     """Delete every entry named .git below the tree's top: git never lists them (so `git clean`
     leaves them), which made them a hiding place for state kept between runs."""
-    for root, dirs, files in os.walk(tree):
+    for root, dirs, files in fs_walk.walk(tree):
         top = root == str(tree)
         for name in [d for d in dirs if d == ".git" and not top]:
             path = os.path.join(root, name)
-            os.unlink(path) if os.path.islink(path) else shutil.rmtree(path, ignore_errors=True)
+            os.unlink(path) if os.path.islink(path) else fs_walk.remove_tree(path)
         dirs[:] = [d for d in dirs if d != ".git"]
         if ".git" in files and not top:
             os.unlink(os.path.join(root, ".git"))

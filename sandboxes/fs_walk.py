@@ -1,0 +1,62 @@
+"""Walking and removing folders whose shape a candidate chose, in kopt's own process.
+
+Python 3.11's `os.walk` and `shutil.rmtree` recurse once per folder level: 1500 nested
+folders made by a candidate's code raised RecursionError in kopt (red team 10: a repository
+tree, a build folder). `walk` is `os.walk` (top-down, links not followed, the folder list
+prunable in place) with an explicit stack; `remove_tree` is `rm -rf`, which walks any depth.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(folder, its subfolders, its files) for TOP and every folder below it, any depth."""
+    stack = [os.fspath(top)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        dirs, files = [], []
+        for entry in entries:
+            try:
+                (dirs if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+            except OSError:
+                files.append(entry.name)
+        yield folder, dirs, files
+        stack.extend(os.path.join(folder, d) for d in reversed(dirs))
+
+
+def usage(top: str | Path) -> tuple[float, int]:
+    """(MiB in regular files, number of entries) under TOP."""
+    size, entries = 0, 0
+    for folder, dirs, files in walk(top):
+        entries += len(dirs) + len(files)
+        for name in files:
+            try:
+                size += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return size / 2**20, entries
+
+
+def remove_tree(path: str | Path) -> None:
+    """Remove PATH and everything below it, whatever its depth; errors are ignored (as
+    `shutil.rmtree(path, ignore_errors=True)`)."""
+    if not os.path.lexists(path):
+        return
+    rm = shutil.which("rm")
+    if rm:
+        subprocess.run([rm, "-rf", "--", os.fspath(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
+    if os.path.lexists(path):  # no rm, or it could not: the library's way, as far as it gets
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        except RecursionError:
+            pass
