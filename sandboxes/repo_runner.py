@@ -52,20 +52,22 @@ def _confinement() -> Confinement:
     return Confinement()
 
 
-def _preexec(no_exec_under: str | None):
+def _preexec(no_exec_under: str | None, confine_reads: bool = True):
     """A preexec step: the command reads nothing that shows which host file pages are cached
     (run_confinement.py; red team 10 kept a bench's result there between fresh runs, faster
     6.3x) and, with `no_exec_under`, executes nothing under that folder (see no_exec)."""
-    confine = _confinement()
+    confine = _confinement() if confine_reads else None
 
     def start() -> None:
-        confine.apply()
+        # no_exec lists folders to build its ruleset: before the confinement hides the root's
         if no_exec_under and not no_exec.deny_exec_under(no_exec_under):
             raise OSError("Landlock refused the ruleset")
+        if confine is not None:
+            confine.apply()
     return start
 
 
-def run_one(shell: str, cwd: str, timeout: float, no_exec_under: str | None = None) -> dict:
+def run_one(shell: str, cwd: str, timeout: float, no_exec_under: str | None = None, confine: bool = True) -> dict:
     """Run one command; with `no_exec_under`, nothing under that folder may be executed
     (the reply's `no_exec` says whether that held, or False where the kernel cannot)."""
     home = tempfile.mkdtemp(prefix="run-")
@@ -74,7 +76,7 @@ def run_one(shell: str, cwd: str, timeout: float, no_exec_under: str | None = No
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", shell], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_preexec(no_exec_under))
+                                preexec_fn=_preexec(no_exec_under, confine))
     except (OSError, subprocess.SubprocessError) as e:
         shutil.rmtree(home, ignore_errors=True)
         return {"rc": 127, "timed_out": False, "wall_s": 0.0, "output": f"cannot start the command: {e}",
@@ -108,7 +110,8 @@ def serve(fd_in: int, fd_out: int) -> None:
         if req.get("cmd") != "run":
             return
         reply = run_one(str(req["shell"]), str(req["cwd"]), float(req.get("timeout", 600)),
-                        str(req["no_exec_under"]) if req.get("no_exec_under") else None)
+                        str(req["no_exec_under"]) if req.get("no_exec_under") else None,
+                        confine=req.get("confine") is not False)
         protocol.send(fd_out, {**reply, "nonce": req.get("nonce")})
 
 

@@ -9,7 +9,8 @@ move_pages' status) then shows: each input's answer, read back with no disk read
 cache directly (mincore, fadvise, readahead, cachestat, preadv2 RWF_NOWAIT, move_pages).
 
 So a program run (the candidate's and the reference's alike) starts under `Confinement`:
-- Landlock: reading and executing are allowed everywhere but /proc and /sys/fs/cgroup;
+- Landlock: reading and executing are allowed everywhere but /proc (bar /proc/cpuinfo),
+  /sys/fs/cgroup and the NUMA-node counters;
 - a seccomp filter on top of the jail's: getrusage fails (EPERM), and so do wait4 and waitid
   when they ask for the child's rusage.
 A program that needs neither -- a stdin/stdout program does not -- runs as before. Runs under
@@ -31,6 +32,9 @@ from kopt.sandboxes import jailhelp, landlock
 
 READS = landlock.EXECUTE | landlock.READ_FILE | landlock.READ_DIR  # only reads are Landlock's to judge
 HIDDEN = ("/proc", "/sys/fs/cgroup", "/sys/devices/system/node")  # node: nr_mapped, host-wide
+# what torch needs of /proc: the cpuinfo library's processor list (half-precision ops raised
+# "Failed to initialize cpuinfo!" without it); it tells nothing about the page cache
+READABLE_INSIDE = ("/proc/cpuinfo",)
 # (getrusage, wait4, waitid): a child's rusage (its ru_maxrss) comes back through the waits too
 RUSAGE_CALLS = {"x86_64": (98, 61, 247), "aarch64": (165, 260, 95)}
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
@@ -60,7 +64,8 @@ class Confinement:
     parent so that the forked child only has to make three calls."""
 
     def __init__(self, hidden: tuple[str, ...] = HIDDEN):
-        self.ruleset_fd = landlock.ruleset(READS, landlock.allowed_beside(list(hidden)))
+        inside = [p for p in READABLE_INSIDE if any(p.startswith(h + "/") for h in hidden)]
+        self.ruleset_fd = landlock.ruleset(READS, landlock.allowed_beside(list(hidden)) + inside)
         if self.ruleset_fd >= 0:
             os.set_inheritable(self.ruleset_fd, False)
         prog = _rusage_filter()

@@ -148,7 +148,8 @@ class RepoTarget:
             self.hotspots = [Hotspot(fn, 0.0, index.callers(fn), index.tests_touching(fn))]
             self.profile = Profile("focus", note=f"--focus {self.focus}")
         else:
-            with TreeShell(tree, [], keep=[self.ws.clone], subdir=self.subdir) as sh:
+            # the user's original under valgrind (which reads /proc): not confined
+            with TreeShell(tree, [], keep=[self.ws.clone], subdir=self.subdir, confine=False) as sh:
                 self.profile = profile_bench(sh, tree, self.bench, index, self.bench_timeout, self.bench_s)
             self.hotspots = rank(self.profile.weights, self.profile.total, index)
         self.source = self._overview(index)

@@ -111,8 +111,8 @@ class TreeShell:
     """A sandboxed runner bound to one tree; `run` executes one shell command there."""
 
     def __init__(self, tree: Path, hidden: list[str], keep: list[Path] = (), wall_s: float = 24 * 3600,
-                 memory_mb: int = 8192, subdir: str = ""):
-        self.tree = Path(tree).resolve()
+                 memory_mb: int = 8192, subdir: str = "", confine: bool = True):
+        self.tree, self.confine = Path(tree).resolve(), confine  # confine: run_confinement (valgrind needs /proc)
         self.cwd = self.tree / subdir  # where the user pointed kopt, inside the repository
         limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=TREE_MB_CAP,
                         hide_paths=tuple(hide_around(hidden, [self.tree, *keep])))
@@ -126,7 +126,8 @@ class TreeShell:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
             protocol.send(self.worker.to_fd, {"cmd": "run", "shell": shell, "cwd": str(self.cwd),
                                               "timeout": timeout, "nonce": nonce,
-                                              "no_exec_under": str(self.tree) if no_exec else ""}, deadline=deadline)
+                                              "no_exec_under": str(self.tree) if no_exec else "",
+                                              "confine": self.confine}, deadline=deadline)
             ready, _, _ = select.select([self.worker.from_fd], [], [], timeout + 30)
             if not ready:
                 self.close()
