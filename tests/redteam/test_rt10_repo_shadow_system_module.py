@@ -64,8 +64,6 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: toml.py shadows a module of the sandbox's python that kopt's own "
-                                        "interpreter does not know")
 def test_shadowed_system_module_is_refused(tmp_path: Path) -> None:
     python3 = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
     if python3 is None or subprocess.run([python3, "-c", "import toml"], capture_output=True).returncode != 0:

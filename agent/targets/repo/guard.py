@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import importlib.util
+import os
 import re
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -153,7 +157,27 @@ def shadows(rel: str) -> str | None:
         found = importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         found = False
-    return f"the installed module {name!r}" if found else None
+    if found or name in _other_pythons_modules():
+        return f"the installed module {name!r}"
+    return None
+
+
+@functools.cache
+def _other_pythons_modules() -> frozenset[str]:
+    """Top-level modules the other pythons on PATH (the ones a repository's commands may run:
+    `python3` is often /usr/bin/python3, with its own site-packages) can import. Red team 10: a
+    new `toml.py` shadowed a module only /usr/bin/python3 had, and the tests ran no case."""
+    names: set[str] = set()
+    exes = {shutil.which(n) for n in ("python3", "python")} | {"/usr/bin/python3"}
+    own = os.path.realpath(sys.executable)
+    listing = "import pkgutil\nprint(' '.join(m.name for m in pkgutil.iter_modules()))"
+    for exe in sorted(e for e in exes if e and os.path.exists(e) and os.path.realpath(e) != own):
+        try:
+            out = subprocess.run([exe, "-I", "-c", listing], capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        names.update(out.split())
+    return frozenset(names)
 
 
 @dataclass
