@@ -21,6 +21,8 @@ from kopt.sandboxes import fs_walk, protocol
 from kopt.sandboxes.local import Limits, start_worker
 
 TREE_MB_CAP = 1 << 40  # a tree is never discarded for its size: it holds the candidate itself
+TREE_GROWTH_MB = int(os.environ.get("KOPT_TREE_GROWTH_MB", "1024"))  # what one run may add to its tree
+TREE_POLL_S = 0.25
 
 
 @dataclass
@@ -121,6 +123,7 @@ class TreeShell:
     def run(self, shell: str, timeout: float, no_exec: bool = False) -> RunResult:
         """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
         nonce = secrets.token_hex(8)
+        base_mb = fs_walk.usage(self.tree)[0]
         start = time.perf_counter()
         try:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
@@ -128,7 +131,12 @@ class TreeShell:
                                               "timeout": timeout, "nonce": nonce,
                                               "no_exec_under": str(self.tree) if no_exec else "",
                                               "confine": self.confine}, deadline=deadline)
-            ready, _, _ = select.select([self.worker.from_fd], [], [], timeout + 30)
+            ready, grown = self._wait(timeout + 30, base_mb)
+            if grown is not None:
+                self.close()
+                return RunResult(-9, False, time.perf_counter() - start,
+                                 f"the run grew its tree by {grown:.0f} MB (at most {TREE_GROWTH_MB} MB; "
+                                 f"KOPT_TREE_GROWTH_MB sets it for a larger build)")
             if not ready:
                 self.close()
                 return RunResult(-9, True, time.perf_counter() - start, "the sandbox stopped answering")
@@ -142,6 +150,18 @@ class TreeShell:
             return RunResult(-1, False, wall, "the sandbox answered out of turn")
         return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")),
                          no_exec=no_exec and reply.get("no_exec") is True)
+
+    def _wait(self, timeout: float, base_mb: float) -> tuple[bool, float | None]:
+        """(whether the reply began within TIMEOUT, MB the tree grew past its cap or None). The
+        tree is a writable host folder: measured every TREE_POLL_S while the run goes on (red
+        team 10 wrote 1.5-3 GiB into it in one test run)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([self.worker.from_fd], [], [], min(left, TREE_POLL_S))[0]:
+                return True, None
+            if (grown := fs_walk.usage(self.tree)[0] - base_mb) > TREE_GROWTH_MB:
+                return False, grown
+        return False, None
 
     def close(self) -> None:
         self.worker.kill()
