@@ -82,15 +82,24 @@ def filter_program(machine: str | None = None) -> bytes:
     return b"".join(prog)
 
 
+class Filter:
+    """A BPF program packed for prctl ahead of time (a forked child then only loads it)."""
+
+    def __init__(self, prog: bytes):
+        self._prog = ctypes.create_string_buffer(prog, len(prog))
+        self._fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog) // 8,
+                                                              ctypes.addressof(self._prog)), 16)
+
+    def load(self) -> None:
+        """No new privileges, then the filter on this thread and what it starts (OSError if refused)."""
+        if LIBC.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+        if LIBC.prctl(22, 2, ctypes.c_void_p(ctypes.addressof(self._fprog)), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
 def install_filter() -> None:
-    prog = filter_program()
-    buf = ctypes.create_string_buffer(prog, len(prog))
-    fprog = struct.pack("HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
-    if LIBC.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-    fbuf = ctypes.create_string_buffer(fprog, len(fprog))
-    if LIBC.prctl(22, 2, ctypes.c_void_p(ctypes.addressof(fbuf)), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+    Filter(filter_program()).load()
 
 
 CAP_SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")

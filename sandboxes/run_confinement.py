@@ -23,10 +23,8 @@ exec (`apply`): only syscalls there, no allocation. Where the kernel has no Land
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
-import struct
 
 from kopt.sandboxes import jailhelp, landlock
 
@@ -37,7 +35,6 @@ HIDDEN = ("/proc", "/sys/fs/cgroup", "/sys/devices/system/node")  # node: nr_map
 READABLE_INSIDE = ("/proc/cpuinfo",)
 # (getrusage, wait4, waitid): a child's rusage (its ru_maxrss) comes back through the waits too
 RUSAGE_CALLS = {"x86_64": (98, 61, 247), "aarch64": (165, 260, 95)}
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 
 
 def _rusage_filter() -> bytes | None:
@@ -69,10 +66,7 @@ class Confinement:
         if self.ruleset_fd >= 0:
             os.set_inheritable(self.ruleset_fd, False)
         prog = _rusage_filter()
-        self._filter = ctypes.create_string_buffer(prog, len(prog)) if prog else None
-        self._fprog = (ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog) // 8,
-                                                               ctypes.addressof(self._filter)), 16)
-                       if prog else None)
+        self._filter = jailhelp.Filter(prog) if prog else None
 
     @property
     def available(self) -> bool:
@@ -84,6 +78,5 @@ class Confinement:
         if not self.available:
             return
         landlock.restrict_self(self.ruleset_fd)
-        if self._fprog is not None and landlock.LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
-                                                           ctypes.c_void_p(ctypes.addressof(self._fprog)), 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+        if self._filter is not None:
+            self._filter.load()
