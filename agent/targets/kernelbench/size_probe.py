@@ -39,9 +39,15 @@ class _OverBudget(Exception):
     pass
 
 
-def _time_limit(seconds: float):
+class _Expiry:
+    """Whether the meta pass's timer went off: torch may wrap the _OverBudget raised inside its
+    dispatch into an error of its own, and that must still read as over budget."""
+    fired = False
+
+
+def _time_limit(seconds: float, expiry: _Expiry | None = None):
     """A context manager raising _OverBudget after `seconds` of this process's CPU time (the
-    probe's main thread only; elsewhere, no limit)."""
+    probe's main thread only; elsewhere, no limit); `expiry.fired` records that it went off."""
     import contextlib
     import threading
 
@@ -52,6 +58,8 @@ def _time_limit(seconds: float):
             return
 
         def expire(signum, frame):
+            if expiry is not None:
+                expiry.fired = True
             raise _OverBudget()
 
         previous = signal.signal(signal.SIGPROF, expire)
@@ -176,13 +184,14 @@ def measure(source: str, path: str, device: str, budget_mb: float, max_ms: float
     except Exception as e:  # noqa: BLE001 - the task's own import failed
         return {"error": _one_line(e)}
     res: dict = {"io_mb": None, "ms": None}
+    expiry = _Expiry()
     try:
         from torch.utils.flop_counter import FlopCounterMode
 
         if meta_budget_s <= 0:
             raise _OverBudget()
 
-        with _time_limit(meta_budget_s), torch.device("meta"), torch.no_grad():
+        with _time_limit(meta_budget_s, expiry), torch.device("meta"), torch.no_grad():
             model = mod.Model(*mod.get_init_inputs())
             inputs = list(mod.get_inputs())
             counter = FlopCounterMode(display=False)
@@ -198,7 +207,8 @@ def measure(source: str, path: str, device: str, budget_mb: float, max_ms: float
     except _OverBudget:
         res["meta"] = f"meta-device pass over {meta_budget_s:g} s: measured for real"
     except Exception:  # noqa: BLE001 - no meta kernel for some op: measure for real
-        pass
+        if expiry.fired:  # our _OverBudget, wrapped by torch on its way out
+            res["meta"] = f"meta-device pass over {meta_budget_s:g} s: measured for real"
     try:
         torch.manual_seed(42)
         model = mod.Model(*mod.get_init_inputs())
