@@ -43,6 +43,10 @@ class Extraction:
 
 MAX_RESOLVED_CHARS = 4 << 20  # a longer CUDA source is not resolved (red team 10: 1000 x 1000 x 100 kB joins)
 MAX_RESOLVE_STEPS = 200_000
+# every string the resolver builds, together: 200k steps of 4 MiB concatenations would copy
+# 800 GB, and 100,000 aliases of a 2 MiB kernel compared with every unit stalled kopt for
+# most of an hour (red team 11)
+MAX_BUILT_CHARS = 64 << 20
 
 
 def _size(v) -> int:
@@ -56,7 +60,7 @@ class _Strings:
     value grows past MAX_RESOLVED_CHARS."""
 
     def __init__(self, tree: ast.Module):
-        self.steps, self.memo = 0, {}
+        self.steps, self.memo, self.built, self.texts = 0, {}, 0, {}
         self.names: dict[str, ast.expr] = dict(self._assignments(tree.body))
         # names assigned inside functions or classes too, where a name is assigned only once
         inner: dict[str, list[ast.expr]] = {}
@@ -86,7 +90,9 @@ class _Strings:
                 self.memo[node.id] = self.value(self.names[node.id], depth + 1)
             return self.memo[node.id]
         v = self._value(node, depth)
-        return None if _size(v) > MAX_RESOLVED_CHARS else v
+        if v is not None and isinstance(node, (ast.BinOp, ast.JoinedStr, ast.Call)):
+            self.built += _size(v)  # a new string (a constant or a list is the source's own)
+        return None if _size(v) > MAX_RESOLVED_CHARS or self.built > MAX_BUILT_CHARS else v
 
     def _value(self, node: ast.expr, depth: int):
         if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool)):
@@ -124,9 +130,13 @@ class _Strings:
         return None
 
     def text(self, node: ast.expr | None) -> str | None:
+        """The value as one text: the same object for every name bound to the same value."""
         v = self.value(node)
         if isinstance(v, list) and all(isinstance(i, str) for i in v):
-            return "\n".join(v)
+            if id(v) not in self.texts:
+                self.built += _size(v)
+                self.texts[id(v)] = (v, "\n".join(v) if self.built <= MAX_BUILT_CHARS else None)
+            return self.texts[id(v)][1]
         return v if isinstance(v, str) else None
 
 
@@ -176,9 +186,21 @@ def extract_cuda(source: str) -> Extraction:
             _from_cupy(node, name, strings, out)
     # any other module-level string holding a kernel (`.cu` text written out and built at run
     # time) that is not already part of a unit found above
-    for var, value in strings.names.items():
-        text = strings.text(value)
-        if text and "__global__" in text and not any(text in u.source for u in out.units):
+    # (each text once, however many names hold it; the comparisons bounded like the resolver)
+    seen: set[int] = set()
+    compared = 0
+    for var in strings.names:
+        text = strings.text(ast.Name(id=var, ctx=ast.Load()))  # through the memo: one object per value
+        if not text or id(text) in seen:
+            continue
+        seen.add(id(text))
+        if "__global__" not in text:
+            continue
+        compared += len(text) * (1 + len(out.units))
+        if compared > MAX_BUILT_CHARS:
+            out.unresolved.append(f"{var}: more CUDA text in module-level strings than kopt reads statically")
+            break
+        if not any(text in u.source for u in out.units):
             out.units.append(CudaUnit(origin=var, kind="text", source=text, torch_prelude=False))
     return out
 

@@ -56,7 +56,7 @@ class Channel:
         while (left := deadline - time.monotonic()) > 0:
             if select.select([w.from_fd], [], [], min(left, CACHE_POLL_S))[0]:
                 return True
-            if problem := cache_problem(folder, cap):
+            if problem := cache_problem(folder, cap, w):
                 raise WorkerFailed("rejected", f"{problem}; seen during '{cmd}')")
         return False
 

@@ -249,7 +249,7 @@ class _Session:
         at the end looked at its size)."""
         w = self.new.worker
         folder, cap = getattr(w, "cache_dir", None), getattr(w, "cache_mb", 0)
-        if folder and cap and (problem := cache_problem(folder, cap)):
+        if folder and cap and (problem := cache_problem(folder, cap, w)):
             raise Verdict("rejected", f"{problem}; seen after {stage})")
 
     def _check_affinity(self, stage: str) -> None:

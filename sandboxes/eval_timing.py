@@ -3,6 +3,7 @@ of them checked like trials), early stop on a tight CI, and the checks on what t
 (work outside the calls, the memory-bandwidth floor, GPU event times and memory)."""
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 
@@ -36,6 +37,7 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
     overhead = _transfer_s(s, calls)
     checks["roundtrip_ms"] = round(1000 * overhead, 4)
     est = _timed_rounds(s, cfg, calls, rounds, checks, overhead)
+    held_mb = _memory_grown(s)
     s.new_call({"cmd": "ping"})  # the harness checks the last call's aftermath at this request
     s.police("the timed calls")
     if cfg.device == "cpu":  # the floor is host memory bandwidth; a GPU's is another matter
@@ -49,6 +51,10 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
         checks["cpu_veto"] = why
         res["verdict"] = "same"
         res["speedup_ci"][0] = round(min(est.ci[0], cpu["ci"][0]), 4)
+    if res["verdict"] == "faster" and cfg.device == "cpu" and (why := memory_veto(held_mb)):
+        checks["memory_veto"] = why
+        checks["memory_grown_mb"] = {k: round(v) for k, v in held_mb.items()}
+        res["verdict"] = "same"
 
 
 def _transfer_s(s: _Session, calls: int, n: int = 5) -> float:
@@ -86,6 +92,24 @@ def _check_work_outside_forward(s: _Session, start: dict, inside: dict, checks: 
         raise Verdict("rejected", f"work outside the timed calls: the candidate used "
                                   f"{outside['new']:.2f}s of CPU between calls vs {outside['ref']:.2f}s for the "
                                   f"reference (deferred or background computation)")
+
+
+def _check_held(s: _Session, digests: dict, calls: int, kept: int, later: int, checks: dict) -> None:
+    """A timed round's outputs, kept alive by both workers through every later round, must
+    still be what each side sent then. A module that writes into outputs it has already
+    returned (a ring of buffers it reuses: no fresh pages, so faster than the reference's
+    allocations) passes every round it is checked in, yet a caller that keeps an output sees
+    it change -- wrong as a module (red team 10). Where the reference's own outputs changed
+    too (the task returns state it updates), nothing is judged."""
+    _, ref_now = s.ref_call({"cmd": "held"})
+    _, new_now = s.new_call({"cmd": "held"}, max_payload=s.output_cap(calls))
+    s.police("the held outputs")
+    if hashlib.sha256(ref_now).digest() != digests["ref"]:
+        checks["held_outputs"] = "not checked: the reference's own outputs change after later calls"
+    elif hashlib.sha256(new_now).digest() != digests["new"]:
+        raise Verdict("incorrect", f"the outputs of timed round {kept + 1} changed during the {later} calls after "
+                                   f"it: the module writes into outputs it already returned (reused output "
+                                   f"buffers); a caller keeping one would see it change")
 
 
 def _check_physical_bound(new_ms: float, bytes_per_call: float, checks: dict) -> None:
@@ -169,10 +193,17 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
     # after their calls (inputs left untouched, repeat pass): a call cannot tell it is only timed
     checked = {secrets.randbelow(min(rounds, EARLY_STOP_ROUNDS))} | {r for r in range(rounds)
                                                                    if secrets.randbelow(3) == 0}
+    # the outputs of the first round not checked (a checked round's repeat pass writes into
+    # its inputs, which an honest output may be a view of) are kept alive by both sides to
+    # the end; rounds stop early only from EARLY_STOP_ROUNDS on, so later rounds follow it
+    kept = min(r for r in range(rounds) if r not in checked or r == rounds - 2)
+    held: dict = {}
     for r, first in enumerate(first_callers(rounds)):
         seeds = [secrets.randbits(31) for _ in range(calls)]
-        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=r in checked, first=first)
+        times = _exchange(s, seeds, f"timed round {r + 1}", timed=True, checked=r in checked, first=first,
+                          hold=r == kept + 1, digest=r == kept)
         _raise_if_failed(times, checks)
+        held = times["digests"] if r == kept else held
         inside["ref"] += times["ref_run_cpu"] + times["gen_cpu"] + times["check_cpu"]
         inside["new"] += times["new_run_cpu"] + times["new_check_cpu"]
         if cfg.device == "cuda":
@@ -192,6 +223,8 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
             break
     checks["timed_calls_checked"] = checks.get("timed_calls_checked", 0) + len(ref_ms) * calls
     _check_work_outside_forward(s, start, inside, checks)
+    if len(ref_ms) > kept + 1:
+        _check_held(s, held, calls, kept, (len(ref_ms) - kept - 1) * calls, checks)
     if cfg.device == "cpu":
         checks["cpu_speedup"] = cpu_speedup(cpu_ms["ref"], cpu_ms["new"])
     return estimate_speedup(ref_ms, new_ms, seed=secrets.randbits(31))
@@ -207,6 +240,39 @@ def cpu_veto(cpu: dict | None, threads: int, noise_floor: float) -> str | None:
         return None
     return (f"the wall clock says faster, the CPU seconds of the same calls {cpu['speedup']:.3f}x "
             f"(CI up to {cpu['ci'][1]:.3f}) on one core: the difference is the machine's load")
+
+
+# Memory a candidate may take on past the reference's (and twice the task model's, for weights
+# re-packed) before its speed stops being believed on the CPU: workspaces and a compiler's
+# caches fit in it; a pool of output memory faulted in before the clock does not (its outputs
+# skip the fresh pages every output of the reference pays for: `faster` 1.40x on a ReLU, red
+# team 10). Measured: an honest ReLU copy took on 193 MiB (its reference 233), the 768 MiB
+# pool 817-945 (its reference 145-561: the trials' inputs it made).
+MEMORY_SLACK_MB = 256
+
+
+def _memory_grown(s: _Session) -> dict:
+    """Each side's resident anonymous and shared memory now, less what it held before setup
+    (torch imported, nothing of the task's or the solution's loaded): MiB, or None."""
+    base = getattr(s, "resident_base", {})
+    out = {}
+    for role, ch in (("ref", s.ref), ("new", s.new)):
+        now, before = ch.worker.resident_mb(), base.get(role)
+        out[role] = None if now is None or before is None else max(0.0, now - before)
+    model, before = base.get("model"), base.get("ref")
+    out["model"] = None if model is None or before is None else max(0.0, model - before)
+    return out
+
+
+def memory_veto(grown_mb: dict) -> str | None:
+    """Why a `faster` is not believed for the memory the candidate took on (`grown_mb`: each
+    side's resident memory after the timed calls beyond what it held before setup), or None."""
+    ref, new, model = grown_mb.get("ref"), grown_mb.get("new"), grown_mb.get("model") or 0.0
+    if ref is None or new is None or new <= ref + 2 * model + MEMORY_SLACK_MB:
+        return None
+    return (f"the candidate took on {new:.0f} MiB of memory by the end of its timed calls, the reference "
+            f"{ref:.0f} MiB: memory faulted in before the clock (a pool of outputs) buys time the calls did not "
+            f"pay for")
 
 
 def cpu_speedup(ref_cpu_ms: list[float], new_cpu_ms: list[float]) -> dict | None:

@@ -3,6 +3,7 @@ checked in the reference's worker; the trial plan (signed, distributions, scaled
 stress shapes, re-initialised weights)."""
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from kopt.sandboxes.eval_channel import WorkerFailed, _check_outputs_blob
@@ -11,7 +12,7 @@ from kopt.sandboxes.eval_session import EvalConfig, SkipTrial, Verdict, _Session
 
 def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, scale: dict | None = None,
               checked: bool = False, timed: bool = False, base: bool = False, dist: str = "",
-              first: str = "ref") -> dict:
+              first: str = "ref", hold: bool = False, digest: bool = False) -> dict:
     """One round: the same fresh inputs to both sides as the same `call` (inputs in, outputs
     back, timed from the request to the reply's last byte), then the candidate's outputs go
     to the reference worker to be checked there (a process the candidate never ran in).
@@ -20,7 +21,9 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     not finite while the task's own are, raise SkipTrial before the candidate sees them
     (the base trial's raise UserInputError: the task is broken). After a checked call the
     candidate is asked, separately, for its inputs as it left them and for a repeat pass.
-    A timed round says which side calls `first` (the timing alternates it)."""
+    A timed round says which side calls `first` (the timing alternates it); with `hold`, both
+    sides keep the previous round's outputs alive, and with `digest` the outputs' digests
+    are in `digests` (see eval_timing._check_held)."""
     skippable = checked and not base and not timed
     ref = s.ref_try if skippable else s.ref_call
     cpu0 = s.ref.worker.cpu_seconds()
@@ -37,7 +40,7 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     for role in order:
         # inputs are put in place first, out of the clock; the timed `call` then carries no
         # payload: forward on them, outputs serialised and received
-        put = {"cmd": "put", "seed": call_seed}
+        put = {"cmd": "put", "seed": call_seed, **({"hold": True} if hold else {})}
         if role == "ref":
             ref(put, inputs)
         else:
@@ -54,6 +57,8 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             if not all(isinstance(v, list) and len(v) == n for v in gpu):
                 raise Verdict("rejected", f"{label}: the {role} worker's GPU times do not match its {n} call(s)")
             times[f"{role}_gpu"] = gpu
+        if digest:  # now, before the channel reuses the buffer
+            times.setdefault("digests", {})[role] = hashlib.sha256(ref_out if role == "ref" else new_out).digest()
         if role == "ref":
             s.out_per_call = max(s.out_per_call, len(ref_out) // n)
             # asked after the clock, and only where a trial may be skipped for it (never in a timed

@@ -70,12 +70,7 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
     t = load_task(task)
     source = load_solution_source(solution)
     _check_environment(cfg)
-    unparsable = None
-    try:
-        static = scan(source)
-    except (RecursionError, MemoryError) as e:  # a 200,000-term sum: Python's parser gives up (red team 10)
-        static = ScanResult()
-        unparsable = f"too deeply nested for Python's parser ({type(e).__name__}): split long expressions"
+    static, unparsable = _scanned(source)
     res = _result_base(str(task), str(solution), cfg, static.kernel)
     checks = res["checks"]
     if static.warnings:
@@ -83,7 +78,7 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
     started = time.perf_counter()
     try:
         if unparsable:
-            raise Verdict("compile_error", unparsable, compiled=False)
+            raise Verdict(*unparsable, compiled=False)
         if static.rejected:
             raise Verdict("rejected", static.rejected, compiled=False)
         try:
@@ -113,6 +108,23 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
         res["correct"] = res["correct"] and v.verdict in ("unverified",)
     checks["eval_s"] = round(time.perf_counter() - started, 2)
     return res
+
+
+# kopt's own process reads a solution statically several times before any sandbox starts
+# (scans, CUDA extraction): 1.4 MB of source took it 19 s (red team 11); real ones are < 200 kB
+MAX_SOLUTION_CHARS = 1 << 20
+
+
+def _scanned(source: str) -> tuple[ScanResult, tuple[str, str] | None]:
+    """The static scan, or an empty one and the (verdict, reason) that ends the evaluation."""
+    if len(source) > MAX_SOLUTION_CHARS:
+        return ScanResult(), ("rejected", f"the solution is {len(source) / 2**20:.1f} MiB of source (at most "
+                                          f"{MAX_SOLUTION_CHARS >> 20} MiB): build large tables at run time")
+    try:
+        return scan(source), None
+    except (RecursionError, MemoryError) as e:  # a 200,000-term sum: Python's parser gives up (red team 10)
+        return ScanResult(), ("compile_error", f"too deeply nested for Python's parser ({type(e).__name__}): "
+                                               f"split long expressions")
 
 
 def _remeasure(task: Path, sol: Path, source: str, kernel: str, cfg: EvalConfig, res: dict) -> None:
@@ -200,8 +212,12 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
     s.checks = res["checks"]
     try:
         common = {"device": cfg.device, "threads": s.threads, "task": str(task_path), "cpus": sorted(s.cpus)}
+        s.ref_call({"cmd": "ping"})  # both workers have imported torch: what they hold from here on is their own
+        s.new_call({"cmd": "ping"})
+        s.resident_base = {"ref": s.ref.worker.resident_mb(), "new": s.new.worker.resident_mb()}
         reply, init_payload = s.ref_call({"cmd": "setup", **common}, timeout=cfg.setup_timeout_s)
         constants = reply.get("constants", {})
+        s.resident_base["model"] = s.ref.worker.resident_mb()  # the task's model and state on top
         new_reply, _ = s.new_call({"cmd": "setup", **common, "solution": str(sol_path), "source": s.source},
                                   init_payload, timeout=cfg.setup_timeout_s)
         _check_reuse(task_path.read_text(), source, new_reply.get("code") or [])

@@ -80,6 +80,7 @@ class Worker:
         self.inputs: list = []
         self.payload = b""
         self.outs: list = []
+        self.held: list = []
 
     # -- commands -------------------------------------------------------------------------
     def cmd_setup(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
@@ -213,6 +214,8 @@ class Worker:
         """Out of the clock, both sides alike: the last call's inputs, outputs and mapping dropped
         (each call starts from the same heap), the next call's seed taken. The inputs come with
         the timed `call` (sealed_inputs): nothing can be computed from them ahead of the clock."""
+        if h.get("hold"):  # the last call's outputs stay alive to the end of timing (cmd_held)
+            self.held = self.outs
         self.inputs, self.outs, self.mapped = [], [], None
         self.payload = payload
         self.call_seed = h.get("seed")
@@ -256,6 +259,13 @@ class Worker:
             return {"ok": True}, protocol.encode(obj, self.torch)
         except TypeError as e:
             return {"ok": False, "kind": "rejected", "error": str(e)}, b""
+
+    def cmd_held(self, h: dict, payload: bytes) -> tuple[dict, list]:
+        """The outputs kept at a `put` with `hold`, as they are now, after every later call: kopt
+        compares them with what it received then. An output the module writes again (a ring
+        of reused buffers) has changed; a caller holding it would have seen it change."""
+        held, self.held = getattr(self, "held", []), []
+        return self._encoded(held)
 
     def cmd_nonfinite(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Whether the last call's outputs hold NaN/Inf (reference only; asked outside the clock)."""
@@ -372,7 +382,7 @@ class Worker:
         handlers = {"ping": lambda h, p: ({"ok": True}, b""), "setup": self.cmd_setup, "reinit": self.cmd_reinit,
                     "gpu_state": self.cmd_gpu_state, "make_inputs": self.cmd_make_inputs, "put": self.cmd_put,
                     "call": self.cmd_call, "inputs_after": self.cmd_inputs_after, "repeat": self.cmd_repeat,
-                    "code": self.cmd_code}
+                    "code": self.cmd_code, "held": self.cmd_held}
         if self.role == "ref":
             handlers.update(compare=self.cmd_compare, degeneracy=self.cmd_degeneracy, echo=self.cmd_echo,
                             nonfinite=self.cmd_nonfinite, compile_baseline=self.cmd_compile_baseline)

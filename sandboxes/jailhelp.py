@@ -13,7 +13,9 @@
   that widened its own affinity would run on cores the reference does not get.
   What the host's page cache holds may be neither set nor read: fadvise64, readahead,
   mincore and cachestat fail, and so does preadv2 with RWF_NOWAIT (EAGAIN: not cached), and
-  move_pages (its status says which pages of a mapping are present). A
+  move_pages (its status says which pages of a mapping are present), Linux AIO (io_setup,
+  io_submit: an iocb's aio_rw_flags carries RWF_NOWAIT too) and perf_event_open (a process's
+  own major-fault count, getrusage's ru_majflt by another door; red team 11). A
   page of a read-only host file, cached or dropped, is a bit every later run and evaluation
   sees: a program kept each input's answer there (faster 1859x, every counted and timed run
   a lookup, red team 8). Left: timing a read (a dropped page is a disk read), slower and
@@ -37,10 +39,12 @@ import sys
 ARCHES = {
     "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250,
                             "sched_setaffinity": 203, "fadvise64": 221, "readahead": 187, "mincore": 27,
-                            "preadv2": 327, "move_pages": 279}),
+                            "preadv2": 327, "move_pages": 279, "io_setup": 206, "io_submit": 209,
+                            "perf_event_open": 298}),
     "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "sched_setaffinity": 122, "fadvise64": 223, "readahead": 213, "mincore": 232,
-                             "preadv2": 286, "move_pages": 239}),
+                             "preadv2": 286, "move_pages": 239, "io_setup": 0, "io_submit": 2,
+                             "perf_event_open": 241}),
 }
 CACHESTAT = 451  # the same on both
 RWF_NOWAIT = 0x8
@@ -68,7 +72,8 @@ def filter_program(machine: str | None = None) -> bytes:
         raise ValueError(f"no seccomp table for {machine}")
     arch, nr = ARCHES[machine]
     deny_nrs = [nr["add_key"], nr["request_key"], nr["keyctl"], nr["sched_setaffinity"], *IO_URING,
-                nr["fadvise64"], nr["readahead"], nr["mincore"], nr["move_pages"], CACHESTAT]
+                nr["fadvise64"], nr["readahead"], nr["mincore"], nr["move_pages"], CACHESTAT,
+                nr["io_setup"], nr["io_submit"], nr["perf_event_open"]]
     prog = [_ins(LD_W_ABS, 4), _ins(JEQ_K, arch, 1, 0), _ins(RET_K, RET_EPERM),  # another ABI: nothing
             _ins(LD_W_ABS, 0), _ins(JSET_K, X32_BIT, 0, 1), _ins(RET_K, RET_EPERM)]  # x32 ABI: nothing
     for n in deny_nrs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -40,9 +41,11 @@ SAFE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TERM", "CUDA_VISIBLE_DEVICES", "CUDA
 MAX_CACHE_ENTRIES = 20_000  # files and folders in a build folder: no size cap sees 50,000 empty .o files
 
 
-def cache_problem(path: str, cap_mb: float) -> str | None:
-    """What is wrong with a candidate's build folder (too large, or too many entries), or None."""
+def cache_problem(path: str, cap_mb: float, worker: Worker | None = None) -> str | None:
+    """What is wrong with a candidate's build folder (too large, or too many entries), or None.
+    With the WORKER, files it deleted but holds open on the folder's disk count too."""
     mb, entries = fs_walk.usage(path)
+    mb += worker.unlinked_mb(path) if worker is not None else 0.0
     if mb > cap_mb:
         return f"the solution wrote {mb:.0f} MB into its build folder (at most {cap_mb:g} MB"
     if entries > MAX_CACHE_ENTRIES:
@@ -144,6 +147,34 @@ class Worker:
                 pass
         return total
 
+    def unlinked_mb(self, folder: str) -> float:
+        """MiB of files deleted but still open or mapped in the worker's processes, on the disk
+        FOLDER is on: no walk of the folder sees them, yet they stay on the host's disk until
+        the worker ends (red team 11: 3 x 512 MiB past a 512 MB cap, unlinked at once)."""
+        try:
+            dev = os.stat(folder).st_dev
+        except OSError:
+            return 0.0
+        sizes: dict[int, int] = {}
+        for pid in (self.root_pid(), *self.namespace_pids()):
+            for inode, size in _unlinked_files(pid, dev):
+                sizes[inode] = max(sizes.get(inode, 0), size)
+        return sum(sizes.values()) / 2**20
+
+    def resident_mb(self) -> float | None:
+        """Anonymous and shared-memory pages resident in the worker's processes (MiB), from the
+        kernel: what the worker holds that no file on disk backs. None where /proc hides it."""
+        kib, seen = 0, False
+        for pid in (self.root_pid(), *self.namespace_pids()):
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except (OSError, TypeError):
+                continue
+            for line in lines:
+                if line.startswith(("RssAnon:", "RssShmem:")):
+                    kib, seen = kib + int(line.split()[1]), True
+        return kib / 1024 if seen else None
+
     def thread_count(self) -> int:
         pid = self.root_pid()
         try:
@@ -211,6 +242,40 @@ class Worker:
         fs_walk.remove_tree(self.workdir)
         if self.cache_dir and cache_problem(self.cache_dir, self.cache_mb):
             fs_walk.remove_tree(self.cache_dir)  # a disk filler keeps nothing
+
+
+def _unlinked_files(pid: int | None, dev: int):
+    """(inode, bytes) of each deleted file on device DEV that process PID holds open (its disk
+    blocks) or mapped (the mapping's extent: a bound from below, the fd may be closed)."""
+    if pid is None:
+        return
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        fds = []
+    for fd in fds:
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").endswith(" (deleted)"):
+                continue
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if st.st_dev == dev and stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
+            yield st.st_ino, max(st.st_blocks * 512, 0)
+    want = f"{os.major(dev):02x}:{os.minor(dev):02x}"
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            lines = f.read(8 << 20).splitlines()
+    except OSError:
+        return
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[3] == want and parts[5].endswith(" (deleted)"):
+            lo, _, hi = parts[0].partition("-")
+            try:
+                yield int(parts[4]), int(hi, 16) - int(lo, 16) + int(parts[2], 16)
+            except ValueError:
+                continue
 
 
 def cpu_list(text: str) -> set[int]:

@@ -38,16 +38,17 @@ RUSAGE_CALLS = {"x86_64": (98, 61, 247), "aarch64": (165, 260, 95)}
 
 
 def _rusage_filter() -> bytes | None:
-    """BPF: getrusage fails with EPERM, and so do wait4 and waitid when asked for the child's
-    rusage (a plain wait passes NULL); every other call is left to the jail's filter."""
+    """BPF: getrusage and perf_event_open fail with EPERM, and so do wait4 and waitid when asked
+    for the child's rusage (a plain wait passes NULL); every other call is left to the jail's filter."""
     machine = platform.machine()
     if machine not in RUSAGE_CALLS or machine not in jailhelp.ARCHES:
         return None
     getrusage, wait4, waitid = RUSAGE_CALLS[machine]
     ins, ld, jeq, ret = jailhelp._ins, jailhelp.LD_W_ABS, jailhelp.JEQ_K, jailhelp.RET_K
     allow, eperm = jailhelp.RET_ALLOW, jailhelp.RET_EPERM
+    perf = jailhelp.ARCHES[machine][1]["perf_event_open"]  # its own fault counts, as ru_majflt (red team 11)
     prog = [ins(ld, 4), ins(jeq, jailhelp.ARCHES[machine][0], 1, 0), ins(ret, eperm),
-            ins(ld, 0), ins(jeq, getrusage, 0, 1), ins(ret, eperm)]
+            ins(ld, 0), ins(jeq, getrusage, 0, 1), ins(ret, eperm), ins(jeq, perf, 0, 1), ins(ret, eperm)]
     for nr, arg in ((wait4, 3), (waitid, 4)):
         low = 16 + 8 * arg  # seccomp_data.args[arg]: low half, then high half
         prog += [ins(jeq, nr, 0, 7), ins(ld, low), ins(jeq, 0, 1, 0), ins(ret, eperm),

@@ -19,8 +19,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 FILES = {
@@ -49,8 +47,20 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: the bench's answer split over two lines is not seen as memorised")
-def test_split_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
+# the control: the same sum in closed form (i*i % 7 repeats every 7 terms), right for every n
+HONEST = """diff --git a/lib.py b/lib.py
+--- a/lib.py
++++ b/lib.py
+@@ -1,4 +1,5 @@
+ def work(n):
++    return n // 7 * 14 + sum((0, 1, 4, 2, 2, 4, 1)[:n % 7])
+     total = 0
+     for i in range(n):
+         total += (i * i) % 7
+"""
+
+
+def _evaluate(tmp_path: Path, patch_text: str) -> dict:
     repo = tmp_path / "repo"
     repo.mkdir()
     for name, text in FILES.items():
@@ -59,7 +69,20 @@ def test_split_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "init")
     target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
-    patch = tmp_path / "memo_split.patch"
-    patch.write_text(PATCH)
-    res = target.evaluate(patch, [])
+    patch = tmp_path / "candidate.patch"
+    patch.write_text(patch_text)
+    return target.evaluate(patch, [])
+
+
+def test_split_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
+    res = _evaluate(tmp_path, PATCH)
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"), res["checks"].get("output"))
+    # what stopped it: the bench on another input, where the patch runs the original's loop
+    other = res["checks"]["another_input"]
+    assert other["input"] == "bench.py's 3_000_000 as 2624999" and other["verdict"] == "same", other
+
+
+def test_a_closed_form_is_faster_on_the_other_input_too(tmp_path: Path) -> None:
+    res = _evaluate(tmp_path, HONEST)
+    assert res["verdict"] == "faster", (res["verdict"], res.get("reason"), res["checks"])
+    assert res["checks"]["another_input"]["verdict"] == "faster", res["checks"]["another_input"]

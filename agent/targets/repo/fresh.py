@@ -22,6 +22,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from kopt.agent.targets.repo import safefs
 from kopt.agent.targets.repo.shell_commands import RunResult, TreeShell, changed_files, snapshot
 from kopt.agent.targets.repo.worktree import GitError
 from kopt.sandboxes import fs_walk
@@ -42,6 +43,7 @@ class FreshRuns:
         self.shell: TreeShell | None = None
         self.pinged: RunResult | None = None
         self.before: dict = {}
+        self.overlay: dict[str, str] = {}  # files written over every clean copy (a bench on another input)
 
     def start(self) -> None:
         """Reset the tree and start the next run's worker; workers of both sides of a round
@@ -49,6 +51,8 @@ class FreshRuns:
         if self.shell is None:
             self.ws.reset(self.tree)
             self._restore()
+            for rel, text in self.overlay.items():
+                safefs.write_text(self.tree, rel, text)
             self.before = snapshot(self.tree)
             self.shell = TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir)
             self.pinged = None

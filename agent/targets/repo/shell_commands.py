@@ -154,12 +154,14 @@ class TreeShell:
     def _wait(self, timeout: float, base_mb: float) -> tuple[bool, float | None]:
         """(whether the reply began within TIMEOUT, MB the tree grew past its cap or None). The
         tree is a writable host folder: measured every TREE_POLL_S while the run goes on (red
-        team 10 wrote 1.5-3 GiB into it in one test run)."""
+        team 10 wrote 1.5-3 GiB into it in one test run), files the run deleted but holds open
+        counted too (red team 11)."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if select.select([self.worker.from_fd], [], [], min(left, TREE_POLL_S))[0]:
                 return True, None
-            if (grown := fs_walk.usage(self.tree)[0] - base_mb) > TREE_GROWTH_MB:
+            grown = fs_walk.usage(self.tree)[0] + self.worker.unlinked_mb(str(self.tree)) - base_mb
+            if grown > TREE_GROWTH_MB:
                 return False, grown
         return False, None
 

@@ -1,0 +1,124 @@
+"""The bench run on an input the candidate cannot know: its sizes changed.
+
+A patch can special-case the one input the bench gives (`if n == 3_000_000: return
+5999999`, the answer written down in pieces no spelling check can enumerate: red team 10)
+and every test and every bench run passes. So a candidate judged faster also runs the bench
+with one of its integers changed -- a number in the bench command itself, else an integer
+literal in a file the command names (`bench.py`, `bench.sh`) -- and must print what the
+original prints there. A change the original fails on, or whose output does not move, tells
+nothing and the next integer is tried (as a KernelBench trial the reference rejects is
+skipped, never blamed on the candidate).
+"""
+from __future__ import annotations
+
+import io
+import re
+import shlex
+import tokenize
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INTEGER = re.compile(r"(?<![\w.])(\d[\d_]*)(?![\w.])")
+ARGUMENT = re.compile(r"(?:(?<=\s)|(?<==)|^)(\d+)(?=\s|$)")  # a whole word of the command, or after `=`
+MIN_VALUE = 8  # smaller integers are flags, indices and exponents more often than sizes
+MAX_VARIANTS = 3
+MAX_BENCH_FILE = 256 << 10
+
+
+@dataclass
+class Variant:
+    """The bench with one integer changed: the command to run and the files to write over the
+    tree first (relative path -> text)."""
+    what: str
+    command: str
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def changed(value: int) -> int:
+    """A nearby size a special case keyed on the original would miss: about 7/8 of it, odd
+    where the original is even (a kernel's even-only path shows too)."""
+    new = value - value // 8 - 1
+    return new if new % 2 != value % 2 or new == 0 else new - 1
+
+
+def _python_integers(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, literal) of the integer literals of Python source, outside strings and
+    comments; [] where it does not tokenize."""
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    found = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NUMBER and INTEGER.fullmatch(tok.string):
+                at = starts[tok.start[0] - 1] + tok.start[1]
+                found.append((at, at + len(tok.string), tok.string))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return []
+    return found
+
+
+def _integers(text: str, python: bool) -> list[tuple[int, int, str]]:
+    if python:
+        return _python_integers(text)
+    return [(m.start(), m.end(), m.group(1)) for m in INTEGER.finditer(text)]
+
+
+def _value(literal: str) -> int:
+    return int(literal.replace("_", ""))
+
+
+def _bench_files(command: str, root: Path) -> list[str]:
+    """Text files of the tree (ROOT: where the command runs) that the command names."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return []
+    out = []
+    base = root.resolve()
+    for w in words:
+        path = (root / w)
+        try:
+            real = path.resolve()
+            if not real.is_relative_to(base) or path.is_symlink() or not real.is_file():
+                continue
+            if real.stat().st_size > MAX_BENCH_FILE:
+                continue
+            real.read_bytes().decode()
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        rel = str(real.relative_to(base))
+        if rel not in out:
+            out.append(rel)
+    return out
+
+
+def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:
+    """Up to MAX_VARIANTS benches with one integer changed, the largest integers first: the
+    command's own numbers, then the literals of the files it names (ROOT is the original's
+    tree; file keys are relative to it, SUBDIR is where the command runs)."""
+    where = root / subdir if subdir else root
+    found: list[tuple[int, Variant]] = []
+    for m in ARGUMENT.finditer(command):
+        start, end, literal = m.start(1), m.end(1), m.group(1)
+        v = _value(literal)
+        if v >= MIN_VALUE:
+            new = str(changed(v))
+            found.append((v, Variant(f"the bench command's {literal} as {new}",
+                                     command[:start] + new + command[end:])))
+    for rel in _bench_files(command, where):
+        text = (where / rel).read_text()
+        spans: dict[int, list[tuple[int, int, str]]] = {}
+        for start, end, literal in _integers(text, python=rel.endswith(".py")):
+            spans.setdefault(_value(literal), []).append((start, end, literal))
+        for v, at in spans.items():
+            if v < MIN_VALUE:
+                continue
+            new = str(changed(v))
+            body = text
+            for start, end, _ in reversed(at):  # every spelling of the value: a size used twice stays one
+                body = body[:start] + new + body[end:]
+            key = str(Path(subdir) / rel) if subdir else rel
+            found.append((v, Variant(f"{rel}'s {at[0][2]} as {new}", command, {key: body})))
+    found.sort(key=lambda p: -p[0])
+    return [v for _, v in found[:MAX_VARIANTS]]
