@@ -146,7 +146,8 @@ def _uncached_slots(path: str, n: int) -> list[int]:
     return [p * 4096 for p in random.sample(free, n)]
 
 
-def test_aio_nowait_reads_page_cache_across_evaluations(tmp_path):
+@pytest.mark.parametrize("reader", [-1, -2], ids=["aio_nowait", "perf_major_faults"])
+def test_a_page_cache_secret_does_not_reach_a_later_evaluation(tmp_path, reader: int):
     path = _big_file()
     if os.path.getsize(path) < 32 << 20:
         pytest.skip("no large library under /usr/lib")
@@ -154,22 +155,7 @@ def test_aio_nowait_reads_page_cache_across_evaluations(tmp_path):
     secret = random.randrange(1, 1 << 16)
     code = SOLUTION.replace("@PATH@", repr(path)).replace("@SLOTS@", repr(slots))
     (tmp_path / "a.py").write_text(code.replace("@SECRET@", str(secret)))
-    (tmp_path / "b.py").write_text(code.replace("@SECRET@", "-1"))
-    first = evaluate(TASK, str(tmp_path / "a.py"), EvalConfig(device="cpu"))
-    assert first["verdict"] in ("same", "faster", "slower"), first
-    second = evaluate(TASK, str(tmp_path / "b.py"), EvalConfig(device="cpu"))
-    assert f"RT11-SEEN-{secret}-END" not in (second.get("reason") or ""), second["reason"]
-
-
-def test_perf_major_faults_read_page_cache_across_evaluations(tmp_path):
-    path = _big_file()
-    if os.path.getsize(path) < 32 << 20:
-        pytest.skip("no large library under /usr/lib")
-    slots = _uncached_slots(path, 16)
-    secret = random.randrange(1, 1 << 16)
-    code = SOLUTION.replace("@PATH@", repr(path)).replace("@SLOTS@", repr(slots))
-    (tmp_path / "a.py").write_text(code.replace("@SECRET@", str(secret)))
-    (tmp_path / "b.py").write_text(code.replace("@SECRET@", "-2"))
+    (tmp_path / "b.py").write_text(code.replace("@SECRET@", str(reader)))
     first = evaluate(TASK, str(tmp_path / "a.py"), EvalConfig(device="cpu"))
     assert first["verdict"] in ("same", "faster", "slower"), first
     second = evaluate(TASK, str(tmp_path / "b.py"), EvalConfig(device="cpu"))
