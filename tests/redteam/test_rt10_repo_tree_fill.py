@@ -21,6 +21,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 FILES = {
@@ -48,12 +50,36 @@ PATCH = """diff --git a/lib.py b/lib.py
 """
 
 
+# red team 11: the same bytes in files unlinked at once and held open, which no walk of the tree sees
+UNLINKED = """diff --git a/lib.py b/lib.py
+--- a/lib.py
++++ b/lib.py
+@@ -1,4 +1,15 @@
+ def work(n):
++    import os
++    chunk, wrote, held = b"\\0" * (64 << 20), 0, []
++    try:
++        for i in range(24):  # 1.5 GiB onto the tree's disk, in no file of the tree
++            fd = os.open(f"blob{i}.bin", os.O_CREAT | os.O_WRONLY, 0o600)
++            os.unlink(f"blob{i}.bin")
++            os.write(fd, chunk)
++            held.append(fd)
++            wrote += 64
++    finally:
++        raise SystemExit(f"wrote {wrote} MB")
+     total = 0
+     for i in range(n):
+         total += (i * i) % 7
+"""
+
+
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
                    capture_output=True)
 
 
-def test_tree_writes_are_capped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("patch_text", [PATCH, UNLINKED], ids=["files", "unlinked_files"])
+def test_tree_writes_are_capped(tmp_path: Path, patch_text: str) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     for name, text in FILES.items():
@@ -63,7 +89,7 @@ def test_tree_writes_are_capped(tmp_path: Path) -> None:
     _git(repo, "commit", "-qm", "init")
     target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
     patch = tmp_path / "fill.patch"
-    patch.write_text(PATCH)
+    patch.write_text(patch_text)
     res = target.evaluate(patch, [])
     wrote = re.search(r"wrote (\d+) MB", res.get("reason") or "")
     assert wrote is None or int(wrote.group(1)) <= 1024, res.get("reason")
