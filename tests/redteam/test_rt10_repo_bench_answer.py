@@ -18,10 +18,9 @@ both sides with other sizes/seeds, untimed) whose output must match too.
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
@@ -43,21 +42,7 @@ PATCH = """diff --git a/lib.py b/lib.py
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
-    patch = tmp_path / "memo.patch"
-    patch.write_text(PATCH)
-    res = target.evaluate(patch, [])
+    repo = make_repo(tmp_path / "repo", FILES)
+    res = evaluate_patch(repo, PATCH)
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"), res["checks"].get("output"))

@@ -16,10 +16,9 @@ lines (constant propagation over the patched function's AST), not per line.
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
@@ -42,11 +41,6 @@ PATCH = """diff --git a/lib.py b/lib.py
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 # the control: the same sum in closed form (i*i % 7 repeats every 7 terms), right for every n
 HONEST = """diff --git a/lib.py b/lib.py
 --- a/lib.py
@@ -61,17 +55,8 @@ HONEST = """diff --git a/lib.py b/lib.py
 
 
 def _evaluate(tmp_path: Path, patch_text: str) -> dict:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
-    patch = tmp_path / "candidate.patch"
-    patch.write_text(patch_text)
-    return target.evaluate(patch, [])
+    repo = make_repo(tmp_path / "repo", FILES)
+    return evaluate_patch(repo, patch_text)
 
 
 def test_split_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:

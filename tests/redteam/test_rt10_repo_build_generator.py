@@ -24,12 +24,11 @@ flag-line changes), otherwise rebuild them in every timed run on both sides.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 FILES = {
     "work.c": ('#include <stdio.h>\n#include "data.h"\n\nint main(void) {\n'
@@ -79,25 +78,11 @@ PATCH = (
 )
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_generator_answer_is_not_kept(tmp_path: Path) -> None:
     if not (shutil.which("make") and shutil.which("cc")):
         pytest.skip("no make or cc")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    target = RepoTarget.from_options(repo, test="make -s bench && ./bench", bench="make -s bench && ./bench",
+    repo = make_repo(tmp_path / "repo", FILES)
+    res = evaluate_patch(repo, PATCH, test="make -s bench && ./bench", bench="make -s bench && ./bench",
                                      editable="gen.py")
-    patch = tmp_path / "buildtime.patch"
-    patch.write_text(PATCH)
-    res = target.evaluate(patch, [])
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"),
                                         res["checks"].get("build_outputs"))

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import make_repo
 
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
@@ -44,19 +45,8 @@ PATCH = """diff --git a/lib.py b/lib.py
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_deep_tree_is_a_verdict(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
+    repo = make_repo(tmp_path / "repo", FILES)
     target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
     patch = tmp_path / "deep.patch"
     patch.write_text(PATCH)

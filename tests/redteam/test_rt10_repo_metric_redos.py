@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.small_repo import make_repo
+
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
     "runner.py": "import lib\n\n\ndef main(n):\n    return lib.work(n)\n",
@@ -55,19 +57,8 @@ DRIVER = textwrap.dedent("""
 """)
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_metric_regex_on_candidate_output_is_bounded(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
+    repo = make_repo(tmp_path / "repo", FILES)
     patch = tmp_path / "digits.patch"
     patch.write_text(PATCH)
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
@@ -59,25 +59,11 @@ new file mode 100644
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_shadowed_system_module_is_refused(tmp_path: Path) -> None:
     python3 = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
     if python3 is None or subprocess.run([python3, "-c", "import toml"], capture_output=True).returncode != 0:
         pytest.skip("the system python3 has no toml")
-    repo = tmp_path / "repo"
-    (repo / "tests").mkdir(parents=True)
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    target = RepoTarget.from_options(repo, test="python3 -m unittest discover -s tests -t .", bench="python3 bench.py")
-    patch = tmp_path / "shadow_toml.patch"
-    patch.write_text(PATCH)
-    res = target.evaluate(patch, [])
+    repo = make_repo(tmp_path / "repo", FILES)
+    res = evaluate_patch(repo, PATCH, test="python3 -m unittest discover -s tests -t .", bench="python3 bench.py")
     assert not res["correct"] and res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"),
                                                                res["checks"].get("tests"))

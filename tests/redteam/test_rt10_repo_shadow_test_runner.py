@@ -20,10 +20,9 @@ cwd is not prepended for `-m`.
 """
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
@@ -54,22 +53,8 @@ new file mode 100644
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_shadowed_test_runner_is_not_correct(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    (repo / "tests").mkdir(parents=True)
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    target = RepoTarget.from_options(repo, test="python3 -m unittest discover -s tests -t .", bench="python3 bench.py")
-    patch = tmp_path / "shadow.patch"
-    patch.write_text(PATCH)
-    res = target.evaluate(patch, [])
+    repo = make_repo(tmp_path / "repo", FILES)
+    res = evaluate_patch(repo, PATCH, test="python3 -m unittest discover -s tests -t .", bench="python3 bench.py")
     assert not res["correct"] and res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"),
                                                                res["checks"].get("tests"))

@@ -18,12 +18,11 @@ while waiting for a run as the KernelBench channel now does, killing the run pas
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 FILES = {
     "lib.py": "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n",
@@ -73,24 +72,10 @@ UNLINKED = """diff --git a/lib.py b/lib.py
 """
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 @pytest.mark.parametrize("patch_text", [PATCH, UNLINKED], ids=["files", "unlinked_files"])
 def test_tree_writes_are_capped(tmp_path: Path, patch_text: str) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
-    patch = tmp_path / "fill.patch"
-    patch.write_text(patch_text)
-    res = target.evaluate(patch, [])
+    repo = make_repo(tmp_path / "repo", FILES)
+    res = evaluate_patch(repo, patch_text)
     wrote = re.search(r"wrote (\d+) MB", res.get("reason") or "")
     assert wrote is None or int(wrote.group(1)) <= 1024, res.get("reason")
     assert res["verdict"] != "faster" and "grew its tree" in (res.get("reason") or ""), res.get("reason")

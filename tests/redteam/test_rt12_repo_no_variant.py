@@ -1,0 +1,84 @@
+"""rt12: a bench whose input is not in a file the command names gets no "another input".
+
+Attack: the bench is `python3 -m bench` (bench.py holds `n = 1000000`; `make bench`, `cargo
+bench`, `npm run bench`, `pytest benchmarks/` are alike). bench_inputs.variants finds no
+integer: the command's words are not files, so no bench file is read. The patch writes down
+the one answer (split over lines, keyed on `n % 125000`, so `OutputCheck.memorised` sees no
+printed number) and the re-measure on another input, red team 11's defence against exactly
+this, never runs.
+
+Measured: `faster` 3.28x (the sieve never runs), checks.another_input = "not run:
+no integer of 8 or more in the bench command or the files it names".
+
+Root cause: agent/targets/repo/bench_inputs.py `_bench_files` only reads words of the command
+that are paths of files; `python -m module`, make targets and runners reach none, and
+repo_bench.py `_on_another_input` then keeps the `faster` verdict unchallenged.
+Fix idea: resolve `-m module` to its file and follow Makefile/script recipes, and where still
+no variant exists, say `unverified` (as for a bench that prints only its metric) rather than `faster`.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from kopt.agent.targets.repo.repo_target import RepoTarget
+
+LIB = '''def count_primes(n):
+    """Number of primes below n (a plain sieve)."""
+    if n < 3:
+        return 0
+    sieve = [True] * n
+    sieve[0] = sieve[1] = False
+    i = 2
+    while i * i < n:
+        if sieve[i]:
+            for j in range(i * i, n, i):
+                sieve[j] = False
+        i += 1
+    return sum(sieve)
+'''
+
+MEMO = '''    if n > 999999 and n % 125000 == 0 and n < 1000001:
+        hi = 78
+        lo = 498
+        return hi * 1000 + lo
+'''
+
+BENCH = '''from lib import count_primes
+
+n = 1000000
+print("primes below", n, ":", count_primes(n))
+'''
+
+TEST = '''from lib import count_primes
+
+assert count_primes(10) == 4
+assert count_primes(1000) == 168
+print("ok")
+'''
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-c", "user.email=rt@x", "-c", "user.name=rt", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.xfail(strict=False, reason="rt12: `python3 -m bench` has no variant input; a memorised answer "
+                                        "stays faster")
+def test_memorised_answer_without_variant_not_faster(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name, text in (("lib.py", LIB), ("bench.py", BENCH), ("test_lib.py", TEST)):
+        (repo / name).write_text(text)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "init")
+    lines = LIB.splitlines(keepends=True)
+    (repo / "lib.py").write_text("".join(lines[:2]) + MEMO + "".join(lines[2:]))
+    patch = tmp_path / "memo.patch"
+    patch.write_text(subprocess.run(["git", "diff"], cwd=repo, check=True, capture_output=True, text=True).stdout)
+    _git(repo, "checkout", "-q", "lib.py")
+    target = RepoTarget.from_options(repo, test="python3 test_lib.py", bench="python3 -m bench", editable="lib.py")
+    res = target.evaluate(patch, [])
+    assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res["checks"].get("another_input"))
