@@ -84,7 +84,7 @@ def report() -> dict:
                         "the same user as kopt"),
         **shields,
         "zygote": _zygote(jail),
-        "page cache unreadable": ("on (Landlock: no /proc or cgroup counters; getrusage refused) for KernelBench CPU "
+        "page cache unreadable": ("on (Landlock: no /proc or /sys counters; getrusage refused) for KernelBench CPU "
                                   "workers, program runs and repository commands" if landlock.available() else
                                   "off (no Landlock on this kernel): a run could read which host file pages are "
                                   "cached"),

@@ -51,6 +51,9 @@ def _timing(s: _Session, cfg: EvalConfig, res: dict) -> None:
         checks["cpu_veto"] = why
         res["verdict"] = "same"
         res["speedup_ci"][0] = round(min(est.ci[0], cpu["ci"][0]), 4)
+    if res["verdict"] == "faster" and (why := fault_veto(checks.get("page_faults_per_call"))):
+        checks["fault_veto"] = why
+        res["verdict"] = "same"
     if res["verdict"] == "faster" and cfg.device == "cpu" and (why := memory_veto(held_mb)):
         checks["memory_veto"] = why
         checks["memory_grown_mb"] = {k: round(v) for k, v in held_mb.items()}
@@ -187,6 +190,7 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
                   overhead: float):
     ref_ms, new_ms = [], []
     cpu_ms: dict[str, list[float]] = {"ref": [], "new": []}
+    faults: dict[str, int | None] = {"ref": 0, "new": 0}
     start = {"ref": s.ref.worker.cpu_seconds(), "new": s.new.worker.cpu_seconds()}
     inside = {"ref": 0.0, "new": 0.0}
     # one timed round, and a third of the others, drawn in secret, are checked like the trials
@@ -217,6 +221,8 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
         new_ms.append(new_call)
         for role in ROLES:
             cpu_ms[role].append(times[f"{role}_run_cpu"] * 1000 / calls)
+            got = times.get(f"{role}_faults")
+            faults[role] = None if got is None or faults[role] is None else faults[role] + got
         if (len(ref_ms) >= EARLY_STOP_ROUNDS and len(ref_ms) % 2 == 0 and r + 1 < rounds
                 and _ci_tight(ref_ms, new_ms, cfg.noise_floor)):
             checks["stopped_early"] = f"CI within +-{cfg.noise_floor / 4:.1%} after {len(ref_ms)} rounds"
@@ -227,6 +233,9 @@ def _timed_rounds(s: _Session, cfg: EvalConfig, calls: int, rounds: int, checks:
         _check_held(s, held, calls, kept, (len(ref_ms) - kept - 1) * calls, checks)
     if cfg.device == "cpu":
         checks["cpu_speedup"] = cpu_speedup(cpu_ms["ref"], cpu_ms["new"])
+        if None not in faults.values():
+            checks["page_faults_per_call"] = {**{k: round(v / (len(ref_ms) * calls), 1) for k, v in faults.items()},
+                                              "output_pages": round(times["ref_out_bytes"] / 4096, 1)}
     return estimate_speedup(ref_ms, new_ms, seed=secrets.randbits(31))
 
 
@@ -249,6 +258,30 @@ def cpu_veto(cpu: dict | None, threads: int, noise_floor: float) -> str | None:
 # team 10). Measured: an honest ReLU copy took on 193 MiB (its reference 233), the 768 MiB
 # pool 817-945 (its reference 145-561: the trials' inputs it made).
 MEMORY_SLACK_MB = 256
+
+
+# Outputs of at least this many pages (64 KiB) are fresh memory from the kernel on both sides
+# (eval_session._worker_env fixes glibc's mmap threshold there): each page is a fault.
+FRESH_OUTPUT_PAGES = 16
+
+
+def fault_veto(per_call: dict | None) -> str | None:
+    """Why a `faster` is not believed for the page faults its timed calls did not take, or
+    None. Every output the reference returns is fresh pages; a candidate whose calls fault
+    in fewer than half of what its outputs need (or than the reference took, if less) writes
+    them into memory it faulted in before: a pool that reuses only the buffers its caller
+    dropped (sys.getrefcount) was `faster` 1.32x past the held-output check and the memory
+    veto (red team 12). A fused kernel that skips the reference's intermediates still faults
+    in its own outputs, so it is not caught."""
+    pages = (per_call or {}).get("output_pages", 0)
+    if not per_call or pages < FRESH_OUTPUT_PAGES or per_call["ref"] < FRESH_OUTPUT_PAGES:
+        return None
+    needed = min(per_call["ref"], pages)
+    if per_call["new"] >= needed / 2:
+        return None
+    return (f"the candidate's timed calls took {per_call['new']:.0f} page faults each, the reference's "
+            f"{per_call['ref']:.0f}, its outputs {pages:.0f} pages: outputs written into memory faulted in "
+            f"before the clock (a pool of reused buffers) buy time the calls did not pay for")
 
 
 def _memory_grown(s: _Session) -> dict:

@@ -45,13 +45,15 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             ref(put, inputs)
         else:
             s.new_call(put, inputs)
-        c0 = workers[role].cpu_seconds()
+        c0, f0 = workers[role].cpu_seconds(), workers[role].page_faults() if timed else None
         if role == "ref":
             reply, ref_out = ref(dict(call))
         else:
             reply, new_out = s.new_call(dict(call), max_payload=s.output_cap(n))
         times[role] = (s.ref if role == "ref" else s.new).elapsed
         times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
+        f1 = workers[role].page_faults() if f0 is not None else None
+        times[f"{role}_faults"] = None if f1 is None else f1 - f0
         if s.cfg.device == "cuda":
             gpu = (reply.get("event_ms"), reply.get("call_wall_ms"))
             if not all(isinstance(v, list) and len(v) == n for v in gpu):
@@ -61,6 +63,7 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             times.setdefault("digests", {})[role] = hashlib.sha256(ref_out if role == "ref" else new_out).digest()
         if role == "ref":
             s.out_per_call = max(s.out_per_call, len(ref_out) // n)
+            times["ref_out_bytes"] = len(ref_out) // n
             # asked after the clock, and only where a trial may be skipped for it (never in a timed
             # round: no reference-only work between the two sides' calls of a round)
             if checked and not timed:

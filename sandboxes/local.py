@@ -147,6 +147,21 @@ class Worker:
                 pass
         return total
 
+    def page_faults(self) -> int | None:
+        """Page faults of the worker's whole tree, from the kernel: its cgroup's count where
+        there is one, else the sum of its live processes' (and their waited-for children's)."""
+        counted = self.cgroup.page_faults() if self.cgroup else None
+        if counted is not None:
+            return counted
+        total, seen = 0, False
+        for pid in (self.root_pid(), *self.namespace_pids()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total, seen = total + int(fields[7]) + int(fields[8]), True
+            except (OSError, IndexError, ValueError, TypeError):
+                pass
+        return total if seen else None
+
     def unlinked_mb(self, folder: str) -> float:
         """MiB of files deleted but still open or mapped in the worker's processes, on the disk
         FOLDER is on: no walk of the folder sees them, yet they stay on the host's disk until

@@ -9,10 +9,10 @@ move_pages' status) then shows: each input's answer, read back with no disk read
 cache directly (mincore, fadvise, readahead, cachestat, preadv2 RWF_NOWAIT, move_pages).
 
 So a program run (the candidate's and the reference's alike) starts under `Confinement`:
-- Landlock: reading and executing are allowed everywhere but /proc (bar /proc/cpuinfo),
-  /sys/fs/cgroup and the NUMA-node counters;
-- a seccomp filter on top of the jail's: getrusage fails (EPERM), and so do wait4 and waitid
-  when they ask for the child's rusage.
+- Landlock: reading and executing are allowed everywhere but /proc (bar /proc/cpuinfo) and
+  /sys (bar the CPU topology): the cgroup, NUMA-node and block-device counters are there;
+- a seccomp filter on top of the jail's: getrusage and perf_event_open fail (EPERM), and so
+  do wait4 and waitid when they ask for the child's rusage.
 A program that needs neither -- a stdin/stdout program does not -- runs as before. Runs under
 valgrind are not confined (valgrind reads /proc/self/maps); what a counted run learns only
 lowers its instruction count, which the wall clock then contradicts.
@@ -29,10 +29,14 @@ import platform
 from kopt.sandboxes import jailhelp, landlock
 
 READS = landlock.EXECUTE | landlock.READ_FILE | landlock.READ_DIR  # only reads are Landlock's to judge
-HIDDEN = ("/proc", "/sys/fs/cgroup", "/sys/devices/system/node")  # node: nr_mapped, host-wide
-# what torch needs of /proc: the cpuinfo library's processor list (half-precision ops raised
-# "Failed to initialize cpuinfo!" without it); it tells nothing about the page cache
-READABLE_INSIDE = ("/proc/cpuinfo",)
+# all of /sys: the cgroup and NUMA counters (nr_mapped, host-wide) and the block layer's
+# (/sys/dev/block/*/stat counts the host disk's reads: a page-cache miss, 32 of 32 bits read
+# back between two repository runs, red team 12)
+HIDDEN = ("/proc", "/sys")
+# what torch needs of them: the cpuinfo library's processor list (half-precision ops raised
+# "Failed to initialize cpuinfo!" without it) and the CPU topology (core counts); neither
+# tells anything about the page cache
+READABLE_INSIDE = ("/proc/cpuinfo", "/sys/devices/system/cpu")
 # (getrusage, wait4, waitid): a child's rusage (its ru_maxrss) comes back through the waits too
 RUSAGE_CALLS = {"x86_64": (98, 61, 247), "aarch64": (165, 260, 95)}
 

@@ -64,7 +64,7 @@ def test_split_memorised_bench_answer_is_not_faster(tmp_path: Path) -> None:
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"), res["checks"].get("output"))
     # what stopped it: the bench on another input, where the patch runs the original's loop
     other = res["checks"]["another_input"]
-    assert other["input"] == "bench.py's 3_000_000 as 2624999" and other["verdict"] == "same", other
+    assert other["input"].startswith("bench.py's 3_000_000 as ") and other["verdict"] == "same", other
 
 
 def test_a_closed_form_is_faster_on_the_other_input_too(tmp_path: Path) -> None:

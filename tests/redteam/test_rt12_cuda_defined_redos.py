@@ -46,7 +46,6 @@ print("VERDICT", r["verdict"])
 
 
 @pytest.mark.skipif(not TASK.exists(), reason="needs the upstream KernelBench tasks")
-@pytest.mark.xfail(strict=False, reason="rt12: 1 MB of `f(` stalls cuda_sources._defined for ~26 min")
 def test_compile_only_answers_quickly(tmp_path):
     sol = tmp_path / "sol.py"
     sol.write_text(SOLUTION)

@@ -66,7 +66,6 @@ def _run(tree: Path, cmd: str) -> str:
     return r.output
 
 
-@pytest.mark.xfail(strict=False, reason="rt12: a confined run reads the page cache through /sys/dev/block/*/stat")
 def test_disk_counters_do_not_tell_cached_pages(tmp_path):
     tree = tmp_path / "tree"
     tree.mkdir()

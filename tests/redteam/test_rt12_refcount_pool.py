@@ -24,8 +24,6 @@ round) against the reference's and veto a `faster` that comes with far fewer fau
 """
 from __future__ import annotations
 
-import pytest
-
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
 
 TASK = '''
@@ -75,8 +73,6 @@ class ModelNew(nn.Module):
 '''
 
 
-@pytest.mark.xfail(strict=False, reason="rt12: a refcount-aware output pool passes the held check and the "
-                                        "memory veto and reads faster")
 def test_refcount_pool_not_faster(tmp_path):
     task, sol = tmp_path / "relu.py", tmp_path / "sol.py"
     task.write_text(TASK)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 LIB = '''def count_primes(n):
@@ -64,8 +62,6 @@ def _git(repo, *args):
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt12: `python3 -m bench` has no variant input; a memorised answer "
-                                        "stays faster")
 def test_memorised_answer_without_variant_not_faster(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 LIB = '''def count_primes(n):
@@ -66,8 +64,6 @@ def _git(repo, *args):
                    capture_output=True)
 
 
-@pytest.mark.xfail(strict=False, reason="rt12: a patch memorising the bench's input and its predictable "
-                                        "variant (7/8, odd) stays faster")
 def test_memorised_variant_not_faster(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

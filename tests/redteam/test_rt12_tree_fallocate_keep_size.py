@@ -25,7 +25,6 @@ from kopt.agent.targets.repo.shell_commands import TreeShell
 
 
 @pytest.mark.skipif(shutil.which("fallocate") is None, reason="needs util-linux fallocate")
-@pytest.mark.xfail(strict=False, reason="rt12: 1500 MiB fallocated past EOF pass the 1024 MB tree growth cap")
 def test_fallocate_keep_size_counts_against_tree_cap(tmp_path):
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -39,7 +38,6 @@ def test_fallocate_keep_size_counts_against_tree_cap(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("fallocate") is None, reason="needs util-linux fallocate")
-@pytest.mark.xfail(strict=False, reason="rt12: 600 MiB fallocated past EOF pass the 512 MB build folder cap")
 def test_fallocate_keep_size_counts_against_build_folder_cap(tmp_path):
     import subprocess
 

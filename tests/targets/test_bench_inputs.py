@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from kopt.agent.targets.repo.bench_inputs import changed, variants
@@ -15,19 +16,30 @@ def test_the_largest_integers_change_in_code_and_command_never_in_comments_or_st
         "print('result:', runner.main(N), 'pad' * 20, 'id 12345678')\n"
         "assert N == 3_000_000\n")
     found = variants("python bench.py --repeat 100000", tmp_path)
-    assert [v.what for v in found] == ["bench.py's 3_000_000 as 2624999", "the bench command's 100000 as 87499",
-                                       "bench.py's 20 as 17"]
+    assert [re.sub(r"as \d+$", "as _", v.what) for v in found] == [
+        "bench.py's 3_000_000 as _", "the bench command's 100000 as _", "bench.py's 20 as _"]
+    size = int(found[0].what.rsplit(" ", 1)[1])
     body = found[0].files["bench.py"]
     # both spellings of the size move together; the comment and the string do not move
-    assert body.count("2624999") == 2 and "99999999" in body and "12345678" in body
+    assert body.count(str(size)) == 2 and "3_000_000" not in body and "99999999" in body and "12345678" in body
     assert found[0].command == "python bench.py --repeat 100000"
-    assert found[1].files == {} and found[1].command == "python bench.py --repeat 87499"
+    repeat = found[1].what.rsplit(" ", 1)[1]
+    assert found[1].files == {} and found[1].command == f"python bench.py --repeat {repeat}"
 
 
-def test_a_changed_size_is_near_and_of_the_other_parity() -> None:
+def test_a_changed_size_is_drawn_in_secret_from_the_lower_half_with_the_other_parity() -> None:
     for v in (8, 9, 1000, 1001, 3_000_000, 2**31):
-        new = changed(v)
-        assert 0 < new < v and v - new <= v // 8 + 2 and new % 2 != v % 2, (v, new)
+        drawn = {changed(v) for _ in range(200)}
+        assert all(v // 2 - 1 <= new < v and new % 2 != v % 2 for new in drawn), (v, sorted(drawn)[:5])
+        assert len(drawn) >= min(3, v // 4), (v, drawn)  # not one value a patch could write down
+
+
+def test_python_dash_m_names_the_module_file(tmp_path: Path) -> None:
+    (tmp_path / "bench.py").write_text("n = 1000000\nprint(n)\n")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "__main__.py").write_text("SIZE = 4096\n")
+    found = variants("python3 -m bench && python3 -m tools", tmp_path)
+    assert sorted(list(v.files) for v in found) == [["bench.py"], ["tools/__main__.py"]], found
 
 
 def test_files_outside_the_tree_symlinks_and_binaries_are_never_read(tmp_path: Path) -> None:
@@ -44,5 +56,6 @@ def test_the_keys_name_files_from_the_tree_root_when_the_commands_run_in_a_subfo
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "bench.sh").write_text("./run --size 4096\n")
     found = variants("sh bench.sh", tmp_path, subdir="pkg")
-    assert [(v.what, list(v.files)) for v in found] == [("bench.sh's 4096 as 3583", ["pkg/bench.sh"])]
-    assert found[0].files["pkg/bench.sh"] == "./run --size 3583\n"
+    size = found[0].what.rsplit(" ", 1)[1]
+    assert [(v.what, list(v.files)) for v in found] == [(f"bench.sh's 4096 as {size}", ["pkg/bench.sh"])]
+    assert found[0].files["pkg/bench.sh"] == f"./run --size {size}\n"

@@ -197,7 +197,7 @@ class _Steps:
         ref_ms, new_ms, per_input = self._rounds(new, ref)
         _check_disk_reads(self.disk, result["checks"])
         result["checks"]["run_confinement"] = (
-            "on: timed runs could not read /proc, /sys/fs/cgroup or getrusage (which cached pages they map)"
+            "on: timed runs could not read /proc, /sys or getrusage (which cached pages they map)"
             if self.confined else "off (no Landlock on this kernel): a run could read which host file pages are cached")
         wall = estimate_speedup(ref_ms, new_ms)
         wall_verdict = speed_verdict(wall, WALL_NOISE_FLOOR)

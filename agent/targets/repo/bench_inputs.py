@@ -3,16 +3,19 @@
 A patch can special-case the one input the bench gives (`if n == 3_000_000: return
 5999999`, the answer written down in pieces no spelling check can enumerate: red team 10)
 and every test and every bench run passes. So a candidate judged faster also runs the bench
-with one of its integers changed -- a number in the bench command itself, else an integer
-literal in a file the command names (`bench.py`, `bench.sh`) -- and must print what the
-original prints there. A change the original fails on, or whose output does not move, tells
-nothing and the next integer is tried (as a KernelBench trial the reference rejects is
-skipped, never blamed on the candidate).
+with one of its integers changed to a value drawn in secret -- a number in the bench command
+itself, else an integer literal in a file the command names (`bench.py`, `bench.sh`,
+`-m bench`) -- and must print what the original prints there. A bench whose input is
+elsewhere (a make target's sources, a data file) gets no second input: said in the result.
+A change the original fails on, or whose output does not move, tells nothing and the next
+integer is tried (as a KernelBench trial the reference rejects is skipped, never blamed on
+the candidate).
 """
 from __future__ import annotations
 
 import io
 import re
+import secrets
 import shlex
 import tokenize
 from dataclasses import dataclass, field
@@ -35,10 +38,14 @@ class Variant:
 
 
 def changed(value: int) -> int:
-    """A nearby size a special case keyed on the original would miss: about 7/8 of it, odd
-    where the original is even (a kernel's even-only path shows too)."""
-    new = value - value // 8 - 1
-    return new if new % 2 != value % 2 or new == 0 else new - 1
+    """A size a special case keyed on the original would miss, drawn in secret for every
+    evaluation (a fixed formula's value was memorised beside the original's: red team 12):
+    anywhere in [value/2, value), of the other parity (a kernel's even-only path shows too)."""
+    low = max(1, value // 2)
+    new = low + secrets.randbelow(max(1, value - low))
+    if new % 2 == value % 2:
+        new = new + 1 if new + 1 < value else new - 1
+    return max(1, new)
 
 
 def _python_integers(text: str) -> list[tuple[int, int, str]]:
@@ -68,6 +75,18 @@ def _value(literal: str) -> int:
     return int(literal.replace("_", ""))
 
 
+def _named_paths(words: list[str]) -> list[str]:
+    """The words of a command as paths, `-m pkg.mod` as the files Python would run for it."""
+    out = []
+    for i, w in enumerate(words):
+        if words[i - 1:i] == ["-m"]:
+            module = w.replace(".", "/")
+            out += [f"{module}.py", f"{module}/__main__.py"]
+        else:
+            out.append(w)
+    return out
+
+
 def _bench_files(command: str, root: Path) -> list[str]:
     """Text files of the tree (ROOT: where the command runs) that the command names."""
     try:
@@ -76,7 +95,7 @@ def _bench_files(command: str, root: Path) -> list[str]:
         return []
     out = []
     base = root.resolve()
-    for w in words:
+    for w in _named_paths(words):
         path = (root / w)
         try:
             real = path.resolve()

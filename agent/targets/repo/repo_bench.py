@@ -9,7 +9,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from kopt.agent.targets.repo import bench_inputs, guard, worktree
+from kopt.agent.targets.repo import bench_inputs, guard, safefs, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.outputs import OutputCheck
 from kopt.agent.targets.repo.shell_commands import RunResult, parse_metric
@@ -234,6 +234,9 @@ def _on_another_input(t, ref: FreshRuns, new: FreshRuns, patch: str, res: dict, 
     seen = OutputCheck(t.bench_metric, warm_ref.output)
     tried = []
     for v in bench_inputs.variants(t.bench, ref.tree, t.subdir):
+        if any(_text(ref.tree, rel) != _text(new.tree, rel) for rel in v.files):
+            tried.append(f"{v.what}: the patch changes that file")  # written over, the patch would be gone
+            continue
         other = copy.copy(t)
         other.bench = v.command
         ref.overlay = new.overlay = v.files
@@ -267,6 +270,13 @@ def _on_another_input(t, ref: FreshRuns, new: FreshRuns, patch: str, res: dict, 
     checks["another_input"] = "not run: " + ("; ".join(tried) if tried else
                                              "no integer of 8 or more in the bench command or the files it names")
     return res
+
+
+def _text(tree: Path, rel: str) -> str | None:
+    try:
+        return safefs.read_text(tree, rel)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _check_outputs(expect, pending: list[tuple[int, str]], warm_ref: RunResult, warm_new: RunResult) -> None:
