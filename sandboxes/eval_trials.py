@@ -45,15 +45,15 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
             ref(put, inputs)
         else:
             s.new_call(put, inputs)
-        c0, f0 = workers[role].cpu_seconds(), workers[role].page_faults() if timed else None
+        c0, a0 = workers[role].cpu_seconds(), workers[role].anonymous_kib() if timed else None
         if role == "ref":
             reply, ref_out = ref(dict(call))
         else:
             reply, new_out = s.new_call(dict(call), max_payload=s.output_cap(n))
         times[role] = (s.ref if role == "ref" else s.new).elapsed
         times[f"{role}_run_cpu"] = workers[role].cpu_seconds() - c0
-        f1 = workers[role].page_faults() if f0 is not None else None
-        times[f"{role}_faults"] = None if f1 is None else f1 - f0
+        a1 = workers[role].anonymous_kib() if a0 is not None else None
+        times[f"{role}_fresh_kib"] = None if a1 is None else a1 - a0  # the call's outputs are still held
         if s.cfg.device == "cuda":
             gpu = (reply.get("event_ms"), reply.get("call_wall_ms"))
             if not all(isinstance(v, list) and len(v) == n for v in gpu):

@@ -422,6 +422,7 @@ class Worker:
                     write(alarm_fd, alarm_line)  # a one-shot patch of what sends this reply
                     break
             protocol.send(self.fd_out, reply, data, shm=self.shm)
+            data = None  # the reply's buffers go now, not during the next request (its fresh memory is measured)
             if set_up:  # what the worker wrote on itself; whatever else changed is the candidate's
                 own = harness_watch.own_state(self, own, harness_watch.OWN_WRITES.get(h.get("cmd"), ()))
             elif h.get("cmd") == "setup" and reply.get("ok") is True:

@@ -147,19 +147,19 @@ class Worker:
                 pass
         return total
 
-    def page_faults(self) -> int | None:
-        """Page faults of the worker's whole tree, from the kernel: its cgroup's count where
-        there is one, else the sum of its live processes' (and their waited-for children's)."""
-        counted = self.cgroup.page_faults() if self.cgroup else None
-        if counted is not None:
-            return counted
+    def anonymous_kib(self) -> int | None:
+        """Anonymous memory resident in the worker's live processes (KiB, the kernel's RssAnon):
+        it grows only by pages the kernel allocated and zeroed, never by the shared zero page a
+        read fault maps (red team 13 padded a fault count with those)."""
         total, seen = 0, False
         for pid in (self.root_pid(), *self.namespace_pids()):
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total, seen = total + int(fields[7]) + int(fields[8]), True
-            except (OSError, IndexError, ValueError, TypeError):
-                pass
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except (OSError, TypeError):
+                continue
+            for line in lines:
+                if line.startswith("RssAnon:"):
+                    total, seen = total + int(line.split()[1]), True
         return total if seen else None
 
     def unlinked_mb(self, folder: str) -> float:

@@ -111,16 +111,6 @@ class Cgroups:
                     return int(line.split()[1]) / 1e6
         return None
 
-    def page_faults(self) -> int | None:
-        """Page faults taken by every process that ever ran in the tree (memory.stat's pgfault),
-        or None without a memory cgroup."""
-        for path in self.paths:
-            for line in _read(path / "memory.stat").splitlines():
-                if line.startswith("pgfault "):
-                    value = line.split()[1]
-                    return int(value) if value.isdigit() else None
-        return None
-
     def enter(self) -> None:
         """Called in the child before exec: it and all its descendants join the cgroups."""
         for path in self.paths:

@@ -16,15 +16,19 @@ def test_the_largest_integers_change_in_code_and_command_never_in_comments_or_st
         "print('result:', runner.main(N), 'pad' * 20, 'id 12345678')\n"
         "assert N == 3_000_000\n")
     found = variants("python bench.py --repeat 100000", tmp_path)
-    assert [re.sub(r"as \d+$", "as _", v.what) for v in found] == [
+    assert [re.sub(r"as \d+$", "as _", v.what) for v in found[1:]] == [
         "bench.py's 3_000_000 as _", "the bench command's 100000 as _", "bench.py's 20 as _"]
-    size = int(found[0].what.rsplit(" ", 1)[1])
-    body = found[0].files["bench.py"]
+    size, repeat, pad = (int(v.what.rsplit(" ", 1)[1]) for v in found[1:])
+    body = found[1].files["bench.py"]
     # both spellings of the size move together; the comment and the string do not move
     assert body.count(str(size)) == 2 and "3_000_000" not in body and "99999999" in body and "12345678" in body
-    assert found[0].command == "python bench.py --repeat 100000"
-    repeat = found[1].what.rsplit(" ", 1)[1]
-    assert found[1].files == {} and found[1].command == f"python bench.py --repeat {repeat}"
+    assert found[1].command == "python bench.py --repeat 100000"
+    assert found[2].files == {} and found[2].command == f"python bench.py --repeat {repeat}"
+    # first, all of them at once, each to the value its own variant has (a repeat count changed
+    # alone left the size a patch special-cased as it was)
+    assert found[0].what.startswith("every integer of 8 or more changed (3000000 as ")
+    assert found[0].command == f"python bench.py --repeat {repeat}"
+    assert found[0].files["bench.py"] == body.replace("'pad' * 20", f"'pad' * {pad}")
 
 
 def test_a_changed_size_is_drawn_in_secret_from_the_lower_half_with_the_other_parity() -> None:
@@ -39,7 +43,8 @@ def test_python_dash_m_names_the_module_file(tmp_path: Path) -> None:
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "__main__.py").write_text("SIZE = 4096\n")
     found = variants("python3 -m bench && python3 -m tools", tmp_path)
-    assert sorted(list(v.files) for v in found) == [["bench.py"], ["tools/__main__.py"]], found
+    assert sorted(sorted(v.files) for v in found) == [["bench.py"], ["bench.py", "tools/__main__.py"],
+                                                      ["tools/__main__.py"]], found
 
 
 def test_files_outside_the_tree_symlinks_and_binaries_are_never_read(tmp_path: Path) -> None:

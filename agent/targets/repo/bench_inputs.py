@@ -113,31 +113,42 @@ def _bench_files(command: str, root: Path) -> list[str]:
 
 
 def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:
-    """Up to MAX_VARIANTS benches with one integer changed, the largest integers first: the
-    command's own numbers, then the literals of the files it names (ROOT is the original's
-    tree; file keys are relative to it, SUBDIR is where the command runs)."""
+    """The bench with every integer of 8 or more changed at once (each value to its own secret
+    draw), then up to MAX_VARIANTS benches with one changed, the largest first: the command's
+    own numbers and the literals of the files it names (ROOT is the original's tree; file
+    keys are relative to it, SUBDIR is where the command runs). All at once first: changing
+    only the largest integer, a repeat count (3000 runs of size 2000), left the size a patch
+    special-cased as it was (red team 13)."""
     where = root / subdir if subdir else root
-    found: list[tuple[int, Variant]] = []
+    sources = {"": command}  # "" is the command; the rest, files by their key
+    names: dict[str, str] = {}  # key -> the file as the command names it
+    spans: dict[str, dict[int, list[tuple[int, int, str]]]] = {"": {}}
     for m in ARGUMENT.finditer(command):
-        start, end, literal = m.start(1), m.end(1), m.group(1)
-        v = _value(literal)
-        if v >= MIN_VALUE:
-            new = str(changed(v))
-            found.append((v, Variant(f"the bench command's {literal} as {new}",
-                                     command[:start] + new + command[end:])))
+        spans[""].setdefault(_value(m.group(1)), []).append((m.start(1), m.end(1), m.group(1)))
     for rel in _bench_files(command, where):
-        text = (where / rel).read_text()
-        spans: dict[int, list[tuple[int, int, str]]] = {}
-        for start, end, literal in _integers(text, python=rel.endswith(".py")):
-            spans.setdefault(_value(literal), []).append((start, end, literal))
-        for v, at in spans.items():
-            if v < MIN_VALUE:
-                continue
-            new = str(changed(v))
-            body = text
-            for start, end, _ in reversed(at):  # every spelling of the value: a size used twice stays one
-                body = body[:start] + new + body[end:]
-            key = str(Path(subdir) / rel) if subdir else rel
-            found.append((v, Variant(f"{rel}'s {at[0][2]} as {new}", command, {key: body})))
-    found.sort(key=lambda p: -p[0])
-    return [v for _, v in found[:MAX_VARIANTS]]
+        key = str(Path(subdir) / rel) if subdir else rel
+        sources[key], names[key] = (where / rel).read_text(), rel
+        spans[key] = {}
+        for start, end, literal in _integers(sources[key], python=rel.endswith(".py")):
+            spans[key].setdefault(_value(literal), []).append((start, end, literal))
+    draws = {v: changed(v) for at in spans.values() for v in at if v >= MIN_VALUE}
+
+    def variant(what: str, values: set[int]) -> Variant:
+        texts = dict(sources)
+        for key, at in spans.items():
+            for start, end, _ in sorted((x for v in values for x in at.get(v, ())), reverse=True):
+                texts[key] = texts[key][:start] + str(draws[_value(texts[key][start:end])]) + texts[key][end:]
+        return Variant(what, texts.pop(""), {k: t for k, t in texts.items() if t != sources[k]})
+
+    singles = []
+    for key, at in spans.items():
+        for v, places in at.items():
+            if v >= MIN_VALUE:
+                name = "the bench command's" if key == "" else f"{names[key]}'s"
+                singles.append((v, variant(f"{name} {places[0][2]} as {draws[v]}", {v})))
+    singles.sort(key=lambda p: -p[0])
+    out = [v for _, v in singles[:MAX_VARIANTS]]
+    if len(draws) > 1:
+        every = ", ".join(f"{v} as {new}" for v, new in sorted(draws.items(), reverse=True)[:6])
+        out.insert(0, variant(f"every integer of {MIN_VALUE} or more changed ({every})", set(draws)))
+    return out
