@@ -110,6 +110,19 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
     return res
 
 
+def _resident_before_setup(s: _Session, cfg: EvalConfig) -> dict:
+    """Each worker's resident memory once it has imported torch, before any of the task's or
+    the solution's code (eval_timing.memory_veto). The pings wait out the workers' start-up,
+    which is no one's time budget (a start-up counted as the reference's let a sleeping
+    candidate run 500x it)."""
+    try:
+        for ch in (s.ref, s.new):
+            ch.call({"cmd": "ping"}, b"", cfg.setup_timeout_s)
+    except Exception:  # noqa: BLE001 - a worker that cannot answer fails at setup, with its verdict
+        return {}
+    return {"ref": s.ref.worker.resident_mb(), "new": s.new.worker.resident_mb()}
+
+
 # kopt's own process reads a solution statically several times before any sandbox starts
 # (scans, CUDA extraction): 1.4 MB of source took it 19 s (red team 11); real ones are < 200 kB
 MAX_SOLUTION_CHARS = 1 << 20
@@ -212,9 +225,7 @@ def _run(task_path: Path, sol_path: Path, source: str, kernel: str, cfg: EvalCon
     s.checks = res["checks"]
     try:
         common = {"device": cfg.device, "threads": s.threads, "task": str(task_path), "cpus": sorted(s.cpus)}
-        s.ref_call({"cmd": "ping"})  # both workers have imported torch: what they hold from here on is their own
-        s.new_call({"cmd": "ping"})
-        s.resident_base = {"ref": s.ref.worker.resident_mb(), "new": s.new.worker.resident_mb()}
+        s.resident_base = _resident_before_setup(s, cfg)
         reply, init_payload = s.ref_call({"cmd": "setup", **common}, timeout=cfg.setup_timeout_s)
         constants = reply.get("constants", {})
         s.resident_base["model"] = s.ref.worker.resident_mb()  # the task's model and state on top

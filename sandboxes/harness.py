@@ -24,7 +24,14 @@ from kopt.sandboxes.harness_support import (
     reshape_distribution,
     scalable_constants,
 )
-from kopt.sandboxes.harness_watch import Alarm, count_ctypes_calls, count_cupy_launches, record_extension_modules
+from kopt.sandboxes.harness_watch import (
+    Alarm,
+    changed,
+    count_ctypes_calls,
+    count_cupy_launches,
+    record_extension_modules,
+    snapshot,
+)
 
 _perf_counter = time.perf_counter
 
@@ -52,22 +59,6 @@ def _torch_functions(torch) -> dict:
     out.update({f"Worker.{m}": v for m, v in vars(Worker).items() if isinstance(v, types.FunctionType)})
     out.update({f"Alarm.{m}": v for m, v in vars(Alarm).items() if isinstance(v, types.FunctionType)})
     return out
-
-
-def _snapshot(functions: dict) -> dict:
-    """Each checked function with what can be swapped under the same object: its code and
-    defaults (a function whose `__code__` is replaced keeps its identity)."""
-    def state(fn):
-        kw = getattr(fn, "__kwdefaults__", None)
-        return (fn, getattr(fn, "__code__", None), getattr(fn, "__defaults__", None), dict(kw) if kw else kw)
-
-    return {name: state(fn) for name, fn in functions.items()}
-
-
-def _changed(before: tuple, after: tuple | None) -> bool:
-    if after is None:
-        return True
-    return any(a is not b for a, b in zip(before[:3], after[:3])) or before[3] != after[3]
 
 
 class Worker:
@@ -99,7 +90,7 @@ class Worker:
             self.model = self.task.Model(*init).to(self.device)
             # the candidate's per-call bookkeeping (audit hook, tamper check) runs here too,
             # so both sides' clocks carry the same harness work
-            self.originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
+            self.originals = snapshot({**_ORIGINALS, **_torch_functions(torch)})
             self.alarm.enforce = False
             sys.addaudithook(self.alarm.hook)  # the candidate's hook, enforcing nothing: the same cost per event
             return {"ok": True, "constants": scalable_constants(self.task), "params": self.param_shapes()}, \
@@ -112,7 +103,7 @@ class Worker:
             record_extension_modules(self.alarm)
         if "cupy" in h.get("source", ""):
             count_cupy_launches(self.alarm)
-        originals = _snapshot({**_ORIGINALS, **_torch_functions(torch)})
+        originals = snapshot({**_ORIGINALS, **_torch_functions(torch)})
         # the solution arrives as text: its own path may be hidden from this process
         local = os.path.join(os.getcwd(), os.path.basename(h["solution"]) or "solution.py")
         with open(local, "w") as f:
@@ -169,9 +160,9 @@ class Worker:
         return {"ok": True}, b""
 
     def check_tamper(self) -> None:
-        current = _snapshot({**_timer_functions(), **_torch_functions(self.torch)})
+        current = snapshot({**_timer_functions(), **_torch_functions(self.torch)})
         for name, before in self.originals.items():
-            if _changed(before, current.get(name)):
+            if changed(before, current.get(name)):
                 self.alarm.raise_alarm("patches the timer or harness", f"{name} was replaced")
         if self.role == "new" and self.alarm.enforce is not True:
             self.alarm.raise_alarm("patches the timer or harness", "the audit hook's rules were switched off")
@@ -261,9 +252,8 @@ class Worker:
             return {"ok": False, "kind": "rejected", "error": str(e)}, b""
 
     def cmd_held(self, h: dict, payload: bytes) -> tuple[dict, list]:
-        """The outputs kept at a `put` with `hold`, as they are now, after every later call: kopt
-        compares them with what it received then. An output the module writes again (a ring
-        of reused buffers) has changed; a caller holding it would have seen it change."""
+        """The outputs kept at a `put` with `hold`, as they are now, after every later call (kopt
+        compares them with what it received: an output the module wrote again has changed)."""
         held, self.held = getattr(self, "held", []), []
         return self._encoded(held)
 

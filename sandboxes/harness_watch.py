@@ -278,3 +278,19 @@ def record_extension_modules(alarm: Alarm) -> None:
         return original(module_name, path, is_python_module)
 
     cpp_extension._import_module_from_library = import_and_record
+
+
+def snapshot(functions: dict) -> dict:
+    """Each checked function with what can be swapped under the same object: its code and
+    defaults (a function whose `__code__` is replaced keeps its identity)."""
+    def state(fn):
+        kw = getattr(fn, "__kwdefaults__", None)
+        return (fn, getattr(fn, "__code__", None), getattr(fn, "__defaults__", None), dict(kw) if kw else kw)
+
+    return {name: state(fn) for name, fn in functions.items()}
+
+
+def changed(before: tuple, after: tuple | None) -> bool:
+    if after is None:
+        return True
+    return any(a is not b for a, b in zip(before[:3], after[:3])) or before[3] != after[3]

@@ -40,8 +40,10 @@ class Variant:
 def changed(value: int) -> int:
     """A size a special case keyed on the original would miss, drawn in secret for every
     evaluation (a fixed formula's value was memorised beside the original's: red team 12):
-    anywhere in [value/2, value), of the other parity (a kernel's even-only path shows too)."""
-    low = max(1, value // 2)
+    anywhere in [0.8 value, value), of the other parity (a kernel's even-only path shows too).
+    Not lower: a quadratic bench at half its size was mostly start-up, and an honest 2x
+    patch read `same` there."""
+    low = max(1, value - value // 5)
     new = low + secrets.randbelow(max(1, value - low))
     if new % 2 == value % 2:
         new = new + 1 if new + 1 < value else new - 1
