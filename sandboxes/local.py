@@ -151,6 +151,11 @@ class Worker:
         """Anonymous memory resident in the worker's live processes (KiB, the kernel's RssAnon):
         it grows only by pages the kernel allocated and zeroed, never by the shared zero page a
         read fault maps (red team 13 padded a fault count with those)."""
+        return self._status_kib(("RssAnon:",))
+
+    def _status_kib(self, fields: tuple[str, ...]) -> int | None:
+        """The sum of these `/proc/<pid>/status` fields (KiB) over the worker's live processes,
+        or None where /proc shows none of them."""
         total, seen = 0, False
         for pid in (self.root_pid(), *self.namespace_pids()):
             try:
@@ -158,7 +163,7 @@ class Worker:
             except (OSError, TypeError):
                 continue
             for line in lines:
-                if line.startswith("RssAnon:"):
+                if line.startswith(fields):
                     total, seen = total + int(line.split()[1]), True
         return total if seen else None
 
@@ -179,16 +184,8 @@ class Worker:
     def resident_mb(self) -> float | None:
         """Anonymous and shared-memory pages resident in the worker's processes (MiB), from the
         kernel: what the worker holds that no file on disk backs. None where /proc hides it."""
-        kib, seen = 0, False
-        for pid in (self.root_pid(), *self.namespace_pids()):
-            try:
-                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-            except (OSError, TypeError):
-                continue
-            for line in lines:
-                if line.startswith(("RssAnon:", "RssShmem:")):
-                    kib, seen = kib + int(line.split()[1]), True
-        return kib / 1024 if seen else None
+        kib = self._status_kib(("RssAnon:", "RssShmem:"))
+        return None if kib is None else kib / 1024
 
     def thread_count(self) -> int:
         pid = self.root_pid()
