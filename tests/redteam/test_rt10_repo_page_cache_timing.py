@@ -16,7 +16,11 @@ original's". The jail's docstring calls a timed read "slower and write-once": 20
 it as good as a cache for a whole evaluation.
 Root cause: any first touch of a host file page tells whether the host had it cached;
 confinement hides the counters, not the clock.
-Fix: stop sharing the host's page cache with candidate code for files it can map: give the
+After: `same` -- the second bench input draws its values anew for every timed round (round 14,
+test_rt14_repo_cache_per_input.py), so the warm-up's stored result answers a size no timed run
+of the second input asks, and a candidate faster only on the bench's own input is `same`.
+The channel itself is open (see test_rt10_kb_page_cache_timing.py). A full fix: stop sharing the
+host's page cache with candidate code for files it can map: give the
 sandbox private copies (or a read-only squashfs/overlay snapshot per evaluation, whose cache
 dies with it) of the readable host files, or deny mmap/read of host files outside the python
 install, libraries and kopt's code (the interpreter needs those; a repository's code rarely
@@ -168,7 +172,6 @@ def _git(repo: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: timed page faults carry a repo result between confined fresh runs")
 def test_timed_page_cache_result_cache_is_not_faster(tmp_path: Path) -> None:
     found = _fresh_region()
     if found is None:

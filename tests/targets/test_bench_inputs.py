@@ -64,3 +64,28 @@ def test_the_keys_name_files_from_the_tree_root_when_the_commands_run_in_a_subfo
     size = found[0].what.rsplit(" ", 1)[1]
     assert [(v.what, list(v.files)) for v in found] == [(f"bench.sh's 4096 as {size}", ["pkg/bench.sh"])]
     assert found[0].files["pkg/bench.sh"] == f"./run --size {size}\n"
+
+
+def test_a_variant_drawn_again_changes_the_same_integers_to_new_values(tmp_path: Path) -> None:
+    (tmp_path / "bench.py").write_text("N = 3_000_000\nprint(work(N), 'x' * 7, N)\n")
+    first = variants("python bench.py --repeat 100000", tmp_path)[0]
+    again = [first.again() for _ in range(20)]
+    sizes = {int(re.search(r"N = (\d+)", v.files["bench.py"]).group(1)) for v in again}
+    repeats = {int(v.command.rsplit(" ", 1)[1]) for v in again}
+    # every round of the second input asks a size no earlier round asked (red team 14)
+    assert len(sizes) >= 15 and all(2_400_000 <= n < 3_000_000 for n in sizes), sorted(sizes)[:5]
+    assert len(repeats) >= 10 and all(80_000 <= r < 100_000 for r in repeats)
+    for v in again:  # both spellings of the size move together; the small 7 never moves
+        n = re.search(r"N = (\d+)", v.files["bench.py"]).group(1)
+        assert v.files["bench.py"] == f"N = {n}\nprint(work(N), 'x' * 7, N)\n" and v.again is not None
+
+
+def test_an_output_check_rebased_on_another_run_keeps_what_the_original_varies_in_masked() -> None:
+    from kopt.agent.targets.repo.outputs import OutputCheck
+
+    main = OutputCheck(None, "pairs: 511\ntook 12.5 ms\n")
+    main.learn("pairs: 511\ntook 13.1 ms\n")  # the timing varies between the original's runs
+    other = main.against("pairs: 407\ntook 9.0 ms\n")  # the original on another input
+    assert other.differs("pairs: 407\ntook 4.2 ms\n") is None
+    assert "pairs: 511" in (other.differs("pairs: 511\ntook 4.2 ms\n") or "")
+    assert main.differs("pairs: 511\ntook 2.0 ms\n") is None  # the original's own check is unchanged

@@ -18,6 +18,7 @@ import re
 import secrets
 import shlex
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,11 +31,13 @@ MAX_BENCH_FILE = 256 << 10
 
 @dataclass
 class Variant:
-    """The bench with one integer changed: the command to run and the files to write over the
-    tree first (relative path -> text)."""
+    """The bench with some of its integers changed: the command to run and the files to write
+    over the tree first (relative path -> text). `again()` is the same change with values
+    drawn anew: every timed round of the second input runs its own draw."""
     what: str
     command: str
     files: dict[str, str] = field(default_factory=dict)
+    again: Callable[[], Variant] | None = field(default=None, repr=False, compare=False)
 
 
 def changed(value: int) -> int:
@@ -135,12 +138,13 @@ def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:
             spans[key].setdefault(_value(literal), []).append((start, end, literal))
     draws = {v: changed(v) for at in spans.values() for v in at if v >= MIN_VALUE}
 
-    def variant(what: str, values: set[int]) -> Variant:
+    def variant(what: str, values: set[int], drawn: dict[int, int] = draws) -> Variant:
         texts = dict(sources)
         for key, at in spans.items():
             for start, end, _ in sorted((x for v in values for x in at.get(v, ())), reverse=True):
-                texts[key] = texts[key][:start] + str(draws[_value(texts[key][start:end])]) + texts[key][end:]
-        return Variant(what, texts.pop(""), {k: t for k, t in texts.items() if t != sources[k]})
+                texts[key] = texts[key][:start] + str(drawn[_value(texts[key][start:end])]) + texts[key][end:]
+        return Variant(what, texts.pop(""), {k: t for k, t in texts.items() if t != sources[k]},
+                       again=lambda: variant(what, values, {v: changed(v) for v in values}))
 
     singles = []
     for key, at in spans.items():

@@ -48,6 +48,13 @@ class OutputCheck:
         numbers = FLOAT.findall(normalised(reference, self.metric))
         self.varying |= {i for i, (a, b) in enumerate(zip(self.numbers, numbers)) if a != b}
 
+    def against(self, reference: str) -> OutputCheck:
+        """This check with another run of the original as the yardstick (the bench on another
+        input): what it learnt varies between the original's runs stays masked."""
+        other = OutputCheck(self.metric, reference)
+        other.floats, other.off, other.varying = self.floats, self.off, set(self.varying)
+        return other
+
     def _masked(self, output: str) -> str:
         """OUTPUT with the metric masked and, once the original's numbers varied, the ones that did."""
         text = normalised(output, self.metric)

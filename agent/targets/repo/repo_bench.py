@@ -45,9 +45,9 @@ def measure(t, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) ->
         checks: dict = {}
         try:
             warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks, _interpreted_changes(patch, t.baseline))
-            res = _timed_rounds(t, ref, new, patch, warm_new, warm_ref, checks)
+            res, expect = _timed_rounds(t, ref, new, patch, warm_new, warm_ref, checks)
             if res["verdict"] == "faster" and patch != t.baseline:
-                res = _on_another_input(t, ref, new, patch, res, warm_ref)
+                res = _on_another_input(t, ref, new, patch, res, warm_ref, expect)
             return res
         except _Failed as f:
             return failed(f.verdict, f.reason, checks=checks)
@@ -128,10 +128,16 @@ def _built_without_the_program(t, new: FreshRuns, built: set[str], checks: dict)
 
 
 def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunResult, warm_ref: RunResult,
-                  checks: dict, second_input: bool = False) -> dict:
+                  checks: dict, variant: bench_inputs.Variant | None = None,
+                  mask: OutputCheck | None = None) -> tuple[dict, OutputCheck]:
     """Interleaved rounds (the order flips each round) until the verdict is clear or the
-    budget is spent; every output checked, the candidate's writes compared with the original's."""
-    expect: OutputCheck | None = None  # set from the original's first timed run (see below)
+    budget is spent; every output checked, the candidate's writes compared with the original's.
+    The verdict and the check the outputs met. With VARIANT (the bench on another input) every
+    round runs a draw of its own on both sides, and the candidate's output must be the
+    original's of that round but for what MASK (the bench's own input's check) learnt varies:
+    a result one run stored, in the page cache or anywhere else that outlives a fresh run,
+    answers a question no later run asks (red team 14)."""
+    expect: OutputCheck | None = mask  # else set from the original's first timed run (see below)
     per_round = max(1e-3, warm_new.wall_s + warm_ref.wall_s)
     rounds = int(min(t.max_rounds, max(t.min_rounds, t.timing_budget_s // per_round)))
     cost: dict[str, list[float]] = {"ref": [], "new": []}
@@ -141,7 +147,11 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
     # one run of it, a bench printing its own timing failed every honest patch in round 1 (red team 9)
     pending: list[tuple[int, str]] = []
     learnt = 0
+    command, printed = t.bench, {}
     for i in range(rounds):
+        if variant is not None:
+            drawn = variant.again()
+            command, ref.overlay, new.overlay = drawn.command, drawn.files, drawn.files
         order = [("ref", ref), ("new", new)] if i % 2 == 0 else [("new", new), ("ref", ref)]
         if ref.tree != new.tree:  # both workers come up together, before either is timed
             for _, runs in order:
@@ -149,12 +159,13 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             for _, runs in order:
                 runs.ready()
         for side, runs in order:
-            r = runs.run(t.bench, t.bench_timeout)
+            r = runs.run(command, t.bench_timeout)
             who = "--bench" if side == "new" else "the original's bench"
             if not r.ok:
                 raise _Failed("timeout" if r.timed_out else "runtime_error",
                               f"{who} failed in round {i + 1} ({r.status}): {r.last_line()}")
-            if side == "ref":
+            printed[side] = r.output  # with a variant: checked as a pair, once both sides ran
+            if variant is None and side == "ref":
                 if expect is None:
                     # the yardstick is a timed run (build outputs kept, nothing rebuilt): the warm-up's
                     # output also carries the build's (make's recipe lines), which never came again,
@@ -164,7 +175,7 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
                 else:
                     expect.learn(r.output)
                 learnt += 1
-            else:
+            elif variant is None:
                 pending.append((i, r.output))
             c = _cost(r, t.bench_metric, t.higher_is_better)
             if c is None:
@@ -172,6 +183,8 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             cost[side].append(c)
             wall[side].append(r.wall_s * 1000)
             writes[side].update(runs.written)
+        if variant is not None and (wrong := expect.against(printed["ref"]).differs(printed["new"])):
+            raise _Failed("incorrect", f"--bench's output in round {i + 1} differs from the original's: {wrong}")
         if learnt >= 2:  # the original ran twice: what of its output varies (its timings) is known
             _check_outputs(expect, pending, warm_ref, warm_new)
         if extra := sorted(writes["new"] - writes["ref"]):
@@ -185,7 +198,7 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             break
     _check_outputs(expect, pending, warm_ref, warm_new)
     checks["output"] = expect.describe()
-    if patch != t.baseline and (answer := expect.memorised(patch, t.baseline)):
+    if variant is None and patch != t.baseline and (answer := expect.memorised(patch, t.baseline)):
         raise _Failed("rejected", f"the patch writes down the answer the original's bench prints ({answer}): "
                                   f"it must compute it")
     est = estimate_speedup(cost["ref"], cost["new"])
@@ -197,7 +210,7 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
                       new_metric=statistics.median(vals(cost["new"])))
         clock = estimate_speedup(wall["ref"], wall["new"])
         checks["wall_speedup"] = round(clock.speedup, 4)
-        if verdict == "faster" and (problem := _disagrees(est, clock, t.noise_floor)) and not second_input:
+        if verdict == "faster" and (problem := _disagrees(est, clock, t.noise_floor)) and variant is None:
             # (on the bench's other input the clock's verdict stands instead, below: a smaller
             # size leaves more of its wall time to start-up)
             raise _Failed("rejected", f"behaves differently when measured: {problem}")
@@ -223,17 +236,20 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
     return {"compiled": True, "correct": True, "speedup": round(est.speedup, 4),
             "speedup_ci": [round(est.ci[0], 4), round(est.ci[1], 4)],
             "ref_ms": round(est.ref_ms, 3), "new_ms": round(est.new_ms, 3), "checks": checks,
-            "verdict": verdict, **({"reason": reason} if reason else {})}
+            "verdict": verdict, **({"reason": reason} if reason else {})}, expect
 
 
-def _on_another_input(t, ref: FreshRuns, new: FreshRuns, patch: str, res: dict, warm_ref: RunResult) -> dict:
+def _on_another_input(t, ref: FreshRuns, new: FreshRuns, patch: str, res: dict, warm_ref: RunResult,
+                      expect: OutputCheck) -> dict:
     """A candidate faster on the bench is measured again on the bench with its integers
     changed (bench_inputs): it must print the original's output there and be faster there
     too. A patch that special-cases the bench's one input (its answer written down, in any
     spelling) prints the right thing on the new input by running the original's code, and is
     no longer faster. Every integer changed at once decides alone; where the original fails
     on that or is blind to it, each integer changed alone is measured (at most 3) and all
-    must be faster. Inputs the original fails on or is blind to are skipped."""
+    must be faster. Inputs the original fails on or is blind to are skipped. Every timed
+    round draws the changed values anew (EXPECT: the bench's own input's output check, what
+    of the output may vary)."""
     checks = res["checks"]
     seen = OutputCheck(t.bench_metric, warm_ref.output)
     tried, measured = [], []
@@ -241,10 +257,11 @@ def _on_another_input(t, ref: FreshRuns, new: FreshRuns, patch: str, res: dict, 
         if any(_text(ref.tree, rel) != _text(new.tree, rel) for rel in v.files):
             tried.append(f"{v.what}: the patch changes that file")  # written over, the patch would be gone
             continue
-        again = _measure_variant(t, ref, new, patch, v, seen, tried)
+        again = _measure_variant(t, ref, new, patch, v, seen, tried, expect)
         if again is None:
             continue
-        measured.append({"input": v.what, "verdict": again["verdict"], "speedup": again["speedup"],
+        measured.append({"input": v.what + " (drawn again for every timed round)", "verdict": again["verdict"],
+                         "speedup": again["speedup"],
                          "speedup_ci": again["speedup_ci"], "ref_ms": again["ref_ms"], "new_ms": again["new_ms"]})
         if k == 0 and v.what.startswith("every integer"):
             break
@@ -262,7 +279,7 @@ def _on_another_input(t, ref: FreshRuns, new: FreshRuns, patch: str, res: dict, 
 
 
 def _measure_variant(t, ref: FreshRuns, new: FreshRuns, patch: str, v, seen: OutputCheck,
-                     tried: list[str]) -> dict | None:
+                     tried: list[str], expect: OutputCheck) -> dict | None:
     """Both sides timed on the variant V of the bench, or None (why, in TRIED) where the
     original fails on it or prints what it printed before."""
     other = copy.copy(t)
@@ -280,7 +297,9 @@ def _measure_variant(t, ref: FreshRuns, new: FreshRuns, patch: str, v, seen: Out
         if not warm.ok:
             raise _Failed("timeout" if warm.timed_out else "incorrect",
                           f"--bench with {v.what} fails ({warm.status}) where the original's runs: {warm.last_line()}")
-        return _timed_rounds(other, ref, new, patch, warm, base, {}, second_input=True)
+        if wrong := expect.against(base.output).differs(warm.output):
+            raise _Failed("incorrect", f"--bench's output differs from the original's: {wrong}")
+        return _timed_rounds(other, ref, new, patch, warm, base, {}, variant=v, mask=expect)[0]
     except _Failed as f:
         raise _Failed(f.verdict, f"with {v.what}: {f.reason}") from None
     except OSError as e:
