@@ -123,3 +123,59 @@ def test_carry_over_keeps_a_tuple_assignment_and_what_it_reads():
     out, why = carry_over(source, code)
     assert why == "" and "_P, _I = (ctypes.c_void_p, ctypes.c_int64)" in out and "k = 3" in out
     assert "unused" not in out and out.index("_T = ") < out.index("class ModelNew") and not undefined_names(out)
+
+
+def test_carry_over_keeps_what_changes_a_kept_name_in_its_place():
+    source = ("import ctypes\n\n_LIB = load()\n_LIB.f.argtypes = [ctypes.c_float]\n_LIB.f.restype = ctypes.c_double\n"
+              "_TYPES = {}\n_TYPES['x'] = 1\nother = {}\nother['y'] = 2\n")
+    code = "import ctypes\n\n\nclass ModelNew:\n    def f(self):\n        return _LIB.f(1.0), _TYPES\n"
+    out, why = carry_over(source, code)
+    assert why == "" and "other" not in out, out
+    # after the name they change, before the class: ctypes passes the float and reads the double
+    assert out.index("_LIB = load()") < out.index("_LIB.f.argtypes = [ctypes.c_float]") \
+        < out.index("_LIB.f.restype = ctypes.c_double") < out.index("class ModelNew")
+    assert out.index("_TYPES = {}") < out.index("_TYPES['x'] = 1") < out.index("class ModelNew")
+
+
+BN_TANH = '''import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+        self.gn = nn.GroupNorm(2, c)
+
+    def forward(self, x):
+        x = self.bn(x)
+        x = torch.tanh(x)
+        x = self.gn(x)
+        return x * 2.0
+
+
+def get_inputs():
+    return [torch.randn(4, 8, 12, 12)]
+
+
+def get_init_inputs():
+    return [8]
+'''
+
+
+def test_a_step_after_a_library_whose_functions_are_typed_keeps_their_types():
+    """Upstream level-2 #11: `cpu-fuse-batch-norm-train; cpu-fuse-norm-epilogue` lost the first
+    step's `_BN_LIB.kopt_bn_train.argtypes`, and ctypes could not pass eps (a float)."""
+    results = run_plan(BN_TANH, parse_plan("cpu-fuse-batch-norm-train; cpu-fuse-norm-epilogue"))
+    assert [r.status for r in results] == ["applied", "applied"], [r.reason for r in results]
+    code = results[-1].code
+    assert "_s1_BN_LIB.kopt_bn_train.argtypes" in code
+    ref_ns, new_ns = _load(BN_TANH), _load(code)
+    torch.manual_seed(0)
+    ref = ref_ns["Model"](8)
+    torch.manual_seed(0)
+    new = new_ns["ModelNew"](8)
+    x = torch.randn(4, 8, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x.clone()), ref(x.clone()), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(new.bn.running_var, ref.bn.running_var)

@@ -38,6 +38,23 @@ def bound_names(stmt: ast.stmt) -> set[str]:
     return set()
 
 
+def mutated_names(stmt: ast.stmt) -> set[str]:
+    """The module-level names a top-level assignment to an attribute or an item changes
+    (`_LIB.f.argtypes = ...`, `_ARGTYPES["x"] = ...`): it binds nothing, but the name it
+    changes is wrong without it."""
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+        [stmt.target] if isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) else []
+    roots = set()
+    for t in targets:
+        if not isinstance(t, (ast.Attribute, ast.Subscript)):
+            continue
+        while isinstance(t, (ast.Attribute, ast.Subscript)):
+            t = t.value
+        if isinstance(t, ast.Name):
+            roots.add(t.id)
+    return roots
+
+
 def _loaded(node: ast.AST) -> set[str]:
     names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return names | {g for n in ast.walk(node) if isinstance(n, (ast.Global, ast.Nonlocal)) for g in n.names}
@@ -45,9 +62,13 @@ def _loaded(node: ast.AST) -> set[str]:
 
 def carry_over(source: str, code: str) -> tuple[str | None, str]:
     """(`code` with what it needs from `source` added, "") or (None, why it cannot be)."""
-    defs = [(s, bound_names(s)) for s in ast.parse(source).body
+    body = ast.parse(source).body
+    defs = [(s, bound_names(s)) for s in body
             if not isinstance(s, (ast.Import, ast.ImportFrom)) and bound_names(s)
             and not bound_names(s) & set(_MODEL_NAMES)]
+    # an earlier step's `_LIB.f.argtypes = ...` goes with its `_LIB` (without it ctypes could not
+    # pass a float, nor read a double back: every two-step plan after such a rule failed)
+    changes = [s for s in body if mutated_names(s)]
     tree = ast.parse(code)
     now = {name: ast.unparse(s) for s in tree.body for name in bound_names(s)}
     for stmt, names in defs:
@@ -62,6 +83,10 @@ def carry_over(source: str, code: str) -> tuple[str | None, str]:
     grew = True
     while grew:
         grew = False
+        kept = set().union(*(defs[i][1] for i in keep))
+        for stmt in changes:
+            if mutated_names(stmt) <= kept:
+                wanted |= _loaded(stmt)
         for i, (stmt, names) in enumerate(defs):
             if i not in keep and names & wanted and not names & now.keys():
                 keep.append(i)
@@ -69,7 +94,10 @@ def carry_over(source: str, code: str) -> tuple[str | None, str]:
                 grew = True
     if not keep:
         return code, ""
-    block = "\n\n".join(ast.unparse(defs[i][0]) for i in sorted(keep)) + "\n"
+    kept = set().union(*(defs[i][1] for i in keep))
+    chosen = [defs[i][0] for i in keep] + [s for s in changes if mutated_names(s) <= kept]
+    order = {id(s): k for k, s in enumerate(body)}
+    block = "\n\n".join(ast.unparse(s) for s in sorted(chosen, key=lambda s: order[id(s)])) + "\n"
     head, sep, tail = code.partition("\nclass ModelNew")
     if not sep:
         return None, "the rule's solution has no class ModelNew"
