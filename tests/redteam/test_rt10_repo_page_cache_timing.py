@@ -145,23 +145,34 @@ def _uncached_pages(path: str) -> list[bool]:
     return [not v & 1 for v in vec] if ok else []
 
 
-def _fresh_region() -> tuple[str, int] | None:
-    """A large file under /usr and REGION consecutive pages of it no process has read."""
+def _drop_from_cache(path: str) -> None:
+    """Ask the kernel to drop the file's pages no process maps (the test's side, not the patch's)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _fresh_region(region: int = REGION, min_bytes: int = 64 << 20, align: int = 4096) -> tuple[str, int] | None:
+    """A file of MIN_BYTES or more under /usr and REGION consecutive pages of it no process has
+    read, starting 8 pages past a multiple of ALIGN."""
     for root in ("/usr/lib", "/usr/share", "/usr"):
         for dirpath, _, files in os.walk(root):
             for name in files:
                 path = os.path.join(dirpath, name)
                 try:
-                    if os.path.islink(path) or os.path.getsize(path) < 64 << 20:
+                    if os.path.islink(path) or os.path.getsize(path) < min_bytes:
                         continue
+                    _drop_from_cache(path)  # what earlier runs of these tests read, so they never run out
                     free = _uncached_pages(path)
                 except OSError:
                     continue
                 starts, run = [], 0
                 for i, f in enumerate(free):
                     run = run + 1 if f else 0
-                    if run >= REGION and (i - REGION + 1) % 4096 == 8:
-                        starts.append(i - REGION + 1)
+                    if run >= region and (i - region + 1) % align == 8:
+                        starts.append(i - region + 1)
                 if starts:
                     return path, secrets.choice(starts)
     return None

@@ -16,12 +16,11 @@ answer to another question.
 """
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
 
-from tests.redteam.test_rt10_repo_page_cache_timing import FILES, PATCHED_LIB, _uncached_pages
+from tests.redteam.test_rt10_repo_page_cache_timing import FILES, PATCHED_LIB, _fresh_region
 from tests.support.small_repo import evaluate_patch, make_repo
 
 STRIDE, COPIES, BUCKETS = 130, 16, 7
@@ -32,32 +31,9 @@ PER_INPUT_LIB = (PATCHED_LIB
                  .replace("p = BASE + c * STRIDE", "p = BASE + (n % 7) * COPIES * STRIDE + c * STRIDE"))
 
 
-def _fresh_region() -> tuple[str, int] | None:
-    """A large file under /usr and REGION consecutive pages of it no process has read."""
-    import os
-    for root in ("/usr/lib", "/usr/local", "/usr/share", "/usr"):
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                path = os.path.join(dirpath, name)
-                try:
-                    if os.path.islink(path) or os.path.getsize(path) < 60 << 20:
-                        continue
-                    free = _uncached_pages(path)
-                except OSError:
-                    continue
-                starts, run = [], 0
-                for i, f in enumerate(free):
-                    run = run + 1 if f else 0
-                    if run >= REGION and (i - REGION + 1) % 512 == 8:
-                        starts.append(i - REGION + 1)
-                if starts:
-                    return path, secrets.choice(starts)
-    return None
-
-
 def test_a_result_stored_per_input_is_not_faster(tmp_path: Path) -> None:
     assert "(n % 7)" in PER_INPUT_LIB and f"= {COPIES}, {STRIDE}," in PER_INPUT_LIB
-    found = _fresh_region()
+    found = _fresh_region(REGION, 60 << 20, 512)
     if found is None:
         pytest.skip("no large file under /usr with a long uncached region on this host")
     path, base = found
