@@ -32,12 +32,11 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import diff_of, evaluate_patch, make_repo
 
 PAGE, REGION = 4096, 20 * 256 + 16
 FILES = {
@@ -178,27 +177,12 @@ def _fresh_region(region: int = REGION, min_bytes: int = 64 << 20, align: int = 
     return None
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.email=rt@kopt", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout
-
-
 def test_timed_page_cache_result_cache_is_not_faster(tmp_path: Path) -> None:
     found = _fresh_region()
     if found is None:
         pytest.skip("no large file under /usr with a long uncached region on this host")
     path, base = found
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in FILES.items():
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q", ".")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    (repo / "lib.py").write_text(PATCHED_LIB.replace("{path!r}", repr(path)).replace("{base!r}", repr(base + 8)))
-    patch = tmp_path / "cache.patch"
-    patch.write_text(_git(repo, "diff"))
-    _git(repo, "checkout", "-q", "lib.py")
-    target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")
-    res = target.evaluate(patch, [])
+    repo = make_repo(tmp_path / "repo", FILES)
+    patched = PATCHED_LIB.replace("{path!r}", repr(path)).replace("{base!r}", repr(base + 8))
+    res = evaluate_patch(repo, diff_of(repo, {"lib.py": patched}))
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res.get("reason"), res["checks"].get("output"))

@@ -18,9 +18,7 @@ no variant exists, say `unverified` (as for a bench that prints only its metric)
 """
 from __future__ import annotations
 
-import subprocess
-
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import diff_of, evaluate_patch, make_repo
 
 LIB = '''def count_primes(n):
     """Number of primes below n (a plain sieve)."""
@@ -57,24 +55,9 @@ print("ok")
 '''
 
 
-def _git(repo, *args):
-    subprocess.run(["git", "-c", "user.email=rt@x", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_memorised_answer_without_variant_not_faster(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, text in (("lib.py", LIB), ("bench.py", BENCH), ("test_lib.py", TEST)):
-        (repo / name).write_text(text)
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "init")
+    repo = make_repo(tmp_path / "repo", {"lib.py": LIB, "bench.py": BENCH, "test_lib.py": TEST})
     lines = LIB.splitlines(keepends=True)
-    (repo / "lib.py").write_text("".join(lines[:2]) + MEMO + "".join(lines[2:]))
-    patch = tmp_path / "memo.patch"
-    patch.write_text(subprocess.run(["git", "diff"], cwd=repo, check=True, capture_output=True, text=True).stdout)
-    _git(repo, "checkout", "-q", "lib.py")
-    target = RepoTarget.from_options(repo, test="python3 test_lib.py", bench="python3 -m bench", editable="lib.py")
-    res = target.evaluate(patch, [])
+    patch = diff_of(repo, {"lib.py": "".join(lines[:2]) + MEMO + "".join(lines[2:])})
+    res = evaluate_patch(repo, patch, test="python3 test_lib.py", bench='python3 -m bench', editable="lib.py")
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res["checks"].get("another_input"))

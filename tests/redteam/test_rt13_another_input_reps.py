@@ -17,10 +17,9 @@ Fix idea: time the candidate on every informative variant (up to MAX_VARIANTS) a
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.support.small_repo import evaluate_patch, make_repo
 
 LIB = """def checksum(n):
     total = 0
@@ -52,24 +51,10 @@ PATCH = """diff --git a/lib.py b/lib.py
 """
 
 
-def _git(repo, *args):
-    subprocess.run(["git", "-c", "user.email=rt@x", "-c", "user.name=rt", *args], cwd=repo, check=True,
-                   capture_output=True)
-
-
 def test_special_case_keyed_on_size_is_not_faster_when_reps_change(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "lib.py").write_text(LIB)
-    (repo / "bench.py").write_text(BENCH)
-    _git(repo, "init", "-q")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "init")
-    patch = tmp_path / "c.patch"
-    patch.write_text(PATCH)
+    repo = make_repo(tmp_path / "repo", {"lib.py": LIB, "bench.py": BENCH})
     py = sys.executable
-    target = RepoTarget.from_options(repo, test=f"{py} -c 'import lib; assert lib.checksum(10) == 285'",
-                                     bench=f"{py} bench.py")
-    res = target.evaluate(patch, [])
+    res = evaluate_patch(repo, PATCH, test=f"{py} -c 'import lib; assert lib.checksum(10) == 285'",
+                         bench=f"{py} bench.py")
     assert res["checks"].get("tests") == "passed", res
     assert res["verdict"] != "faster", (res.get("speedup"), res["checks"].get("another_input"))

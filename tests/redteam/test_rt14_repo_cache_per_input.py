@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.redteam.test_rt10_repo_page_cache_timing import FILES, PATCHED_LIB, _fresh_region
-from tests.support.small_repo import evaluate_patch, make_repo
+from tests.support.small_repo import diff_of, evaluate_patch, make_repo
 
 STRIDE, COPIES, BUCKETS = 130, 16, 7
 REGION = BUCKETS * COPIES * STRIDE + 16
@@ -39,10 +39,5 @@ def test_a_result_stored_per_input_is_not_faster(tmp_path: Path) -> None:
     path, base = found
     repo = make_repo(tmp_path / "repo", FILES)
     patched = PER_INPUT_LIB.replace("{path!r}", repr(path)).replace("{base!r}", repr(base + 8))
-    original = FILES["lib.py"]
-    diff = "".join(["--- a/lib.py\n+++ b/lib.py\n", f"@@ -1,{len(original.splitlines())} "
-                    f"+1,{len(patched.splitlines())} @@\n",
-                    *("-" + line + "\n" for line in original.splitlines()),
-                    *("+" + line + "\n" for line in patched.splitlines())])
-    res = evaluate_patch(repo, diff)
+    res = evaluate_patch(repo, diff_of(repo, {"lib.py": patched}))
     assert res["verdict"] != "faster", (res["verdict"], res["speedup"], res["checks"].get("another_input"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.studies.repo_targets import commit_all
+from benchmarks.studies.repo_targets import commit_all, git_run
 from kopt.agent.targets.repo.repo_target import RepoTarget
 
 PY_TEST = 'python3 -c "import test_lib"'
@@ -18,6 +18,17 @@ def make_repo(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return commit_all(root)
+
+
+def diff_of(repo: Path, changes: dict[str, str]) -> str:
+    """The unified diff that makes CHANGES (relative path -> new text) to REPO's commit; the tree
+    is left as committed."""
+    for name, text in changes.items():
+        (repo / name).write_text(text)
+    try:
+        return git_run(repo, "diff")
+    finally:
+        git_run(repo, "checkout", "-q", "--", *changes)
 
 
 def evaluate_patch(repo: Path, patch_text: str, test: str = PY_TEST, bench: str = PY_BENCH, **options) -> dict:
