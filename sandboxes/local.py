@@ -97,7 +97,7 @@ class Worker:
     jailed: bool = False
     cgroup: Cgroups | None = None
     cache_dir: str | None = None
-    cache_mb: int = 512
+    cache_mb: int | None = 512
     _drain: threading.Thread | None = field(default=None, repr=False)
     protections: dict[str, bool] = field(default_factory=dict)  # PROTECTIONS -> whether this worker has it
     shm_fd: int | None = None  # a memfd both ends hold: large payloads go there (protocol.send)
@@ -252,7 +252,7 @@ class Worker:
         if self.cgroup:
             self.cgroup.remove()
         fs_walk.remove_tree(self.workdir)
-        if self.cache_dir and cache_problem(self.cache_dir, self.cache_mb):
+        if self.cache_dir and self.cache_mb is not None and cache_problem(self.cache_dir, self.cache_mb):
             fs_walk.remove_tree(self.cache_dir)  # a disk filler keeps nothing
 
 

@@ -26,7 +26,9 @@ class Limits:
     network: bool = False
     hide_paths: tuple[str, ...] = ()  # files/folders the worker must not see (mount namespace)
     tmp_mb: int = 2048  # size of the private tmpfs work dir inside the jail
-    cache_mb: int = 512  # a build-cache folder larger than this after the run is discarded
+    # a build-cache folder larger than this (or of more entries: local.cache_problem) after the run is
+    # discarded; None: never (a repository's tree holds the candidate itself)
+    cache_mb: int | None = 512
     cache_dir: str | None = None  # host folder the worker may write (its own build cache)
     read_paths: tuple[str, ...] = ()  # host files/folders the worker must read (a task file)
     gpu: bool = False  # the GPU's device nodes in the worker's /dev

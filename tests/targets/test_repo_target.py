@@ -277,3 +277,31 @@ def test_rules_raise_only_low_optimisation_levels():
         ('set(CMAKE_CXX_FLAGS "-Og -Wall")', 'set(CMAKE_CXX_FLAGS "-O2 -Wall")'),
         ("set(CMAKE_BUILD_TYPE Debug)", "set(CMAKE_BUILD_TYPE Release)")]
     assert flag_edits("Makefile", "CFLAGS = -O2 -Wall\n", "-O2") == []
+
+
+@needs_git
+def test_a_tree_of_many_files_is_kept_and_a_reset_sets_metadata_back(tmp_path):
+    """A repository of 25,000 files (past a KernelBench build folder's 20,000) keeps its tree
+    after a run: the tree holds the candidate (it was removed with the build-folder rule, and
+    the next reset crashed). A reset wipes what a run may keep outside file contents: xattrs,
+    modes and times (red team 15 kept a bench's answer in an xattr of the tree's top folder)."""
+    import os
+
+    repo = python_repo(tmp_path / "user", n=10)
+    for d in range(25):
+        (repo / "data" / str(d)).mkdir(parents=True)
+        for f in range(1000):
+            (repo / "data" / str(d) / str(f)).write_text("")
+    git_run(repo, "add", "-A")
+    git_run(repo, "commit", "-qm", "many files")
+    ws = Workspace(repo, head_commit(repo), tmp_path / "run" / "repo")
+    tree = ws.tree_for("")
+    probe = (f"{PY} -c \"import os; os.setxattr('.', 'user.k', b'42'); os.chmod('bench.py', 0o600); "
+             f"os.utime('pairs', ns=(42, 42)); print('stored')\"")
+    with TreeShell(tree, [], keep=[ws.clone]) as sh:
+        r = sh.run(probe, 60)
+    assert "stored" in r.output or "Operation not supported" in r.output, r.output
+    assert (tree / "data" / "24" / "999").exists()
+    ws.reset(tree)
+    assert os.listxattr(tree) == [] and (tree / "bench.py").stat().st_mode & 0o777 == 0o644
+    assert (tree / "pairs").stat().st_mtime_ns != 42 and git_run(tree, "status", "--porcelain") == ""

@@ -20,8 +20,10 @@ from pathlib import Path
 from kopt.sandboxes import fs_walk, protocol
 from kopt.sandboxes.local import Limits, start_worker
 
-TREE_MB_CAP = 1 << 40  # a tree is never discarded for its size: it holds the candidate itself
 TREE_GROWTH_MB = int(os.environ.get("KOPT_TREE_GROWTH_MB", "1024"))  # what one run may add to its tree
+# and how many files and folders: empty files cost bytes only in their folders' blocks, and
+# 150,000 of them went under the byte cap, to be walked after every run (red team 15)
+TREE_GROWTH_ENTRIES = int(os.environ.get("KOPT_TREE_GROWTH_ENTRIES", "100000"))
 TREE_POLL_S = 0.25
 
 
@@ -116,14 +118,14 @@ class TreeShell:
                  memory_mb: int = 8192, subdir: str = "", confine: bool = True):
         self.tree, self.confine = Path(tree).resolve(), confine  # confine: run_confinement (valgrind needs /proc)
         self.cwd = self.tree / subdir  # where the user pointed kopt, inside the repository
-        limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=TREE_MB_CAP,
+        limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=None,
                         hide_paths=tuple(hide_around(hidden, [self.tree, *keep])))
         self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.repo_runner"], limits, python_path(self.tree))
 
     def run(self, shell: str, timeout: float, no_exec: bool = False) -> RunResult:
         """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
         nonce = secrets.token_hex(8)
-        base_mb = fs_walk.usage(self.tree)[0]
+        base = fs_walk.usage(self.tree)
         start = time.perf_counter()
         try:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
@@ -131,12 +133,10 @@ class TreeShell:
                                               "timeout": timeout, "nonce": nonce,
                                               "no_exec_under": str(self.tree) if no_exec else "",
                                               "confine": self.confine}, deadline=deadline)
-            ready, grown = self._wait(timeout + 30, base_mb)
+            ready, grown = self._wait(timeout + 30, base)
             if grown is not None:
                 self.close()
-                return RunResult(-9, False, time.perf_counter() - start,
-                                 f"the run grew its tree by {grown:.0f} MB (at most {TREE_GROWTH_MB} MB; "
-                                 f"KOPT_TREE_GROWTH_MB sets it for a larger build)")
+                return RunResult(-9, False, time.perf_counter() - start, grown)
             if not ready:
                 self.close()
                 return RunResult(-9, True, time.perf_counter() - start, "the sandbox stopped answering")
@@ -146,24 +146,38 @@ class TreeShell:
             return RunResult(-1, False, time.perf_counter() - start,
                              f"the sandbox died: {e}\n{self.worker.output.text()[-2000:]}")
         wall = time.perf_counter() - start
+        if grown := self._grown(base):  # a run faster than one poll is measured once it is over (off the clock)
+            self.close()
+            return RunResult(-9, False, wall, grown)
         if reply.get("nonce") != nonce:
             return RunResult(-1, False, wall, "the sandbox answered out of turn")
         return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")),
                          no_exec=no_exec and reply.get("no_exec") is True)
 
-    def _wait(self, timeout: float, base_mb: float) -> tuple[bool, float | None]:
-        """(whether the reply began within TIMEOUT, MB the tree grew past its cap or None). The
+    def _wait(self, timeout: float, base: tuple[float, int]) -> tuple[bool, str | None]:
+        """(whether the reply began within TIMEOUT, how the tree grew past a cap or None). The
         tree is a writable host folder: measured every TREE_POLL_S while the run goes on (red
         team 10 wrote 1.5-3 GiB into it in one test run), files the run deleted but holds open
-        counted too (red team 11)."""
+        counted too (red team 11), and the files and folders it made (red team 15)."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if select.select([self.worker.from_fd], [], [], min(left, TREE_POLL_S))[0]:
                 return True, None
-            grown = fs_walk.usage(self.tree)[0] + self.worker.unlinked_mb(str(self.tree)) - base_mb
-            if grown > TREE_GROWTH_MB:
+            if grown := self._grown(base):
                 return False, grown
         return False, None
+
+    def _grown(self, base: tuple[float, int]) -> str | None:
+        """How the tree grew past a cap since BASE (its MB and entries), or None."""
+        mb, entries = fs_walk.usage(self.tree)
+        grown = mb + self.worker.unlinked_mb(str(self.tree)) - base[0]
+        if grown > TREE_GROWTH_MB:
+            return (f"the run grew its tree by {grown:.0f} MB (at most {TREE_GROWTH_MB} MB; "
+                    f"KOPT_TREE_GROWTH_MB sets it for a larger build)")
+        if entries - base[1] > TREE_GROWTH_ENTRIES:
+            return (f"the run made {entries - base[1]} files and folders in its tree (at most "
+                    f"{TREE_GROWTH_ENTRIES}; KOPT_TREE_GROWTH_ENTRIES sets it for a larger build)")
+        return None
 
     def close(self) -> None:
         self.worker.kill()
