@@ -13,6 +13,7 @@ and needs no page-cache timing: fresh.py says "A result cache therefore cannot s
 one run to the next."
 Before (measured): `faster` ~8x, correct, output "same as the original's"; honest control
 (same code, no store) `same`.
+After: `same` -- a reset removes every xattr in the tree (`tree_metadata.settle`).
 Root cause: agent/targets/repo/worktree.py `Workspace.reset` / fresh.py `FreshRuns.start`
 restore file contents only; the tree (an id-mapped writable bind, jail.sh) keeps xattrs,
 folder modes and folder mtimes that no reset touches, and the jail's seccomp filter allows
@@ -26,8 +27,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from kopt.agent.targets.repo.repo_target import RepoTarget
 from tests.support.small_repo import diff_of, make_repo
 
@@ -36,7 +35,8 @@ FILES = {
     "lib.py": LIB,
     "runner.py": "import lib\n\n\ndef main(n):\n    return lib.work(n)\n",
     "size.txt": "2500000\n",
-    "bench.py": "import runner\n\nwith open('size.txt') as f:\n    n = int(f.read())\nprint('result:', runner.main(n))\n",
+    "bench.py": ("import runner\n\nwith open('size.txt') as f:\n    n = int(f.read())\n"
+                 "print('result:', runner.main(n))\n"),
     "test_lib.py": ("import lib\n\nassert lib.work(10) == sum((i * i) % 7 for i in range(10))\n"
                     "assert lib.work(1000) == sum((i * i) % 7 for i in range(1000))\n"),
 }
@@ -64,7 +64,6 @@ STORED = (
 )
 
 
-@pytest.mark.xfail(strict=False, reason="rt15: xattrs of the tree survive the reset between fresh repository runs")
 def test_xattr_store_is_not_faster(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", FILES)
     target = RepoTarget.from_options(repo, test='python3 -c "import test_lib"', bench="python3 bench.py")

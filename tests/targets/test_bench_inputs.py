@@ -89,3 +89,12 @@ def test_an_output_check_rebased_on_another_run_keeps_what_the_original_varies_i
     assert other.differs("pairs: 407\ntook 4.2 ms\n") is None
     assert "pairs: 511" in (other.differs("pairs: 511\ntook 4.2 ms\n") or "")
     assert main.differs("pairs: 511\ntook 2.0 ms\n") is None  # the original's own check is unchanged
+
+
+def test_a_size_spelt_as_a_whole_float_changes_and_stays_a_float(tmp_path: Path) -> None:
+    (tmp_path / "bench.py").write_text("n = int(3e6)\nm = 3_000_000.0\nstep = 2.5\neps = 1e-3\nprint(work(n), m)\n")
+    [v] = variants("python bench.py", tmp_path)
+    body = v.files["bench.py"]
+    new = re.search(r"n = int\((\d+)\.0\)", body)
+    assert new and f"m = {new.group(1)}.0\n" in body and 2_400_000 <= int(new.group(1)) < 3_000_000, body
+    assert "step = 2.5" in body and "eps = 1e-3" in body  # not whole numbers: not sizes

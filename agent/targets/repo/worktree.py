@@ -13,12 +13,12 @@ import fcntl
 import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 from kopt.agent.errors import EnvironmentMissing, UserInputError
+from kopt.agent.targets.repo import tree_metadata
 from kopt.sandboxes import fs_walk
 
 # GIT_OPTIONAL_LOCKS=0: `git status` on the user's repository must not refresh (write) its index
@@ -96,6 +96,7 @@ class Workspace:
             git(self.root, "clone", "--quiet", "--shared", "--no-checkout", str(user_repo), str(tmp))
             tmp.rename(self.clone)
         self.trees.mkdir(exist_ok=True)
+        self._folder_sizes: dict[str, dict[str, int]] = {}  # tree -> its folders' sizes as committed
 
     def tree_for(self, patch: str) -> Path:
         """The work tree of HEAD + `patch`, made on first use (raises GitError if it does not apply).
@@ -113,6 +114,7 @@ class Workspace:
         except Exception:
             self.remove(tmp)
             raise
+        self._folder_sizes[str(path)] = tree_metadata.folder_sizes(path)  # before anything ran there
         return path
 
     def derive(self, parent_patch: str, write) -> str:
@@ -161,14 +163,14 @@ class Workspace:
     def tree_git(self, tree: Path, *args: str) -> str:
         """git on a tree that untrusted code may have written: explicit git dir, no hooks."""
         admin = self._gitdir(tree)
-        # ctime not trusted: `_normalise_metadata` sets times back, which moves ctimes, and git
-        # would re-read every such file to see it unchanged
+        # ctime not trusted: `tree_metadata.settle` sets times back, which moves ctimes
         return git(tree, f"--git-dir={admin}", f"--work-tree={tree}", "-c", "core.trustctime=false", *NO_HOOKS,
                    *args)
 
     def reset(self, tree: Path) -> None:
         """Bring a tree back to its committed candidate: every change, untracked or ignored file
-        and nested repository (a folder named .git included) gone, its own .git link rewritten."""
+        and nested repository (a folder named .git included) gone, its own .git link rewritten,
+        and what a run keeps outside file contents set back (`tree_metadata.settle`)."""
         admin = self._gitdir(tree)
         link = Path(tree) / ".git"
         if os.path.lexists(link) and not (link.is_file() and not link.is_symlink()):
@@ -180,7 +182,12 @@ class Workspace:
         _remove_nested_git(Path(tree))
         self.tree_git(tree, "reset", "--quiet", "--hard")
         self.tree_git(tree, "clean", "-ffdxq")
-        _normalise_metadata(Path(tree))
+        if str(tree) not in self._folder_sizes:  # a tree an earlier process made
+            self._folder_sizes[str(tree)] = tree_metadata.folder_sizes(Path(tree))
+        if tree_metadata.settle(Path(tree), self._folder_sizes[str(tree)]):
+            # the index learns the fixed times: a file whose stat differs from the index's is
+            # rewritten by the next `reset --hard` (21,000 files took 6 s a reset: red team 15)
+            self.tree_git(tree, "update-index", "-q", "--refresh")
 
     @contextlib.contextmanager
     def locked(self, *trees: Path):
@@ -209,39 +216,6 @@ class Workspace:
             git(self.clone, "worktree", "remove", "--force", str(path), check=False)
             fs_walk.remove_tree(path)
         git(self.clone, "worktree", "prune", check=False)
-
-
-FIXED_NS = 1_600_000_000 * 10**9  # 2020-09-13: older than any build output a run keeps
-
-
-def _normalise_metadata(tree: Path) -> None:
-    """What a reset leaves as the last run set it, set to fixed values: no extended attributes,
-    modes 0644/0755 (the exec bit is git's), and every file's and folder's times FIXED_NS.
-    An xattr on the tree's top folder carried a bench's answer from its untimed warm-up into
-    every timed run, each "from a clean copy of the tree" (faster ~8x: red team 15); modes and
-    times are as many bits a file, and git restores neither."""
-    for root, dirs, files in fs_walk.walk(tree):
-        for name in [*dirs, *files]:
-            path = os.path.join(root, name)
-            try:
-                st = os.lstat(path)
-                if stat.S_ISLNK(st.st_mode):
-                    continue
-                for attr in os.listxattr(path, follow_symlinks=False):
-                    os.removexattr(path, attr, follow_symlinks=False)
-                mode = 0o755 if stat.S_ISDIR(st.st_mode) or st.st_mode & 0o100 else 0o644
-                if stat.S_IMODE(st.st_mode) != mode:
-                    os.chmod(path, mode, follow_symlinks=False)
-                if st.st_atime_ns != FIXED_NS or st.st_mtime_ns != FIXED_NS:
-                    os.utime(path, ns=(FIXED_NS, FIXED_NS), follow_symlinks=False)
-            except OSError:
-                continue
-    try:
-        for attr in os.listxattr(tree, follow_symlinks=False):
-            os.removexattr(tree, attr, follow_symlinks=False)
-        os.utime(tree, ns=(FIXED_NS, FIXED_NS), follow_symlinks=False)
-    except OSError:
-        pass
 
 
 def _remove_nested_git(tree: Path) -> None:
