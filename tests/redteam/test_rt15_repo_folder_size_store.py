@@ -25,19 +25,11 @@ import subprocess
 from pathlib import Path
 
 from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.redteam.test_rt15_repo_xattr_store import FILES as DATA_SIZE_FILES
 from tests.support.small_repo import diff_of, make_repo
 
-LIB = "def work(n):\n    total = 0\n    for i in range(n):\n        total += (i * i) % 7\n    return total\n"
-FILES = {
-    "lib.py": LIB,
-    "runner.py": "import lib\n\n\ndef main(n):\n    return lib.work(n)\n",
-    "size.txt": "2500000\n",
-    "bench.py": ("import runner\n\nwith open('size.txt') as f:\n    n = int(f.read())\n"
-                 "print('result:', runner.main(n))\n"),
-    "test_lib.py": ("import lib\n\nassert lib.work(10) == sum((i * i) % 7 for i in range(10))\n"
-                    "assert lib.work(1000) == sum((i * i) % 7 for i in range(1000))\n"),
-    **{f"docs{i}/note.txt": "note\n" for i in range(4)},
-}
+FILES = {**DATA_SIZE_FILES, **{f"docs{i}/note.txt": "note\n" for i in range(4)}}
+
 STORED = (
     "import os\n"
     "\n"

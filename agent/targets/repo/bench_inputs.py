@@ -89,8 +89,9 @@ def _whole(literal: str) -> bool:
 
 
 def _value(literal: str) -> int:
-    return int(float(literal.replace("_", ""))) if _whole(literal) and not INTEGER.fullmatch(literal) \
-        else int(literal.replace("_", ""))
+    """An integer literal's value, or a whole float literal's (`_whole`)."""
+    digits = literal.replace("_", "")
+    return int(digits) if INTEGER.fullmatch(literal) else int(float(digits))
 
 
 def _spelled(literal: str, value: int) -> str:

@@ -183,8 +183,8 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             cost[side].append(c)
             wall[side].append(r.wall_s * 1000)
             writes[side].update(runs.written)
-        if variant is not None and (wrong := expect.against(printed["ref"]).differs(printed["new"])):
-            raise _Failed("incorrect", f"--bench's output in round {i + 1} differs from the original's: {wrong}")
+        if variant is not None:
+            _check_pair(expect, printed["ref"], printed["new"], f" in round {i + 1}")
         if learnt >= 2:  # the original ran twice: what of its output varies (its timings) is known
             _check_outputs(expect, pending, warm_ref, warm_new)
         if extra := sorted(writes["new"] - writes["ref"]):
@@ -297,8 +297,7 @@ def _measure_variant(t, ref: FreshRuns, new: FreshRuns, patch: str, v, seen: Out
         if not warm.ok:
             raise _Failed("timeout" if warm.timed_out else "incorrect",
                           f"--bench with {v.what} fails ({warm.status}) where the original's runs: {warm.last_line()}")
-        if wrong := expect.against(base.output).differs(warm.output):
-            raise _Failed("incorrect", f"--bench's output differs from the original's: {wrong}")
+        _check_pair(expect, base.output, warm.output)
         return _timed_rounds(other, ref, new, patch, warm, base, {}, variant=v, mask=expect)[0]
     except _Failed as f:
         raise _Failed(f.verdict, f"with {v.what}: {f.reason}") from None
@@ -323,6 +322,13 @@ def _check_outputs(expect, pending: list[tuple[int, str]], warm_ref: RunResult, 
                                                and expect.differs(warm_new.output)):
             raise _Failed("incorrect", f"--bench's output in round {i + 1} differs from the original's: {wrong}")
     pending.clear()
+
+
+def _check_pair(expect: OutputCheck, ref_output: str, new_output: str, where: str = "") -> None:
+    """The candidate's output of a run on another input against the original's of the same
+    input, with what EXPECT learnt varies between the original's runs masked."""
+    if wrong := expect.against(ref_output).differs(new_output):
+        raise _Failed("incorrect", f"--bench's output{where} differs from the original's: {wrong}")
 
 
 def _decided(ref_cost: list[float], new_cost: list[float], noise_floor: float) -> bool:
