@@ -3,23 +3,26 @@
 A bench that prints its answer checks the candidate on every measured run: code that is
 right only under the test runner (it looks for `pytest` or `unittest` in sys.modules), or
 a bench cut short, prints something else. The metric is masked (`--bench-metric`); where
-the original's own output varies between its runs, the decimal numbers that varied are
-masked (its timings) and every other one is still compared; where the rest of it varies
-too, the check is off and says so. Masking every decimal number once one varied let a
-printed float answer go unchecked: a patch that sampled 1 in 20 terms for the bench's size
-was `faster` and correct, its `result:` line masked beside a varying timing line (red team 9).
+the original's own output varies between its runs, the numbers that varied are masked (its
+timings, integers included: `took 1234 us` turned the whole check off and a wrong answer was
+`faster` 9.2x, red team 16) and every other one is still compared; where the rest of it
+varies too, the check is off and says so, and a `faster` there is `unverified`. Masking
+every number once one varied let a printed answer go unchecked: a patch that sampled 1 in
+20 terms for the bench's size was `faster` and correct, its `result:` line masked beside a
+varying timing line (red team 9).
 """
 from __future__ import annotations
 
 import ast
 import re
 
-from kopt.agent.targets.repo.shell_commands import FLOAT, MAX_MATCHED_LINE, normalised
+from kopt.agent.targets.repo.shell_commands import MAX_MATCHED_LINE, normalised
 
 PRINTED = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 LITERAL = re.compile(r"(?<![\w.])(?:0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?)"
                      r"(?![\w.])")
 KEYWORD = re.compile(r"^(?:if|elif|while|return|assert|yield|else|case|for .* in)\b|[:;{]\s*$")
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")  # integers too
 ANSWER_DIGITS = 4  # a printed number with fewer significant digits (10, 1000, 0.5) is too common to tell
 
 
@@ -34,18 +37,19 @@ class OutputCheck:
         self.metric, self.reference = metric, reference
         self.floats, self.off = False, False
         self.expected = normalised(reference, metric)
-        self.numbers = FLOAT.findall(self.expected)  # the first run's decimal numbers, in order
+        self.numbers = NUMBER.findall(self.expected)  # the first run's numbers, in order
         self.varying: set[int] = set()  # which of them another run of the original printed otherwise
 
     def learn(self, reference: str) -> None:
         """Another run of the original: loosen the check as far as its own output varies."""
         if self.off or normalised(reference, self.metric) == self.expected:
             return
-        if normalised(reference, self.metric, True) != normalised(self.reference, self.metric, True):
-            self.off = True  # more than its decimal numbers varies
+        other = normalised(reference, self.metric)
+        if _lines_masked(other) != _lines_masked(self.expected):
+            self.off = True  # more than its numbers varies
             return
         self.floats = True
-        numbers = FLOAT.findall(normalised(reference, self.metric))
+        numbers = NUMBER.findall(other)
         self.varying |= {i for i, (a, b) in enumerate(zip(self.numbers, numbers)) if a != b}
 
     def against(self, reference: str) -> OutputCheck:
@@ -61,7 +65,7 @@ class OutputCheck:
         if not self.floats:
             return text
         at = iter(range(1 << 62))
-        return "\n".join(FLOAT.sub(lambda m: "<num>" if next(at) in self.varying else m.group(0), line)
+        return "\n".join(NUMBER.sub(lambda m: "<num>" if next(at) in self.varying else m.group(0), line)
                          if len(line) <= MAX_MATCHED_LINE else line for line in text.split("\n"))
 
     def differs(self, output: str) -> str | None:
@@ -108,7 +112,7 @@ class OutputCheck:
         """Nothing but the masked metric (or nothing at all) to compare: the bench cannot vouch
         for the answer (code right only under the test runner passed as `faster`: red team 7)."""
         rest = re.sub(self.metric, "", self.reference, flags=re.M) if self.metric else self.reference
-        return not self.off and not (FLOAT.sub("", rest) if self.floats and len(self.varying) == len(self.numbers)
+        return not self.off and not (NUMBER.sub("", rest) if self.floats and len(self.varying) == len(self.numbers)
                                      else rest).strip()
 
     def describe(self) -> str:
@@ -116,9 +120,15 @@ class OutputCheck:
             return "not checked: the original's output varies between its runs"
         if self.empty:
             return "nothing to check: the bench prints only its metric (print its result to check it)"
-        masked = f"metric and the {len(self.varying)} decimal number(s) its own runs vary in" if self.floats \
+        masked = f"metric and the {len(self.varying)} number(s) its own runs vary in" if self.floats \
             else "metric"
         return f"same as the original's ({masked} masked)"
+
+
+def _lines_masked(text: str) -> str:
+    """TEXT with every number of a line short enough to match masked: what must not vary."""
+    return "\n".join(NUMBER.sub("<num>", line) if len(line) <= MAX_MATCHED_LINE else line
+                     for line in text.split("\n"))
 
 
 def _values(line: str) -> set[float]:

@@ -230,6 +230,10 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
         verdict, reason = "unverified", ("faster, but the bench prints nothing but its metric, so nothing checked "
                                          "the answer it computed (only the tests did); make the bench print its "
                                          "result")
+    elif verdict == "faster" and expect.off:
+        verdict, reason = "unverified", ("faster, but the original's own output varies between its runs beyond its "
+                                         "numbers, so nothing checked the answer it computed (only the tests did); "
+                                         "make the bench print the same text every run")
     if est.speedup > SUSPICIOUS_SPEEDUP:
         checks["warning"] = (f"speedup above {SUSPICIOUS_SPEEDUP:.0f}x: an algorithmic change, or the bench no "
                              f"longer does its work -- read the patch")

@@ -217,14 +217,10 @@ def parse_metric(output: str, pattern: str | None) -> float | None:
     return value if math.isfinite(value) and value > 0 else None
 
 
-FLOAT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\d+[eE][-+]?\d+")
-
-
-def normalised(output: str, pattern: str | None, floats: bool = False) -> str:
-    """A bench's output with its metric (every match of `pattern`) masked, and with
-    `floats` every decimal number too (for a bench that also prints its own timings):
-    what must be the same for the candidate as for the original. A line too long to match
-    (`short_lines`) stays as it is."""
+def normalised(output: str, pattern: str | None) -> str:
+    """A bench's output with its metric (every match of `pattern`) masked: what must be the
+    same for the candidate as for the original (outputs.OutputCheck masks more where the
+    original's own runs vary). A line too long to match (`short_lines`) stays as it is."""
     def mask(m: re.Match) -> str:
         if not m.groups() or m.start(1) < 0:
             return "<metric>"
@@ -234,7 +230,6 @@ def normalised(output: str, pattern: str | None, floats: bool = False) -> str:
     for line in output.strip().splitlines():
         if len(line) <= MAX_MATCHED_LINE:
             line = re.sub(pattern, mask, line) if pattern else line
-            line = FLOAT.sub("<num>", line) if floats else line
         lines.append(line)
     output = "\n".join(lines)
     return "\n".join(line.rstrip() for line in output.strip().splitlines())
