@@ -98,8 +98,18 @@ def test_prompt_renders_the_forward_in_execution_order():
     assert forward_ops(GEMM_SCALE_RELU) == ["linear", "mul", "relu", "add"]
     p = plan_prompt(GEMM_SCALE_RELU)
     assert p.startswith("rules: ") and p.endswith("| forward: linear mul relu add | plan:")
-    assert all(r in p for r in rule_ids())
     assert set(p.split()) <= set(plan_words([GEMM_SCALE_RELU]))  # a word-level tokenizer reads every word
+
+
+def test_prompt_shows_only_the_rules_that_build_a_candidate_for_the_task():
+    shown = plan_prompt(GEMM_SCALE_RELU).split(" | ")[0].split()[1:]
+    assert shown and set(shown) < set(rule_ids())
+    assert shown == [r for r in rule_ids() if r in shown]  # registry order: the heuristic's pick comes first
+    assert all(run_plan(GEMM_SCALE_RELU, [PlanStep(r)])[0].status == "applied" for r in shown)
+    assert all(run_plan(GEMM_SCALE_RELU, [PlanStep(r)])[0].status == "no-op" for r in rule_ids() if r not in shown)
+    assert heuristic_plan(GEMM_SCALE_RELU) == [PlanStep(shown[0])]
+    assert plan_prompt("x = 1\n").startswith("rules: none | forward: unknown")
+    assert plan_prompt(GEMM_SCALE_RELU, rules=rule_ids()).split(" | ")[0].split()[1:] == rule_ids()
 
 
 def test_completion_to_plan_tolerates_prose_and_end_tokens():

@@ -15,13 +15,14 @@ not apply -- an unknown id, nothing to do on this code, a file that could not ru
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.rules.carry_over import isolate
-from kopt.agent.proposers.rules.registry import NoOp, apply, rule_ids
+from kopt.agent.proposers.rules.registry import NoOp, analyse, apply, rule_ids
 
 _STEP = re.compile(r"^\s*([A-Za-z0-9][\w.-]*)\s*(?:\((.*)\))?\s*$", re.S)
 
@@ -136,12 +137,28 @@ def final_code(results: list[StepResult]) -> str | None:
     return applied[-1].code if applied else None
 
 
+@functools.lru_cache(maxsize=512)
+def applicable_rules(task_source: str) -> tuple[str, ...]:
+    """The rules (registry order) that make a candidate from this task with default options:
+    the skill cards a planner is shown (a rule that cannot read the task is not one of them)."""
+    t = analyse(task_source)
+    if isinstance(t, NoOp):
+        return ()
+    out = []
+    for rule in rule_ids():
+        try:
+            made = apply(rule, t, {})
+        except Exception:  # noqa: BLE001 - a rule that cannot read this task does not apply to it
+            continue
+        if not isinstance(made, NoOp):
+            out.append(rule)
+    return tuple(out)
+
+
 def heuristic_plan(task_source: str) -> list[PlanStep]:
     """The rules' own choice without a planner: the first rule (registry order) that applies."""
-    for rule in rule_ids():
-        if not isinstance(apply(rule, task_source, {}), NoOp):
-            return [PlanStep(rule)]
-    return [PlanStep(rule_ids()[0])]
+    found = applicable_rules(task_source)
+    return [PlanStep(found[0] if found else rule_ids()[0])]
 
 
 def plan_space(max_len: int = 2, rules: list[str] | None = None) -> list[list[PlanStep]]:

@@ -17,7 +17,7 @@ import ast
 import re
 
 from kopt.agent.errors import UserInputError
-from kopt.agent.proposers.planning.plans import PlanStep, parse_step
+from kopt.agent.proposers.planning.plans import PlanStep, applicable_rules, parse_step
 from kopt.agent.proposers.rules.forward_analysis import forward_of, model_class
 from kopt.agent.proposers.rules.registry import rule_ids
 
@@ -70,8 +70,11 @@ def forward_ops(task_source: str) -> list[str]:
 
 
 def plan_prompt(task_source: str, rules: list[str] | None = None) -> str:
+    """RULES default to the rules that apply to this task (registry order, `none` when none
+    does): the planner chooses among the skill cards that match, as the coder can build them."""
     ops = " ".join(forward_ops(task_source)) or "unknown"
-    return f"rules: {' '.join(rules or rule_ids())} | forward: {ops} | plan:"
+    shown = rules if rules is not None else list(applicable_rules(task_source))
+    return f"rules: {' '.join(shown) or 'none'} | forward: {ops} | plan:"
 
 
 def plan_from_completion(text: str, known: list[str] | None = None) -> list[PlanStep]:
@@ -94,7 +97,7 @@ def plan_from_completion(text: str, known: list[str] | None = None) -> list[Plan
 
 def plan_words(task_sources: list[str]) -> list[str]:
     """Every word the prompts and plans of these tasks use (a word-level tokenizer's vocabulary)."""
-    words = {"rules:", "|", "forward:", "plan:", ";", "unknown", *rule_ids()}
+    words = {"rules:", "|", "forward:", "plan:", ";", "unknown", "none", *rule_ids()}
     for src in task_sources:
         words.update(forward_ops(src))
     return sorted(words)
