@@ -29,7 +29,7 @@ from kopt.rl_finetune import GRPOConfig
 from kopt.rl_finetune.kernel_prompts import from_runs as prompts_from_runs
 from kopt.rl_finetune.kernel_prompts import from_suite
 from kopt.rl_finetune.live_reward import KernelReward
-from kopt.rl_finetune.planner import PlanReward, planner_tasks
+from kopt.rl_finetune.planner import PlanReward, imitate_heuristic, planner_tasks
 from kopt.rl_finetune.progress import LiveView
 from kopt.rl_finetune.recipes.hints import StoreHints
 from kopt.rl_finetune.tracking import make_tracker
@@ -50,7 +50,8 @@ TRAIN_FLAGS = {"steps": "grpo.max_steps", "rollout_budget": "grpo.budget", "micr
                                            "prompt_sampling", "downsample", "partial_rollouts", "hints",
                                            "off_policy", "flawed_penalty", "loss_agg", "lr", "beta", "temperature",
                                            "max_new_tokens", "seed", "save_every")},
-               **{k: f"train.{k}" for k in ("model", "lora_r", "executor", "jobs", "device", "report_to", "bf16")}}
+               **{k: f"train.{k}" for k in ("model", "lora_r", "executor", "jobs", "device", "report_to", "bf16",
+                                             "imitate_steps")}}
 
 
 def train(
@@ -110,6 +111,8 @@ def train(
                                                           "(docs/training.md); try --max-new-tokens 48"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="--planner: reuse stored measurements while they "
                                                                 "hold (--no-cache: a fresh cache in RUN_DIR)"),
+    imitate_steps: int = typer.Option(0, "--imitate-steps", help="--planner: first teach the model the rules' "
+                                                                 "heuristic plan for this many steps, then GRPO"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Fine-tune MODEL with GRPO on stored prompts (--from-runs) or tasks (--tasks); rewards are live evaluations."""
@@ -191,6 +194,8 @@ def train_config(ctx, config: Path | None, run_dir: Path | None, resume: bool, o
         raise UserInputError(f"--model {model}: no such folder; give hf:<path to a saved transformers model>")
     if planner and from_runs:
         raise UserInputError("--planner trains on --tasks (one plan prompt per task), not on --from-runs")
+    if opts.imitate_steps and not planner:
+        raise UserInputError("--imitate-steps warms up a planner on the rules' heuristic plan: add --planner")
     return TrainConfig(options=opts, grpo=grpo_cfg, eval_overrides=eval_overrides, resume=resume,
                        run_dir=run_dir or Path("trained") / f"{Path(path).name or 'model'}-grpo",
                        from_runs=list(from_runs) if from_runs else None, tasks=tasks, level=level, planner=planner,
@@ -238,6 +243,8 @@ def _run(cfg: TrainConfig, prompts, quiet: bool) -> dict:
     try:
         try:
             model, tokenizer = _load_bf16(cfg.model_path) if opts.bf16 else (cfg.model_path, None)
+            if cfg.planner and opts.imitate_steps and not cfg.resume:  # a resumed run's checkpoint has it
+                model, tokenizer = _warm_start(cfg, model, tokenizer, prompts)
             trainer = GRPOTrainer(model, reward_fn, [p.chat for p in prompts], grpo, tokenizer=tokenizer,
                                   callbacks=[cb for cb in (view, tracker) if cb])
         except (OSError, ValueError) as e:
@@ -274,6 +281,18 @@ def _load_bf16(path: str):
     src = str(Path(path).expanduser())
     return (transformers.AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16),
             transformers.AutoTokenizer.from_pretrained(src))
+
+
+def _warm_start(cfg: TrainConfig, model, tokenizer, tasks: list):
+    """--imitate-steps: the planner taught the rules' heuristic plan before GRPO starts."""
+    import transformers
+
+    if isinstance(model, str):
+        src = str(Path(model).expanduser())
+        model, tokenizer = (transformers.AutoModelForCausalLM.from_pretrained(src),
+                            transformers.AutoTokenizer.from_pretrained(src))
+    imitate_heuristic(model, tokenizer, tasks, cfg.options.imitate_steps, seed=cfg.grpo.seed)
+    return model, tokenizer
 
 
 def _hint_source(hint_runs):

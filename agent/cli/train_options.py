@@ -25,6 +25,8 @@ class TrainOptions(BaseModel):
     device: Literal["cpu", "cuda"] = "cpu"
     report_to: Literal["none", "tensorboard", "wandb", "mlflow"] = "none"
     bf16: bool = False
+    imitate_steps: int = Field(0, ge=0, description="--planner: steps of cross-entropy on the rules' heuristic plan "
+                                                    "before GRPO (a warm start; 0: none)")
 
 
 class TrainConfig(BaseModel):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kopt.agent.proposers.planning.plans import PlanStep, run_plan
-from kopt.rl_finetune.planner import PlanReward, PlanTask, greedy_plan, plan_text
+from kopt.agent.proposers.planning.plans import PlanStep, heuristic_plan, run_plan
+from kopt.rl_finetune.planner import PlanReward, PlanTask, greedy_plan, imitate_heuristic, plan_text
 from kopt.sandboxes.eval_cache import EvalCache
 from kopt.sandboxes.evaluator import EvalConfig
 
@@ -94,3 +94,28 @@ def test_grpo_learns_the_rewarded_plan(tmp_path, tasks):
     for t in tasks:
         plan = greedy_plan(model, tok, t.prompt)
         assert rw.outcome(t, plan).win, (t.name, plan)
+
+
+def test_imitation_copies_the_heuristic_plan_onto_unseen_tasks(tmp_path):
+    """The warm start of `kopt train --planner --imitate-steps`: the heuristic takes the first
+    rule the prompt lists, so a policy taught it on some tasks picks it on tasks it never saw."""
+    pytest.importorskip("transformers")
+    from kopt.rl_finetune.planner import planner_model, planner_tokenizer
+
+    elementwise = TASK.replace("        x = self.fc(x)\n", "").replace("self.fc = nn.Linear(32, 16)", "self.k = 2")
+
+    def task(name: str, source: str) -> PlanTask:
+        (tmp_path / f"{name}.py").write_text(source)
+        return PlanTask.from_path(tmp_path / f"{name}.py")
+
+    train = [task(f"{kind}_{act}", src.format(act=act)) for act in ("relu", "tanh")
+             for kind, src in (("gemm", TASK), ("ew", elementwise))]
+    held = [task(f"{kind}_sigmoid", src.format(act="sigmoid")) for kind, src in (("gemm", TASK), ("ew", elementwise))]
+    assert len({heuristic_plan(t.source)[0].rule for t in held}) == 2  # the copy is not one constant plan
+    tok = planner_tokenizer(train)
+    model = planner_model(tok, hidden=64, seed=0)
+    before = [greedy_plan(model, tok, t.prompt)[:1] == heuristic_plan(t.source) for t in train + held]
+    imitate_heuristic(model, tok, train, steps=60, lr=3e-3)
+    assert not all(before)
+    for t in train + held:
+        assert greedy_plan(model, tok, t.prompt)[:1] == heuristic_plan(t.source), t.name

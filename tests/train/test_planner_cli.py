@@ -26,6 +26,9 @@ def test_planner_needs_tasks_not_runs(tmp_path):
     p = kopt("train", "--planner", "--model", f"hf:{tmp_path}", "--from-runs", tmp_path, "--run-dir",
              tmp_path / "out", env=dict(os.environ))
     assert p.returncode == 2 and "--planner trains on --tasks" in p.stderr
+    p = kopt("train", "--model", f"hf:{tmp_path}", "--tasks", tmp_path, "--imitate-steps", "5", "--run-dir",
+             tmp_path / "out", env=dict(os.environ))
+    assert p.returncode == 2 and "add --planner" in p.stderr
 
 
 @pytest.mark.slow
@@ -44,7 +47,7 @@ def test_train_a_planner_then_plan_with_it(tmp_path):
     out = tmp_path / "planner"
     p = kopt("train", "--planner", "--model", f"hf:{tmp_path / 'model'}", "--tasks", tasks, "--steps", "1",
              "--group-size", "2", "--prompts-per-step", "1", "--max-new-tokens", "4", "--lora-r", "0",
-             "--jobs", "1", "--run-dir", out, "--json", env=env)
+             "--imitate-steps", "3", "--jobs", "1", "--run-dir", out, "--json", env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     summary = json.loads(p.stdout)
     assert summary["steps"] == 1 and summary["prompts"] == 1
