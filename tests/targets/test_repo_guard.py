@@ -123,6 +123,29 @@ def test_reset_brings_a_tree_back_to_its_candidate(tmp_path):
     assert "NEW.py" in RepoIndex(tree).files
 
 
+@needs_git
+def test_reset_undoes_an_in_place_rewrite_that_kept_size_and_mtime(tmp_path):
+    """Git trusts its stat data; a run can keep a file's size, inode and mtime but not its
+    ctime, which `tree_metadata.unsettled` reads (red team 16)."""
+    repo = python_repo(tmp_path / "user", n=10)
+    ws = Workspace(repo, head_commit(repo), tmp_path / "ws")
+    tree = ws.tree_for("")
+    ws.reset(tree)
+    target, reader, chmodded = tree / "bench.py", tree / "tests" / "test_count.py", tree / "pairs" / "count.py"
+    committed = target.read_bytes()
+    st = os.stat(target)
+    with open(target, "r+b") as f:
+        f.write(b"#" * 8)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(target)[1:9] == st[1:9] and target.read_bytes() != committed  # the same to git's stat check
+    os.chmod(chmodded, 0o644)  # the same mode: only its ctime moves
+    reader.read_bytes()
+    ws.reset(tree)
+    assert target.read_bytes() == committed
+    ctimes = {p: os.stat(p).st_ctime_ns for p in (target, reader, chmodded, tree / "pairs" / "__init__.py")}
+    assert max(ctimes.values()) - min(ctimes.values()) < 10**9  # every ctime moved alike in the reset
+
+
 def test_bench_output_must_match_the_original_apart_from_the_metric():
     metric = r"time_ms: ([\d.]+)"
     check = OutputCheck(metric, "pairs: 1123\ntime_ms: 220.1\n")

@@ -85,8 +85,10 @@ def hide_around(hidden: list[str], keep: list[Path]) -> list[str]:
     return out
 
 
-def snapshot(tree: Path) -> dict[str, tuple[int, int]]:
-    """(size, mtime) of every file in a tree outside .git: what a run changed shows in a diff."""
+def snapshot(tree: Path) -> dict[str, tuple[int, ...]]:
+    """(mode, inode, size, mtime, ctime) of every file in a tree outside .git: what a run
+    changed shows in a diff, a file swapped for a same-sized symlink with its mtime put back
+    too (it hid a change from the timed runs' check: red team 16)."""
     out = {}
     for root, dirs, files in fs_walk.walk(tree):
         dirs[:] = [d for d in dirs if d != ".git"]
@@ -96,7 +98,7 @@ def snapshot(tree: Path) -> dict[str, tuple[int, int]]:
                 st = os.lstat(p)
             except OSError:
                 continue
-            out[os.path.relpath(p, tree)] = (st.st_size, st.st_mtime_ns)
+            out[fs_walk.relative(p, tree)] = (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return out
 
 

@@ -7,6 +7,14 @@ run, each "from a clean copy of the tree" (faster 5.6-9.3x, red team 15). `settl
 xattrs, sets modes to 0644/0755 (the exec bit is git's), every time to FIXED_NS (older than any
 build output a run keeps, so those stay up to date) and makes anew every folder larger than it
 was as committed. Making the whole tree anew instead cost 15 s a reset for 21,000 files here.
+
+No run can set a change time (ctime), so it is the one thing a run cannot put back: a file
+rewritten in place with its size and mtime kept survived `git reset --hard` (git trusts its
+stat data), and which files a run chmodded or read carried 64 bits in their ctimes (faster
+6.9-9.8x, red team 16). So `settle` sets every entry's times (every ctime moves with them)
+and records each file's (inode, ctime); before the next reset, `unsettled` gives every file
+whose pair moved a new mtime, so git reads its content again and rewrites it if it changed.
+Left: a file a run deleted or rewrote comes back under a new inode number.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ from pathlib import Path
 from kopt.sandboxes import fs_walk
 
 FIXED_NS = 1_600_000_000 * 10**9  # 2020-09-13
+Stamps = dict[str, tuple[int, int]]  # path in the tree -> (inode, ctime) as the last settle left it
 
 
 def folder_sizes(tree: Path) -> dict[str, int]:
@@ -25,43 +34,82 @@ def folder_sizes(tree: Path) -> dict[str, int]:
     out = {}
     for root, _, _ in fs_walk.walk(tree):
         try:
-            out[os.path.relpath(root, tree)] = os.lstat(root).st_size
+            out[fs_walk.relative(root, tree)] = os.lstat(root).st_size
         except OSError:
             continue
     return out
 
 
-def settle(tree: Path, sizes: dict[str, int]) -> bool:
-    """Set TREE's metadata back (SIZES: its folders' sizes as committed); whether a file's
-    mtime moved (git's index, which records them, then needs a refresh)."""
-    moved = False
-    for root, _, files in fs_walk.walk(tree):
+def settle(tree: Path, sizes: dict[str, int], touched: bool = True) -> tuple[bool, Stamps]:
+    """Set TREE's metadata back (SIZES: its folders' sizes as committed; TOUCHED: a file
+    changed since the last settle): whether a file's mtime moved (git's index, which records
+    them, then needs a refresh), and the stamps of its files for `unsettled`. Once any file
+    changed, every file's times are set again, so which ones changed shows in no ctime."""
+    moved, changed, files = False, touched, {}
+    for root, _, names in fs_walk.walk(tree):
         try:
-            if os.lstat(root).st_size > sizes.get(os.path.relpath(root, tree), 1 << 62):
+            if os.lstat(root).st_size > sizes.get(fs_walk.relative(root, tree), 1 << 62):
                 _remake(root)
         except OSError:
             pass
-        _settle_one(root, is_dir=True)
+        _settle_one(root, is_dir=True, always=True)  # folders: few, and every run's files move their ctimes
+        for name in names:
+            path = os.path.join(root, name)
+            was_moved, was_set, files[path] = _settle_one(path, is_dir=False, always=False)
+            moved, changed = moved or was_moved, changed or was_set
+    stamps = {}
+    for path, st in files.items():
+        try:
+            if changed:
+                os.utime(path, ns=(FIXED_NS, FIXED_NS), follow_symlinks=False)
+                st = os.lstat(path)
+        except OSError:
+            continue
+        if st is not None:
+            stamps[fs_walk.relative(path, tree)] = (st.st_ino, st.st_ctime_ns)
+    return moved, stamps
+
+
+def unsettled(tree: Path, stamps: Stamps | None) -> int:
+    """Give every file of TREE that changed in any way since `settle` made STAMPS (None: no
+    stamps yet, every file) an mtime git's index does not hold, so the next `git reset
+    --hard` compares its content and writes it anew where it differs; how many there were."""
+    marked = 0
+    for root, dirs, files in fs_walk.walk(tree):
+        if root == str(tree):
+            dirs[:] = [d for d in dirs if d != ".git"]
         for name in files:
-            moved |= _settle_one(os.path.join(root, name), is_dir=False)
-    return moved
+            path = os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+                if stamps is None or stamps.get(fs_walk.relative(path, tree)) != (st.st_ino, st.st_ctime_ns):
+                    os.utime(path, ns=(FIXED_NS + 10**9,) * 2, follow_symlinks=False)  # git reads whole seconds
+                    marked += 1
+            except OSError:
+                continue
+    return marked
 
 
-def _settle_one(path: str, is_dir: bool) -> bool:
-    """One entry set back; whether its mtime moved."""
+def _settle_one(path: str, is_dir: bool, always: bool) -> tuple[bool, bool, os.stat_result | None]:
+    """One entry set back (its times even where they look right, if ALWAYS): whether its
+    mtime moved, whether anything of it was set, and its stat from before."""
     try:
         st = os.lstat(path)
+        was_set = always
         if not stat.S_ISLNK(st.st_mode):
             for attr in os.listxattr(path, follow_symlinks=False):
                 os.removexattr(path, attr, follow_symlinks=False)
+                was_set = True
             mode = 0o755 if is_dir or st.st_mode & 0o100 else 0o644
             if stat.S_IMODE(st.st_mode) != mode:
                 os.chmod(path, mode)
-        if st.st_atime_ns != FIXED_NS or st.st_mtime_ns != FIXED_NS:
+                was_set = True
+        if always or st.st_atime_ns != FIXED_NS or st.st_mtime_ns != FIXED_NS:
             os.utime(path, ns=(FIXED_NS, FIXED_NS), follow_symlinks=False)
-        return st.st_mtime_ns != FIXED_NS and not is_dir
+            was_set = True
+        return st.st_mtime_ns != FIXED_NS and not is_dir, was_set, st
     except OSError:
-        return False
+        return False, False, None
 
 
 def _remake(folder: str) -> None:

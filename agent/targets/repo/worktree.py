@@ -97,6 +97,7 @@ class Workspace:
             tmp.rename(self.clone)
         self.trees.mkdir(exist_ok=True)
         self._folder_sizes: dict[str, dict[str, int]] = {}  # tree -> its folders' sizes as committed
+        self._stamps: dict[str, tree_metadata.Stamps] = {}  # tree -> its files' (inode, ctime) at its last reset
 
     def tree_for(self, patch: str) -> Path:
         """The work tree of HEAD + `patch`, made on first use (raises GitError if it does not apply).
@@ -180,11 +181,14 @@ class Workspace:
                 link.unlink()
         link.write_text(f"gitdir: {admin}\n")
         _remove_nested_git(Path(tree))
+        # a file changed in place with its size and mtime kept is the same to git's stat check
+        touched = tree_metadata.unsettled(Path(tree), self._stamps.get(str(tree))) > 0
         self.tree_git(tree, "reset", "--quiet", "--hard")
         self.tree_git(tree, "clean", "-ffdxq")
         if str(tree) not in self._folder_sizes:  # a tree an earlier process made
             self._folder_sizes[str(tree)] = tree_metadata.folder_sizes(Path(tree))
-        if tree_metadata.settle(Path(tree), self._folder_sizes[str(tree)]):
+        moved, self._stamps[str(tree)] = tree_metadata.settle(Path(tree), self._folder_sizes[str(tree)], touched)
+        if moved:
             # the index learns the fixed times: a file whose stat differs from the index's is
             # rewritten by the next `reset --hard` (21,000 files took 6 s a reset: red team 15)
             self.tree_git(tree, "update-index", "-q", "--refresh")
