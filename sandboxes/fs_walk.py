@@ -14,14 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def walk(top: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
-    """(folder, its subfolders, its files) for TOP and every folder below it, any depth."""
+def walk(top: str | Path, unlisted: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(folder, its subfolders, its files) for TOP and every folder below it, any depth. A folder
+    that cannot be listed (other than one gone meanwhile) is skipped and, given UNLISTED, named
+    there with why: one past PATH_MAX held 256 MB no cap saw (red team 17)."""
     stack = [os.fspath(top)]
     while stack:
         folder = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            if unlisted is not None:
+                unlisted.append(f"{e.strerror}: {folder}")
             continue
         dirs, files = [], []
         for entry in entries:
@@ -40,12 +46,12 @@ def relative(path: str, top: str | Path) -> str:
     return path[len(top) + 1:] if path != top else "."
 
 
-def usage(top: str | Path) -> tuple[float, int]:
+def usage(top: str | Path, unlisted: list[str] | None = None) -> tuple[float, int]:
     """(MiB the entries under TOP take on disk, number of entries): a file's size or the
     blocks it holds, whichever is more (`fallocate --keep-size` reserves 1.5 GB of blocks
-    past the end of an empty file: red team 12), and each folder's blocks."""
+    past the end of an empty file: red team 12), and each folder's blocks (UNLISTED: as walk)."""
     size, entries = 0, 0
-    for folder, dirs, files in walk(top):
+    for folder, dirs, files in walk(top, unlisted):
         entries += len(dirs) + len(files)
         for name in files:
             try:

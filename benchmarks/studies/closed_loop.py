@@ -26,6 +26,7 @@ missing. Prints the table and writes OUT/results.json, OUT/curve.csv.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import math
@@ -191,6 +192,17 @@ def random_figures(tasks: list[str], table: dict) -> dict:
             "plans_to_first_win": statistics.fmean(firsts) if firsts else None, "tasks_without_win": no_win}
 
 
+def train_geomean(model, tok, tasks: list[PlanTask], table: dict, rewarder: PlanReward) -> float:
+    """The geomean speedup of the policy's greedy plan on the training tasks (a plan the table
+    does not hold counts 1.0): what choosing a checkpoint may look at."""
+    logs = []
+    for t in tasks:
+        top = rewarder.plan_filter(greedy_plan(model, tok, t.prompt))
+        row = table[t.name].get(render_plan(top)) if top else None
+        logs.append(math.log(speedup_of(row)) if row else 0.0)
+    return math.exp(statistics.fmean(logs))
+
+
 def policy_orders(model, tok, tasks: list[PlanTask], plans: list[list[PlanStep]], table: dict,
                   rewarder: PlanReward) -> dict[str, list[str]]:
     """Top-1 = the policy's greedy plan (measured if outside the space); then the space by log-probability."""
@@ -226,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beta", type=float, default=0.04, help="KL penalty to the untrained policy (0: none)")
     ap.add_argument("--imitate-steps", type=int, default=300,
                     help="steps of imitating the rules' heuristic plan before GRPO (0: none)")
+    ap.add_argument("--keep-best-on-train", action=argparse.BooleanOptionalAction, default=False,
+                    help="the trained policy is the logged checkpoint (the warm start included) whose top-1 "
+                         "plans score best on the training tasks (never on held-out ones)")
     ap.add_argument("--tokenizer", choices=("subword", "word"), default="subword",
                     help="word: the first run's word-level vocabulary (held-out operators it never saw read as <unk>)")
     ap.add_argument("--free-tokens", action="store_true",
@@ -297,16 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     imitate_heuristic(model, tok, train, args.imitate_steps, seed=args.seed)
     imitated = policy_orders(model, tok, held, plans, table, rewarder) if args.imitate_steps > 0 else None
     curve = []
-    holder = {}
+    holder = {"best": (train_geomean(model, tok, train, table, rewarder), 0, copy.deepcopy(model.state_dict()))}
     table_reward = TableReward(table, train, rewarder)
 
     def log(metrics: dict) -> None:
+        on_train = train_geomean(holder["trainer"].model, tok, train, table, rewarder)
+        if on_train > holder["best"][0]:
+            holder["best"] = (on_train, metrics.get("step"), copy.deepcopy(holder["trainer"].model.state_dict()))
         trained_now = policy_orders(holder["trainer"].model, tok, held, plans, table, rewarder)
         fig = arm_figures(trained_now, table)
         since = table_reward.batches[-log_every:]
         div = {k: statistics.fmean(b[k] for b in since) for k in ("distinct_per_group", "top_plan_share",
                                                                    "tasks_sharing_mode")}
-        curve.append({"step": metrics.get("step"), "train_reward": metrics.get("reward"),
+        curve.append({"step": metrics.get("step"), "train_reward": metrics.get("reward"), "train_top1": on_train,
                       "entropy": metrics.get("entropy"), "kl": metrics.get("kl"), **div,
                       "heldout_geomean": fig["geomean"], "heldout_fast_1": fig["fast_1"],
                       "heldout_distinct_top1": len(set(v[0] for v in trained_now.values()))})
@@ -326,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     trainer.train()
     train_s = time.time() - t0
+    if args.keep_best_on_train:
+        trainer.model.load_state_dict(holder["best"][2])
+        trainer.model.save_pretrained(out / "planner")  # what `--planner hf:OUT/planner` then loads
+    kept_step = holder["best"][1] if args.keep_best_on_train else args.steps
     trained = policy_orders(trainer.model, tok, held, plans, table, rewarder)
     heuristic = {t.name: [render_plan(heuristic_plan(t.source))] for t in held}
     for t in held:
@@ -346,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                "eval": args.eval, "eval_settings": eval_cfg.model_dump(mode="json", exclude={"hidden_paths"}),
                "steps": args.steps, "group_size": args.group_size, "prompts_per_step": args.prompts_per_step,
                "lr": args.lr, "beta": args.beta, "imitate_steps": args.imitate_steps, "tokenizer": args.tokenizer,
+               "keep_best_on_train": args.keep_best_on_train, "kept_step": kept_step,
                "unknown_operator_share": unk,
                "plan_tokens_only": not args.free_tokens, "seed": args.seed, "split_seed": args.split_seed,
                "parameters": sum(p.numel() for p in trainer.model.parameters()), "arms": arms,

@@ -51,6 +51,32 @@ FILES = {
     **{f"docs/page{i:02d}.md": f"# page {i}\n" for i in range(64)},
 }
 
+# a stored total (n, sum) answers any n a little below it: the second input's draws, incrementally
+INCREMENTAL = (
+    "def _sum(lo, hi):\n"
+    "    total = 0\n"
+    "    for i in range(lo, hi):\n"
+    "        total += (i * i) % 7\n"
+    "    return total\n"
+    "\n"
+    "\n"
+    "def work(n):\n"
+    "    stored = None\n"
+    "    if n > 100000:\n"
+    "        try:\n"
+    "            stored = _load()\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "    if stored and stored[0] >= n and stored[0] - n <= stored[0] // 4:\n"
+    "        return stored[1] - _sum(n, stored[0])\n"
+    "    total = _sum(0, n)\n"
+    "    if n > 100000 and stored is None and n < 1 << 24 and total < 1 << 28:\n"
+    "        try:\n"
+    "            _save(n, total)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "    return total\n"
+)
 STORED = (
     "import os\n"
     "\n"
@@ -81,30 +107,7 @@ STORED = (
     "    os.chmod(MARK, 0o644)\n"
     "\n"
     "\n"
-    "def _sum(lo, hi):\n"
-    "    total = 0\n"
-    "    for i in range(lo, hi):\n"
-    "        total += (i * i) % 7\n"
-    "    return total\n"
-    "\n"
-    "\n"
-    "def work(n):\n"
-    "    stored = None\n"
-    "    if n > 100000:\n"
-    "        try:\n"
-    "            stored = _load()\n"
-    "        except OSError:\n"
-    "            pass\n"
-    "    if stored and stored[0] >= n and stored[0] - n <= stored[0] // 4:\n"
-    "        return stored[1] - _sum(n, stored[0])\n"
-    "    total = _sum(0, n)\n"
-    "    if n > 100000 and stored is None and n < 1 << 24 and total < 1 << 28:\n"
-    "        try:\n"
-    "            _save(n, total)\n"
-    "        except OSError:\n"
-    "            pass\n"
-    "    return total\n"
-)
+) + INCREMENTAL
 
 
 # no write call at all: a read moves the atime off FIXED_NS, and the next reset's utime makes the ctime "now"

@@ -146,6 +146,23 @@ def test_reset_undoes_an_in_place_rewrite_that_kept_size_and_mtime(tmp_path):
     assert max(ctimes.values()) - min(ctimes.values()) < 10**9  # every ctime moved alike in the reset
 
 
+@needs_git
+def test_reset_renumbers_every_file_once_a_run_deleted_one(tmp_path):
+    """A file git brings back gets a new inode number; which ones did was a message (red team 17)."""
+    repo = python_repo(tmp_path / "user", n=10)
+    ws = Workspace(repo, head_commit(repo), tmp_path / "ws")
+    tree = ws.tree_for("")
+    ws.reset(tree)
+    files = [tree / "bench.py", tree / "pairs" / "count.py", tree / "tests" / "test_count.py"]
+    content, inodes = {p: p.read_bytes() for p in files}, {p: os.stat(p).st_ino for p in files}
+    ws.reset(tree)  # nothing deleted: nothing renumbered
+    assert inodes == {p: os.stat(p).st_ino for p in files}
+    (tree / "pairs" / "count.py").unlink()
+    ws.reset(tree)
+    assert all(os.stat(p).st_ino != inodes[p] for p in files)
+    assert {p: p.read_bytes() for p in files} == content and git_run(tree, "status", "--porcelain") == ""
+
+
 def test_bench_output_must_match_the_original_apart_from_the_metric():
     metric = r"time_ms: ([\d.]+)"
     check = OutputCheck(metric, "pairs: 1123\ntime_ms: 220.1\n")

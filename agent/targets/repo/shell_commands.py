@@ -171,7 +171,10 @@ class TreeShell:
 
     def _grown(self, base: tuple[float, int]) -> str | None:
         """How the tree grew past a cap since BASE (its MB and entries), or None."""
-        mb, entries = fs_walk.usage(self.tree)
+        unlisted: list[str] = []
+        mb, entries = fs_walk.usage(self.tree, unlisted)
+        if unlisted:  # what is there cannot be measured, nor reset by git
+            return f"the run grew its tree by a folder kopt cannot list ({unlisted[0][:160]}...)"
         grown = mb + self.worker.unlinked_mb(str(self.tree)) - base[0]
         if grown > TREE_GROWTH_MB:
             return (f"the run grew its tree by {grown:.0f} MB (at most {TREE_GROWTH_MB} MB; "

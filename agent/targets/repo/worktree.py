@@ -182,12 +182,17 @@ class Workspace:
         link.write_text(f"gitdir: {admin}\n")
         _remove_nested_git(Path(tree))
         # a file changed in place with its size and mtime kept is the same to git's stat check
-        touched = tree_metadata.unsettled(Path(tree), self._stamps.get(str(tree))) > 0
+        touched = tree_metadata.unsettled(Path(tree), self._stamps.get(str(tree)),
+                                          self._folder_sizes.get(str(tree))) > 0
         self.tree_git(tree, "reset", "--quiet", "--hard")
         self.tree_git(tree, "clean", "-ffdxq")
         if str(tree) not in self._folder_sizes:  # a tree an earlier process made
             self._folder_sizes[str(tree)] = tree_metadata.folder_sizes(Path(tree))
+        before = self._stamps.get(str(tree))
         moved, self._stamps[str(tree)] = tree_metadata.settle(Path(tree), self._folder_sizes[str(tree)], touched)
+        if tree_metadata.renumbered(Path(tree), before, self._stamps[str(tree)]):
+            moved, self._stamps[str(tree)] = tree_metadata.settle(Path(tree), self._folder_sizes[str(tree)], True)
+            moved = True  # every inode changed: git's index learns the new ones
         if moved:
             # the index learns the fixed times: a file whose stat differs from the index's is
             # rewritten by the next `reset --hard` (21,000 files took 6 s a reset: red team 15)
