@@ -273,24 +273,26 @@ def _run(cfg: TrainConfig, prompts, quiet: bool) -> dict:
     return summary
 
 
-def _load_bf16(path: str):
-    """--bf16: the model's weights in bfloat16 (log-probabilities are still taken in float32)."""
-    import torch
+def _load(path: str, **kwargs):
+    """The saved causal LM at PATH and its tokenizer (KWARGS go to the model's from_pretrained)."""
     import transformers
 
     src = str(Path(path).expanduser())
-    return (transformers.AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16),
+    return (transformers.AutoModelForCausalLM.from_pretrained(src, **kwargs),
             transformers.AutoTokenizer.from_pretrained(src))
+
+
+def _load_bf16(path: str):
+    """--bf16: the model's weights in bfloat16 (log-probabilities are still taken in float32)."""
+    import torch
+
+    return _load(path, dtype=torch.bfloat16)
 
 
 def _warm_start(cfg: TrainConfig, model, tokenizer, tasks: list):
     """--imitate-steps: the planner taught the rules' heuristic plan before GRPO starts."""
-    import transformers
-
     if isinstance(model, str):
-        src = str(Path(model).expanduser())
-        model, tokenizer = (transformers.AutoModelForCausalLM.from_pretrained(src),
-                            transformers.AutoTokenizer.from_pretrained(src))
+        model, tokenizer = _load(model)
     imitate_heuristic(model, tokenizer, tasks, cfg.options.imitate_steps, seed=cfg.grpo.seed)
     return model, tokenizer
 

@@ -312,12 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     imitate_heuristic(model, tok, train, args.imitate_steps, seed=args.seed)
     imitated = policy_orders(model, tok, held, plans, table, rewarder) if args.imitate_steps > 0 else None
     curve = []
-    holder = {"best": (train_geomean(model, tok, train, table, rewarder), 0, copy.deepcopy(model.state_dict()))}
+    holder = {}  # the trainer; with --keep-best-on-train, (training top-1 geomean, step, weights) of the best so far
+    if args.keep_best_on_train:
+        holder["best"] = (train_geomean(model, tok, train, table, rewarder), 0, copy.deepcopy(model.state_dict()))
     table_reward = TableReward(table, train, rewarder)
 
     def log(metrics: dict) -> None:
-        on_train = train_geomean(holder["trainer"].model, tok, train, table, rewarder)
-        if on_train > holder["best"][0]:
+        on_train = train_geomean(holder["trainer"].model, tok, train, table, rewarder) \
+            if args.keep_best_on_train else None
+        if on_train is not None and on_train > holder["best"][0]:
             holder["best"] = (on_train, metrics.get("step"), copy.deepcopy(holder["trainer"].model.state_dict()))
         trained_now = policy_orders(holder["trainer"].model, tok, held, plans, table, rewarder)
         fig = arm_figures(trained_now, table)
