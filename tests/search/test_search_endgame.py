@@ -77,3 +77,44 @@ def test_one_timed_twice_near_the_floor_is_still_confirmed(tmp_path):
     best, s = run(tmp_path, near, remeasured=True, confirm_reserve=0.34)
     assert best == "solid"
     assert [len(ev) for cid, ev in s.evals.items() if name_of(s.cands[cid].code) == "lucky"] == [2]
+
+
+def run_wide(tmp_path: Path, measurements: dict, budget: int = 8) -> tuple[str | None, Search]:
+    """Each measurement is (speedup, interval low end): the first of a busy machine is wide."""
+    seen: dict[str, int] = {}
+
+    def evaluator(task, solution, eval_cfg):
+        name = name_of(Path(solution).read_text())
+        k = seen[name] = seen.get(name, 0) + 1
+        sp, low = measurements[name][k - 1]
+        return {"verdict": "faster" if low > 1.1 else "same", "correct": True, "compiled": True,
+                "speedup": sp, "speedup_ci": [low, sp * 1.5], "reason": None, "checks": {}}
+
+    task = tmp_path / "task.py"
+    task.write_text(TASK)
+    children = {"ref": ["solid"], "solid": []}
+    proposer = LandscapeProposer()
+    proposer.propose = lambda ctx: [Candidate(code=code_of(c), parent_ids=[ctx["parent"].id], plan_step=c)
+                                    for c in children[name_of(ctx["parent"].code)]]
+    s = Search(task, proposer, Store(":memory:"), "r", tmp_path,
+               SearchConfig(budget=budget, novelty="tokens"), evaluator=evaluator)
+    best = s.run()
+    return (name_of(s.cands[best].code) if best else None), s
+
+
+def test_budget_left_when_proposals_run_out_decides_a_promising_wide_candidate(tmp_path):
+    # truly 1.7x, first measured on a busy machine: 1.67x with an interval from 0.86x
+    best, s = run_wide(tmp_path, {"ref": [(1.0, 0.9)] * 9, "solid": [(1.67, 0.86), (1.7, 1.5), (1.72, 1.55)]})
+    assert best == "solid"
+    assert s.stats.evaluations <= 8
+
+
+def test_a_lucky_wide_first_measurement_is_re_measured_and_falls_back(tmp_path):
+    best, s = run_wide(tmp_path, {"ref": [(1.0, 0.9)] * 9, "solid": [(1.6, 0.8), (0.9, 0.8), (0.92, 0.8)]})
+    assert best is None
+    assert [len(ev) for cid, ev in s.evals.items() if name_of(s.cands[cid].code) == "solid"] == [2]
+
+
+def test_a_candidate_measured_at_par_costs_nothing_more(tmp_path):
+    best, s = run_wide(tmp_path, {"ref": [(1.0, 0.9)] * 9, "solid": [(1.02, 0.7)] * 3})
+    assert best is None and s.stats.evaluations == 2
