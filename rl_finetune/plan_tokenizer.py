@@ -25,18 +25,53 @@ ALPHABET = string.ascii_lowercase + string.digits + "_"
 END_OF_WORD = "</w>"
 
 
+def learn_merges(words: list[str], vocab_size: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Byte-pair merges over `words` (each ends in END_OF_WORD), the most frequent pair first and
+    ties broken by the pair itself: the same words give the same vocabulary in every process.
+    (The `tokenizers` trainer breaks ties by hash order, so the planner, and every closed-loop
+    figure, changed from run to run at the same seed.)"""
+    from collections import Counter
+
+    counts = Counter(w for w in words if w)
+    seqs = {w: (*w[:-1], w[-1] + END_OF_WORD) for w in counts}
+    pieces = set(ALPHABET) | {c + END_OF_WORD for c in ALPHABET} | {p for seq in seqs.values() for p in seq}
+    vocab, merges = [*SPECIALS, *sorted(pieces)], []
+    while len(vocab) < vocab_size:
+        pairs: Counter = Counter()
+        for w, seq in seqs.items():
+            for pair in zip(seq, seq[1:]):
+                pairs[pair] += counts[w]
+        if not pairs:
+            break
+        (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        merges.append((a, b))
+        vocab.append(a + b)
+        seqs = {w: _merged(seq, a, b) for w, seq in seqs.items()}
+    return vocab, merges
+
+
+def _merged(seq: tuple[str, ...], a: str, b: str) -> tuple[str, ...]:
+    out, i = [], 0
+    while i < len(seq):
+        if i + 1 < len(seq) and seq[i] == a and seq[i + 1] == b:
+            out.append(a + b)
+            i += 2
+        else:
+            out.append(seq[i])
+            i += 1
+    return tuple(out)
+
+
 def subword_tokenizer(task_sources: list[str], vocab_size: int = 160):
     """Rule ids and prompt words whole; operators as BPE pieces learned from these tasks (no download)."""
     import transformers  # heavy optional dependency ([train])
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, pre_tokenizers
 
-    # every character alone too: each has a word-final piece, so no operator reads as <unk>
-    words = [op for src in task_sources for op in forward_ops(src)] + list(ALPHABET)
-    tok = Tokenizer(models.BPE(unk_token="<unk>", end_of_word_suffix=END_OF_WORD))
+    vocab, merges = learn_merges([op for src in task_sources for op in forward_ops(src)], vocab_size)
+    tok = Tokenizer(models.BPE(vocab={p: i for i, p in enumerate(dict.fromkeys(vocab))}, merges=merges,
+                               unk_token="<unk>", end_of_word_suffix=END_OF_WORD))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False,
-                                  initial_alphabet=list(ALPHABET), end_of_word_suffix=END_OF_WORD)
-    tok.train_from_iterator(words, trainer)
+    tok.add_special_tokens(list(SPECIALS))
     tok.add_tokens([*PROMPT_WORDS, *rule_ids()])  # matched whole, before the pieces
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
                                                 bos_token="<s>", eos_token="</s>")

@@ -101,3 +101,21 @@ def test_batched_plan_scores_match_one_at_a_time():
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
         want = float(logp.gather(-1, ids[0, 1:, None])[n - 1:, 0].sum())
         assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_the_same_tasks_give_the_same_tokenizer_in_every_process():
+    """The planner's vocabulary must not depend on the process (hash seed): the trainer of
+    `tokenizers` broke ties in hash order and made every closed-loop figure unrepeatable."""
+    pytest.importorskip("transformers")
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from kopt.rl_finetune.plan_tokenizer import subword_tokenizer; "
+            "t = subword_tokenizer(json.loads(sys.stdin.read())); print(sorted(t.get_vocab().items()))")
+    tasks = TRAIN + [TASK.format(layer=a, act=b) for a, b in (("Conv1d", "gelu"), ("Linear", "hardtanh"))]
+    vocabs = {subprocess.run([sys.executable, "-c", code], input=json.dumps(tasks), text=True,
+                             capture_output=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+              for seed in ("1", "2", "3")}
+    assert len(vocabs) == 1
