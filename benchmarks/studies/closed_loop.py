@@ -9,9 +9,11 @@ machine) on which at least one rule applies are split by a fixed seed into train
 held-out tasks. Every (task, plan) of the plan space (1-2 distinct rules, in order) is
 measured once through the evaluation cache; a small Llama (built from a config, a sub-word
 tokenizer made here from the training tasks, so a held-out operator reads as known pieces; it
-writes only rule ids) is first taught the rules' heuristic plan (300 steps of cross-entropy: it
-then copies the first rule its prompt lists, the one that applies first), then trained with
-GRPO (KL to that start, lr 3e-4) on the training tasks' prompts with those rewards.
+writes only rule ids) is first taught the rules' heuristic plan (300 steps of cross-entropy,
+with prompts listing random rules besides the tasks' own: it then copies the first rule its
+prompt lists, the one that applies first), then trained with GRPO (KL to that start, lr 3e-4,
+sampling temperature 2 so a group's plans differ) on the training tasks' prompts with those
+rewards.
 On the held-out tasks, side by side: the untrained policy, the trained policy, uniform random
 plans (exact expectation over the plan space), the rules' heuristic plan and the best plan of
 the space (the ceiling).
@@ -236,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts-per-step", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--beta", type=float, default=0.04, help="KL penalty to the untrained policy (0: none)")
+    ap.add_argument("--temperature", type=float, default=2.0,
+                    help="GRPO's sampling temperature (the plans of a group differ more above 1)")
     ap.add_argument("--imitate-steps", type=int, default=300,
                     help="steps of imitating the rules' heuristic plan before GRPO (0: none)")
     ap.add_argument("--keep-best-on-train", action=argparse.BooleanOptionalAction, default=False,
@@ -340,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     log_every = max(1, args.steps // 12)
     cfg = GRPOConfig(max_steps=args.steps, prompts_per_step=min(args.prompts_per_step, len(train)),
                      group_size=args.group_size, lr=args.lr, beta=args.beta, max_new_tokens=4, seed=args.seed,
+                     temperature=args.temperature,
                      output_dir=str(out / "planner"), log_every=log_every)
     trainer = GRPOTrainer(model, table_reward, [t.prompt for t in train], tokenizer=tok,
                           config=cfg, callbacks=[log])
@@ -370,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {"train": [t.name for t in train], "heldout": names, "plans": [render_plan(p) for p in plans],
                "eval": args.eval, "eval_settings": eval_cfg.model_dump(mode="json", exclude={"hidden_paths"}),
                "steps": args.steps, "group_size": args.group_size, "prompts_per_step": args.prompts_per_step,
-               "lr": args.lr, "beta": args.beta, "imitate_steps": args.imitate_steps, "tokenizer": args.tokenizer,
+               "lr": args.lr, "beta": args.beta, "temperature": args.temperature,
+               "imitate_steps": args.imitate_steps, "tokenizer": args.tokenizer,
                "keep_best_on_train": args.keep_best_on_train, "kept_step": kept_step,
                "unknown_operator_share": unk,
                "plan_tokens_only": not args.free_tokens, "seed": args.seed, "split_seed": args.split_seed,

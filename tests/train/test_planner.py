@@ -119,3 +119,28 @@ def test_imitation_copies_the_heuristic_plan_onto_unseen_tasks(tmp_path):
     assert not all(before)
     for t in train + held:
         assert greedy_plan(model, tok, t.prompt)[:1] == heuristic_plan(t.source), t.name
+
+
+def test_imitation_copies_a_first_rule_no_training_task_starts_with(tmp_path):
+    """Trained only on tasks whose heuristic is one rule, the policy must still copy another
+    rule its prompt lists first (the augmented prompts: random rule lists, the first the answer);
+    without them it writes the one rule it saw, listed or not."""
+    pytest.importorskip("transformers")
+    from kopt.rl_finetune.planner import planner_model, planner_tokenizer
+
+    elementwise = TASK.replace("        x = self.fc(x)\n", "").replace("self.fc = nn.Linear(32, 16)", "self.k = 2")
+    train, held = [], []
+    for name, src, into in [(f"gemm_{a}", TASK.format(act=a), train) for a in ("relu", "tanh", "sigmoid")] + \
+            [("ew_sigmoid", elementwise.format(act="sigmoid"), held)]:
+        (tmp_path / f"{name}.py").write_text(src)
+        into.append(PlanTask.from_path(tmp_path / f"{name}.py"))
+    first = {heuristic_plan(t.source)[0].rule for t in train}
+    assert len(first) == 1 and heuristic_plan(held[0].source)[0].rule not in first
+    tok = planner_tokenizer(train)
+    plain, augmented = planner_model(tok, hidden=64, seed=0), planner_model(tok, hidden=64, seed=0)
+    imitate_heuristic(plain, tok, train, steps=150, lr=3e-3, augment=0)
+    imitate_heuristic(augmented, tok, train, steps=150, lr=3e-3)
+    assert greedy_plan(plain, tok, held[0].prompt)[:1] != heuristic_plan(held[0].source)
+    assert greedy_plan(augmented, tok, held[0].prompt)[:1] == heuristic_plan(held[0].source)
+    for t in train:
+        assert greedy_plan(augmented, tok, t.prompt)[:1] == heuristic_plan(t.source), t.name
