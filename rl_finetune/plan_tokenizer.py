@@ -15,6 +15,7 @@ explores plans instead of spending its tokens on operator pieces.
 from __future__ import annotations
 
 import string
+from collections import Counter
 
 from kopt.agent.proposers.planning.prompt import forward_ops, plan_words
 from kopt.agent.proposers.rules.registry import rule_ids
@@ -26,12 +27,10 @@ END_OF_WORD = "</w>"
 
 
 def learn_merges(words: list[str], vocab_size: int) -> tuple[list[str], list[tuple[str, str]]]:
-    """Byte-pair merges over `words` (each ends in END_OF_WORD), the most frequent pair first and
+    """Byte-pair merges over `words` (each word's last letter carries END_OF_WORD), the most frequent pair first and
     ties broken by the pair itself: the same words give the same vocabulary in every process.
     (The `tokenizers` trainer breaks ties by hash order, so the planner, and every closed-loop
     figure, changed from run to run at the same seed.)"""
-    from collections import Counter
-
     counts = Counter(w for w in words if w)
     seqs = {w: (*w[:-1], w[-1] + END_OF_WORD) for w in counts}
     pieces = set(ALPHABET) | {c + END_OF_WORD for c in ALPHABET} | {p for seq in seqs.values() for p in seq}

@@ -181,15 +181,15 @@ def imitate_heuristic(model, tokenizer, tasks: list[PlanTask], steps: int, lr: f
     quarter of the held-out tasks (closed_loop, 34-task split)."""
     import torch  # heavy optional dependency ([train])
 
-    rng = random.Random(seed)
-    pairs = [(t.prompt, plan_text(heuristic_plan(t.source))) for t in tasks]
-    ids = rule_ids()
-    for t in tasks:
-        for _ in range(augment):
-            listed = sorted(rng.sample(ids, rng.randint(1, min(4, len(ids)))), key=ids.index)
-            pairs.append((plan_prompt(t.source, rules=listed), plan_text([PlanStep(listed[0])])))
     if not tasks or steps <= 0:
         return
+    rng = random.Random(seed)
+    pairs = [(t.prompt, plan_text(heuristic_plan(t.source))) for t in tasks]
+    rules = rule_ids()
+    for t in tasks:
+        for _ in range(augment):
+            listed = sorted(rng.sample(rules, rng.randint(1, min(4, len(rules)))), key=rules.index)
+            pairs.append((plan_prompt(t.source, rules=listed), plan_text([PlanStep(listed[0])])))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     for _ in range(steps):
@@ -197,9 +197,9 @@ def imitate_heuristic(model, tokenizer, tasks: list[PlanTask], steps: int, lr: f
         loss = 0.0
         for prompt, completion in batch:
             p_ids, c_ids = tokenizer(prompt).input_ids, tokenizer(completion).input_ids + [tokenizer.eos_token_id]
-            ids_t = torch.tensor([p_ids + c_ids], device=model.device)
+            ids = torch.tensor([p_ids + c_ids], device=model.device)
             labels = torch.tensor([[-100] * len(p_ids) + c_ids], device=model.device)
-            loss = loss + model(input_ids=ids_t, labels=labels).loss
+            loss = loss + model(input_ids=ids, labels=labels).loss
         (loss / len(batch)).backward()
         opt.step()
         opt.zero_grad()

@@ -301,13 +301,12 @@ class Search:
         floor) while its interval does not clear the floor yet, with room for another
         evaluation: the one worth the budget left when proposals run out. On a busy machine
         one interval can be 0.86-2.6x around a true 1.7x; stopping there returned the reference."""
-        clear = math.log(1 + self.cfg.eval.noise_floor)
-        answer = self.best()
-        bar = max(clear, combine(log_speedups(self.evals[answer]), self.cfg.outlier_gap)) if answer else clear
-
         def point(c: str) -> float:
             return combine(log_speedups(self.evals[c]), self.cfg.outlier_gap)
 
+        clear = math.log(1 + self.cfg.eval.noise_floor)
+        answer = self.best()
+        bar = max(clear, point(answer)) if answer else clear
         pool = [c for c in self.cands if self.cands[c].parent_ids and c not in self.duplicates
                 and self.verified(c) and log_speedups(self.evals[c]) and not self.faster(c)
                 and len(self.evals[c]) < self.cfg.max_evals_per_candidate and point(c) > bar]
