@@ -8,7 +8,14 @@ import subprocess
 import tempfile
 
 from kopt.sandboxes import landlock, zygote_client
-from kopt.sandboxes.jail_probe import FEATURE_PROTECTIONS, REFUSED, can_jail, jail_features, protections
+from kopt.sandboxes.jail_probe import (
+    FEATURE_PROTECTIONS,
+    REFUSED,
+    can_jail,
+    jail_features,
+    overlay_works,
+    protections,
+)
 from kopt.sandboxes.jail_setup import PROTECTIONS, WORKER_UIDS, namespace_prefix
 from kopt.sandboxes.local import scrubbed_env
 from kopt.sandboxes.machine import memory_bandwidth_gbs
@@ -84,6 +91,10 @@ def report() -> dict:
                         "the same user as kopt"),
         **shields,
         "zygote": _zygote(jail),
+        "repository tree read-only": ("on (every test and bench run sees its tree through an overlay; what it "
+                                      "changes lands in a folder of its own, thrown away)" if overlay_works() else
+                                      f"off ({REFUSED.get('overlay', 'refused')[:120]}): runs write their tree, "
+                                      f"and a reset puts it back as far as it can"),
         "page cache unreadable": ("on (Landlock: no /proc or /sys counters; getrusage refused) for KernelBench CPU "
                                   "workers, program runs and repository commands" if landlock.available() else
                                   "off (no Landlock on this kernel): a run could read which host file pages are "

@@ -13,6 +13,12 @@
 #  - the worker's own build-cache folder stays writable at its usual path (so cached builds
 #    stay valid): with -u, through an id-mapped mount (jailhelp.py idmap), so the host's
 #    root-owned files there are the worker's own and nothing on the host changes owner;
+#  - with -o UPPER, the cache folder (a repository's tree) is seen through an overlay whose
+#    upper layer is UPPER (an empty host folder, allowed and hidden like the others): what a
+#    run writes, deletes, renames or chmods lands there, kopt reads what it wrote from there,
+#    and nothing of the tree itself (its inodes, times, folder sizes) can move, so no run
+#    leaves anything in it for the next (red teams 15-17 kept answers in the ctimes, inode
+#    numbers and folder sizes of a tree written in place);
 #  - the given paths are hidden; every other mount (/sys included) read-only;
 #  - a fresh /proc that shows only this PID namespace, its /proc/sys read-only. Its
 #    mountinfo still lists mount points (the allow-listed and hidden paths, by name, never
@@ -22,7 +28,7 @@
 #  - then the worker runs with no capabilities at all and no way to gain any, as -u UID:GID
 #    (without -u, kopt's own uid: root in a user namespace owns nothing on the host), under
 #    jailhelp.py's seccomp filter with -s (no unix/netlink/vsock sockets, io_uring, keyring).
-#   jail.sh [-u UID:GID] [-b DIR]... [-a PATH]... [-d] [-g NODE]... [-p PYTHON] [-s] [-m]
+#   jail.sh [-u UID:GID] [-b DIR]... [-a PATH]... [-d] [-g NODE]... [-p PYTHON] [-s] [-m] [-o UPPER]
 #           TMP_MB WORK_DIR CACHE_DIR HIDE... -- COMMAND...
 # -m: the mounts only, then exit 0 (no COMMAND): a worker forked from kopt's zygote
 # (zygote.py) has them done in its namespaces, then drops privileges itself as the last
@@ -32,8 +38,8 @@ set -u
 fail() { echo "kopt-jail: $*" >&2; exit 97; }
 nl='
 '
-uid=""; dev=0; seccomp=0; py=""; blanks=""; allows=""; nodes=""; mounts_only=0
-while getopts "u:b:a:dg:p:sm" opt; do
+uid=""; dev=0; seccomp=0; py=""; blanks=""; allows=""; nodes=""; mounts_only=0; overlay=""
+while getopts "u:b:a:dg:p:smo:" opt; do
   case $opt in
     u) uid=$OPTARG ;;
     b) blanks="$blanks$OPTARG$nl" ;;
@@ -43,6 +49,7 @@ while getopts "u:b:a:dg:p:sm" opt; do
     p) py=$OPTARG ;;
     s) seccomp=1 ;;
     m) mounts_only=1 ;;
+    o) overlay=$OPTARG ;;
     *) fail "usage" ;;
   esac
 done
@@ -89,6 +96,18 @@ EOF
 if [ -n "$cache" ] && [ -d "$cache" ]; then
   if [ -n "$uid" ]; then "$py" -I -S "$helper" idmap "$cache" "${uid%:*}" "${uid#*:}" || fail "idmap cache"
   else mount --bind "$cache" "$cache" || fail "cache"; fi
+  if [ -n "$overlay" ]; then
+    # UPPER/u (made by kopt with the tree's mode: it is the merged root) takes every change,
+    # UPPER/w is overlayfs' own. Not id-mapped (overlayfs' own work files are root's): with -u
+    # the root is the worker's, as the tree's is through its id-mapped mount, and overlayfs
+    # gives what the worker makes there the worker's uid. The overlay holds its own copy of
+    # UPPER's mount: the path itself is hidden below (kopt names it to hide), so a run
+    # writes there only through the overlay.
+    if [ -n "$uid" ]; then chown "$uid" "$overlay/u" || fail "overlay: chown"; fi
+    mount --bind "$overlay" "$overlay" || fail "overlay: bind"
+    mount -t overlay -o "lowerdir=$cache,upperdir=$overlay/u,workdir=$overlay/w" kopt-tree "$cache" || fail "overlay"
+    umount -l "$overlay" || fail "overlay: unstage"
+  fi
 fi
 while [ "$1" != "--" ]; do
   if [ -d "$1" ]; then mount -t tmpfs -o size=4k,ro kopt-hidden "$1" || fail "hide $1"

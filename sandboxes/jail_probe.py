@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kopt.sandboxes import overlay_upper
 from kopt.sandboxes.jail_setup import (
     JAIL,
     MINIMAL_DEV,
@@ -159,3 +160,57 @@ def protections(jailed: bool, isolated: bool) -> dict[str, bool]:
     if jailed:
         return dict(jail_features()[1])
     return {name: name == "ipc namespace" and isolated and "--ipc" in namespace_prefix() for name in PROTECTIONS}
+
+
+OVERLAY_PROBE = r"""
+import os, sys
+tree = sys.argv[1]
+open(os.path.join(tree, "new"), "w").write("new")
+open(os.path.join(tree, "old"), "a").write("more")
+os.chmod(os.path.join(tree, "old"), 0o600)
+os.unlink(os.path.join(tree, "gone"))
+print("KOPT-OVERLAY", open(os.path.join(tree, "old")).read(), sorted(os.listdir(tree)))
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def overlay_works() -> bool:
+    """Whether jail.sh -o works here: inside, a tree seen through the overlay takes writes and
+    deletions, they land in the upper folder, and the tree itself is as it was (why not, in
+    REFUSED["overlay"])."""
+    jail = jail_features()
+    if jail is None:
+        REFUSED["overlay"] = "no jail on this host"
+        return False
+    with tempfile.TemporaryDirectory(dir=work_parent()) as d:
+        for sub in ("work", "box/tree"):
+            os.makedirs(f"{d}/{sub}")
+        tree = f"{d}/box/tree"
+        Path(tree, "old").write_text("old")
+        Path(tree, "gone").write_text("gone")
+        os.chmod(d, 0o755)
+        before = {n: os.stat(f"{tree}/{n}") for n in ("old", "gone", ".")}
+        upper = str(overlay_upper.make(Path(tree)))
+        opts = jail_options(jail[0], f"{d}/work", [*runtime_paths(), tree, upper], gpu=False, overlay=upper)
+        cmd = [*namespace_prefix(), "--mount", "/bin/sh", str(JAIL), *opts, "16", f"{d}/work", tree, upper, "--",
+               os.path.realpath(sys.executable), "-I", "-S", "-c", OVERLAY_PROBE, tree]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            REFUSED["overlay"] = str(e)
+            return False
+        finally:
+            changed = overlay_upper.changes(Path(upper))
+            overlay_upper.remove(Path(upper))
+        kept = sorted(os.listdir(tree)) == ["gone", "old"] and Path(tree, "old").read_text() == "old" and all(
+            (a.st_mode, a.st_ino, a.st_size, a.st_mtime_ns, a.st_ctime_ns) ==
+            (b.st_mode, b.st_ino, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+            for n, b in before.items() for a in [os.stat(f"{tree}/{n}")])
+        if r.returncode == 0 and "KOPT-OVERLAY oldmore ['new', 'old']" in r.stdout and kept \
+                and changed == {"new", "old", "gone"}:
+            return True
+        lines = [x for x in (r.stderr + r.stdout).strip().splitlines() if x.strip()]
+        REFUSED["overlay"] = ("the tree changed on the host" if not kept else
+                              f"the upper folder held {sorted(changed)}" if r.returncode == 0 else
+                              lines[-1] if lines else "failed")
+        return False

@@ -143,10 +143,14 @@ def _closed_ancestor(path: str, uid: int) -> str | None:
 
 
 def jail_options(features: frozenset[str], work: str, allowed: list[str], gpu: bool,
-                 extra_blanks: tuple[str, ...] = ()) -> list[str]:
+                 extra_blanks: tuple[str, ...] = (), overlay: str | None = None) -> list[str]:
     """jail.sh's options for the protections in `features`: with "home", every folder but the
-    system's is blanked, and only `allowed` (and the work dir) bound back."""
+    system's is blanked, and only `allowed` (and the work dir) bound back; with `overlay` (an
+    upper folder, which `allowed` and the hidden paths must name too), the cache folder is
+    seen through an overlay whose changes land there."""
     opts: list[str] = ["-p", os.path.realpath(sys.executable)]
+    if overlay:
+        opts += ["-o", overlay]
     uid = WORKER_UIDS[secrets.randbelow(len(WORKER_UIDS))]
     if "uid" in features:
         opts += ["-u", f"{uid}:{uid}"]

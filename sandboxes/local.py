@@ -169,15 +169,17 @@ class Worker:
 
     def unlinked_mb(self, folder: str) -> float:
         """MiB of files deleted but still open or mapped in the worker's processes, on the disk
-        FOLDER is on: no walk of the folder sees them, yet they stay on the host's disk until
-        the worker ends (red team 11: 3 x 512 MiB past a 512 MB cap, unlinked at once)."""
+        FOLDER is on or named under FOLDER (a repository tree the worker sees through an
+        overlay: its files are on the overlay's own device, red team 19): no walk of the folder
+        sees them, yet they stay on the host's disk until the worker ends (red team 11: 3 x 512
+        MiB past a 512 MB cap, unlinked at once)."""
         try:
             dev = os.stat(folder).st_dev
         except OSError:
             return 0.0
         sizes: dict[int, int] = {}
         for pid in (self.root_pid(), *self.namespace_pids()):
-            for inode, size in _unlinked_files(pid, dev):
+            for inode, size in _unlinked_files(pid, dev, os.path.join(folder, "")):
                 sizes[inode] = max(sizes.get(inode, 0), size)
         return sum(sizes.values()) / 2**20
 
@@ -256,9 +258,10 @@ class Worker:
             fs_walk.remove_tree(self.cache_dir)  # a disk filler keeps nothing
 
 
-def _unlinked_files(pid: int | None, dev: int):
-    """(inode, bytes) of each deleted file on device DEV that process PID holds open (its disk
-    blocks) or mapped (the mapping's extent: a bound from below, the fd may be closed)."""
+def _unlinked_files(pid: int | None, dev: int, under: str = "\0"):
+    """(inode, bytes) of each deleted file on device DEV or named under UNDER (a folder path
+    ending in "/") that process PID holds open (its disk blocks) or mapped (the mapping's
+    extent: a bound from below, the fd may be closed)."""
     if pid is None:
         return
     try:
@@ -267,12 +270,13 @@ def _unlinked_files(pid: int | None, dev: int):
         fds = []
     for fd in fds:
         try:
-            if not os.readlink(f"/proc/{pid}/fd/{fd}").endswith(" (deleted)"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if not target.endswith(" (deleted)"):
                 continue
             st = os.stat(f"/proc/{pid}/fd/{fd}")
         except OSError:
             continue
-        if st.st_dev == dev and stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
+        if (st.st_dev == dev or target.startswith(under)) and stat.S_ISREG(st.st_mode) and st.st_nlink == 0:
             yield st.st_ino, max(st.st_blocks * 512, 0)
     want = f"{os.major(dev):02x}:{os.minor(dev):02x}"
     try:
@@ -282,7 +286,7 @@ def _unlinked_files(pid: int | None, dev: int):
         return
     for line in lines:
         parts = line.split(None, 5)
-        if len(parts) == 6 and parts[3] == want and parts[5].endswith(" (deleted)"):
+        if len(parts) == 6 and (parts[3] == want or parts[5].startswith(under)) and parts[5].endswith(" (deleted)"):
             lo, _, hi = parts[0].partition("-")
             try:
                 yield int(parts[4]), int(hi, 16) - int(lo, 16) + int(parts[2], 16)
@@ -354,11 +358,13 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     jail_args: list[str] = []
     if jail:
         features = jail[0]
-        hide = [p for p in (*limits.hide_paths, *(outside_system()[1] if "home" in features else default_hidden()))
-                if os.path.exists(p)]
+        upper = [limits.cache_overlay] if limits.cache_overlay else []
+        hide = [p for p in (*limits.hide_paths, *(outside_system()[1] if "home" in features else default_hidden()),
+                            *upper) if os.path.exists(p)]
         allowed = [*runtime_paths(), *limits.read_paths, *(env.get("PYTHONPATH", "").split(os.pathsep)),
-                   *([limits.cache_dir] if limits.cache_dir else [])]
-        opts = jail_options(features, str(workdir), [os.path.realpath(a) for a in allowed if a], limits.gpu)
+                   *([limits.cache_dir] if limits.cache_dir else []), *upper]
+        opts = jail_options(features, str(workdir), [os.path.realpath(a) for a in allowed if a], limits.gpu,
+                            overlay=limits.cache_overlay)
         jail_args = [*opts, str(limits.tmp_mb), str(workdir), limits.cache_dir or "", *hide]
         cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *jail_args, "--", *cmd]
     else:

@@ -30,6 +30,9 @@ class Limits:
     # discarded; None: never (a repository's tree holds the candidate itself)
     cache_mb: int | None = 512
     cache_dir: str | None = None  # host folder the worker may write (its own build cache)
+    # an empty host folder (overlay_upper.make): the cache folder is seen through an overlay whose
+    # upper layer it is, so the folder itself never changes (a repository's tree: jail.sh -o)
+    cache_overlay: str | None = None
     read_paths: tuple[str, ...] = ()  # host files/folders the worker must read (a task file)
     gpu: bool = False  # the GPU's device nodes in the worker's /dev
 

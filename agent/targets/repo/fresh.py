@@ -23,9 +23,9 @@ import stat
 from pathlib import Path
 
 from kopt.agent.targets.repo import safefs
-from kopt.agent.targets.repo.shell_commands import RunResult, TreeShell, changed_files, snapshot
+from kopt.agent.targets.repo.shell_commands import RunResult, TreeShell, can_throw_away, changed_files, snapshot
 from kopt.agent.targets.repo.worktree import GitError
-from kopt.sandboxes import fs_walk
+from kopt.sandboxes import fs_walk, overlay_upper
 
 NEVER_KEPT = {"__pycache__", ".git"}
 KEEP_CAP = 2 << 30
@@ -44,6 +44,12 @@ class FreshRuns:
         self.pinged: RunResult | None = None
         self.before: dict = {}
         self.overlay: dict[str, str] = {}  # files written over every clean copy (a bench on another input)
+        # where the host can, no run writes the tree: each sees it through an overlay whose upper
+        # folder takes its changes (overlay_upper), read from there and thrown away, so no run
+        # moves anything of the tree (inode numbers, ctimes, folder sizes) a reset could not
+        # put back (red teams 15-17); elsewhere the resets between runs do what they can
+        self.throwaway = can_throw_away(self.tree)
+        self.upper: Path | None = None  # the last run's, until the next run starts
 
     def start(self) -> None:
         """Reset the tree and start the next run's worker; workers of both sides of a round
@@ -53,8 +59,10 @@ class FreshRuns:
             self._restore()
             for rel, text in self.overlay.items():
                 safefs.write_text(self.tree, rel, text)
-            self.before = snapshot(self.tree)
-            self.shell = TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir)
+            overlay_upper.remove(self.upper)
+            self.upper = overlay_upper.make(self.tree) if self.throwaway else None
+            self.before = {} if self.throwaway else snapshot(self.tree)
+            self.shell = TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir, upper=self.upper)
             self.pinged = None
 
     def ready(self) -> RunResult:
@@ -73,8 +81,16 @@ class FreshRuns:
                 r = sh.run(command, timeout, no_exec)
         finally:
             sh.close()
-        self.written = changed_files(self.before, snapshot(self.tree))
+        self.written = (overlay_upper.changes(self.upper) if self.upper
+                        else changed_files(self.before, snapshot(self.tree)))
         return r
+
+    def _as_left(self, rel: str) -> tuple[Path, Path]:
+        """(the folder, the file) where REL is as the last run left it: its upper folder where
+        the run changed it, else the tree."""
+        if self.upper and os.path.lexists(overlay_upper.root(self.upper) / rel):
+            return overlay_upper.root(self.upper), overlay_upper.root(self.upper) / rel
+        return self.tree, self.tree / rel
 
     def keep(self, paths: set[str]) -> None:
         """Copy these files (just written by a run) out of the tree: build outputs to put back."""
@@ -82,14 +98,15 @@ class FreshRuns:
         for rel in sorted(paths):
             if NEVER_KEPT & set(Path(rel).parts):
                 continue
-            src = self.tree / rel
+            base, src = self._as_left(rel)
             try:
                 fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
             except OSError:
                 continue
             with os.fdopen(fd, "rb") as f:
                 st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode) or total + st.st_size > KEEP_CAP or not _plain_path(self.tree, rel):
+                if not stat.S_ISREG(st.st_mode) or total + st.st_size > KEEP_CAP or \
+                        not _plain_path(base, rel):
                     continue
                 total += st.st_size
                 dst = self.stash / rel
@@ -119,15 +136,20 @@ class FreshRuns:
             if not _plain_path(self.tree, rel):
                 continue
             dst = self.tree / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if not os.path.lexists(dst):
-                shutil.copy2(self.stash / rel, dst, follow_symlinks=False)
+            try:  # (a folder of the path may be a file in this candidate's tree: not put back)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if not os.path.lexists(dst):
+                    shutil.copy2(self.stash / rel, dst, follow_symlinks=False)
+            except OSError:
+                continue
 
     def close(self) -> None:
         """Leave the tree clean: kopt's later reads of it see the candidate, not a run's leftovers."""
         if self.shell is not None:
             self.shell.close()
             self.shell = None
+        overlay_upper.remove(self.upper)
+        self.upper = None
         fs_walk.remove_tree(self.stash)
         try:
             self.ws.reset(self.tree)

@@ -42,7 +42,8 @@ def measure(t, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) ->
     with t.ws.locked(ref_tree, new_tree):
         new = FreshRuns(t.ws, new_tree, hidden, t.subdir)
         ref = FreshRuns(t.ws, ref_tree, hidden, t.subdir)
-        checks: dict = {}
+        checks: dict = {"tree": "read-only to the runs (an overlay each; kopt reads what they changed)"
+                        if new.throwaway and ref.throwaway else "written by the runs, reset between them"}
         try:
             warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks, _interpreted_changes(patch, t.baseline))
             res, expect = _timed_rounds(t, ref, new, patch, warm_new, warm_ref, checks)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kopt.sandboxes import fs_walk, protocol
+from kopt.sandboxes.jail_probe import overlay_works
 from kopt.sandboxes.local import Limits, start_worker
 
 TREE_GROWTH_MB = int(os.environ.get("KOPT_TREE_GROWTH_MB", "1024"))  # what one run may add to its tree
@@ -106,6 +107,12 @@ def changed_files(before: dict, after: dict) -> set[str]:
     return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
 
 
+def can_throw_away(tree: Path) -> bool:
+    """Whether runs in TREE can see it through an overlay (TreeShell's `upper`): the host's jail
+    gives one, and the paths can be named in overlayfs' options (no ',', ':' or backslash)."""
+    return not set(str(tree)) & set(",:\\\n") and overlay_works()
+
+
 def python_path(tree: Path) -> dict[str, str]:
     """The tree first on Python's path: a package the user installed in editable mode would
     otherwise import the user's own files, not the candidate's."""
@@ -117,17 +124,21 @@ class TreeShell:
     """A sandboxed runner bound to one tree; `run` executes one shell command there."""
 
     def __init__(self, tree: Path, hidden: list[str], keep: list[Path] = (), wall_s: float = 24 * 3600,
-                 memory_mb: int = 8192, subdir: str = "", confine: bool = True):
+                 memory_mb: int = 8192, subdir: str = "", confine: bool = True, upper: Path | None = None):
         self.tree, self.confine = Path(tree).resolve(), confine  # confine: run_confinement (valgrind needs /proc)
         self.cwd = self.tree / subdir  # where the user pointed kopt, inside the repository
+        # upper (overlay_upper.make; see can_throw_away): the worker sees its tree through an
+        # overlay and what it changes lands there, the tree itself stays as it is
+        self.writable = Path(upper) / "u" if upper else self.tree
         limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=None,
-                        hide_paths=tuple(hide_around(hidden, [self.tree, *keep])))
+                        hide_paths=tuple(hide_around(hidden, [self.tree, *keep])),
+                        cache_overlay=str(upper) if upper else None)
         self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.repo_runner"], limits, python_path(self.tree))
 
     def run(self, shell: str, timeout: float, no_exec: bool = False) -> RunResult:
         """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
         nonce = secrets.token_hex(8)
-        base = fs_walk.usage(self.tree)
+        base = fs_walk.usage(self.writable)
         start = time.perf_counter()
         try:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
@@ -172,7 +183,7 @@ class TreeShell:
     def _grown(self, base: tuple[float, int]) -> str | None:
         """How the tree grew past a cap since BASE (its MB and entries), or None."""
         unlisted: list[str] = []
-        mb, entries = fs_walk.usage(self.tree, unlisted)
+        mb, entries = fs_walk.usage(self.writable, unlisted)
         if unlisted:  # what is there cannot be measured, nor reset by git
             return f"the run grew its tree by a folder kopt cannot list ({unlisted[0][:160]}...)"
         grown = mb + self.worker.unlinked_mb(str(self.tree)) - base[0]
