@@ -95,3 +95,20 @@ def test_build_outputs_are_kept_from_the_upper_folder(runs):
     upper = runs.upper
     runs.close()
     assert upper is not None and not upper.exists()
+
+
+def test_a_tree_overlayfs_cannot_name_is_run_in_place_and_reset(tmp_path):
+    """A ':' in the tree's path cannot go into overlayfs' options: runs then write the tree
+    itself, the write check reads it there, and the reset before the next run puts it back."""
+    repo = python_repo(tmp_path / "user", n=10)
+    ws = Workspace(repo, head_commit(repo), tmp_path / "work:space")
+    runs = FreshRuns(ws, ws.tree_for(""), [])
+    try:
+        assert not runs.throwaway
+        r = runs.run("echo answer > results.txt && rm bench.py", 60)
+        assert r.ok, r.output
+        assert runs.written == {"results.txt", "bench.py"} and not (runs.tree / "bench.py").exists()
+        r = runs.run("cat bench.py && test ! -e results.txt", 60)
+        assert r.ok, r.output
+    finally:
+        runs.close()
