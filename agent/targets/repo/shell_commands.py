@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopt.sandboxes import fs_walk, protocol
+from kopt.sandboxes import fs_walk, overlay_upper, protocol
 from kopt.sandboxes.jail_probe import overlay_works
 from kopt.sandboxes.local import Limits, start_worker
 
@@ -129,7 +129,7 @@ class TreeShell:
         self.cwd = self.tree / subdir  # where the user pointed kopt, inside the repository
         # upper (overlay_upper.make; see can_throw_away): the worker sees its tree through an
         # overlay and what it changes lands there, the tree itself stays as it is
-        self.writable = Path(upper) / "u" if upper else self.tree
+        self.writable = overlay_upper.root(upper) if upper else self.tree
         limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=None,
                         hide_paths=tuple(hide_around(hidden, [self.tree, *keep])),
                         cache_overlay=str(upper) if upper else None)
