@@ -107,7 +107,9 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
             continue
         atol, rtol = _DTYPE_TOL.get(str(r.dtype).removeprefix("torch."), (tol.atol, tol.rtol))
         diff = (n - r).abs()
-        within = diff <= atol + rtol * r.abs()  # False wherever either side is NaN
+        # False wherever either side is NaN; where the reference is +-inf its tolerance is inf,
+        # so only the same infinity matches there (any value passed: red team 20)
+        within = (diff <= atol + rtol * r.abs()) & (torch.isfinite(r) | (n == r))
         if not bool(within.all()):
             c = _explain_mismatch(path, r, n, diff, atol, rtol)
             if c is not None:
@@ -134,6 +136,8 @@ def _explain_mismatch(path, r, n, diff, atol, rtol) -> Comparison | None:
         return Comparison(False, float("inf"), f"{path}: NaN/Inf where the reference has none")
     if not torch.equal(torch.isnan(r), torch.isnan(n)):
         return Comparison(False, float("inf"), f"{path}: NaN pattern differs from the reference")
+    if bool((torch.isinf(r) & (n != r)).any()):
+        return Comparison(False, float("inf"), f"{path}: a value differs where the reference is +-inf")
     if not torch.allclose(n, r, atol=atol, rtol=rtol, equal_nan=True):
         finite_diff = torch.where(ref_finite, diff, torch.zeros((), dtype=diff.dtype))
         err = float(finite_diff.max()) if finite_diff.numel() else 0.0
