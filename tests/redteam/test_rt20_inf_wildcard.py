@@ -5,8 +5,6 @@ candidate that returns +inf where the reference returns -inf (or 0, or anything 
 judged correct. Fix: where the reference is +-inf only the same infinity matches."""
 from __future__ import annotations
 
-import pytest
-
 from tests.redteam._kb import run, world_readable, write
 
 TASK = """import torch

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from kopt.agent.targets.disk_reads import store_problem
 from kopt.agent.targets.program.program_inputs import INPUT_TIMEOUT_S, ProgramInput
 from kopt.sandboxes.program_runner import (
     FlagError,
@@ -256,18 +257,11 @@ class _Steps:
 
 
 def _check_disk_reads(disk: dict, checks: dict) -> None:
-    """Reject a candidate most of whose timed runs read from disk (a major fault or a block
-    read) where the reference's did not. Every input was run before the timed rounds, so
-    honest code and its libraries are cached by then; a host file page that was not is a bit
-    of state the page cache keeps between runs and evaluations. Red team 9: a program stored
-    each input's answer in which pages of a read-only host library it had read (a page read
-    with a major fault was not cached; generations of pages, each spent by one read), and
-    every counted and timed run after the first was a lookup: `faster` 9.97x, correct."""
+    """Reject a candidate most of whose timed runs read from disk where the reference's did not
+    (`disk_reads.store_problem`; red team 9 stored each input's answer in the page cache)."""
     checks["disk_read_runs"] = {"new": disk["new"], "ref": disk["ref"], "of": disk["runs"]}
-    if disk["new"] > disk["runs"] // 2 and disk["new"] > 2 * disk["ref"] + 1:
-        raise _Verdict("rejected", f"read from disk in {disk['new']} of its {disk['runs']} timed runs (the "
-                                   f"reference in {disk['ref']}): pages the host had not cached, read again on "
-                                   f"every measured run, are state kept between runs in the page cache")
+    if why := store_problem(disk["new"], disk["ref"], disk["runs"]):
+        raise _Verdict("rejected", why)
 
 
 def _work_ratio(wall_ratio: float, rows: list[dict], startup_ms: float) -> float:

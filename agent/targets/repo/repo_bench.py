@@ -9,6 +9,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from kopt.agent.targets.disk_reads import store_problem
 from kopt.agent.targets.repo import bench_inputs, guard, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.outputs import OutputCheck
@@ -144,6 +145,7 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
     cost: dict[str, list[float]] = {"ref": [], "new": []}
     wall: dict[str, list[float]] = {"ref": [], "new": []}
     writes: dict[str, set[str]] = {"ref": set(), "new": set()}
+    disk = {"ref": 0, "new": 0}  # timed runs that read a page the host had not cached (disk_reads)
     # the candidate's outputs wait to be checked until the original has run twice: judged against
     # one run of it, a bench printing its own timing failed every honest patch in round 1 (red team 9)
     pending: list[tuple[int, str]] = []
@@ -184,6 +186,7 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             cost[side].append(c)
             wall[side].append(r.wall_s * 1000)
             writes[side].update(runs.written)
+            disk[side] += r.disk_reads > 0
         if variant is not None:
             _check_pair(expect, printed["ref"], printed["new"], f" in round {i + 1}")
         if learnt >= 2:  # the original ran twice: what of its output varies (its timings) is known
@@ -202,6 +205,9 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             break
     _check_outputs(expect, pending, warm_ref, warm_new)
     checks["output"] = expect.describe()
+    checks["disk_read_runs"] = {"new": disk["new"], "ref": disk["ref"], "of": rounds}
+    if patch != t.baseline and (why := store_problem(disk["new"], disk["ref"], rounds)):
+        raise _Failed("rejected", why)
     if variant is None and patch != t.baseline and (answer := expect.memorised(patch, t.baseline)):
         raise _Failed("rejected", f"the patch writes down the answer the original's bench prints ({answer}): "
                                   f"it must compute it")

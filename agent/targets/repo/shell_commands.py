@@ -35,6 +35,7 @@ class RunResult:
     wall_s: float
     output: str
     no_exec: bool = False  # the run could execute nothing under its tree (a build pass: see fresh)
+    disk_reads: int = 0  # major faults and blocks read by the run's processes: pages the host had not cached
 
     @property
     def ok(self) -> bool:
@@ -164,8 +165,10 @@ class TreeShell:
             return RunResult(-9, False, wall, grown)
         if reply.get("nonce") != nonce:
             return RunResult(-1, False, wall, "the sandbox answered out of turn")
+        reads = reply.get("disk_reads")
         return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")),
-                         no_exec=no_exec and reply.get("no_exec") is True)
+                         no_exec=no_exec and reply.get("no_exec") is True,
+                         disk_reads=reads if type(reads) is int and reads >= 0 else 0)
 
     def _wait(self, timeout: float, base: tuple[float, int]) -> tuple[bool, str | None]:
         """(whether the reply began within TIMEOUT, how the tree grew past a cap or None). The
