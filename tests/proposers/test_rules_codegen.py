@@ -122,10 +122,11 @@ def get_init_inputs():
 '''
 
 
-@pytest.mark.parametrize("call", ["torch.softmax(x, dim=1)", "x.log_softmax(dim=-1)", "torch.tanh(x)"])
+@pytest.mark.parametrize("call", ["torch.softmax(x, dim=1)", "x.log_softmax(dim=-1)", "torch.tanh(x)",
+                                  "x * torch.sigmoid(x)", "x / (1 + torch.abs(x))"])
 def test_a_returned_call_is_read_like_an_assignment(tmp_path, call):
-    """KernelBench's level-1 forwards return the op directly; the rules still make a kernel,
-    and it matches the reference."""
+    """KernelBench's level-1 forwards return the op directly, or an expression of the input
+    (Swish, Softsign); the rules still make a kernel, and it matches the reference."""
     from kopt.agent.proposers.rules.kernelbench_rules import name_returned_value, plans
 
     src = LEVEL1_STYLE.format(call=call)
