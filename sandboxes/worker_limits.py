@@ -116,6 +116,18 @@ class Cgroups:
                     return int(line.split()[1]) / 1e6
         return None
 
+    def major_faults(self) -> int | None:
+        """Major page faults of every process that ever ran in the tree (None without a memory
+        cgroup): counted by the kernel as they happen, so a process nobody waits for (a child
+        of a parent ignoring SIGCHLD, reaped by the kernel: red team 21) counts too."""
+        for path in self.paths:
+            stat = _read(path / "memory.stat")
+            fields = dict(line.split()[:2] for line in stat.splitlines() if len(line.split()) >= 2)
+            value = fields.get("total_pgmajfault", fields.get("pgmajfault"))  # v1 (hierarchical), v2
+            if value is not None and value.isdigit():
+                return int(value)
+        return None
+
     def enter(self) -> None:
         """Called in the child before exec: it and all its descendants join the cgroups."""
         for path in self.paths:

@@ -7,7 +7,9 @@ which pages of a host library it had read, and read it back by timing faults (re
 a program `faster` 9.97x, correct; for a repository the same store could hold partial results
 a bench on another input only had to finish). The jail refuses the calls that ask the cache
 without reading (mincore, cachestat, preadv2 RWF_NOWAIT), so a reader reads from disk: a major
-fault or a block read, counted from outside its processes (their waited-for rusage).
+fault or a block read, counted from outside its processes (their waited-for rusage, and the
+major faults of the run's cgroup, which count a process nobody waits for). Known: an honest
+read with O_DIRECT, which bypasses the cache, counts as a disk read too (red team 21).
 """
 from __future__ import annotations
 
@@ -18,5 +20,5 @@ def store_problem(new_runs: int, ref_runs: int, runs: int) -> str | None:
     if new_runs > runs // 2 and new_runs > 2 * ref_runs + 1:
         return (f"read from disk in {new_runs} of its {runs} timed runs (the reference in {ref_runs}): pages "
                 f"the host had not cached, read again on every measured run, are state kept between runs in "
-                f"the page cache")
+                f"the page cache (reads that bypass the cache, O_DIRECT, count too: read through it)")
     return None

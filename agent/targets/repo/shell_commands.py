@@ -140,6 +140,7 @@ class TreeShell:
         """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
         nonce = secrets.token_hex(8)
         base = fs_walk.usage(self.writable)
+        faults = self._major_faults()
         start = time.perf_counter()
         try:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
@@ -166,9 +167,16 @@ class TreeShell:
         if reply.get("nonce") != nonce:
             return RunResult(-1, False, wall, "the sandbox answered out of turn")
         reads = reply.get("disk_reads")
+        reads = reads if type(reads) is int and reads >= 0 else 0
+        if faults is not None and (after := self._major_faults()) is not None:
+            reads = max(reads, after - faults)  # the runner counts waited-for processes, the cgroup every one
         return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")),
-                         no_exec=no_exec and reply.get("no_exec") is True,
-                         disk_reads=reads if type(reads) is int and reads >= 0 else 0)
+                         no_exec=no_exec and reply.get("no_exec") is True, disk_reads=reads)
+
+    def _major_faults(self) -> int | None:
+        """Major page faults of the worker's cgroup so far (None where unknown)."""
+        cgroup = self.worker.cgroup
+        return cgroup.major_faults() if cgroup is not None else None
 
     def _wait(self, timeout: float, base: tuple[float, int]) -> tuple[bool, str | None]:
         """(whether the reply began within TIMEOUT, how the tree grew past a cap or None). The

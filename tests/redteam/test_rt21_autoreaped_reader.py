@@ -1,0 +1,66 @@
+"""rt21: a reader whose parent ignores SIGCHLD reads from disk in every timed run, uncounted.
+
+Attack (on bb71bed's disk-read rule): `repo_runner` counts major faults and blocks read as
+RUSAGE_CHILDREN deltas, i.e. the rusage of processes that were *waited for*. A child of a
+process that ignores SIGCHLD (or sets SA_NOCLDWAIT) is reaped by the kernel at exit
+(exit_notify's autoreap) and its rusage is added to nobody's: `_end_the_rest` never sees it,
+it is already gone. So the page-cache store's reader (the fault-timing read of
+test_repo_disk_reads.py, fresh uncached pages of a large /usr file on every run) moves into
+such a child, sends what it learnt back through a pipe, and exits: the runner counts 0 disk
+reads on every timed run.
+Honest outcome: `rejected` (read from disk), as the same reader in the bench itself is.
+Fix: kopt also reads the major faults of the run's memory cgroup (memory.stat) before and after
+each run, which the kernel counts as they happen, whoever reaps the process. Still open (xfail):
+the same child timing buffered `pread`s, which fault nothing; the cgroup's page-cache charge
+(memory.stat `cache`, +4 KiB per page read) shows them, but also every page a run writes.
+"""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.redteam._work_repo import WORK
+from tests.targets.test_repo_disk_reads import READER, _big_uncached_file, _evaluate
+
+pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git missing")
+
+AUTOREAPED = """import signal
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reaped by the kernel: no rusage for anyone
+r, w = os.pipe()
+if os.fork() == 0:
+    os.close(r)
+    _read_uncached_pages()  # (a store's reader: what it learnt would go back through w)
+    os.write(w, b"1")
+    os._exit(0)
+os.close(w)
+os.read(r, 1)
+os.close(r)
+"""
+
+
+# the same reader with buffered reads instead of faults (timing `pread` tells a cached page too)
+PREAD = READER.replace("""        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        m.madvise(mmap.MADV_RANDOM)
+        for page in random.sample({pages!r}, 32):
+            m[page * 4096]
+        m.close()""", """        for page in random.sample({pages!r}, 32):
+            os.pread(f.fileno(), 1, page * 4096)""")
+
+
+PREAD_OPEN = pytest.mark.xfail(strict=False, reason="red team 21: buffered reads of an autoreaped child are "
+                                                    "counted by no one (no fault, no waited-for rusage)")
+
+
+@pytest.mark.parametrize("reader", [READER, pytest.param(PREAD, marks=PREAD_OPEN)], ids=["faults", "preads"])
+def test_disk_reads_of_an_autoreaped_child_are_counted(tmp_path, reader):
+    assert reader is READER or "os.pread" in reader
+    found = _big_uncached_file()
+    if found is None:
+        pytest.skip("no large host file with enough uncached pages under /usr")
+    path, pages = found
+    lib = reader.format(path=path, pages=pages, setsid=AUTOREAPED) + WORK
+    res = _evaluate(tmp_path, lib)
+    seen = (res["verdict"], res.get("reason"), res.get("checks", {}).get("disk_read_runs"))
+    assert res["verdict"] == "rejected", seen
+    assert "read from disk" in res["reason"], seen
