@@ -23,9 +23,13 @@ def name_of(code: str) -> str:
 class LandscapeProposer:
     name = "landscape"
 
+    def __init__(self, children: dict = CHILDREN):
+        self.children = children
+
     def propose(self, context):
         parent = context["parent"]
-        return [Candidate(code=code_of(c), parent_ids=[parent.id], plan_step=c) for c in CHILDREN[name_of(parent.code)]]
+        return [Candidate(code=code_of(c), parent_ids=[parent.id], plan_step=c)
+                for c in self.children[name_of(parent.code)]]
 
 
 def code_of(name: str) -> str:
@@ -33,26 +37,35 @@ def code_of(name: str) -> str:
     return f"# cand: {name}\n" + f"{name} = [{name!r}] * 3  # {name} {name} {name}\n" * 3
 
 
-def run(tmp_path: Path, measurements: dict = MEASUREMENTS, remeasured: bool = False, **cfg) -> tuple[str, Search]:
-    """`remeasured`: the evaluator says it timed each `faster` verdict on a fresh pair of workers,
-    as kopt eval does."""
+def run_landscape(tmp_path: Path, result_of, children: dict = CHILDREN, **cfg) -> tuple[str | None, Search]:
+    """A search over the scripted landscape: `result_of(name, k)` is the k-th (from 1) evaluation
+    result of candidate `name`; the answer's name (None for none) and the search."""
     seen: dict[str, int] = {}
 
     def evaluator(task, solution, eval_cfg):
         name = name_of(Path(solution).read_text())
-        k = seen[name] = seen.get(name, 0) + 1
+        seen[name] = seen.get(name, 0) + 1
+        return result_of(name, seen[name])
+
+    task = tmp_path / "task.py"
+    task.write_text(TASK)
+    s = Search(task, LandscapeProposer(children), Store(":memory:"), "r", tmp_path,
+               SearchConfig(novelty="tokens", **cfg), evaluator=evaluator)
+    best = s.run()
+    return (name_of(s.cands[best].code) if best else None), s
+
+
+def run(tmp_path: Path, measurements: dict = MEASUREMENTS, remeasured: bool = False, **cfg) -> tuple[str, Search]:
+    """`remeasured`: the evaluator says it timed each `faster` verdict on a fresh pair of workers,
+    as kopt eval does."""
+    def result_of(name: str, k: int) -> dict:
         sp = measurements[name][k - 1]
         verdict = "faster" if sp * 0.97 > 1.1 else "same"
         checks = {"remeasured": {"first": sp, "second": sp}} if remeasured and verdict == "faster" else {}
         return {"verdict": verdict, "correct": True, "compiled": True, "speedup": sp,
                 "speedup_ci": [sp * 0.97, sp * 1.03], "reason": None, "checks": checks}
 
-    task = tmp_path / "task.py"
-    task.write_text(TASK)
-    s = Search(task, LandscapeProposer(), Store(":memory:"), "r", tmp_path,
-               SearchConfig(budget=6, novelty="tokens", **cfg), evaluator=evaluator)
-    best = s.run()
-    return name_of(s.cands[best].code), s
+    return run_landscape(tmp_path, result_of, budget=6, **cfg)
 
 
 def test_a_lucky_last_measurement_wins_without_the_reserve(tmp_path):
@@ -81,25 +94,12 @@ def test_one_timed_twice_near_the_floor_is_still_confirmed(tmp_path):
 
 def run_wide(tmp_path: Path, measurements: dict, budget: int = 8) -> tuple[str | None, Search]:
     """Each measurement is (speedup, interval low end): the first of a busy machine is wide."""
-    seen: dict[str, int] = {}
-
-    def evaluator(task, solution, eval_cfg):
-        name = name_of(Path(solution).read_text())
-        k = seen[name] = seen.get(name, 0) + 1
+    def result_of(name: str, k: int) -> dict:
         sp, low = measurements[name][k - 1]
         return {"verdict": "faster" if low > 1.1 else "same", "correct": True, "compiled": True,
                 "speedup": sp, "speedup_ci": [low, sp * 1.5], "reason": None, "checks": {}}
 
-    task = tmp_path / "task.py"
-    task.write_text(TASK)
-    children = {"ref": ["solid"], "solid": []}
-    proposer = LandscapeProposer()
-    proposer.propose = lambda ctx: [Candidate(code=code_of(c), parent_ids=[ctx["parent"].id], plan_step=c)
-                                    for c in children[name_of(ctx["parent"].code)]]
-    s = Search(task, proposer, Store(":memory:"), "r", tmp_path,
-               SearchConfig(budget=budget, novelty="tokens"), evaluator=evaluator)
-    best = s.run()
-    return (name_of(s.cands[best].code) if best else None), s
+    return run_landscape(tmp_path, result_of, {"ref": ["solid"], "solid": []}, budget=budget)
 
 
 def test_budget_left_when_proposals_run_out_decides_a_promising_wide_candidate(tmp_path):
