@@ -258,7 +258,7 @@ class Worker:
             fs_walk.remove_tree(self.cache_dir)  # a disk filler keeps nothing
 
 
-def _unlinked_files(pid: int | None, dev: int, under: str = "\0"):
+def _unlinked_files(pid: int | None, dev: int, under: str):
     """(inode, bytes) of each deleted file on device DEV or named under UNDER (a folder path
     ending in "/") that process PID holds open (its disk blocks) or mapped (the mapping's
     extent: a bound from below, the fd may be closed)."""

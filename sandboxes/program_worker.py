@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kopt.sandboxes import protocol
 from kopt.sandboxes.native import trim_compiler_output
-from kopt.sandboxes.run_confinement import Confinement
+from kopt.sandboxes.run_confinement import Confinement, children_disk_reads
 
 MAX_OUTPUT = 256 << 20
 
@@ -227,7 +227,7 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
         argv = ["valgrind", "-v", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
                 "--cachegrind-out-file=/dev/null", f"--log-fd={wfd}", *argv]
     env = {**os.environ, "HOME": str(work), "TMPDIR": str(work)}
-    io0 = _disk_reads()
+    io0 = children_disk_reads()
     with open(io / "stdin", "rb") as fin, open(io / "stdout", "wb") as fout, open(io / "stderr", "wb") as ferr:
         t0 = time.perf_counter()
         try:
@@ -253,7 +253,7 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     except OSError:
         pass
     _reap_strays()
-    disk_reads = _disk_reads() - io0  # the run's and everything it started (reaped above)
+    disk_reads = children_disk_reads() - io0  # the run's and everything it started (reaped above)
     instructions, uncounted = None, False
     if reader is not None:
         reader.join(10)  # every writer is dead: the pipe is at its end
@@ -266,15 +266,6 @@ def _run(req: dict, stdin: bytes, base: Path) -> tuple[dict, bytes]:
     return ({"ok": True, "rc": rc, "wall_ms": wall_ms, "timed_out": timed_out, "instructions": instructions,
              "uncounted": uncounted, "left_running": left_running, "disk_reads": disk_reads, "stderr": err,
              "confined": bool(confine and confine.available)}, out)
-
-
-def _disk_reads() -> int:
-    """Major page faults and blocks read of this worker's waited-for children so far: a run's
-    share says whether it read a page the host had not cached (see program_eval)."""
-    import resource
-
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_majflt + u.ru_inblock
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,6 @@ import argparse
 import ctypes
 import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import threading
 import time
 
 from kopt.sandboxes import no_exec, protocol
-from kopt.sandboxes.run_confinement import Confinement
+from kopt.sandboxes.run_confinement import Confinement, children_disk_reads
 
 PR_SET_DUMPABLE = 4
 OUTPUT_LIMIT = 256 << 10
@@ -73,7 +72,7 @@ def run_one(shell: str, cwd: str, timeout: float, no_exec_under: str | None = No
     (the reply's `no_exec` says whether that held, or False where the kernel cannot)."""
     home = tempfile.mkdtemp(prefix="run-")
     env = {**os.environ, "HOME": home, "TMPDIR": home}
-    reads = _disk_reads()
+    reads = children_disk_reads()
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", shell], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -102,20 +101,13 @@ def run_one(shell: str, cwd: str, timeout: float, no_exec_under: str | None = No
     shutil.rmtree(home, ignore_errors=True)
     return {"rc": proc.returncode, "timed_out": timed_out, "wall_s": wall,
             "output": (out[0] if out else b"").decode(errors="replace"), "no_exec": bool(no_exec_under),
-            "disk_reads": _disk_reads() - reads}
-
-
-def _disk_reads() -> int:
-    """Major page faults and blocks read by this runner's waited-for descendants so far: a run
-    that read a page the host had not cached (repo_bench: the page cache as a store)."""
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_majflt + u.ru_inblock
+            "disk_reads": children_disk_reads() - reads}
 
 
 def _end_the_rest() -> None:
     """As the PID namespace's first process: kill what the command left (a `setsid` child is in
     no process group of its) and reap everything, so what each process read is counted in
-    `_disk_reads` (a killed orphan's rusage reaches only the process that reaps it). Outside a
+    `children_disk_reads` (a killed orphan's rusage reaches only the process that reaps it). Outside a
     PID namespace of its own (no namespaces on this host) it does nothing: kill(-1) would reach
     the host."""
     if os.getpid() != 1:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 
 from kopt.sandboxes import jailhelp, landlock
 
@@ -85,3 +86,11 @@ class Confinement:
         landlock.restrict_self(self.ruleset_fd)
         if self._filter is not None:
             self._filter.load()
+
+
+def children_disk_reads() -> int:
+    """Major page faults and blocks read of this process's waited-for children so far: what the
+    confinement cannot stop a run doing, reading a page the host had not cached, counted from
+    outside it (a run's share, the difference around it; program_eval and repo_bench judge it)."""
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_majflt + u.ru_inblock
