@@ -26,6 +26,7 @@ from kopt.agent.proposers.rules import (
     fused_scan,
     norm_rescale,
     pool_chain,
+    pooling,
     redundant_ops,
     triplet_loss,
     values_reduction,
@@ -162,6 +163,16 @@ def _compose_pools(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     return _then_fuse_tail(src, options, step, ["cpu-compose-pools"], True, pool_chain.HELPER, norms=True)
 
 
+def _separable_pool(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = pooling.rewrite(t.source)
+    if found is None:
+        return NoOp("no MaxPool / AvgPool 1d/2d/3d module called in forward")
+    src, done, helper = found
+    step = (f"{', '.join(done)} as one OpenMP C++ pooling kernel, one axis at a time (D, then H, then W: "
+            "separable max / sum, each pass a vectorised loop)")
+    return _then_fuse_tail(src, options, step, ["cpu-separable-pool"], True, helper, norms=True)
+
+
 def _values_only(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     found = values_reduction.rewrite(t.source)
     if found is None:
@@ -287,6 +298,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "eval-mode BatchNorm) as one convolution with folded weights and bias", _fold_conv_affine),
     Rule("cpu-compose-pools", "consecutive max / average poolings whose stride is their kernel as one pooling "
          "with the product window", _compose_pools),
+    Rule("cpu-separable-pool", "MaxPool / AvgPool 1d/2d/3d modules as one C++ kernel pooling one axis at a "
+         "time (vectorised passes)", _separable_pool),
     Rule("cpu-values-only-reduction", "torch.max / torch.min over a dim whose indices are thrown away as "
          "torch.amax / amin", _values_only),
     Rule("cpu-fuse-loss-reduction", "the mean/sum of an elementwise expression of the inputs (a loss) in one "
