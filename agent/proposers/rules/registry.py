@@ -22,6 +22,7 @@ from kopt.agent.proposers.rules import (
     conv_affine,
     conv_mean,
     cross_entropy,
+    dim_reduction,
     full_reduction,
     fused_scan,
     norm_rescale,
@@ -183,6 +184,16 @@ def _values_only(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
                            norms=True)
 
 
+def _dim_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = dim_reduction.rewrite(t.source)
+    if found is None:
+        return NoOp("no max / min (values only), amax, amin, argmax or argmin over a dim in forward")
+    src, done, helper = found
+    step = f"{'; '.join(dict.fromkeys(done))} as one OpenMP C++ pass (blocks of contiguous positions, no indices " \
+        "unless asked for)"
+    return _then_fuse_tail(src, options, step, ["cpu-dim-reduction"], True, helper, norms=True)
+
+
 def _fuse_loss_reduction(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     red = full_reduction.find_full_reduction(t.forward)
     if red is None:
@@ -302,6 +313,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "time (vectorised passes)", _separable_pool),
     Rule("cpu-values-only-reduction", "torch.max / torch.min over a dim whose indices are thrown away as "
          "torch.amax / amin", _values_only),
+    Rule("cpu-dim-reduction", "max / min values, amax, amin, argmax and argmin over one dim as one C++ pass",
+         _dim_reduction),
     Rule("cpu-fuse-loss-reduction", "the mean/sum of an elementwise expression of the inputs (a loss) in one "
          "parallel C++ pass", _fuse_loss_reduction),
     Rule("cpu-fuse-batch-norm-train", "a BatchNorm module in training mode as one C++ kernel: batch statistics "

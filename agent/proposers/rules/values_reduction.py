@@ -28,9 +28,10 @@ def _kopt_extreme(op, x, *args, **kwargs):
 '''
 
 
-def _extreme_call(node: ast.AST) -> tuple[str, ast.expr, list[ast.expr], list[ast.keyword]] | None:
-    """(op, x, args after x, keywords) for `torch.max(x, ...)` / `x.max(...)` with a dim."""
-    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or node.func.attr not in OPS:
+def _extreme_call(node: ast.AST, ops: tuple[str, ...] = OPS) -> tuple[str, ast.expr, list[ast.expr],
+                                                                       list[ast.keyword]] | None:
+    """(op, x, args after x, keywords) for `torch.max(x, ...)` / `x.max(...)` (an op of OPS) with a dim."""
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or node.func.attr not in ops:
         return None
     if any(k.arg is None for k in node.keywords) or any(isinstance(a, ast.Starred) for a in node.args):
         return None
@@ -46,16 +47,24 @@ def _extreme_call(node: ast.AST) -> tuple[str, ast.expr, list[ast.expr], list[as
 
 
 class _Rewriter(ast.NodeTransformer):
-    def __init__(self) -> None:
-        self.done: list[str] = []
+    """Values-only max/min (`[0]`, `.values`) and calls of the `direct` ops (with a dim)
+    through `wrapper(op, x, *args, **kwargs)`."""
 
-    def _replace(self, node: ast.expr, call: ast.AST) -> ast.expr | None:
-        found = _extreme_call(call)
+    def __init__(self, wrapper: str, direct: tuple[str, ...]) -> None:
+        self.done: list[str] = []
+        self.wrapper, self.direct = wrapper, direct
+
+    def _replace(self, node: ast.expr, call: ast.AST, ops: tuple[str, ...] = OPS) -> ast.expr | None:
+        found = _extreme_call(call, ops)
         if found is None:
             return None
         op, x, rest, kws = found
         self.done.append(ast.unparse(node))
-        return ast.Call(ast.Name("_kopt_extreme", ast.Load()), [ast.Constant(op), x, *rest], kws)
+        return ast.Call(ast.Name(self.wrapper, ast.Load()), [ast.Constant(op), x, *rest], kws)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        return (self._replace(node, node, self.direct) or node) if self.direct else node
 
     def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
         self.generic_visit(node)
@@ -70,15 +79,17 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
 
-def rewrite(task_source: str) -> tuple[str, list[str]] | None:
+def rewrite(task_source: str, wrapper: str = "_kopt_extreme", direct: tuple[str, ...] = ()) -> \
+        tuple[str, list[str]] | None:
     """(the task's source, class still `Model`, with every values-only max/min of forward
-    through `_kopt_extreme`; the expressions rewritten), or None when there is none."""
+    -- and every call of a `direct` op with a dim -- through `wrapper`; the expressions
+    rewritten), or None when there is none."""
     tree = ast.parse(task_source)
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Model"), None)
     fwd = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward"), None) if cls else None
     if fwd is None:
         return None
-    rewriter = _Rewriter()
+    rewriter = _Rewriter(wrapper, direct)
     new_fwd = rewriter.visit(copy.deepcopy(fwd))
     if not rewriter.done:
         return None
