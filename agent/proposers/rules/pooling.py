@@ -53,9 +53,14 @@ static void pool_axis(const float* in, float* out, int64_t outer, int64_t L, int
         for (int64_t kk = 0; kk < k; ++kk) {  // a block at an edge: only the taps inside the input
           const int64_t off = kk * d - p;
           const int64_t lo = b0 + off >= 0 ? b0 : -off, hi = L - off < b1 ? L - off : b1;
-          for (int64_t ol = lo; ol < hi; ++ol) {
-            const float v = src[ol + off], m = dst[ol];
-            dst[ol] = is_max ? (((v > m) | (v != v)) ? v : m) : m + v;
+          const float* __restrict a = src + off;
+          if (is_max) {
+            for (int64_t ol = lo; ol < hi; ++ol) {
+              const float v = a[ol], m = dst[ol];
+              dst[ol] = ((v > m) | (v != v)) ? v : m;
+            }
+          } else {
+            for (int64_t ol = lo; ol < hi; ++ol) dst[ol] += a[ol];
           }
         }
       }
