@@ -45,7 +45,7 @@ from pathlib import Path
 from kopt.agent.errors import KoptError
 from kopt.agent.runs.store import STORE_FILE, Store
 from kopt.agent.search.estimate import OUTLIER_GAP, verified_faster
-from kopt.agent.targets.kernelbench.size_probe import default_threads
+from kopt.agent.targets.kernelbench.size_probe import default_threads, run_probe
 from kopt.benchmarks.bench_runner import BenchConfig, TaskRunner, write_json
 from kopt.benchmarks.fastp import geomean, metrics
 from kopt.benchmarks.suite import SuiteTask, find_tasks
@@ -143,6 +143,54 @@ def run_task(st: SuiteTask, out: Path, budget: int) -> dict:
     return row
 
 
+def probe_row(row: dict, out: Path, budget: int, threads: int) -> dict | None:
+    """The returned solutions (one-shot, budget) timed with eager and torch.compile in one
+    process, in the same interleaved rounds (`size_probe.compile_baseline`): the evaluator's
+    times include handing the outputs over, the compiler's do not, so this is the like-for-like
+    check of the table's comparison. None when neither run returned a candidate or its files
+    are gone."""
+    solutions = {}
+    for label, run in (("oneshot", "b1"), ("search", f"b{budget}")):
+        if row.get(label, {}).get("returned") != "candidate":
+            continue
+        run_dir = out / "runs" / run / "tasks" / row["id"]
+        if not (run_dir / STORE_FILE).exists():
+            return None
+        returned, _, code = choices(run_dir)
+        if returned:
+            solutions[label] = code[returned]
+    task = next((out / "runs" / "b1" / "tasks" / row["id"] / "task").glob("*.py"), None)
+    if not solutions or task is None:
+        return None
+    ev = EvalConfig()
+    res = run_probe({"kind": "compile", "source": task.read_text(), "path": str(task), "device": "cpu",
+                     "atol": ev.atol, "rtol": ev.rtol, "solutions": solutions}, threads, 900)
+    if res.get("error") or not res.get("correct"):
+        return {"note": res.get("error") or res.get("reason") or "torch.compile failed"}
+    got = res.get("solutions") or {}
+    return {"compile": res["speedup"], "eager_ms": res["eager_ms"],
+            **{label: got[label].get("speedup") for label in got}}
+
+
+def probe_table(rows: list[dict]) -> list[str]:
+    """Geomean over eager of torch.compile and of the returned solutions, all timed in the same
+    probe, per level, over the tasks probed (a task whose rules returned the reference counts
+    1.0x for rules without a measurement)."""
+    out = ["| level | tasks probed | torch.compile | rules one-shot | rules budget |", "|---|---:|---:|---:|---:|"]
+    for level in sorted({r["level"] for r in rows}):
+        done = [r for r in rows if r["level"] == level and r.get("status") == "done"
+                and ("compile" in (r.get("probe") or {}) or r["oneshot"].get("returned") == "reference" ==
+                     r["search"].get("returned"))]
+        if not done:
+            continue
+        comp = [(r.get("probe") or {}).get("compile", r.get("compile")) for r in done]
+        one = [(r.get("probe") or {}).get("oneshot", 1.0) for r in done]
+        srch = [(r.get("probe") or {}).get("search", 1.0) for r in done]
+        cells = [f"{g:.2f}x" if (g := geomean(v for v in col if v)) else "-" for col in (comp, one, srch)]
+        out.append(f"| {level} | {len(done)} | {' | '.join(cells)} |")
+    return out
+
+
 def level_table(rows: list[dict], budget: int) -> list[str]:
     out = ["| level | solutions | tasks | fast_1 | fast_1.5 | fast_2 | geomean over eager |", "|---|---|---:|---:|---:|"
            "---:|---:|"]
@@ -186,8 +234,11 @@ def around_gemm(rows: list[dict]) -> str:
 
 def tables(rows: list[dict], budget: int, head: str) -> list[str]:
     minutes = sum(r.get("minutes") or 0 for r in rows)
+    probed = probe_table(rows)
+    same = ["Timed like torch.compile (the returned solutions in the compiler's probe; --probe):", "", *probed, ""] \
+        if len(probed) > 2 else []
     return [f"{head}; {minutes:.0f} task-minutes in all", "", *level_table(rows, budget), "", around_gemm(rows), "",
-            *task_table(rows, budget)]
+            *same, *task_table(rows, budget)]
 
 
 def main() -> None:
@@ -203,7 +254,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/rules_vs_compile"))
     ap.add_argument("--resume", action="store_true", help="keep finished rows in OUT/rows")
     ap.add_argument("--report", action="store_true", help="only print the tables of the rows in OUT/rows so far")
+    ap.add_argument("--probe", action="store_true", help="time the returned solutions of the rows in OUT/rows "
+                    "(whose runs are in OUT/runs) beside torch.compile in one process; adds `probe` to each row")
     a = ap.parse_args()
+    if a.probe:
+        for f in sorted((a.out / "rows").glob("*.json")):
+            row = json.loads(f.read_text())
+            if row.get("status") == "done" and "probe" not in row:
+                got = probe_row(row, a.out, a.budget, default_threads())
+                if got is not None:
+                    write_json(f, {**row, "probe": got})
+                    print(f"{row['id']}: {got}", file=sys.stderr, flush=True)
+        return
     if a.report:
         rows = [json.loads(f.read_text()) for f in sorted((a.out / "rows").glob("*.json"))]
         rows.sort(key=lambda r: (r["level"], int(r["name"].split("_")[0]) if r["name"][0].isdigit() else 0))

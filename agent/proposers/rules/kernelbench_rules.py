@@ -49,7 +49,8 @@ GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-mask
 # rewrites that change the computation itself (no compiler makes them): tried before the
 # fusion templates whenever they apply
 ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine", "cpu-compose-pools",
-                   "cpu-separable-pool", "cpu-values-only-reduction", "cpu-dim-reduction",
+                   "cpu-separable-pool", "cpu-swap-submodules", "cpu-values-only-reduction",
+                   "cpu-dim-reduction",
                    "cpu-fuse-loss-reduction", "cpu-fuse-cross-entropy", "cpu-fuse-triplet-loss",
                    "cpu-conv-channels-last", "cpu-remove-redundant-ops",
                    # after the convolution's layout: a level-2 conv + BatchNorm keeps its earlier first candidate

@@ -25,6 +25,7 @@ from kopt.agent.proposers.rules import (
     dim_reduction,
     full_reduction,
     fused_scan,
+    module_swap,
     norm_rescale,
     pool_chain,
     pooling,
@@ -174,6 +175,16 @@ def _separable_pool(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     return _then_fuse_tail(src, options, step, ["cpu-separable-pool"], True, helper, norms=True)
 
 
+def _swap_submodules(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+    found = module_swap.rewrite(t.source)
+    if found is None:
+        return NoOp("no BatchNorm / MaxPool / AvgPool module inside an nn.Sequential, a ModuleList or a block class")
+    src, kinds, helpers = found
+    step = (f"every {', '.join(kinds)} in the model (containers and blocks included) swapped after construction "
+            "for a module running the rules' C++ kernel (training-mode BatchNorm, separable pooling)")
+    return _then_fuse_tail(src, options, step, ["cpu-swap-submodules"], True, helpers)
+
+
 def _values_only(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     found = values_reduction.rewrite(t.source)
     if found is None:
@@ -311,6 +322,8 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "with the product window", _compose_pools),
     Rule("cpu-separable-pool", "MaxPool / AvgPool 1d/2d/3d modules as one C++ kernel pooling one axis at a "
          "time (vectorised passes)", _separable_pool),
+    Rule("cpu-swap-submodules", "BatchNorm and pooling modules anywhere in the model (Sequential, ModuleList, "
+         "block classes) swapped for the C++ kernels after construction", _swap_submodules),
     Rule("cpu-values-only-reduction", "torch.max / torch.min over a dim whose indices are thrown away as "
          "torch.amax / amin", _values_only),
     Rule("cpu-dim-reduction", "max / min values, amax, amin, argmax and argmin over one dim as one C++ pass",

@@ -338,6 +338,8 @@ def compile_baseline(req: dict) -> dict:
     except Exception as e:  # noqa: BLE001 - no compiler, unsupported op...
         return {"skipped": f"torch.compile failed: {_one_line(e)}"}
     fns = {"eager": model, "compiled": compiled}
+    solutions = _solution_models(req.get("solutions") or {}, mod, sets, model, req, device)
+    fns.update({name: m for name, m in solutions.items() if not isinstance(m, str)})
     samples: dict[str, list[float]] = {k: [] for k in fns}
     with torch.no_grad():
         t = time.perf_counter()
@@ -352,8 +354,37 @@ def compile_baseline(req: dict) -> dict:
                 _sync(device)
                 samples[name].append((time.perf_counter() - t) * 1000 / calls)
     eager, comp = statistics.median(samples["eager"]), statistics.median(samples["compiled"])
-    return {"correct": True, "verdict": "measured", "speedup": round(eager / comp, 4), "eager_ms": round(eager, 4),
-            "compiled_ms": round(comp, 4), "compile_s": round(compile_s, 2)}
+    out = {"correct": True, "verdict": "measured", "speedup": round(eager / comp, 4), "eager_ms": round(eager, 4),
+           "compiled_ms": round(comp, 4), "compile_s": round(compile_s, 2)}
+    if solutions:
+        out["solutions"] = {name: {"error": m} if isinstance(m, str) else
+                            {"speedup": round(eager / statistics.median(samples[name]), 4),
+                             "ms": round(statistics.median(samples[name]), 4)} for name, m in solutions.items()}
+    return out
+
+
+def _solution_models(sources: dict, mod, sets: list, model, req: dict, device: str) -> dict:
+    """name -> ModelNew of each solution source (built like the Model: seed 42, the task's init
+    inputs) when it matches the Model on the check inputs, else the reason (a string). Timed
+    with eager and torch.compile in the same rounds, so a solution's speedup and the
+    compiler's are measured alike (benchmarks/studies/rules_vs_compile.py). The sources are
+    the caller's to trust: this process has the probe's limits, not the sandbox."""
+    import torch
+
+    found: dict = {}
+    for name, source in sources.items():
+        try:
+            ns = load_source(source, f"{req['path']}.{name}.py")
+            torch.manual_seed(42)
+            new = ns.ModelNew(*mod.get_init_inputs()).to(device)
+            with torch.no_grad():
+                for s in sets[2:]:
+                    torch.testing.assert_close(new(*s), model(*s), atol=req.get("atol", 1e-4),
+                                               rtol=req.get("rtol", 1e-4))
+            found[name] = new
+        except Exception as e:  # noqa: BLE001 - the solution's failure is its result
+            found[name] = _one_line(e)
+    return found
 
 
 def main() -> None:
