@@ -128,6 +128,34 @@ class Cgroups:
                 return int(value)
         return None
 
+    def memory_cap_hits(self) -> int | None:
+        """How often the tree's memory use hit its cap so far (memory.failcnt, v1; memory.events
+        `max`, v2; None without a memory cgroup). At the cap the kernel reclaims the page cache
+        charged to the tree, pages a run read from disk included (red team 22)."""
+        for path in self.paths:
+            if (path / "memory.failcnt").exists():
+                text = _read(path / "memory.failcnt").strip()
+                return int(text) if text.isdigit() else None
+            events = dict(line.split()[:2] for line in _read(path / "memory.events").splitlines()
+                          if len(line.split()) >= 2)
+            if events.get("max", "").isdigit():
+                return int(events["max"])
+        return None
+
+    def file_cache_pages(self) -> int | None:
+        """Pages of disk files the tree's processes brought into the page cache, net (memory.stat
+        cache / file less shmem, which is tmpfs; None without a memory cgroup). A page read from
+        disk is charged to the cgroup of the process that read it, whatever reaps it and however
+        it read (a buffered pread faults nothing: red team 21); a page read with O_DIRECT is not."""
+        for path in self.paths:
+            stat = _read(path / "memory.stat")
+            fields = dict(line.split()[:2] for line in stat.splitlines() if len(line.split()) >= 2)
+            cache = fields.get("total_cache", fields.get("file"))  # v1 (hierarchical), v2
+            shmem = fields.get("total_shmem", fields.get("shmem"))
+            if cache is not None and shmem is not None and cache.isdigit() and shmem.isdigit():
+                return (int(cache) - int(shmem)) // 4096
+        return None
+
     def enter(self) -> None:
         """Called in the child before exec: it and all its descendants join the cgroups."""
         for path in self.paths:

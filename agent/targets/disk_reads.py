@@ -7,9 +7,10 @@ which pages of a host library it had read, and read it back by timing faults (re
 a program `faster` 9.97x, correct; for a repository the same store could hold partial results
 a bench on another input only had to finish). The jail refuses the calls that ask the cache
 without reading (mincore, cachestat, preadv2 RWF_NOWAIT), so a reader reads from disk: a major
-fault or a block read, counted from outside its processes (their waited-for rusage, and the
-major faults of the run's cgroup, which count a process nobody waits for). Known: an honest
-read with O_DIRECT, which bypasses the cache, counts as a disk read too (red team 21).
+fault, a block read or a page newly in the cache, counted from outside its processes (their
+waited-for rusage, and for a repository run its memory cgroup, which counts a process nobody
+waits for). An O_DIRECT read counts too: its time tells whether a cache below this kernel holds
+the block (red team 22), so an honest O_DIRECT reader is rejected, and the reason says why.
 """
 from __future__ import annotations
 
@@ -20,5 +21,5 @@ def store_problem(new_runs: int, ref_runs: int, runs: int) -> str | None:
     if new_runs > runs // 2 and new_runs > 2 * ref_runs + 1:
         return (f"read from disk in {new_runs} of its {runs} timed runs (the reference in {ref_runs}): pages "
                 f"the host had not cached, read again on every measured run, are state kept between runs in "
-                f"the page cache (reads that bypass the cache, O_DIRECT, count too: read through it)")
+                f"the page cache (reads that bypass it, O_DIRECT, count too: read through the page cache)")
     return None

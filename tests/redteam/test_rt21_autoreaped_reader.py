@@ -10,9 +10,9 @@ such a child, sends what it learnt back through a pipe, and exits: the runner co
 reads on every timed run.
 Honest outcome: `rejected` (read from disk), as the same reader in the bench itself is.
 Fix: kopt also reads the major faults of the run's memory cgroup (memory.stat) before and after
-each run, which the kernel counts as they happen, whoever reaps the process. Still open (xfail):
-the same child timing buffered `pread`s, which fault nothing; the cgroup's page-cache charge
-(memory.stat `cache`, +4 KiB per page read) shows them, but also every page a run writes.
+each run, which the kernel counts as they happen, whoever reaps the process. The same child
+timing buffered `pread`s faults nothing; fixed in session 16 by counting the pages the run
+brought into the page cache (memory.stat `cache` less `shmem` and what the run wrote).
 """
 from __future__ import annotations
 
@@ -48,11 +48,7 @@ PREAD = READER.replace("""        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_RE
             os.pread(f.fileno(), 1, page * 4096)""")
 
 
-PREAD_OPEN = pytest.mark.xfail(strict=False, reason="red team 21: buffered reads of an autoreaped child are "
-                                                    "counted by no one (no fault, no waited-for rusage)")
-
-
-@pytest.mark.parametrize("reader", [READER, pytest.param(PREAD, marks=PREAD_OPEN)], ids=["faults", "preads"])
+@pytest.mark.parametrize("reader", [READER, PREAD], ids=["faults", "preads"])
 def test_disk_reads_of_an_autoreaped_child_are_counted(tmp_path, reader):
     assert reader is READER or "os.pread" in reader
     found = _big_uncached_file()

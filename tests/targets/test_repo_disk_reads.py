@@ -94,3 +94,26 @@ def test_an_honest_candidate_reads_nothing_from_disk(tmp_path):
     res = _evaluate(tmp_path, fast)
     assert res["verdict"] != "rejected", res
     assert res["checks"]["disk_read_runs"]["new"] <= 1, res["checks"]
+
+
+def test_an_honest_candidate_writing_files_reads_nothing_from_disk(tmp_path):
+    """The pages a run writes enter the page cache too (a 6 MiB scratch file and 200 small ones
+    in its tree, removed before it ends, as a timed run must leave its tree; 2 MiB in /tmp):
+    they are what the run wrote, not reads."""
+    writer = ("import os, shutil, tempfile\n\n\ndef total(n):\n"
+              "    here = os.path.join(os.path.dirname(__file__), 'scratch')\n"
+              "    os.makedirs(here, exist_ok=True)\n"
+              "    with open(os.path.join(here, 'big.bin'), 'wb') as f:\n"
+              "        f.write(os.urandom(6 << 20))\n"
+              "        f.flush()\n"
+              "        os.fsync(f.fileno())\n"
+              "    for i in range(200):\n"
+              "        with open(os.path.join(here, str(i)), 'w') as f:\n"
+              "            f.write('x' * 100)\n"
+              "    with tempfile.TemporaryFile() as f:\n"
+              "        f.write(os.urandom(2 << 20))\n"
+              "    shutil.rmtree(here)\n"
+              "    return sum((i * i) % 7 for i in range(n))\n")
+    res = _evaluate(tmp_path, writer)
+    assert res["verdict"] != "rejected", res
+    assert res["checks"]["disk_read_runs"]["new"] <= 1, res["checks"]

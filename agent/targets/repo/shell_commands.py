@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kopt.sandboxes import fs_walk, overlay_upper, protocol
+from kopt.sandboxes import fs_walk, overlay_upper, page_residency, protocol
 from kopt.sandboxes.jail_probe import overlay_works
 from kopt.sandboxes.local import Limits, start_worker
 
@@ -26,6 +26,9 @@ TREE_GROWTH_MB = int(os.environ.get("KOPT_TREE_GROWTH_MB", "1024"))  # what one 
 # 150,000 of them went under the byte cap, to be walked after every run (red team 15)
 TREE_GROWTH_ENTRIES = int(os.environ.get("KOPT_TREE_GROWTH_ENTRIES", "100000"))
 TREE_POLL_S = 0.25
+# pages a run may add to the page cache beyond the pages of what it wrote (inode blocks, a
+# folder's blocks the kernel reads) before they count as read from disk
+CACHE_SLACK_PAGES = 2
 
 
 @dataclass
@@ -35,7 +38,7 @@ class RunResult:
     wall_s: float
     output: str
     no_exec: bool = False  # the run could execute nothing under its tree (a build pass: see fresh)
-    disk_reads: int = 0  # major faults and blocks read by the run's processes: pages the host had not cached
+    disk_reads: int = 0  # pages the run read from disk, the host had not cached them (TreeShell._disk_reads)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +134,7 @@ class TreeShell:
         # upper (overlay_upper.make; see can_throw_away): the worker sees its tree through an
         # overlay and what it changes lands there, the tree itself stays as it is
         self.writable = overlay_upper.root(upper) if upper else self.tree
+        self.upper = upper
         limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=None,
                         hide_paths=tuple(hide_around(hidden, [self.tree, *keep])),
                         cache_overlay=str(upper) if upper else None)
@@ -139,8 +143,8 @@ class TreeShell:
     def run(self, shell: str, timeout: float, no_exec: bool = False) -> RunResult:
         """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
         nonce = secrets.token_hex(8)
-        base = fs_walk.usage(self.writable)
-        faults = self._major_faults()
+        base = self._measured = fs_walk.usage(self.writable)
+        counters = self._counters()
         start = time.perf_counter()
         try:
             deadline = time.monotonic() + timeout + 30  # a sandbox that stops reading or writing cannot stall kopt
@@ -166,17 +170,37 @@ class TreeShell:
             return RunResult(-9, False, wall, grown)
         if reply.get("nonce") != nonce:
             return RunResult(-1, False, wall, "the sandbox answered out of turn")
-        reads = reply.get("disk_reads")
-        reads = reads if type(reads) is int and reads >= 0 else 0
-        if faults is not None and (after := self._major_faults()) is not None:
-            reads = max(reads, after - faults)  # the runner counts waited-for processes, the cgroup every one
         return RunResult(int(reply.get("rc", -1)), bool(reply.get("timed_out")), wall, str(reply.get("output", "")),
-                         no_exec=no_exec and reply.get("no_exec") is True, disk_reads=reads)
+                         no_exec=no_exec and reply.get("no_exec") is True,
+                         disk_reads=self._disk_reads(reply.get("disk_reads"), counters, self._counters(), base[0]))
 
-    def _major_faults(self) -> int | None:
-        """Major page faults of the worker's cgroup so far (None where unknown)."""
+    def _counters(self) -> dict:
+        """What `_disk_reads` compares before and after a run: the worker's cgroup counters (None
+        each where unknown) and, with an upper folder, the pages of it in the page cache."""
         cgroup = self.worker.cgroup
-        return cgroup.major_faults() if cgroup is not None else None
+        return {"faults": cgroup.major_faults() if cgroup else None,
+                "cached": cgroup.file_cache_pages() if cgroup else None,
+                "cap_hits": cgroup.memory_cap_hits() if cgroup else None,
+                "written": page_residency.resident_pages(str(self.writable)) if self.upper else None}
+
+    def _disk_reads(self, runner: object, before: dict, after: dict, base_mb: float) -> int:
+        """Pages the run read from disk (`disk_reads`), the most any count sees:
+        - the runner's: major faults and blocks read (O_DIRECT too) of the processes it waited for;
+        - the cgroup's major faults, which count every process (a child the kernel reaps, whose
+          rusage reaches no one: red team 21);
+        - the pages the run brought into the page cache (its cgroup's file cache), less those
+          of what it wrote (resident pages of its upper folder; without one, the tree's growth)
+          and CACHE_SLACK_PAGES: an autoreaped child's buffered preads fault nothing (red team 21).
+        A run that hit its memory cap counts as reading: the reclaim there drops the pages it
+        read from the cache count (red team 22)."""
+        reads = runner if type(runner) is int and runner >= 0 else 0
+        delta = {k: after[k] - before[k] for k in before if before[k] is not None and after[k] is not None}
+        if delta.get("cap_hits", 0) > 0:
+            return max(reads, 1)
+        if "cached" in delta:
+            written = delta["written"] if "written" in delta else max(0.0, self._measured[0] - base_mb) * 256
+            reads = max(reads, int(delta["cached"] - written) - CACHE_SLACK_PAGES)
+        return max(reads, delta.get("faults", 0))
 
     def _wait(self, timeout: float, base: tuple[float, int]) -> tuple[bool, str | None]:
         """(whether the reply began within TIMEOUT, how the tree grew past a cap or None). The
@@ -194,7 +218,7 @@ class TreeShell:
     def _grown(self, base: tuple[float, int]) -> str | None:
         """How the tree grew past a cap since BASE (its MB and entries), or None."""
         unlisted: list[str] = []
-        mb, entries = fs_walk.usage(self.writable, unlisted)
+        mb, entries = self._measured = fs_walk.usage(self.writable, unlisted)
         if unlisted:  # what is there cannot be measured, nor reset by git
             return f"the run grew its tree by a folder kopt cannot list ({unlisted[0][:160]}...)"
         grown = mb + self.worker.unlinked_mb(str(self.tree)) - base[0]
