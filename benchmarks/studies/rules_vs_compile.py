@@ -230,8 +230,11 @@ def task_table(rows: list[dict], budget: int) -> list[str]:
 def around_gemm(rows: list[dict]) -> str:
     heavy = [r for r in rows if r["level"] == 2 and r.get("status") == "done" and (r.get("bound") or 0) > 1.5]
     wins = [r for r in heavy if (r["search"]["speedup"] or 0) > (r.get("compile") or 0)]
+    probed = [r["probe"] for r in heavy if "compile" in (r.get("probe") or {})]
+    alike = sum((p.get("search") or 0) > (p.get("compile") or 0) for p in probed)
     return (f"level-2 tasks whose ops around the GEMM/conv hold more than a third of the time (bound > 1.5): "
-            f"{len(heavy)}; rules (budget, never slower) ahead of torch.compile on {len(wins)} of them")
+            f"{len(heavy)}; rules (budget, never slower) ahead of torch.compile on {len(wins)} of them"
+            + (f"; timed like torch.compile (--probe), on {alike} of the {len(probed)} probed" if probed else ""))
 
 
 def tables(rows: list[dict], budget: int, head: str) -> list[str]:
