@@ -115,5 +115,7 @@ def test_an_honest_candidate_writing_files_reads_nothing_from_disk(tmp_path):
               "    shutil.rmtree(here)\n"
               "    return sum((i * i) % 7 for i in range(n))\n")
     res = _evaluate(tmp_path, writer)
+    # not "most runs": a few pages can show in some runs (the file system's own block and inode
+    # bitmaps, brought in by the allocation; seen in 2 of 4 runs once on a loaded host)
     assert res["verdict"] != "rejected", res
-    assert res["checks"]["disk_read_runs"]["new"] <= 1, res["checks"]
+    assert res["checks"]["disk_read_runs"]["new"] <= 2, res["checks"]
