@@ -18,9 +18,9 @@ no slack, and take the slack out of what kopt subtracts instead (e.g. subtract t
 run's writes actually hold, measured by mincore from kopt on the upper folder's files, plus
 the folder and inode blocks they cost); or count reads per file class from the block layer
 (blkio.throttle.io_serviced of the worker's cgroup: a read bio is a read, whatever its size).
-Fixed (session 16): the slack is 2 pages, the written pages are measured (mincore), and the
-runner's blocks-read count counts again (a reader in the bench itself is seen exactly).
-Left: an autoreaped child reading at most 2 uncached pages a run (~26 bits).
+Fixed (session 16): the runner's blocks-read count counts again (a reader in the bench itself
+is seen exactly). Left: an autoreaped child reading at most 16 uncached pages a run, under
+the slack (an honest run that writes files brings in 6-9 pages of file-system blocks).
 """
 from __future__ import annotations
 
