@@ -23,29 +23,35 @@ _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 _FAILED = ctypes.c_void_p(-1).value
 
 
-def file_pages(path: str) -> int:
-    """Pages of PATH in the page cache (0 for what cannot be opened or mapped)."""
+def residency(path: str) -> list[bool]:
+    """For each page of the regular file PATH, whether it is in the page cache ([] for what
+    cannot be opened or mapped, or an empty file)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return 0
+        return []
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-            return 0
+            return []
         addr = _libc.mmap(None, st.st_size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
         if addr in (None, _FAILED):
-            return 0
+            return []
         try:
             n = (st.st_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
             vec = (ctypes.c_ubyte * n)()
             if _libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(st.st_size), vec) != 0:
-                return 0
-            return sum(v & 1 for v in vec)
+                return []
+            return [bool(v & 1) for v in vec]
         finally:
             _libc.munmap(addr, st.st_size)
     finally:
         os.close(fd)
+
+
+def file_pages(path: str) -> int:
+    """Pages of PATH in the page cache (0 for what cannot be opened or mapped)."""
+    return sum(residency(path))
 
 
 def resident_pages(top: str) -> int:

@@ -100,8 +100,7 @@ class Cgroups:
             if (path / "memory.failcnt").exists():
                 return _read(path / "memory.failcnt").strip() not in ("", "0")
             if (path / "memory.events").exists():
-                return any(line.split()[0] == "oom_kill" and line.split()[1] != "0"
-                           for line in _read(path / "memory.events").splitlines() if line.strip())
+                return _fields(path / "memory.events").get("oom_kill", "0") != "0"
         return False
 
     def cpu_seconds(self) -> float | None:
@@ -121,8 +120,7 @@ class Cgroups:
         cgroup): counted by the kernel as they happen, so a process nobody waits for (a child
         of a parent ignoring SIGCHLD, reaped by the kernel: red team 21) counts too."""
         for path in self.paths:
-            stat = _read(path / "memory.stat")
-            fields = dict(line.split()[:2] for line in stat.splitlines() if len(line.split()) >= 2)
+            fields = _fields(path / "memory.stat")
             value = fields.get("total_pgmajfault", fields.get("pgmajfault"))  # v1 (hierarchical), v2
             if value is not None and value.isdigit():
                 return int(value)
@@ -136,8 +134,7 @@ class Cgroups:
             if (path / "memory.failcnt").exists():
                 text = _read(path / "memory.failcnt").strip()
                 return int(text) if text.isdigit() else None
-            events = dict(line.split()[:2] for line in _read(path / "memory.events").splitlines()
-                          if len(line.split()) >= 2)
+            events = _fields(path / "memory.events")
             if events.get("max", "").isdigit():
                 return int(events["max"])
         return None
@@ -148,8 +145,7 @@ class Cgroups:
         disk is charged to the cgroup of the process that read it, whatever reaps it and however
         it read (a buffered pread faults nothing: red team 21); a page read with O_DIRECT is not."""
         for path in self.paths:
-            stat = _read(path / "memory.stat")
-            fields = dict(line.split()[:2] for line in stat.splitlines() if len(line.split()) >= 2)
+            fields = _fields(path / "memory.stat")
             cache = fields.get("total_cache", fields.get("file"))  # v1 (hierarchical), v2
             shmem = fields.get("total_shmem", fields.get("shmem"))
             if cache is not None and shmem is not None and cache.isdigit() and shmem.isdigit():
@@ -189,6 +185,11 @@ def _cgroup_base(controller: str) -> Path | None:
     if controller in _read(v2 / "cgroup.subtree_control").split():
         return v2
     return None
+
+
+def _fields(path: Path) -> dict[str, str]:
+    """A cgroup file of `key value` lines (memory.stat, memory.events) as a dict ({} if unreadable)."""
+    return dict(line.split()[:2] for line in _read(path).splitlines() if len(line.split()) >= 2)
 
 
 def _read(path: Path) -> str:

@@ -9,8 +9,8 @@ from benchmarks.studies.repo_targets import commit_all
 WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 
 
-def work_repo(root: Path, bench: str) -> Path:
-    """A committed repository at ROOT whose bench.py is BENCH."""
+def work_repo(root: Path, bench: str, extra: dict[str, str] | None = None) -> Path:
+    """A committed repository at ROOT whose bench.py is BENCH (and the EXTRA files: path -> text)."""
     (root / "lib").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "lib" / "__init__.py").write_text("")
@@ -19,4 +19,6 @@ def work_repo(root: Path, bench: str) -> Path:
         "from lib.work import total\n\n\ndef test_total():\n"
         "    assert total(1000) == sum((i * i) % 7 for i in range(1000))\n")
     (root / "bench.py").write_text(bench)
+    for rel, text in (extra or {}).items():
+        (root / rel).write_text(text)
     return commit_all(root)

@@ -19,7 +19,6 @@ side, POSIX_FADV_DONTNEED) what a worker's run brought in.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import secrets
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from kopt.sandboxes.evaluator import EvalConfig, evaluate
+from kopt.sandboxes.page_residency import residency
 
 TASK = Path(__file__).resolve().parents[1] / "fixtures" / "tasks" / "relu.py"
 PAGE, BITS, SPACING = 4096, 16, 4
@@ -87,23 +87,8 @@ class ModelNew(torch.nn.Module):
 
 
 def _uncached_pages(path: str) -> list[bool]:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        addr = libc.mmap(None, size, 1, 1, fd, 0)
-        if addr in (None, ctypes.c_void_p(-1).value):
-            return []
-        n = (size + PAGE - 1) // PAGE
-        vec = (ctypes.c_ubyte * n)()
-        ok = libc.mincore(ctypes.c_void_p(addr), ctypes.c_size_t(size), vec) == 0
-        libc.munmap(addr, size)
-    finally:
-        os.close(fd)
-    return [not v & 1 for v in vec] if ok else []
+    """For each page of PATH, whether the host has NOT cached it (kopt's own mincore reading)."""
+    return [not cached for cached in residency(path)]
 
 
 def _host_file() -> tuple[str, list[int]] | None:

@@ -64,14 +64,19 @@ _fill_the_cap()
 """
 
 
-def test_reads_reclaimed_at_the_memory_cap_are_counted(tmp_path, monkeypatch):
-    found = lonely_uncached_pages()
-    if found is None:
-        pytest.skip("no large host file with enough uncached pages under /usr")
+def _lower_the_cap(monkeypatch) -> None:
+    """Every TreeShell's memory cap CAP_MB instead of 8192 MB."""
     defaults = list(shell_commands.TreeShell.__init__.__defaults__)
     assert defaults[2] == 8192  # (keep, wall_s, memory_mb, ...)
     defaults[2] = CAP_MB
     monkeypatch.setattr(shell_commands.TreeShell.__init__, "__defaults__", tuple(defaults))
+
+
+def test_reads_reclaimed_at_the_memory_cap_are_counted(tmp_path, monkeypatch):
+    found = lonely_uncached_pages()
+    if found is None:
+        pytest.skip("no large host file with enough uncached pages under /usr")
+    _lower_the_cap(monkeypatch)
     path, pages = found
     lib = PREAD_READER.format(path=path, pages=pages, count=256) + RECLAIM + WORK
     res = _evaluate(tmp_path, lib)
@@ -86,9 +91,7 @@ def test_the_same_reads_under_the_same_cap_are_counted(tmp_path, monkeypatch):
     found = lonely_uncached_pages()
     if found is None:
         pytest.skip("no large host file with enough uncached pages under /usr")
-    defaults = list(shell_commands.TreeShell.__init__.__defaults__)
-    defaults[2] = CAP_MB
-    monkeypatch.setattr(shell_commands.TreeShell.__init__, "__defaults__", tuple(defaults))
+    _lower_the_cap(monkeypatch)
     path, pages = found
     res = _evaluate(tmp_path, PREAD_READER.format(path=path, pages=pages, count=256) + WORK)
     seen = (res["verdict"], res.get("reason"), res.get("checks", {}).get("disk_read_runs"))

@@ -19,18 +19,14 @@ in the page cache (mincore from kopt's side, each inode once), not as file sizes
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
 from tests.redteam._work_repo import WORK
-from tests.redteam.test_repo_attacks import patch_of
 from tests.redteam.test_rt22_under_slack import PREAD_READER, lonely_uncached_pages
+from tests.targets.test_repo_disk_reads import _evaluate
 
-PY = sys.executable
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git missing")
 
 # the original's bench writes its result where a user looks for it, and prints it
@@ -51,22 +47,8 @@ atexit.register(_cover)
 
 
 def evaluate(tmp_path: Path, lib: str, bench: str = BENCH) -> dict:
-    root = tmp_path / "user"
-    (root / "lib").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "lib" / "__init__.py").write_text("")
-    (root / "lib" / "work.py").write_text(WORK)
-    (root / "tests" / "test_work.py").write_text(
-        "from lib.work import total\n\n\ndef test_total():\n"
-        "    assert total(1000) == sum((i * i) % 7 for i in range(1000))\n")
-    (root / "bench.py").write_text(bench)
-    (root / ".gitignore").write_text("result.txt\n")
-    repo = commit_all(root)
-    patch = patch_of(repo, tmp_path, {"lib/work.py": lib})
-    t = RepoTarget.from_options(repo, test=f"{PY} -m pytest -q -p no:cacheprovider tests",
-                                bench=f"{PY} bench.py", focus="lib/work.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 4, 4, 5.0
-    return t.evaluate(patch, [str(tmp_path / "run")])
+    """The disk-read tests' repository, with result.txt (which its bench writes) ignored by git."""
+    return _evaluate(tmp_path, lib, bench, {".gitignore": "result.txt\n"})
 
 
 def test_reads_hidden_behind_a_sparse_result_file_are_counted(tmp_path):

@@ -62,8 +62,8 @@ def _big_uncached_file() -> tuple[str, list[int]] | None:
     return None
 
 
-def _evaluate(tmp_path: Path, lib: str) -> dict:
-    repo = work_repo(tmp_path / "user", BENCH)
+def _evaluate(tmp_path: Path, lib: str, bench: str = BENCH, extra: dict[str, str] | None = None) -> dict:
+    repo = work_repo(tmp_path / "user", bench, extra)
     patch = patch_of(repo, tmp_path, {"lib/work.py": lib})
     t = RepoTarget.from_options(repo, test=f"{PY} -m pytest -q -p no:cacheprovider tests",
                                 bench=f"{PY} bench.py", focus="lib/work.py:total")
