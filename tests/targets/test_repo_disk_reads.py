@@ -86,7 +86,9 @@ def test_timed_runs_reading_uncached_host_pages_are_rejected(tmp_path, setsid):
     res = _evaluate(tmp_path, lib)
     assert res["verdict"] == "rejected", res
     assert "read from disk" in res["reason"], res
-    assert res["checks"]["disk_read_runs"]["ref"] == 0, res["checks"]
+    # the original may read in one run: CI once saw 1 of 4 (a busy host evicting the interpreter's
+    # own files between runs); the candidate still read in all of them
+    assert res["checks"]["disk_read_runs"]["ref"] <= 1, res["checks"]
 
 
 def test_an_honest_candidate_reads_nothing_from_disk(tmp_path):
