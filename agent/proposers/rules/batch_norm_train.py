@@ -66,6 +66,22 @@ extern "C" int kopt_bn_train(const float* x, float* y, int64_t N, int64_t C, int
 }
 """
 
+RUNNING = '''
+def _kopt_bn_running(bn, mean, var, m):
+    """Update a training-mode BatchNorm's running statistics from the batch's MEAN and biased
+    VAR over M values per channel, as PyTorch does (momentum, or the cumulative average when
+    momentum is None; the unbiased variance)."""
+    if bn.training and bn.track_running_stats and bn.running_mean is not None:
+        factor = bn.momentum
+        if bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+            if factor is None:
+                factor = 1.0 / float(bn.num_batches_tracked)
+        factor = 0.0 if factor is None else factor
+        bn.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+        bn.running_var.mul_(1 - factor).add_(var, alpha=factor * m / (m - 1))
+'''
+
 HELPER = f'''
 import ctypes
 
@@ -97,18 +113,9 @@ def _kopt_batch_norm(bn, x):
     mean, var = torch.empty(c), torch.empty(c)
     _BN_LIB.kopt_bn_train(x.data_ptr(), y.data_ptr(), n, c, s, w.data_ptr() if w is not None else None,
                           b.data_ptr() if b is not None else None, float(bn.eps), mean.data_ptr(), var.data_ptr())
-    if bn.training and bn.track_running_stats and bn.running_mean is not None:
-        factor = bn.momentum
-        if bn.num_batches_tracked is not None:
-            bn.num_batches_tracked.add_(1)
-            if factor is None:
-                factor = 1.0 / float(bn.num_batches_tracked)
-        factor = 0.0 if factor is None else factor
-        m = n * s
-        bn.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-        bn.running_var.mul_(1 - factor).add_(var, alpha=factor * m / (m - 1))
+    _kopt_bn_running(bn, mean, var, n * s)
     return y
-'''
+{RUNNING}'''
 
 
 def rewrite(task_source: str, flags: tuple[str, ...]) -> tuple[str, list[str], str, bool] | None:

@@ -6,8 +6,9 @@ candidate it makes (each is a rule of `registry`, addressable by its skill card'
   Linear/matmul and the affine statements after it as one GEMM with folded weights
   (`affine_analysis`, `affine_codegen`), a convolution averaged over space from window
   sums (`conv_mean`), a convolution with the per-channel scales / shifts / eval-mode
-  BatchNorm after it folded into its weights (`conv_affine`), consecutive poolings as one
-  (`pool_chain`), max/min over a dim whose indices are dropped as amax/amin
+  BatchNorm after it folded into its weights (`conv_affine`), a training BatchNorm or a
+  scale pooled first, then normalised or averaged over space, in one pass (`pool_fusion`),
+  consecutive poolings as one (`pool_chain`), max/min over a dim whose indices are dropped as amax/amin
   (`values_reduction`), a loss as one C++ reduction
   pass (`full_reduction`), convolutions in channels-last (`channels_last`), clamps an activation already bounds removed
   (`redundant_ops`); a fold that only removes passes is tried after the templates below;
@@ -48,7 +49,8 @@ GPU_ELEMENTWISE_SKILLS = ["cuda-kernel-fusion", "cuda-grid-stride-loop"]
 GPU_NORM_SKILLS = ["triton-row-reduction", "triton-fused-epilogue", "triton-masked-loads"]
 # rewrites that change the computation itself (no compiler makes them): tried before the
 # fusion templates whenever they apply
-ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine", "cpu-compose-pools",
+ALGEBRAIC_RULES = ("cpu-fold-affine-chain", "cpu-fold-conv-global-mean", "cpu-fold-conv-affine",
+                   "cpu-fuse-batch-norm-pool", "cpu-fuse-pool-global-mean", "cpu-compose-pools",
                    "cpu-separable-pool", "cpu-swap-submodules", "cpu-values-only-reduction",
                    "cpu-dim-reduction",
                    "cpu-fuse-loss-reduction", "cpu-fuse-cross-entropy", "cpu-fuse-triplet-loss",

@@ -103,9 +103,10 @@ def _as_tuple(v, n):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
 
 
-def _composed_pool(x, pools):
-    """One pooling with the product window for pooling modules of one type whose stride is
-    their kernel (no padding, dilation, ceil mode, indices or divisor override), or None."""
+def _kopt_pool_window(x, pools):
+    """(n, kind, window) of pooling modules of one type whose stride is their kernel (no
+    padding, dilation, ceil mode, indices or divisor override), applied in turn to x: one
+    pooling with the product window; or None."""
     form = _POOL_FORMS.get(type(pools[0]))
     if form is None or any(type(p) is not type(pools[0]) for p in pools) or not isinstance(x, torch.Tensor):
         return None
@@ -123,6 +124,14 @@ def _composed_pool(x, pools):
         if kind == "avg" and p.divisor_override is not None:
             return None
         window = [w * int(v) for w, v in zip(window, k)]
-    fn = getattr(torch.nn.functional, f"{kind}_pool{n}d")
-    return fn(x, tuple(window), tuple(window))
+    return n, kind, tuple(window)
+
+
+def _composed_pool(x, pools):
+    """One pooling with the product window (`_kopt_pool_window`), or None."""
+    found = _kopt_pool_window(x, pools)
+    if found is None:
+        return None
+    n, kind, window = found
+    return getattr(torch.nn.functional, f"{kind}_pool{n}d")(x, window, window)
 '''

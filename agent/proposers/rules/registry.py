@@ -28,6 +28,7 @@ from kopt.agent.proposers.rules import (
     module_swap,
     norm_rescale,
     pool_chain,
+    pool_fusion,
     pooling,
     redundant_ops,
     triplet_loss,
@@ -163,6 +164,24 @@ def _compose_pools(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
     step = "; ".join(f"{' then '.join(c.modules)} as one {c.kind} pooling with the product window "
                      "(strides equal to kernels, read at run time)" for c in chains)
     return _then_fuse_tail(src, options, step, ["cpu-compose-pools"], True, pool_chain.HELPER, norms=True)
+
+
+def _pool_first(card: str, with_bn: bool, missing: str):
+    """A `pool_fusion` rule: its regions (BatchNorm then pooling, or pooling then a mean over
+    space) rewritten to pool in one pass first."""
+    def build(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
+        regions = [r for r in pool_fusion.find_regions(t.forward, t.cls) if bool(r.bn) == with_bn]
+        if not regions:
+            return NoOp(missing)
+        src, helpers, skills = pool_fusion.rewrite(t.source, regions), pool_fusion.HELPER, [card]
+        step = "; ".join(r.summary() for r in regions)
+        # the convolution before them in channels-last (oneDNN's fast path: upstream level-2 #72's
+        # ConvTranspose3d 2.4x, #8's Conv3d 2x on this CPU), its output made contiguous for the pass
+        if (layout := channels_last.rewrite(src)) is not None:
+            src, helpers, skills = layout[0], helpers + channels_last.HELPERS, [card, "cpu-conv-channels-last"]
+            step = f"{step}; {layout[1]}"
+        return _then_fuse_tail(src, options, step, skills, True, helpers, norms=True)
+    return build
 
 
 def _separable_pool(t: TaskAnalysis, options: dict) -> RuleCandidate | NoOp:
@@ -318,6 +337,12 @@ RULES: dict[str, Rule] = {r.card_id: r for r in (
          "sums of the input without the convolution", _fold_conv_mean),
     Rule("cpu-fold-conv-affine", "a convolution and the scalar / per-channel affine steps after it (and an "
          "eval-mode BatchNorm) as one convolution with folded weights and bias", _fold_conv_affine),
+    Rule("cpu-fuse-batch-norm-pool", "a training-mode BatchNorm then poolings (stride = kernel): batch statistics "
+         "and the pooling of the raw values in one pass, the affine on the pooled values",
+         _pool_first("cpu-fuse-batch-norm-pool", True, "no BatchNorm2d/3d call followed by pooling modules")),
+    Rule("cpu-fuse-pool-global-mean", "[a scalar multiply / divide,] poolings (stride = kernel), then the mean "
+         "over space, in one pass writing one number per plane",
+         _pool_first("cpu-fuse-pool-global-mean", False, "no pooling modules followed by a mean over space")),
     Rule("cpu-compose-pools", "consecutive max / average poolings whose stride is their kernel as one pooling "
          "with the product window", _compose_pools),
     Rule("cpu-separable-pool", "MaxPool / AvgPool 1d/2d/3d modules as one C++ kernel pooling one axis at a "
