@@ -15,7 +15,11 @@
   mincore and cachestat fail, and so does preadv2 with RWF_NOWAIT (EAGAIN: not cached), and
   move_pages (its status says which pages of a mapping are present), Linux AIO (io_setup,
   io_submit: an iocb's aio_rw_flags carries RWF_NOWAIT too) and perf_event_open (a process's
-  own major-fault count, getrusage's ru_majflt by another door; red team 11). A
+  own major-fault count, getrusage's ru_majflt by another door; red team 11). Nor may a
+  run push pages out of it: madvise MADV_COLD / MADV_PAGEOUT, process_madvise and
+  migrate_pages fail -- a run that read a tree file's uncached pages and paged them out
+  again left the cache as it found it, and kopt's count of the pages it brought in at 0
+  (red team 23). A
   page of a read-only host file, cached or dropped, is a bit every later run and evaluation
   sees: a program kept each input's answer there (faster 1859x, every counted and timed run
   a lookup, red team 8). Left: timing a read (a dropped page is a disk read), slower and
@@ -40,13 +44,16 @@ ARCHES = {
     "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250,
                             "sched_setaffinity": 203, "fadvise64": 221, "readahead": 187, "mincore": 27,
                             "preadv2": 327, "move_pages": 279, "io_setup": 206, "io_submit": 209,
-                            "perf_event_open": 298}),
+                            "perf_event_open": 298, "madvise": 28, "migrate_pages": 256}),
     "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "sched_setaffinity": 122, "fadvise64": 223, "readahead": 213, "mincore": 232,
                              "preadv2": 286, "move_pages": 239, "io_setup": 0, "io_submit": 2,
-                             "perf_event_open": 241}),
+                             "perf_event_open": 241, "madvise": 233, "migrate_pages": 238}),
 }
 CACHESTAT = 451  # the same on both
+PROCESS_MADVISE = 440  # the same on both
+MADVISE_ADVICE = 16 + 8 * 2  # seccomp_data.args[2], low half
+MADV_COLD, MADV_PAGEOUT = 20, 21
 RWF_NOWAIT = 0x8
 PREADV2_FLAGS = 16 + 8 * 5  # seccomp_data.args[5], low half
 IO_URING = (425, 426, 427)  # setup, enter, register
@@ -73,11 +80,14 @@ def filter_program(machine: str | None = None) -> bytes:
     arch, nr = ARCHES[machine]
     deny_nrs = [nr["add_key"], nr["request_key"], nr["keyctl"], nr["sched_setaffinity"], *IO_URING,
                 nr["fadvise64"], nr["readahead"], nr["mincore"], nr["move_pages"], CACHESTAT,
-                nr["io_setup"], nr["io_submit"], nr["perf_event_open"]]
+                nr["io_setup"], nr["io_submit"], nr["perf_event_open"], PROCESS_MADVISE, nr["migrate_pages"]]
     prog = [_ins(LD_W_ABS, 4), _ins(JEQ_K, arch, 1, 0), _ins(RET_K, RET_EPERM),  # another ABI: nothing
             _ins(LD_W_ABS, 0), _ins(JSET_K, X32_BIT, 0, 1), _ins(RET_K, RET_EPERM)]  # x32 ABI: nothing
     for n in deny_nrs:
         prog += [_ins(JEQ_K, n, 0, 1), _ins(RET_K, RET_EPERM)]
+    prog += [_ins(JEQ_K, nr["madvise"], 0, 5), _ins(LD_W_ABS, MADVISE_ADVICE),  # madvise: its advice
+             _ins(JEQ_K, MADV_COLD, 2, 0), _ins(JEQ_K, MADV_PAGEOUT, 1, 0), _ins(RET_K, RET_ALLOW),
+             _ins(RET_K, RET_EPERM)]
     prog += [_ins(JEQ_K, nr["preadv2"], 0, 4), _ins(LD_W_ABS, PREADV2_FLAGS),  # preadv2: its flags
              _ins(JSET_K, RWF_NOWAIT, 0, 1), _ins(RET_K, RET_EPERM), _ins(RET_K, RET_ALLOW)]
     prog += [_ins(JEQ_K, nr["socket"], 0, 2 * len(BLOCKED_FAMILIES) + 1), _ins(LD_W_ABS, 16)]  # args[0], low half

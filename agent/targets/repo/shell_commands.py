@@ -182,6 +182,7 @@ class TreeShell:
         cgroup = self.worker.cgroup
         return {"faults": cgroup.major_faults() if cgroup else None,
                 "cached": cgroup.file_cache_pages() if cgroup else None,
+                "dirty": cgroup.dirty_pages() if cgroup else None,
                 "cap_hits": cgroup.memory_cap_hits() if cgroup else None,
                 "written": page_residency.resident_pages(str(self.writable)) if self.upper else None}
 
@@ -191,8 +192,11 @@ class TreeShell:
         - the cgroup's major faults, which count every process (a child the kernel reaps, whose
           rusage reaches no one: red team 21);
         - the pages the run brought into the page cache (its cgroup's file cache), less those
-          of what it wrote (resident pages of its upper folder; without one, the tree's growth)
-          and CACHE_SLACK_PAGES: an autoreaped child's buffered preads fault nothing (red team 21).
+          of what it wrote (resident pages of its upper folder, without one the tree's growth,
+          or the cgroup's dirty pages where more: file-system blocks of files made and
+          removed, red team 23) and CACHE_SLACK_PAGES: an autoreaped child's buffered preads
+          fault nothing (red team 21). A page read, then written, is dirty: read-modify-write
+          of the tree copies the file up, its lower pages clean and counted.
         A run that hit its memory cap counts as reading: the reclaim there drops the pages it
         read from the cache count (red team 22)."""
         reads = runner if type(runner) is int and runner >= 0 else 0
@@ -201,6 +205,7 @@ class TreeShell:
             return max(reads, 1)
         if "cached" in delta:
             written = delta["written"] if "written" in delta else max(0.0, self._measured[0] - base_mb) * 256
+            written = max(written, delta.get("dirty", 0))  # the file system's blocks it changed too
             reads = max(reads, int(delta["cached"] - written) - CACHE_SLACK_PAGES)
         return max(reads, delta.get("faults", 0))
 
