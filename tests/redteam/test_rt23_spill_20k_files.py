@@ -29,27 +29,12 @@ import shutil
 
 import pytest
 
+from tests.redteam.test_rt22_many_small_files import SPILLER as RT22_SPILLER
 from tests.targets.test_repo_disk_reads import _evaluate
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git missing")
 
-SPILLER = """import os, shutil
-
-
-def total(n):
-    here = os.path.join(os.path.dirname(__file__), "spill")
-    os.makedirs(here, exist_ok=True)
-    step = max(1, n // 20000)
-    for k, lo in enumerate(range(0, n, step)):
-        with open(os.path.join(here, "part-%05d" % k), "w") as f:
-            f.write(str(sum((i * i) % 7 for i in range(lo, min(n, lo + step)))))
-    s = 0
-    for name in sorted(os.listdir(here)):
-        with open(os.path.join(here, name)) as f:
-            s += int(f.read())
-    shutil.rmtree(here)
-    return s
-"""
+SPILLER = RT22_SPILLER.replace("n // 2000", "n // 20000")  # rt22's spiller, ten times the files
 
 
 # the same spill in a child the kernel reaps: only the cgroup's page-cache count can see it
