@@ -139,8 +139,9 @@ class _Session:
         self.threads = cfg.threads or _default_threads()
         # both workers import torch on every core, then pin themselves to these at setup
         self.cpus = _claim_cpus(self.threads)
+        # what a worker brought into the page cache leaves with it: no bits for a later evaluation
         limits = Limits(wall_s=cfg.setup_timeout_s + cfg.max_timing_s * 4 + 600, memory_mb=cfg.memory_mb,
-                        gpu=cfg.device == "cuda")
+                        gpu=cfg.device == "cuda", evict_at_exit=True)
         if cfg.device == "cuda":
             limits.memory_mb = 1 << 40  # CUDA maps far more address space than it uses
         argv = [sys.executable, "-m", "kopt.sandboxes.harness"]

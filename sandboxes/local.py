@@ -102,6 +102,7 @@ class Worker:
     protections: dict[str, bool] = field(default_factory=dict)  # PROTECTIONS -> whether this worker has it
     shm_fd: int | None = None  # a memfd both ends hold: large payloads go there (protocol.send)
     pass_fd: int | None = None  # kopt's end of a socket pair: a call's sealed inputs go there (sealed_inputs)
+    evict_at_exit: bool = False  # Limits.evict_at_exit: the cgroup's page cache dropped when it ends
 
     def namespace_pids(self) -> list[int]:
         """Every live process in the worker's PID namespace except its PID 1."""
@@ -252,7 +253,7 @@ class Worker:
         if self._drain:
             self._drain.join(timeout=2)
         if self.cgroup:
-            self.cgroup.remove()
+            self.cgroup.remove(evict=self.evict_at_exit)
         fs_walk.remove_tree(self.workdir)
         if self.cache_dir and self.cache_mb is not None and cache_problem(self.cache_dir, self.cache_mb):
             fs_walk.remove_tree(self.cache_dir)  # a disk filler keeps nothing
@@ -393,4 +394,5 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     t = threading.Thread(target=drain, daemon=True)
     t.start()
     return Worker(proc, to_w, from_r, alarm_r, workdir, tail, bool(prefix), bool(jail), cgroup, limits.cache_dir,
-                  limits.cache_mb, t, protections(bool(jail), bool(prefix)), shm_fd, (pass_ends or [None])[0])
+                  limits.cache_mb, t, protections(bool(jail), bool(prefix)), shm_fd, (pass_ends or [None])[0],
+                  limits.evict_at_exit)

@@ -35,6 +35,9 @@ class Limits:
     cache_overlay: str | None = None
     read_paths: tuple[str, ...] = ()  # host files/folders the worker must read (a task file)
     gpu: bool = False  # the GPU's device nodes in the worker's /dev
+    # evict the file pages the worker brought into the page cache when it ends (its cgroup's own
+    # charge): a later evaluation then finds the host's page cache as this one found it
+    evict_at_exit: bool = False
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not import
@@ -172,16 +175,40 @@ class Cgroups:
             with open(path / "cgroup.procs", "w") as f:
                 f.write(str(os.getpid()))
 
-    def remove(self) -> None:
+    def remove(self, evict: bool = False) -> None:
+        """Kill what is left in the cgroups and remove them; with EVICT, first drop the pages
+        charged to them (`evict_charged_pages`)."""
         for path in self.paths:
             for _ in range(100):
                 try:
                     for pid in _read(path / "cgroup.procs").split():
                         os.kill(int(pid), signal.SIGKILL)
+                    if evict and _read(path / "cgroup.procs").strip():
+                        raise OSError("processes left")
+                    if evict:
+                        evict_charged_pages(path)
                     path.rmdir()
                     break
                 except (OSError, ValueError):
                     time.sleep(0.05)
+
+
+def evict_charged_pages(path: Path) -> None:
+    """Reclaim every page charged to the (empty) memory cgroup at PATH, file pages included: a
+    page is charged to the cgroup that brought it into the page cache, so what leaves is what its
+    processes brought in, and the host's page cache is as they found it. Otherwise the pages a
+    worker touched stay cached when it is gone, and a later worker that times its page faults
+    reads them as bits (red team 10: 16 bits between two KernelBench evaluations in a few ms).
+    v1: memory.force_empty; v2: memory.reclaim of what the cgroup holds. Nothing elsewhere."""
+    if (path / "memory.force_empty").exists():
+        (path / "memory.force_empty").write_text("0")
+    elif (path / "memory.reclaim").exists():
+        held = _read(path / "memory.current").strip()
+        if held.isdigit() and int(held) > 0:
+            try:
+                (path / "memory.reclaim").write_text(held)
+            except OSError:  # EAGAIN: not all of it could be reclaimed
+                pass
 
 
 def _cgroup_base(controller: str) -> Path | None:

@@ -12,10 +12,11 @@ slow (16 bits in a few ms) nor hard to renew (a writer can leave many copies: se
 test_rt10_repo_page_cache_timing.py, where it makes a repository patch `faster`).
 Root cause: the host's page cache is shared with candidate code for every host file it can
 map; confinement hides the counters, not the clock.
-Fix: give workers a page cache of their own for readable host files (a per-evaluation
-read-only snapshot / overlay, or copies of the few files a worker needs) or deny mapping
-host files outside the python install, its libraries and kopt's code, and evict (from kopt's
-side, POSIX_FADV_DONTNEED) what a worker's run brought in.
+Fixed (session 17): a KernelBench worker's memory cgroup is emptied of its page cache when it
+ends (`Limits.evict_at_exit`, `worker_limits.evict_charged_pages`: v1 memory.force_empty, v2
+memory.reclaim). A page is charged to the cgroup that brought it into the cache, so the writer's
+1-bits, pages it read in, leave with it; it cannot set a 0-bit (evict a page someone else
+cached: MADV_PAGEOUT is refused, red team 23).
 """
 from __future__ import annotations
 
@@ -109,8 +110,6 @@ def _host_file() -> tuple[str, list[int]] | None:
     return None
 
 
-@pytest.mark.xfail(strict=False, reason="rt10: timed page faults carry bits from one confined KernelBench "
-                                        "evaluation to the next")
 def test_timed_page_cache_bits_do_not_reach_a_later_evaluation(tmp_path: Path) -> None:
     found = _host_file()
     if found is None:
