@@ -179,14 +179,15 @@ class Cgroups:
         """Kill what is left in the cgroups and remove them; with EVICT, first drop the pages
         charged to them (`evict_charged_pages`)."""
         for path in self.paths:
+            pending = evict
             for _ in range(100):
                 try:
                     for pid in _read(path / "cgroup.procs").split():
                         os.kill(int(pid), signal.SIGKILL)
-                    if evict and _read(path / "cgroup.procs").strip():
+                    if pending and _read(path / "cgroup.procs").strip():
                         raise OSError("processes left")
-                    if evict:
-                        evict_charged_pages(path)
+                    if pending:
+                        pending = evict_charged_pages(path)  # once (None): the kernel bounds its retries
                     path.rmdir()
                     break
                 except (OSError, ValueError):
@@ -200,15 +201,13 @@ def evict_charged_pages(path: Path) -> None:
     worker touched stay cached when it is gone, and a later worker that times its page faults
     reads them as bits (red team 10: 16 bits between two KernelBench evaluations in a few ms).
     v1: memory.force_empty; v2: memory.reclaim of what the cgroup holds. Nothing elsewhere."""
-    if (path / "memory.force_empty").exists():
-        (path / "memory.force_empty").write_text("0")
-    elif (path / "memory.reclaim").exists():
-        held = _read(path / "memory.current").strip()
-        if held.isdigit() and int(held) > 0:
-            try:
-                (path / "memory.reclaim").write_text(held)
-            except OSError:  # EAGAIN: not all of it could be reclaimed
-                pass
+    knob = "memory.force_empty" if (path / "memory.force_empty").exists() else "memory.reclaim"
+    held = "0" if knob == "memory.force_empty" else _read(path / "memory.current").strip()
+    try:
+        if (path / knob).exists() and held.isdigit() and (knob == "memory.force_empty" or int(held) > 0):
+            (path / knob).write_text(held)
+    except OSError:  # EBUSY / EAGAIN: some of it could not be reclaimed (the kernel gave up)
+        pass
 
 
 def _cgroup_base(controller: str) -> Path | None:
