@@ -160,7 +160,9 @@ class Cgroups:
         without a memory cgroup): what a run wrote and the file system's own blocks it changed
         (inode tables, bitmaps, folders: ~1,400 pages for 20,000 files made and removed, which
         the run's upper folder no longer holds; red team 23). A page is charged to the cgroup
-        that brought it into the cache, so a fresh worker's dirty pages are pages its run put there."""
+        that brought it into the cache, so a fresh worker's dirty pages are pages its run put
+        there: written, or read and then written -- file-system blocks a file's creation read
+        from disk too (red team 24: a few bits a run, by timing creations; docs/redteam.md)."""
         for path in self.paths:
             fields = _fields(path / "memory.stat")
             dirty = fields.get("total_dirty", fields.get("file_dirty"))
