@@ -21,6 +21,7 @@ class Comparison:
     max_abs_err: float
     reason: str = ""
     detail: dict | None = None  # where values differ: errors and a few samples (for the agent's prompt)
+    numeric: bool = False  # missed on values alone (structure, dtypes, NaN/Inf pattern matched)
 
 
 def _number(v: float):
@@ -114,6 +115,7 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
             c = _explain_mismatch(path, r, n, diff, atol, rtol)
             if c is not None:
                 c.detail = mismatch_detail(r, n)
+                c.numeric = c.max_abs_err != float("inf")
                 return c
             diff = torch.where(torch.isfinite(r), diff, torch.zeros((), dtype=diff.dtype))
         err = float(diff.max()) if diff.numel() else 0.0
@@ -123,7 +125,7 @@ def compare(ref, new, tol: Tolerance) -> Comparison:
         diff_norm = float(torch.linalg.vector_norm(diff, dtype=torch.float64))
         if ref_norm > 0 and diff_norm > max(10 * rtol, 1e-6) * ref_norm:
             return Comparison(False, err, f"{path}: relative error {diff_norm / ref_norm:.3g} too large",
-                              mismatch_detail(r, n))
+                              mismatch_detail(r, n), numeric=True)
     return Comparison(True, worst)
 
 
@@ -189,12 +191,15 @@ class RoundCheck:
     reason: str = ""
     max_abs_err: float = 0.0
     detail: dict | None = None  # mismatch_detail of the failing call, with "call" (1-based) added
+    float64_calls: int = 0  # calls accepted by the second opinion (reference_error)
 
 
 def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, tol: Tolerance,
-                label: str) -> RoundCheck:
+                label: str, second_opinion=None) -> RoundCheck:
     """All of one round's checks: inputs untouched, every output, and the repeat pass
-    (same input tensors refilled with the next call's values)."""
+    (same input tensors refilled with the next call's values). SECOND_OPINION(i, new) says
+    whether call i's output, which missed on values alone, is as accurate as the reference
+    (`reference_error`)."""
     import torch
 
     outs = new_body.get("outs")
@@ -214,19 +219,29 @@ def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, t
                     and a.shape == b.shape and a.dtype == b.dtype else same_value(a, b)
                 if not same:
                     return RoundCheck("incorrect", f"{label}, call {i + 1}: input {j} was modified in place")
-    worst = 0.0
+    worst, rescued = 0.0, 0
+
+    def missed(c: Comparison, call: int, n) -> bool:
+        nonlocal rescued
+        if c.ok:
+            return False
+        if c.numeric and second_opinion is not None and second_opinion(call, n):
+            rescued += 1
+            return False
+        return True
+
     for i, (r, n) in enumerate(zip(ref_outs, outs)):
         c = compare(r, n, tol)
-        if not c.ok:
+        if missed(c, i, n):
             return RoundCheck("incorrect", f"{label}, call {i + 1}: {c.reason}", worst, _located(c, i))
         worst = max(worst, c.max_abs_err)
     for i, n in enumerate(new_body.get("repeat") or []):
         c = compare(ref_outs[(i + 1) % len(ref_outs)], n, tol)
-        if not c.ok:
+        if missed(c, (i + 1) % len(ref_outs), n):
             return RoundCheck("incorrect", f"{label}, call {i + 1} repeated with new values in the same input "
                                            f"tensors: {c.reason} (caches by pointer, or keeps state between calls)",
                               worst, _located(c, i))
-    return RoundCheck(None, "", worst)
+    return RoundCheck(None, "", worst, float64_calls=rescued)
 
 
 def _located(c: Comparison, call: int) -> dict:

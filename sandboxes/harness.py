@@ -14,7 +14,7 @@ import sys
 import time
 import types
 
-from kopt.sandboxes import gpu_timing, harness_support, harness_watch, protocol, reuse, sealed_inputs
+from kopt.sandboxes import gpu_timing, harness_support, harness_watch, protocol, reference_error, reuse, sealed_inputs
 from kopt.sandboxes.checks import Tolerance, check_round, degeneracy, has_nonfinite, insensitive_to_weights
 from kopt.sandboxes.harness_support import (
     Seeded,
@@ -341,17 +341,17 @@ class Worker:
 
     # -- reference role only: the comparisons happen here, never in the candidate ---------
     def cmd_compare(self, h: dict, payload) -> tuple[dict, bytes]:
-        """The candidate's outputs (already validated by kopt), checked against this side's own
-        last call. A payload that cannot be read is the candidate's fault: kopt rejects it."""
+        """The candidate's outputs (validated by kopt) against this side's last call (`float64`: a
+        second opinion, reference_error). An unreadable payload is the candidate's: rejected."""
         body, at = {}, 0
         for key, n in zip(("outs", "inputs_after", "repeat"), h["parts"]):
             if n:
                 body[key] = protocol.decode(memoryview(payload)[at:at + n], self.torch)
             at += n
-        rc = check_round(self.outs, self.inputs if "inputs_after" in body else None, body,
-                         Tolerance(h["atol"], h["rtol"]), h["label"])
+        rc = check_round(self.outs, self.inputs if "inputs_after" in body else None, body, tol := Tolerance(
+            h["atol"], h["rtol"]), h["label"], reference_error.second_opinion(self, tol) if h.get("float64") else None)
         return {"ok": True, "verdict": rc.verdict, "reason": rc.reason, "max_abs_err": rc.max_abs_err,
-                "mismatch": rc.detail}, b""
+                "mismatch": rc.detail, "float64_calls": rc.float64_calls}, b""
 
     def cmd_degeneracy(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Task-quality flags from the reference alone over many seeds (robust-kbench style):
