@@ -66,7 +66,7 @@ class Worker:
                  fd_pass: int | None = None):
         self.role, self.fd_in, self.fd_out, self.alarm, self.shm = role, chan_in, chan_out, alarm, shm
         self.fd_pass = fd_pass  # where a call's sealed inputs arrive (sealed_inputs)
-        self.mapped = self.torch = self.model = self.task = None
+        self.mapped = self.torch = self.model = self.task = self.inputs_fd = None
         self.device = "cpu"
         self.inputs: list = []
         self.payload = b""
@@ -207,7 +207,7 @@ class Worker:
         the timed `call` (sealed_inputs): nothing can be computed from them ahead of the clock."""
         if h.get("hold"):  # the last call's outputs stay alive to the end of timing (cmd_held)
             self.held = self.outs
-        self.inputs, self.outs, self.mapped = [], [], None
+        self.inputs, self.outs, self.mapped, self.inputs_fd = [], [], None, sealed_inputs.release(self.inputs_fd)
         self.payload = payload
         self.call_seed = h.get("seed")
         if not payload:
@@ -225,7 +225,8 @@ class Worker:
         to the reply's last byte; the harness's checks run at the next request, outside it."""
         if h.get("inputs"):  # mapped and placed inside the clock, on both sides alike
             try:
-                self.mapped, sets = sealed_inputs.map_inputs(sealed_inputs.receive_fd(self.fd_pass), self.torch)
+                fd = sealed_inputs.receive_fd(self.fd_pass)
+                self.mapped, sets, self.inputs_fd = sealed_inputs.map_kept(fd, self.torch)
                 self.inputs = [[x.to(self.device) if isinstance(x, self.torch.Tensor) else x for x in s] for s in sets]
             except BaseException as e:  # noqa: BLE001
                 return {"ok": False, "kind": "runtime_error", "error": error_text(e)}, b""
@@ -271,7 +272,7 @@ class Worker:
         also counts calls into the solution's own compiled code."""
         self.alarm.phase = "run"
         try:
-            fresh = protocol.decode(self.payload if self.mapped is None else self.mapped, self.torch)
+            fresh = harness_support.pristine_inputs(self)
             n = len(self.inputs)
             for i, slot in enumerate(self.inputs):
                 for x, v in zip(slot, fresh[(i + 1) % n]):
@@ -341,8 +342,7 @@ class Worker:
 
     # -- reference role only: the comparisons happen here, never in the candidate ---------
     def cmd_compare(self, h: dict, payload) -> tuple[dict, bytes]:
-        """The candidate's outputs (validated by kopt) against this side's last call (`float64`: a
-        second opinion, reference_error). An unreadable payload is the candidate's: rejected."""
+        """The candidate's outputs against this side's last call (`float64`: reference_error)."""
         body, at = {}, 0
         for key, n in zip(("outs", "inputs_after", "repeat"), h["parts"]):
             if n:

@@ -130,3 +130,13 @@ def contiguous(obj, torch):
     if type(obj) is dict:
         return {k: contiguous(v, torch) for k, v in obj.items()}
     return obj
+
+
+def pristine_inputs(worker) -> list:
+    """The last call's input sets as kopt sent them, as fresh tensors: a forward may have written
+    into those it was given (an in-place update of an input)."""
+    from kopt.sandboxes import protocol, sealed_inputs
+
+    if worker.mapped is None:
+        return protocol.decode(worker.payload, worker.torch)
+    return sealed_inputs.reread(worker.inputs_fd, worker.torch)

@@ -62,8 +62,8 @@ def swapped_inputs(inputs) -> set[str]:
 
 # What the worker itself writes on itself after setup, by request; every other attribute of
 # the worker (and of its GPU timer) is fixed from setup on.
-OWN_WRITES = {"put": ("inputs", "outs", "payload", "call_seed", "mapped", "held"), "held": ("held",),
-              "call": ("outs", "inputs", "mapped"),
+OWN_WRITES = {"put": ("inputs", "outs", "payload", "call_seed", "mapped", "inputs_fd", "held"), "held": ("held",),
+              "call": ("outs", "inputs", "mapped", "inputs_fd"),
               "reinit": ("saved_params",),
               "gpu_state": ("gpu_timer",), "compile_baseline": ("gpu_timer",)}
 

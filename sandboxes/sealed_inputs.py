@@ -85,3 +85,25 @@ def map_inputs(fd: int, torch) -> tuple[object, list]:
     except (OSError, ValueError):
         pass  # an older kernel: pages fault in on first touch instead
     return mapped, protocol.decode(mapped, torch, copy=False)
+
+
+def map_kept(fd: int, torch) -> tuple[object, list, int]:
+    """`map_inputs`, and a duplicate of FD kept open: `reread` gives the inputs as sealed again."""
+    kept = os.dup(fd)
+    return (*map_inputs(fd, torch), kept)
+
+
+def reread(fd: int, torch) -> list:
+    """The input sets as kopt sealed them, fresh tensors copied out of a new map of the memfd:
+    what a forward wrote into its own private mapping is not there (the repeat pass and the
+    reference's float64 rerun need the inputs as sent; red team 26)."""
+    size = os.fstat(fd).st_size
+    if not size:
+        return protocol.decode(b"", torch)
+    return protocol.decode(mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ), torch)
+
+
+def release(fd: int | None) -> None:
+    """Close a kept duplicate (None: nothing kept); returns None, the worker's new value for it."""
+    if fd is not None:
+        os.close(fd)

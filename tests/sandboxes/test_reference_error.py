@@ -66,28 +66,41 @@ def test_a_candidate_further_off_than_the_reference_error_allows_is_incorrect(tm
 
 
 def _pair(own: float, off: float, n: int = 1000):
+    """(float32 reference, float64 answer, candidate): the reference OWN away from the answer
+    in a random direction, the candidate OFF times as far in the same direction."""
     gen = torch.Generator().manual_seed(0)
     exact = torch.randn(n, dtype=torch.float64, generator=gen) * 10
     noise = torch.randn(n, dtype=torch.float64, generator=gen)
-    return (exact + own * noise).float(), exact, (exact + off * noise.roll(1)).float()
+    return (exact + own * noise).float(), exact, (exact + off * own * noise).float()
 
 
 def test_the_envelope_is_the_reference_error_times_the_factor():
     tol = Tolerance(1e-6, 1e-6)
-    ref32, ref64, new = _pair(own=1e-3, off=(FACTOR / 2) * 1e-3)
-    assert within_reference_error(ref32, ref64, new, tol)
-    ref32, ref64, new = _pair(own=1e-3, off=(FACTOR * 3) * 1e-3)
-    assert not within_reference_error(ref32, ref64, new, tol)
+    assert within_reference_error(*_pair(own=1e-3, off=0.3), tol)  # nearer the answer
+    assert within_reference_error(*_pair(own=1e-3, off=FACTOR / 2), tol)
+    assert not within_reference_error(*_pair(own=1e-3, off=FACTOR * 3), tol)
+
+
+def test_small_elements_borrow_no_slack_from_ill_conditioned_ones():
+    gen = torch.Generator().manual_seed(1)
+    exact = torch.cat([1000 * torch.randn(500, dtype=torch.float64, generator=gen),
+                       0.01 * torch.randn(500, dtype=torch.float64, generator=gen)])
+    ref32 = exact.float()
+    ref32[:10] += 50.0  # ten large answers the reference gets 50 wrong (0.7% of its norm)
+    new = exact.float()
+    new[500:] = 0.0  # the small answers, exact in the reference, all missing
+    assert not within_reference_error(ref32, exact, new, Tolerance())
+    new[500:] = exact[500:].float()
+    assert within_reference_error(ref32, exact, new, Tolerance())
 
 
 def test_no_second_opinion_where_the_reference_itself_is_far_off():
     # a float64 rerun 5% away is not rounding: state the forward changed, or draws that differ
-    ref32, ref64, new = _pair(own=0.5, off=0.5)
-    assert not within_reference_error(ref32, ref64, new, Tolerance())
+    assert not within_reference_error(*_pair(own=0.5, off=1.0), Tolerance())
 
 
 def test_non_finite_or_mismatched_outputs_get_no_second_opinion():
-    ref32, ref64, new = _pair(own=1e-3, off=1e-3)
+    ref32, ref64, new = _pair(own=1e-3, off=1.0)
     bad = new.clone()
     bad[3] = float("nan")
     assert not within_reference_error(ref32, ref64, bad, Tolerance())
