@@ -22,16 +22,18 @@ from kopt.sandboxes import harness_support
 from kopt.sandboxes.checks import Tolerance, _flatten, same_value
 
 FACTOR = 4.0  # a candidate may be this many times as far from the exact answer as the reference
+MAX_RERUNS = 8  # float64 forwards one compare may run (calls that missed, repeats included)
 REF_ERROR_CAP = 1e-2  # the reference's own float32 error, relative to its norm, above which no second opinion
 
 
 def within_reference_error(ref32, ref64, new, tol: Tolerance) -> bool:
     """Whether NEW is as near the float64 answer REF64 as FACTOR times the reference's own error
     (REF32 against REF64) allows: each float element within atol + rtol * |ref64| + FACTOR *
-    (its own element's error + the reference's relative error rate * |ref64|) -- a small element
-    borrows no slack from a large ill-conditioned one (red team 26) -- and the whole within
-    FACTOR times the reference's error in norm. Every other leaf must match exactly: its dtype,
-    shape, integer values, a non-tensor's value (the fixed comparison stopped at the first miss)."""
+    (the largest own error among elements of its magnitude + the reference's relative error
+    rate * |ref64|) -- a small element borrows no slack from a large ill-conditioned one (red
+    team 26) -- and the whole within FACTOR times the reference's error in norm. Every other
+    leaf must match exactly: its dtype, shape, integer values, a non-tensor's value (the fixed
+    comparison stopped at the first miss)."""
     import torch
 
     r32, r64, n = list(_flatten(ref32)), list(_flatten(ref64)), list(_flatten(new))
@@ -59,11 +61,28 @@ def within_reference_error(ref32, ref64, new, tol: Tolerance) -> bool:
             return False
         rate = own_norm / norm64 if norm64 > 0 else 0.0
         off = (c - b).abs()
-        if not bool((off <= tol.atol + tol.rtol * b.abs() + FACTOR * (own + rate * b.abs())).all()):
+        if not bool((off <= tol.atol + tol.rtol * b.abs() + FACTOR * (_local_error(own, b) + rate * b.abs())).all()):
             return False
         if float(torch.linalg.vector_norm(off)) > FACTOR * own_norm + max(10 * tol.rtol, 1e-6) * norm64:
             return False
     return True
+
+
+def _local_error(own, b):
+    """Per element, the reference's largest own error among the elements of about its magnitude
+    (within a factor of 4 either way): one element's own error is a single draw of its rounding
+    (another order of the same sums lands elsewhere), the largest of its like is the scale; an
+    element of another magnitude lends it none (red team 26: tiny exact sums beside large
+    cancelling ones)."""
+    import torch
+
+    k = torch.floor(torch.log2(b.abs().clamp_min(1e-300))).clamp(-1100, 1100).long() + 1100
+    worst = torch.zeros(2201, dtype=own.dtype).scatter_reduce(0, k.reshape(-1), own.reshape(-1), reduce="amax")
+    wide = worst.clone()
+    for d in (1, 2):
+        wide[d:] = torch.maximum(wide[d:], worst[:-d])
+        wide[:-d] = torch.maximum(wide[:-d], worst[d:])
+    return wide[k]
 
 
 def _rng_states(torch) -> list:
@@ -83,6 +102,9 @@ def second_opinion(worker, tol: Tolerance):
     state: dict = {}
 
     def judge(i: int, new) -> bool:
+        state["reruns"] = state.get("reruns", 0) + 1
+        if state["reruns"] > MAX_RERUNS:
+            return False
         try:
             if "model" not in state:
                 state.update(sets=harness_support.pristine_inputs(worker), model=copy.deepcopy(worker.model).double())
