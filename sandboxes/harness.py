@@ -349,7 +349,7 @@ class Worker:
                 body[key] = protocol.decode(memoryview(payload)[at:at + n], self.torch)
             at += n
         rc = check_round(self.outs, self.inputs if "inputs_after" in body else None, body, tol := Tolerance(
-            h["atol"], h["rtol"]), h["label"], reference_error.second_opinion(self, tol) if h.get("float64") else None)
+            h["atol"], h["rtol"]), h["label"], reference_error.second_opinion(self, tol, h.get("float64_s")))
         return {"ok": True, "verdict": rc.verdict, "reason": rc.reason, "max_abs_err": rc.max_abs_err,
                 "mismatch": rc.detail, "float64_calls": rc.float64_calls}, b""
 

@@ -17,12 +17,12 @@ random draws that do not repeat, float32 arithmetic it forces) gets no second op
 from __future__ import annotations
 
 import copy
+import time
 
 from kopt.sandboxes import harness_support
 from kopt.sandboxes.checks import Tolerance, _flatten, same_value
 
 FACTOR = 4.0  # a candidate may be this many times as far from the exact answer as the reference
-MAX_RERUNS = 8  # float64 forwards one compare may run (calls that missed, repeats included)
 REF_ERROR_CAP = 1e-2  # the reference's own float32 error, relative to its norm, above which no second opinion
 
 
@@ -92,20 +92,24 @@ def _rng_states(torch) -> list:
     return states
 
 
-def second_opinion(worker, tol: Tolerance):
+def second_opinion(worker, tol: Tolerance, budget_s: float | None):
     """`check_round`'s SECOND_OPINION for the reference's harness WORKER: call i's output
     against the reference run again in float64 -- a copy of the model in float64, the call's
     inputs as kopt sent them (`harness_support.pristine_inputs`, copied again for each rerun),
-    the call's seed. No opinion where that forward draws random numbers (float64 draws are
-    other numbers: they would pass for rounding, red team 26) or fails (an op without float64)."""
+    the call's seed; each call's once (its repeat pass is judged against the same answer), as
+    long as BUDGET_S of float64 forwards lasts. No opinion where that forward draws random
+    numbers (float64 draws are other numbers: they would pass for rounding, red team 26) or
+    fails (an op without float64). None without a budget (kopt found one forward too slow)."""
+    if not budget_s:
+        return None
     torch = worker.torch
-    state: dict = {}
+    state: dict = {"answers": {}, "spent": 0.0}
 
-    def judge(i: int, new) -> bool:
-        state["reruns"] = state.get("reruns", 0) + 1
-        if state["reruns"] > MAX_RERUNS:
-            return False
-        try:
+    def answer(i: int):
+        if i not in state["answers"]:
+            if state["spent"] > budget_s:
+                return None
+            start = time.perf_counter()
             if "model" not in state:
                 state.update(sets=harness_support.pristine_inputs(worker), model=copy.deepcopy(worker.model).double())
             x = [v.to(worker.device, dtype=torch.float64 if v.is_floating_point() else v.dtype, copy=True)
@@ -116,9 +120,15 @@ def second_opinion(worker, tol: Tolerance):
             drawn = _rng_states(torch)
             with torch.no_grad():
                 ref64 = state["model"](*x)
-            if any(not torch.equal(p, q) for p, q in zip(drawn, _rng_states(torch))):
-                return False
-            return within_reference_error(worker.outs[i], ref64, new, tol)
+            random = any(not torch.equal(p, q) for p, q in zip(drawn, _rng_states(torch)))
+            state["answers"][i] = None if random else ref64
+            state["spent"] += time.perf_counter() - start
+        return state["answers"][i]
+
+    def judge(i: int, new) -> bool:
+        try:
+            ref64 = answer(i)
+            return ref64 is not None and within_reference_error(worker.outs[i], ref64, new, tol)
         except Exception:  # noqa: BLE001 - the reference in float64 is a best effort
             return False
     return judge

@@ -55,7 +55,7 @@ def _evaluate(tmp_path, solution: str) -> dict:
 
 def test_a_candidate_nearer_the_exact_answer_than_the_reference_is_correct(tmp_path):
     r = _evaluate(tmp_path, ACCURATE.format(wrong=""))
-    assert r["correct"], r
+    assert r["correct"], (r["verdict"], r.get("reason"))
     assert r["checks"].get("float64_reference", 0) >= 1, r["checks"]  # the fixed tolerance alone said no
 
 
