@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 
+from kopt.sandboxes import protocol, sealed_inputs
 from kopt.sandboxes.run_confinement import Confinement
 
 
@@ -135,8 +136,6 @@ def contiguous(obj, torch):
 def pristine_inputs(worker) -> list:
     """The last call's input sets as kopt sent them, as fresh tensors: a forward may have written
     into those it was given (an in-place update of an input)."""
-    from kopt.sandboxes import protocol, sealed_inputs
-
     if worker.mapped is None:
         return protocol.decode(worker.payload, worker.torch)
     return sealed_inputs.reread(worker.inputs_fd, worker.torch)
