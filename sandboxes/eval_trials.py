@@ -9,6 +9,10 @@ import secrets
 from kopt.sandboxes.eval_channel import WorkerFailed, _check_outputs_blob
 from kopt.sandboxes.eval_session import EvalConfig, SkipTrial, Verdict, _Session
 
+# how much slower than the float32 forward the reference's float64 rerun may be (a convolution
+# leaves oneDNN's fast path): the second opinion is asked only where that fits the time limit
+FLOAT64_SLOWDOWN = 40
+
 
 def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, scale: dict | None = None,
               checked: bool = False, timed: bool = False, base: bool = False, dist: str = "",
@@ -123,9 +127,6 @@ def _raise_if_failed(times: dict, checks: dict) -> None:
 # the longest tail of that width (63 of 64, 31 of 32): a 32-wide main loop (8 floats unrolled
 # 4x) whose tail forgot a 16-block when n % 32 >= 16 passed every trial at 16 (red team 7).
 TAIL_WIDTH = 16
-# how much slower than the float32 forward the reference's float64 rerun may be (a convolution
-# leaves oneDNN's fast path): the second opinion is asked only where that fits the time limit
-FLOAT64_SLOWDOWN = 40
 WIDE_TAIL_WIDTH = 64
 
 

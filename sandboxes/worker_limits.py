@@ -122,12 +122,8 @@ class Cgroups:
         """Major page faults of every process that ever ran in the tree (None without a memory
         cgroup): counted by the kernel as they happen, so a process nobody waits for (a child
         of a parent ignoring SIGCHLD, reaped by the kernel: red team 21) counts too."""
-        for path in self.paths:
-            fields = _fields(path / "memory.stat")
-            value = fields.get("total_pgmajfault", fields.get("pgmajfault"))  # v1 (hierarchical), v2
-            if value is not None and value.isdigit():
-                return int(value)
-        return None
+        got = self._memory_stat(("total_pgmajfault", "pgmajfault"))
+        return got[0] if got else None
 
     def memory_cap_hits(self) -> int | None:
         """How often the tree's memory use hit its cap so far (memory.failcnt, v1; memory.events
@@ -147,13 +143,8 @@ class Cgroups:
         cache / file less shmem, which is tmpfs; None without a memory cgroup). A page read from
         disk is charged to the cgroup of the process that read it, whatever reaps it and however
         it read (a buffered pread faults nothing: red team 21); a page read with O_DIRECT is not."""
-        for path in self.paths:
-            fields = _fields(path / "memory.stat")
-            cache = fields.get("total_cache", fields.get("file"))  # v1 (hierarchical), v2
-            shmem = fields.get("total_shmem", fields.get("shmem"))
-            if cache is not None and shmem is not None and cache.isdigit() and shmem.isdigit():
-                return (int(cache) - int(shmem)) // 4096
-        return None
+        got = self._memory_stat(("total_cache", "file"), ("total_shmem", "shmem"))
+        return (got[0] - got[1]) // 4096 if got else None
 
     def dirty_pages(self) -> int | None:
         """Pages of the tree's file cache waiting to be written (memory.stat dirty + writeback; None
@@ -163,12 +154,17 @@ class Cgroups:
         that brought it into the cache, so a fresh worker's dirty pages are pages its run put
         there: written, or read and then written -- file-system blocks a file's creation read
         from disk too (red team 24: a few bits a run, by timing creations; docs/redteam.md)."""
+        got = self._memory_stat(("total_dirty", "file_dirty"), ("total_writeback", "file_writeback"))
+        return (got[0] + got[1]) // 4096 if got else None
+
+    def _memory_stat(self, *keys: tuple[str, str]) -> list[int] | None:
+        """memory.stat's values of KEYS, each (v1's hierarchical name, v2's name), from the first
+        cgroup that has them all; None without a memory cgroup."""
         for path in self.paths:
             fields = _fields(path / "memory.stat")
-            dirty = fields.get("total_dirty", fields.get("file_dirty"))
-            back = fields.get("total_writeback", fields.get("file_writeback"))
-            if dirty is not None and back is not None and dirty.isdigit() and back.isdigit():
-                return (int(dirty) + int(back)) // 4096
+            values = [fields.get(v1, fields.get(v2)) for v1, v2 in keys]
+            if all(v is not None and v.isdigit() for v in values):
+                return [int(v) for v in values]
         return None
 
     def enter(self) -> None:
@@ -186,10 +182,11 @@ class Cgroups:
                 try:
                     for pid in _read(path / "cgroup.procs").split():
                         os.kill(int(pid), signal.SIGKILL)
-                    if pending and _read(path / "cgroup.procs").strip():
-                        raise OSError("processes left")
                     if pending:
-                        pending = evict_charged_pages(path)  # once (None): the kernel bounds its retries
+                        if _read(path / "cgroup.procs").strip():
+                            raise OSError("processes left")
+                        pending = False  # once: the kernel bounds its own retries
+                        evict_charged_pages(path)
                     path.rmdir()
                     break
                 except (OSError, ValueError):
@@ -203,11 +200,16 @@ def evict_charged_pages(path: Path) -> None:
     worker touched stay cached when it is gone, and a later worker that times its page faults
     reads them as bits (red team 10: 16 bits between two KernelBench evaluations in a few ms).
     v1: memory.force_empty; v2: memory.reclaim of what the cgroup holds. Nothing elsewhere."""
-    knob = "memory.force_empty" if (path / "memory.force_empty").exists() else "memory.reclaim"
-    held = "0" if knob == "memory.force_empty" else _read(path / "memory.current").strip()
+    if (path / "memory.force_empty").exists():
+        knob, amount = path / "memory.force_empty", "0"
+    elif (path / "memory.reclaim").exists():
+        knob, amount = path / "memory.reclaim", _read(path / "memory.current").strip()
+        if not amount.isdigit() or int(amount) == 0:
+            return
+    else:
+        return
     try:
-        if (path / knob).exists() and held.isdigit() and (knob == "memory.force_empty" or int(held) > 0):
-            (path / knob).write_text(held)
+        knob.write_text(amount)
     except OSError:  # EBUSY / EAGAIN: some of it could not be reclaimed (the kernel gave up)
         pass
 
