@@ -53,8 +53,9 @@ def pool_modules(cls: ast.ClassDef) -> dict[str, tuple[str, int]]:
     return found
 
 
-def _pool_call(stmt: ast.stmt, pools: dict) -> tuple[str, str] | None:
-    """(var, attr) when stmt is `var = self.attr(var)` for a pooling module."""
+def self_module_call(stmt: ast.stmt, pools) -> tuple[str, str] | None:
+    """(var, attr) when stmt is `var = self.attr(var)` for a module attr among POOLS (any
+    collection of attribute names)."""
     if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
             and isinstance(stmt.value, ast.Call) and not stmt.value.keywords and len(stmt.value.args) == 1):
         return None
@@ -70,13 +71,13 @@ def find_pool_chains(forward: ast.FunctionDef, cls: ast.ClassDef) -> list[PoolCh
     pools = pool_modules(cls)
     body, chains, i = forward.body, [], 0
     while i < len(body):
-        first = _pool_call(body[i], pools)
+        first = self_module_call(body[i], pools)
         j = i + 1
-        while first and j < len(body) and (nxt := _pool_call(body[j], pools)) and nxt[0] == first[0] \
+        while first and j < len(body) and (nxt := self_module_call(body[j], pools)) and nxt[0] == first[0] \
                 and pools[nxt[1]] == pools[first[1]]:
             j += 1
         if first and j - i >= 2:
-            mods = tuple(f"self.{_pool_call(body[k], pools)[1]}" for k in range(i, j))
+            mods = tuple(f"self.{self_module_call(body[k], pools)[1]}" for k in range(i, j))
             chains.append(PoolChain(first[0], i, j, mods, pools[first[1]][0]))
         i = max(j, i + 1)
     return chains

@@ -23,13 +23,12 @@ import ast
 import textwrap
 from dataclasses import dataclass
 
-from kopt.agent.proposers.rules.affine_analysis import _operand
 from kopt.agent.proposers.rules.batch_norm_train import RUNNING
 from kopt.agent.proposers.rules.build_flags import BASE_FLAGS
-from kopt.agent.proposers.rules.conv_mean import _assign, _spatial_reduction, replace_regions
+from kopt.agent.proposers.rules.conv_mean import _assign, _pointwise_operand, _spatial_reduction, replace_regions
 from kopt.agent.proposers.rules.forward_analysis import init_modules
 from kopt.agent.proposers.rules.pool_chain import HELPER as POOL_WINDOW
-from kopt.agent.proposers.rules.pool_chain import POOLS
+from kopt.agent.proposers.rules.pool_chain import POOLS, self_module_call
 
 BATCH_NORMS = ("BatchNorm2d", "BatchNorm3d")
 GLOBAL_POOLS = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
@@ -55,21 +54,15 @@ class PoolRegion:
         return f"{pre}{pools} and the mean over space in one pass (one number per plane)"
 
 
-def _pool_stmt(stmt: ast.stmt, var: str, pools: dict) -> str | None:
-    """`var = self.p(var)` for a pooling module p: 'self.p'."""
-    a = _assign(stmt)
-    if a is None or a[0] != var or not isinstance(a[1], ast.Call) or a[1].keywords or len(a[1].args) != 1:
-        return None
-    f, arg = a[1].func, a[1].args[0]
-    if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "self" \
-            and f.attr in pools and isinstance(arg, ast.Name) and arg.id == var:
-        return f"self.{f.attr}"
-    return None
+def _module_call(stmt: ast.stmt, var: str, names) -> str | None:
+    """'self.m' when stmt is `var = self.m(var)` for a module m among NAMES."""
+    found = self_module_call(stmt, names)
+    return f"self.{found[1]}" if found and found[0] == var else None
 
 
 def _pools_from(body: list[ast.stmt], j: int, var: str, pools: dict) -> list[str]:
     found: list[str] = []
-    while j < len(body) and (p := _pool_stmt(body[j], var, pools)):
+    while j < len(body) and (p := _module_call(body[j], var, pools)):
         found.append(p)
         j += 1
     return found
@@ -78,14 +71,9 @@ def _pools_from(body: list[ast.stmt], j: int, var: str, pools: dict) -> list[str
 def _scalar_step(stmt: ast.stmt) -> tuple[str, str, str] | None:
     """(var, '*' or '/', operand) for `x = x * s`, `x = s * x`, `x = x / s` (s a number or self attribute)."""
     a = _assign(stmt)
-    v = a[1] if a else None
-    if not isinstance(v, ast.BinOp) or not isinstance(v.op, (ast.Mult, ast.Div)):
-        return None
-    var = a[0]
-    if isinstance(v.left, ast.Name) and v.left.id == var and (o := _operand(v.right)):
-        return var, "*" if isinstance(v.op, ast.Mult) else "/", o
-    if isinstance(v.op, ast.Mult) and isinstance(v.right, ast.Name) and v.right.id == var and (o := _operand(v.left)):
-        return var, "*", o
+    if a and isinstance(a[1], ast.BinOp) and isinstance(a[1].op, (ast.Mult, ast.Div)) \
+            and (operand := _pointwise_operand(a[1], a[0])):
+        return a[0], "*" if isinstance(a[1].op, ast.Mult) else "/", operand
     return None
 
 
@@ -95,12 +83,9 @@ def _global_mean(stmt: ast.stmt, var: str, globals_: dict) -> str | None:
     a = _assign(stmt)
     if a is None or a[0] != var:
         return None
-    call = a[1]
-    if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) \
-            and call.func.value.id == "self" and call.func.attr in globals_ and len(call.args) == 1 \
-            and not call.keywords and isinstance(call.args[0], ast.Name) and call.args[0].id == var:
-        return f"self.{call.func.attr}"
-    red = _spatial_reduction(call, var)
+    if module := _module_call(stmt, var, globals_):
+        return module
+    red = _spatial_reduction(a[1], var)
     if red is None or red[1] == "-1":
         return None
     return f"({red[0]!r}, {red[1]}, {red[2]})"
@@ -114,13 +99,9 @@ def find_regions(forward: ast.FunctionDef, cls: ast.ClassDef) -> list[PoolRegion
     body, out, i = forward.body, [], 0
     while i < len(body):
         a = _assign(body[i])
-        call = a[1] if a else None
         var = a[0] if a else ""
-        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and ast.unparse(call.func.value) \
-                == "self" and call.func.attr in bns and len(call.args) == 1 and not call.keywords \
-                and isinstance(call.args[0], ast.Name) and call.args[0].id == var \
-                and (found := _pools_from(body, i + 1, var, pools)):
-            out.append(PoolRegion(i, i + 1 + len(found), var, tuple(found), bn=f"self.{call.func.attr}"))
+        if (bn := _module_call(body[i], var, bns)) and (found := _pools_from(body, i + 1, var, pools)):
+            out.append(PoolRegion(i, i + 1 + len(found), var, tuple(found), bn=bn))
             i += 1 + len(found)
             continue
         step = _scalar_step(body[i])
