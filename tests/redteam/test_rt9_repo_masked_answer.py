@@ -10,6 +10,9 @@ the original's runs were compared, every decimal number was masked, the `result:
 timings: with the first fixed alone, the sampling patch was `faster` 2.37x and correct.
 After: outputs wait until the original ran twice; only the numbers its own runs vary in are
 masked: the sampling patch is `incorrect` on its `result:` line, an honest patch passes.
+Then (CI, session 18): the original's two runs printed the same import time to the microsecond
+(about one pair in 150 here) and the honest patch was `incorrect` on its `import:` line; outputs
+now wait for three runs of the original (its warm-up counted where laid out alike).
 """
 from __future__ import annotations
 

@@ -184,6 +184,20 @@ def test_bench_output_must_match_the_original_apart_from_the_metric():
     assert "'result: 41'" in whole.differs("result: 41\ntook 7 us\n")
 
 
+def test_a_warm_up_laid_out_alike_counts_as_a_run_of_the_original_and_one_with_build_lines_does_not():
+    """Two timed runs of the original printed the same import time (red team 9's honest patch
+    was `incorrect` in CI); its warm-up, laid out alike, shows the number varies."""
+    check = OutputCheck(None, "import: 0.001611 s\nresult: 298.1\n")
+    assert check.learn("import: 0.001611 s\nresult: 298.1\n")
+    assert check.differs("import: 0.000950 s\nresult: 298.1\n")  # two runs alike: still compared
+    assert check.learn("import: 0.002185 s\nresult: 298.1\n", alike_only=True)
+    assert check.differs("import: 0.000950 s\nresult: 298.1\n") is None
+    assert check.differs("import: 0.000950 s\nresult: 298.2\n")
+    built = OutputCheck(None, "result: 298.1\n")
+    assert not built.learn("g++ -O2 -c work.cc\nresult: 298.1\n", alike_only=True)
+    assert not built.off and built.differs("result: 298.2\n")  # the build's lines did not switch it off
+
+
 def test_bench_files_are_the_named_script_and_what_it_imports(tmp_path):
     (tmp_path / "pkg").mkdir()
     for rel in ("bench.py", "benchutil.py", "pkg/__init__.py", "pkg/core.py", "other.py"):

@@ -40,17 +40,22 @@ class OutputCheck:
         self.numbers = NUMBER.findall(self.expected)  # the first run's numbers, in order
         self.varying: set[int] = set()  # which of them another run of the original printed otherwise
 
-    def learn(self, reference: str) -> None:
-        """Another run of the original: loosen the check as far as its own output varies."""
-        if self.off or normalised(reference, self.metric) == self.expected:
-            return
+    def learn(self, reference: str, alike_only: bool = False) -> bool:
+        """Another run of the original: loosen the check as far as its own output varies.
+        ALIKE_ONLY (the warm-up, whose output may carry a build's lines) learns only from an
+        output laid out like the others. Whether the run was learnt from."""
         other = normalised(reference, self.metric)
+        if self.off or other == self.expected:
+            return True
         if _lines_masked(other) != _lines_masked(self.expected):
+            if alike_only:
+                return False
             self.off = True  # more than its numbers varies
-            return
+            return True
         self.floats = True
         numbers = NUMBER.findall(other)
         self.varying |= {i for i, (a, b) in enumerate(zip(self.numbers, numbers)) if a != b}
+        return True
 
     def against(self, reference: str) -> OutputCheck:
         """This check with another run of the original as the yardstick (the bench on another
