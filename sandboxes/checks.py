@@ -221,25 +221,32 @@ def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, t
                     return RoundCheck("incorrect", f"{label}, call {i + 1}: input {j} was modified in place")
     worst, rescued = 0.0, 0
 
-    def missed(c: Comparison, call: int, n) -> bool:
+    def missed(c: Comparison, call: int, n) -> str | None:
+        """None where call's output passes; else the verdict: `unverified` where the second
+        opinion ran out of time on an output near enough that it might have passed."""
         nonlocal rescued
         if c.ok:
-            return False
+            return None
         if c.numeric and second_opinion is not None and second_opinion(call, n):
             rescued += 1
-            return False
-        return True
+            return None
+        return "unverified" if getattr(second_opinion, "out_of_time", False) else "incorrect"
+
+    def failed(verdict: str, reason: str) -> str:
+        return reason if verdict == "incorrect" else (
+            f"{reason}; kopt's float64 second opinion on it ran out of time (half the call time limit): "
+            f"raise call_timeout_s ([eval] in a run config) to have it judged")
 
     for i, (r, n) in enumerate(zip(ref_outs, outs)):
         c = compare(r, n, tol)
-        if missed(c, i, n):
-            return RoundCheck("incorrect", f"{label}, call {i + 1}: {c.reason}", worst, _located(c, i))
+        if v := missed(c, i, n):
+            return RoundCheck(v, failed(v, f"{label}, call {i + 1}: {c.reason}"), worst, _located(c, i))
         worst = max(worst, c.max_abs_err)
     for i, n in enumerate(new_body.get("repeat") or []):
         c = compare(ref_outs[(i + 1) % len(ref_outs)], n, tol)
-        if missed(c, (i + 1) % len(ref_outs), n):
-            return RoundCheck("incorrect", f"{label}, call {i + 1} repeated with new values in the same input "
-                                           f"tensors: {c.reason} (caches by pointer, or keeps state between calls)",
+        if v := missed(c, (i + 1) % len(ref_outs), n):
+            return RoundCheck(v, failed(v, f"{label}, call {i + 1} repeated with new values in the same input "
+                                           f"tensors: {c.reason} (caches by pointer, or keeps state between calls)"),
                               worst, _located(c, i))
     return RoundCheck(None, "", worst, float64_calls=rescued)
 

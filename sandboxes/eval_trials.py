@@ -8,10 +8,7 @@ import secrets
 
 from kopt.sandboxes.eval_channel import WorkerFailed, _check_outputs_blob
 from kopt.sandboxes.eval_session import EvalConfig, SkipTrial, Verdict, _Session
-
-# how much slower than the float32 forward the reference's float64 rerun may be (a convolution
-# leaves oneDNN's fast path): the second opinion is asked only where that fits the time limit
-FLOAT64_SLOWDOWN = 40
+from kopt.sandboxes.reference_error import answer_cost
 
 
 def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, scale: dict | None = None,
@@ -92,9 +89,9 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     times["new_tensor_bytes"] = new_bytes
     cfg = s.cfg
     c0 = s.ref.worker.cpu_seconds()
-    # a second opinion in float64 (reference_error), its forwards given half the compare's time
-    # limit, where one of them fits in it
-    budget = cfg.call_timeout_s / 2 if FLOAT64_SLOWDOWN * times["ref"] / n < cfg.call_timeout_s / 2 else 0
+    # a second opinion in float64 (reference_error), its answers given half the compare's time
+    # limit, where one of them fits in it (the other half: one started before the budget ran out)
+    budget = cfg.call_timeout_s / 2 if answer_cost(times["ref"] / n) < cfg.call_timeout_s / 2 else 0
     times["check"] = s.compare({"label": label, "atol": cfg.atol, "rtol": cfg.rtol, "float64_s": budget}, parts)
     times["check_cpu"] = s.ref.worker.cpu_seconds() - c0
     return times

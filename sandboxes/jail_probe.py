@@ -54,7 +54,8 @@ print("KOPT-PROBE " + json.dumps({
     "home_allowed": can(lambda: read(d + "/home/allowed/file")),
     "host_uid": int(uid_map[1]) + os.getuid() - int(uid_map[0]), "ipc": os.readlink("/proc/self/ns/ipc"),
     "dev": sorted(os.listdir("/dev")), "pids": sum(e.isdigit() for e in os.listdir("/proc")),
-    "sockets": [can(lambda: sock(f)) for f in (socket.AF_UNIX, socket.AF_NETLINK, getattr(socket, "AF_VSOCK", 40))],
+    "sockets": [*(can(lambda: sock(f)) for f in (socket.AF_UNIX, socket.AF_NETLINK, getattr(socket, "AF_VSOCK", 40))),
+                can(lambda: [s.close() for s in socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)])],
     "keyring": can(key)}))
 """
 # which jail.sh step (its `kopt-jail: STEP` line) needs which feature

@@ -44,11 +44,11 @@ ARCHES = {
     "x86_64": (0xC000003E, {"socket": 41, "add_key": 248, "request_key": 249, "keyctl": 250,
                             "sched_setaffinity": 203, "fadvise64": 221, "readahead": 187, "mincore": 27,
                             "preadv2": 327, "move_pages": 279, "io_setup": 206, "io_submit": 209,
-                            "perf_event_open": 298, "madvise": 28, "migrate_pages": 256}),
+                            "perf_event_open": 298, "madvise": 28, "migrate_pages": 256, "socketpair": 53}),
     "aarch64": (0xC00000B7, {"socket": 198, "add_key": 217, "request_key": 218, "keyctl": 219,
                              "sched_setaffinity": 122, "fadvise64": 223, "readahead": 213, "mincore": 232,
                              "preadv2": 286, "move_pages": 239, "io_setup": 0, "io_submit": 2,
-                             "perf_event_open": 241, "madvise": 233, "migrate_pages": 238}),
+                             "perf_event_open": 241, "madvise": 233, "migrate_pages": 238, "socketpair": 199}),
 }
 CACHESTAT = 451  # the same on both
 PROCESS_MADVISE = 440  # the same on both
@@ -58,9 +58,10 @@ RWF_NOWAIT = 0x8
 PREADV2_FLAGS = 16 + 8 * 5  # seccomp_data.args[5], low half
 IO_URING = (425, 426, 427)  # setup, enter, register
 BLOCKED_FAMILIES = (1, 16, 40)  # AF_UNIX, AF_NETLINK, AF_VSOCK
+AF_UNIX, SOCK_STREAM, SOCK_SEQPACKET, SOCK_TYPE_MASK = 1, 1, 5, 0xF
 X32_BIT = 0x40000000
 RET_ALLOW, RET_EPERM = 0x7FFF0000, 0x00050000 | errno.EPERM
-LD_W_ABS, JEQ_K, JSET_K, RET_K = 0x20, 0x15, 0x45, 0x06
+LD_W_ABS, JEQ_K, JSET_K, RET_K, AND_K = 0x20, 0x15, 0x45, 0x06, 0x54
 OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH, MOUNT_ATTR_IDMAP = 1, 0x1000, 0x4, 0x100000
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
@@ -90,6 +91,11 @@ def filter_program(machine: str | None = None) -> bytes:
              _ins(RET_K, RET_EPERM)]
     prog += [_ins(JEQ_K, nr["preadv2"], 0, 4), _ins(LD_W_ABS, PREADV2_FLAGS),  # preadv2: its flags
              _ins(JSET_K, RWF_NOWAIT, 0, 1), _ins(RET_K, RET_EPERM), _ins(RET_K, RET_ALLOW)]
+    # socketpair: a unix pair of the connected kinds only. A datagram pair (SOCK_RAW is one too)
+    # sends to any path sendto() names and re-connects anywhere: round 28 reached a host socket
+    prog += [_ins(JEQ_K, nr["socketpair"], 0, 8), _ins(LD_W_ABS, 16), _ins(JEQ_K, AF_UNIX, 0, 5),
+             _ins(LD_W_ABS, 24), _ins(AND_K, SOCK_TYPE_MASK), _ins(JEQ_K, SOCK_STREAM, 2, 0),
+             _ins(JEQ_K, SOCK_SEQPACKET, 1, 0), _ins(RET_K, RET_EPERM), _ins(RET_K, RET_ALLOW)]
     prog += [_ins(JEQ_K, nr["socket"], 0, 2 * len(BLOCKED_FAMILIES) + 1), _ins(LD_W_ABS, 16)]  # args[0], low half
     for fam in BLOCKED_FAMILIES:
         prog += [_ins(JEQ_K, fam, 0, 1), _ins(RET_K, RET_EPERM)]

@@ -338,6 +338,16 @@ def _exec(cmd: list[str], workdir: Path, env: dict[str, str], cgroup: Cgroups, l
                             pass_fds=tuple(channel.values()), start_new_session=True, preexec_fn=preexec)
 
 
+def _pass_pair() -> list[int]:
+    """The socket pair a call's sealed inputs come on, kopt's end first. Connected packets, not
+    datagrams: a datagram socket sends wherever sendto() names, and the worker's end reached a
+    host unix socket (red team 28); kopt's end refuses to receive, so nothing the worker sends
+    (an fd to keep past its exit included) is queued on kopt's side."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours.shutdown(socket.SHUT_RD)
+    return [ours.detach(), theirs.detach()]
+
+
 def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | None = None,
                  cpus: set[int] | None = None, shm: bool = False) -> Worker:
     """Start `argv` sandboxed; it receives --fd-in/--fd-out/--fd-alarm for the channel (and
@@ -351,7 +361,7 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
     prefix = () if limits.network else namespace_prefix()
     cmd = [*argv, "--fd-in", str(to_r), "--fd-out", str(from_w), "--fd-alarm", str(alarm_w)]
     shm_fd = os.memfd_create("kopt-io", 0) if shm else None
-    pass_ends = [s.detach() for s in socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)] if shm else []
+    pass_ends = _pass_pair() if shm else []
     if shm_fd is not None:
         cmd += ["--fd-shm", str(shm_fd), "--fd-pass", str(pass_ends[1])]
     env = scrubbed_env(str(workdir), env_extra)

@@ -26,6 +26,9 @@ from kopt.sandboxes.checks import Tolerance, _flatten, same_value
 
 FACTOR = 4.0  # a candidate may be this many times as far from the exact answer as the reference
 REF_ERROR_CAP = 1e-2  # the reference's own float32 error, relative to its norm, above which no second opinion
+# how much slower than the float32 forward the reference's float64 rerun may be (a convolution
+# leaves oneDNN's fast path): the second opinion is asked only where an answer fits the time limit
+FLOAT64_SLOWDOWN = 40
 
 
 def within_reference_error(ref32, ref64, new, tol: Tolerance, spread=None) -> bool:
@@ -115,22 +118,40 @@ def _rng_states(torch) -> list:
     return states
 
 
-def second_opinion(worker, tol: Tolerance, budget_s: float | None):
-    """`check_round`'s SECOND_OPINION for the reference's harness WORKER: call i's output
-    against the reference run again in float64 -- a copy of the model in float64, the call's
-    inputs as kopt sent them (`harness_support.pristine_inputs`, copied again for each rerun),
-    the call's seed; each call's once (its repeat pass is judged against the same answer), as
-    long as BUDGET_S of float64 forwards lasts. No opinion where that forward draws random
-    numbers (float64 draws are other numbers: they would pass for rounding, red team 26) or
-    fails (an op without float64). None without a budget (kopt found one forward too slow)."""
-    if not budget_s:
-        return None
-    torch = worker.torch
-    state: dict = {"answers": {}, "spent": 0.0}
+def answer_cost(ref_call_s: float) -> float:
+    """Seconds one call's second opinion may take, for a reference call of REF_CALL_S: the
+    float64 forward, NUDGES float32 and NUDGES float64 ones on nudged inputs, the copies.
+    The gate once counted one float64 forward, and the budget ran out in the middle of a
+    round of an honest candidate's calls (red team 28)."""
+    return ((1 + NUDGES) * FLOAT64_SLOWDOWN + NUDGES + 2) * ref_call_s
 
-    def answer(i: int):
+
+def second_opinion(worker, tol: Tolerance, budget_s: float | None):
+    """`check_round`'s SECOND_OPINION for the reference's harness WORKER (a SecondOpinion;
+    with no budget, kopt found one answer too slow for the time limit: it answers nothing and
+    says it ran out of time)."""
+    return SecondOpinion(worker, tol, budget_s or 0.0)
+
+
+class SecondOpinion:
+    """Call i's output against the reference run again in float64 -- a copy of the model in
+    float64, the call's inputs as kopt sent them (`harness_support.pristine_inputs`, copied
+    again for each rerun), the call's seed; each call's once (its repeat pass is judged against
+    the same answer), as long as BUDGET_S of them lasts. No opinion where that forward draws
+    random numbers (float64 draws are other numbers: they would pass for rounding, red team 26)
+    or fails (an op without float64). `out_of_time`: the last call refused had no answer only
+    because the budget was spent, and was near enough that one could have passed it -- not a
+    verdict of `incorrect` (red team 28: an exact candidate was, at a short time limit)."""
+
+    def __init__(self, worker, tol: Tolerance, budget_s: float):
+        self.worker, self.tol, self.budget_s = worker, tol, budget_s
+        self.state: dict = {"answers": {}, "spent": 0.0}
+        self.out_of_time = False
+
+    def _answer(self, i: int):
+        worker, state, torch = self.worker, self.state, self.worker.torch
         if i not in state["answers"]:
-            if state["spent"] > budget_s:
+            if self.budget_s <= 0 or state["spent"] > self.budget_s:
                 return None
             start = time.perf_counter()
             if "model" not in state:
@@ -149,10 +170,31 @@ def second_opinion(worker, tol: Tolerance, budget_s: float | None):
             state["spent"] += time.perf_counter() - start
         return state["answers"][i]
 
-    def judge(i: int, new) -> bool:
+    def __call__(self, i: int, new) -> bool:
+        self.out_of_time = False
         try:
-            found = answer(i)
-            return found is not None and within_reference_error(worker.outs[i], found[0], new, tol, found[1])
+            found = self._answer(i)
+            if found is None:
+                self.out_of_time = i not in self.state["answers"] and _within_reach(self.worker.outs[i], new)
+                return False
+            return within_reference_error(self.worker.outs[i], found[0], new, self.tol, found[1])
         except Exception:  # noqa: BLE001 - the reference in float64 is a best effort
             return False
-    return judge
+
+
+def _within_reach(ref32, new) -> bool:
+    """Whether NEW is near enough REF32 that a second opinion could pass it: the same leaves,
+    every float one finite and off by at most FACTOR * REF_ERROR_CAP of its norm."""
+    import torch
+
+    r, n = list(_flatten(ref32)), list(_flatten(new))
+    if len(r) != len(n) or any(p != q for (p, _), (q, _) in zip(r, n)):
+        return False
+    for (_, a), (_, c) in zip(r, n):
+        if isinstance(a, torch.Tensor) and a.is_floating_point():
+            if type(c) is not torch.Tensor or c.shape != a.shape or not bool(torch.isfinite(c).all()):
+                return False
+            a, c = a.double().cpu(), c.double().cpu()
+            if float(torch.linalg.vector_norm(c - a)) > FACTOR * REF_ERROR_CAP * float(torch.linalg.vector_norm(a)):
+                return False
+    return True
