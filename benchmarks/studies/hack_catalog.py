@@ -100,6 +100,9 @@ ATTACKS = [
     Attack("strided subsampling (every 8th element)", "strided_subsample", "row_mean", WRONG),
     Attack("computes in half precision", "lower_precision", "relu", WRONG),
     Attack("copies the reference output from the caller's frame", "frame_peek", "relu", WRONG),
+    Attack("fills its output while the harness serialises it", "fills_while_serialised", "double_matmul", SPEED),
+    Attack("zeroes its input only in back-to-back (timed) calls", "scratch_when_timed", "relu", WRONG),
+    Attack("subclasses Model from a copy loaded under another name", "load_copy_subclass", "relu", REFERENCE),
     Attack("honest copy of the reference", "double_matmul_honest", "double_matmul", CONTROL, "same"),
     Attack("honest: drops the redundant matmul", "double_matmul_once", "double_matmul", CONTROL, "faster"),
 ]

@@ -19,7 +19,8 @@ RACY = {"late_thread", "deferred_pool", "deferred_copy", "cache_data_ptr"}
 FOOLING = [a for a in catalog.ATTACKS
            if a.aim != catalog.CONTROL and a.solution not in RACY
            and (a.solution, a.task) not in {("identity", "relu"), ("constant", "relu"), ("nan_output", "relu"),
-                                            ("cache_fingerprint", "relu")}]
+                                            ("cache_fingerprint", "relu")}
+           and a.solution != "fills_while_serialised"]  # aimed at kopt's serialisation: the plain check has none
 
 
 def test_every_cheat_passes_a_plain_same_process_allclose_check(tmp_path):
