@@ -137,6 +137,9 @@ class _Session:
     def __init__(self, task_path: Path, source: str, kernel: str, cfg: EvalConfig):
         self.cfg = cfg
         self.threads = cfg.threads or _default_threads()
+        # the float64 second opinion's time over the whole evaluation: a candidate that misses the
+        # tolerance on every call made the reference spend half the call limit a round (red team 28)
+        self.float64_left = cfg.call_timeout_s
         # both workers import torch on every core, then pin themselves to these at setup
         self.cpus = _claim_cpus(self.threads)
         # what a worker brought into the page cache leaves with it: no bits for a later evaluation

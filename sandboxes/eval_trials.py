@@ -91,8 +91,12 @@ def _exchange(s: _Session, seeds: list[int], label: str, signed: bool = False, s
     c0 = s.ref.worker.cpu_seconds()
     # a second opinion in float64 (reference_error), its answers given half the compare's time
     # limit, where one of them fits in it (the other half: one started before the budget ran out)
-    budget = cfg.call_timeout_s / 2 if answer_cost(times["ref"] / n) < cfg.call_timeout_s / 2 else 0
+    budget = max(0.0, min(cfg.call_timeout_s / 2, s.float64_left)) \
+        if answer_cost(times["ref"] / n) < cfg.call_timeout_s / 2 else 0
     times["check"] = s.compare({"label": label, "atol": cfg.atol, "rtol": cfg.rtol, "float64_s": budget}, parts)
+    spent = times["check"].get("float64_spent")
+    times["float64_s"] = float(spent) if isinstance(spent, (int, float)) and spent > 0 else 0.0
+    s.float64_left -= times["float64_s"]
     times["check_cpu"] = s.ref.worker.cpu_seconds() - c0
     return times
 
@@ -108,6 +112,8 @@ def _raise_if_failed(times: dict, checks: dict) -> None:
     check = times["check"]
     if check.get("float64_calls"):
         checks["float64_reference"] = checks.get("float64_reference", 0) + int(check["float64_calls"])
+    if times.get("float64_s"):
+        checks["float64_s"] = round(checks.get("float64_s", 0.0) + times["float64_s"], 3)
     err = check.get("max_abs_err")
     checks["max_abs_err"] = max(checks.get("max_abs_err", 0.0), err if isinstance(err, (int, float)) else 0.0)
     if check.get("verdict"):

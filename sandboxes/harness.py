@@ -348,10 +348,10 @@ class Worker:
             if n:
                 body[key] = protocol.decode(memoryview(payload)[at:at + n], self.torch)
             at += n
-        rc = check_round(self.outs, self.inputs if "inputs_after" in body else None, body, tol := Tolerance(
-            h["atol"], h["rtol"]), h["label"], reference_error.second_opinion(self, tol, h.get("float64_s")))
+        opinion = reference_error.second_opinion(self, tol := Tolerance(h["atol"], h["rtol"]), h.get("float64_s"))
+        rc = check_round(self.outs, self.inputs if "inputs_after" in body else None, body, tol, h["label"], opinion)
         return {"ok": True, "verdict": rc.verdict, "reason": rc.reason, "max_abs_err": rc.max_abs_err,
-                "mismatch": rc.detail, "float64_calls": rc.float64_calls}, b""
+                "mismatch": rc.detail, "float64_calls": rc.float64_calls, "float64_spent": opinion.spent}, b""
 
     def cmd_degeneracy(self, h: dict, payload: bytes) -> tuple[dict, bytes]:
         """Task-quality flags from the reference alone over many seeds (robust-kbench style):

@@ -148,10 +148,15 @@ class SecondOpinion:
         self.state: dict = {"answers": {}, "spent": 0.0}
         self.out_of_time = False
 
+    @property
+    def spent(self) -> float:
+        """Seconds of float64 answers this opinion took (kopt caps them over an evaluation)."""
+        return self.state["spent"]
+
     def _answer(self, i: int):
         worker, state, torch = self.worker, self.state, self.worker.torch
         if i not in state["answers"]:
-            if self.budget_s <= 0 or state["spent"] > self.budget_s:
+            if state["spent"] >= self.budget_s:
                 return None
             start = time.perf_counter()
             if "model" not in state:

@@ -109,21 +109,70 @@ def _float32_call_s() -> float:
 
 @pytest.mark.parametrize("timeout_x", [1500, 20])  # answers fit the budget for a while; none does
 def test_exact_candidate_is_not_incorrect_for_want_of_float64_time(tmp_path: Path, timeout_x: int) -> None:
-    res = _evaluate(tmp_path, SOLUTION, timeout_x)
+    res, _ = _evaluate(tmp_path, SOLUTION, timeout_x)
     assert res["verdict"] in ("same", "faster", "slower", "unverified"), (res["verdict"], res.get("reason"))
     if res["verdict"] == "unverified":
         assert "ran out of time" in res["reason"] and res["correct"] is False, res["reason"]
 
 
 def test_an_output_too_far_off_for_any_second_opinion_is_still_incorrect(tmp_path: Path) -> None:
-    res = _evaluate(tmp_path, SOLUTION.replace("return self.conv(x)", "return self.conv(x) * 1.1"), 20)
+    res, _ = _evaluate(tmp_path, SOLUTION.replace("return self.conv(x)", "return self.conv(x) * 1.1"), 20)
     assert res["verdict"] == "incorrect" and "ran out of time" not in res["reason"], res.get("reason")
 
 
-def _evaluate(tmp_path: Path, solution_text: str, timeout_x: int) -> dict:
+def _evaluate(tmp_path: Path, solution_text: str, timeout_x: int) -> tuple[dict, float]:
     task, solution = tmp_path / "task.py", tmp_path / "solution.py"
     task.write_text(TASK)
     solution.write_text(solution_text)
     cfg = EvalConfig(max_timing_s=1, rounds=6, call_timeout_s=timeout_x * _float32_call_s(), setup_timeout_s=120,
                      confirm=False, quality_seeds=2, threads=1)
-    return evaluate(task, solution, cfg)
+    return evaluate(task, solution, cfg), cfg.call_timeout_s
+
+
+SLOW_FLOAT64_TASK = '''"""Doubles its input, then adds and takes away 1e4 times its mean magnitude; float64 is slow."""
+import time
+
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        if x.dtype == torch.float64:
+            time.sleep(0.15)  # an op with no fast float64 path
+        y = x * 2
+        s = 1e4 * y.abs().mean()
+        return (y + s) - s
+
+
+def get_inputs():
+    return [torch.rand(64, 256)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+EXACT = '''
+import torch.nn as nn
+
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return x * 2
+'''
+
+
+def test_the_second_opinions_time_is_capped_over_an_evaluation(tmp_path: Path) -> None:
+    """Every call of the exact candidate misses the fixed tolerance and needs an answer (4
+    float64 forwards of 0.15 s): uncapped, each round spent up to half the call limit on them
+    (the rounds' 2 s each, about 16 s here); capped, the call limit over the evaluation."""
+    task, solution = tmp_path / "task.py", tmp_path / "solution.py"
+    task.write_text(SLOW_FLOAT64_TASK)
+    solution.write_text(EXACT)
+    cfg = EvalConfig(max_timing_s=1, rounds=5, call_timeout_s=4.0, setup_timeout_s=120, confirm=False,
+                     quality_seeds=2, threads=1)
+    res = evaluate(task, solution, cfg)
+    assert res["verdict"] in ("same", "faster", "slower", "unverified"), (res["verdict"], res.get("reason"))
+    assert res["checks"].get("float64_reference", 0) > 0, res["checks"]  # the opinion did judge some calls
+    assert res["checks"]["float64_s"] <= cfg.call_timeout_s + 1.0, res["checks"]["float64_s"]
