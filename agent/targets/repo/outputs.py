@@ -37,8 +37,8 @@ class OutputCheck:
         self.metric, self.reference = metric, reference
         self.floats, self.off = False, False
         self.expected = normalised(reference, metric)
-        self.numbers = NUMBER.findall(self.expected)  # the first run's numbers, in order
-        self.varying: set[int] = set()  # which of them another run of the original printed otherwise
+        self.numbers = _numbers(self.expected)  # the first run's numbers: (line, place in it) -> number
+        self.varying: set[tuple[int, int]] = set()  # which of them another run of the original printed otherwise
 
     def learn(self, reference: str, alike_only: bool = False) -> bool:
         """Another run of the original: loosen the check as far as its own output varies.
@@ -53,8 +53,8 @@ class OutputCheck:
             self.off = True  # more than its numbers varies
             return True
         self.floats = True
-        numbers = NUMBER.findall(other)
-        self.varying |= {i for i, (a, b) in enumerate(zip(self.numbers, numbers)) if a != b}
+        numbers = _numbers(other)
+        self.varying |= {at for at, n in self.numbers.items() if numbers.get(at, n) != n}
         return True
 
     def against(self, reference: str) -> OutputCheck:
@@ -69,9 +69,7 @@ class OutputCheck:
         text = normalised(output, self.metric)
         if not self.floats:
             return text
-        at = iter(range(1 << 62))
-        return "\n".join(NUMBER.sub(lambda m: "<num>" if next(at) in self.varying else m.group(0), line)
-                         if len(line) <= MAX_MATCHED_LINE else line for line in text.split("\n"))
+        return "\n".join(_mask_line(line, i, self.varying) for i, line in enumerate(text.split("\n")))
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""
@@ -128,6 +126,24 @@ class OutputCheck:
         masked = f"metric and the {len(self.varying)} number(s) its own runs vary in" if self.floats \
             else "metric"
         return f"same as the original's ({masked} masked)"
+
+
+def _numbers(text: str) -> dict[tuple[int, int], str]:
+    """The numbers of TEXT's lines short enough to match, by (line, place in the line): where
+    `_masked` finds them. Counted in one run over every line, the masks after a long line (an
+    input echoed) landed on later numbers: a printed answer went unchecked and an honest patch
+    failed on a timing; and a line long in one run, short in another (the bench on another
+    input), moved every mask after it (red team 29)."""
+    return {(i, k): n for i, line in enumerate(text.split("\n")) if len(line) <= MAX_MATCHED_LINE
+            for k, n in enumerate(NUMBER.findall(line))}
+
+
+def _mask_line(line: str, i: int, varying: set[tuple[int, int]]) -> str:
+    """Line I of an output with the numbers VARYING names masked (a long line as it is)."""
+    if len(line) > MAX_MATCHED_LINE:
+        return line
+    at = iter(range(1 << 62))
+    return NUMBER.sub(lambda m: "<num>" if (i, next(at)) in varying else m.group(0), line)
 
 
 def _lines_masked(text: str) -> str:
