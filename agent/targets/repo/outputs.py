@@ -27,9 +27,10 @@ ANSWER_DIGITS = 4  # a printed number with fewer significant digits (10, 1000, 0
 
 
 def _significant(number: str) -> int:
+    """Significant digits, trailing zeros not counted, after a decimal point either: `1.0000` is
+    a 1, and every `+ 1` an honest patch added was taken for the answer written down (red team 30)."""
     mantissa = re.split(r"[eE]", number.lstrip("+-"))[0]
-    digits = mantissa.replace(".", "").lstrip("0")
-    return len(digits.rstrip("0")) if "." not in mantissa else len(digits)
+    return len(mantissa.replace(".", "").strip("0"))
 
 
 class OutputCheck:
