@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from kopt.agent.targets.disk_reads import store_problem
-from kopt.agent.targets.repo import bench_inputs, guard, worktree
+from kopt.agent.targets.repo import bench_inputs, guard, test_tally, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.outputs import OutputCheck
 from kopt.agent.targets.repo.shell_commands import RunResult, parse_metric
@@ -80,6 +80,9 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
         raise _Failed("timeout", f"--test did not finish in {t.test_timeout:.0f}s")
     if not r.ok:
         raise _Failed("incorrect", f"--test fails (exit {r.rc}): {r.tail_line()}")
+    if why := test_tally.differs(t.test_tally, r.output):
+        checks["tests"] = "passed with other counts"
+        raise _Failed("incorrect", why)
     warm_new = new.run(t.bench, t.bench_timeout)
     if not warm_new.ok:
         raise _Failed("timeout" if warm_new.timed_out else "runtime_error",

@@ -20,7 +20,7 @@ from pathlib import Path
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.rules.repo_rules import flags_only
 from kopt.agent.targets.option_flags import as_flags
-from kopt.agent.targets.repo import guard, patches, worktree
+from kopt.agent.targets.repo import guard, patches, test_tally, worktree
 from kopt.agent.targets.repo.hotspots import Hotspot, RepoIndex, rank, render
 from kopt.agent.targets.repo.profile import Profile, profile_bench
 from kopt.agent.targets.repo.repo_bench import failed, measure
@@ -69,6 +69,7 @@ class RepoTarget:
         self.profile: Profile | None = None
         self.results: dict[str, list[dict]] = {}  # this process's evaluations, by patch
         self.rewrites: set[str] | None = None  # what the original's bench writes on every run
+        self.test_tally: list[dict[str, int]] = []  # the original's test summaries (test_tally)
         tmp = Path(tempfile.mkdtemp(prefix="kopt-repo-"))
         atexit.register(shutil.rmtree, tmp, True)
         self.ws = worktree.Workspace(root, commit, tmp)
@@ -126,6 +127,7 @@ class RepoTarget:
             if not t.ok:
                 raise UserInputError(f"--test fails on the original ({t.status}): {t.last_line()}; "
                                      f"fix the tests or the command first")
+            self.test_tally = test_tally.tally(t.output)
             b = sh.run(self.bench, self.bench_timeout)
             if not b.ok:
                 raise UserInputError(f"--bench fails on the original ({b.status}): {b.last_line()}")
