@@ -89,11 +89,15 @@ def _mode_problem(c: Change) -> str | None:
     return None
 
 
+def command_words(commands: list[str], subdir: str = "") -> set[str]:
+    """The paths the commands may name: their words (and each under SUBDIR, where they run)."""
+    words = {w.removeprefix("./") for w in re.findall(r"[\w./-]+", " ".join(commands))}
+    return words | ({f"{subdir}/{w}" for w in words} if subdir else set())
+
+
 def bench_files(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
     """Files the commands name, and the repository modules a named Python script imports."""
-    words = {w.removeprefix("./") for w in re.findall(r"[\w./-]+", " ".join(commands))}
-    words |= {f"{subdir}/{w}" for w in words} if subdir else set()
-    named = {w for w in words if safefs.is_regular(tree, w)}
+    named = {w for w in command_words(commands, subdir) if safefs.is_regular(tree, w)}
     out = set(named)
     for rel in named:
         if rel.endswith(".py"):
@@ -146,10 +150,7 @@ def shadows(rel: str) -> str | None:
         if any(Path(d, path.name).is_file() for d in SYSTEM_INCLUDE):
             return f"the system header <{path.name}>"
         return None
-    if path.suffix not in (".py", ".pyc", ".so", ".pyi") and not (path.name == "__init__.py"):
-        return None
-    name = path.parent.name if path.name == "__init__.py" else path.name.split(".")[0]
-    if not name.isidentifier():
+    if not (name := module_name(rel)):
         return None
     if name in sys.stdlib_module_names:
         return f"the standard library's module {name!r}"
@@ -160,6 +161,15 @@ def shadows(rel: str) -> str | None:
     if found or name in _other_pythons_modules():
         return f"the installed module {name!r}"
     return None
+
+
+def module_name(rel: str) -> str | None:
+    """The top name `import` finds the file REL under from its own folder, or None (not Python)."""
+    path = PurePosixPath(rel)
+    if path.suffix not in (".py", ".pyc", ".so", ".pyi") and path.name != "__init__.py":
+        return None
+    name = path.parent.name if path.name == "__init__.py" else path.name.split(".")[0]
+    return name if name.isidentifier() else None
 
 
 @functools.cache
@@ -186,6 +196,7 @@ class Policy:
     bench: set[str]             # named by the commands, or imported by a Python bench
     globs: tuple[str, ...] = ()  # --editable
     everything: bool = False    # no hot spot known: every source file that is not protected
+    modules: frozenset[str] = frozenset()  # the module names of the tree's own Python files
 
     def allowed(self, c: Change, flag_lines_only) -> str | None:
         """None when the candidate may make this change, else why not."""
@@ -206,6 +217,10 @@ class Policy:
         source = PurePosixPath(c.path).suffix.lower() in LANGUAGE_OF
         if c.status == "A" and (shadowed := shadows(c.path)):
             return f"{c.path} would be imported in place of {shadowed}"
+        if c.status == "A" and (name := module_name(c.path)) in self.modules:
+            # a src/ or bench-folder copy comes first on one command's sys.path and not on the
+            # other's: the bench ran the new one, the tests the old (red team 30)
+            return f"{c.path} would stand in for the repository's own module {name!r} (change that file instead)"
         if c.status == "A" and source and str(PurePosixPath(c.path).parent) in folders:
             return None
         if self.everything and source:

@@ -155,13 +155,18 @@ class RepoTarget:
                 self.profile = profile_bench(sh, tree, self.bench, index, self.bench_timeout, self.bench_s)
             self.hotspots = rank(self.profile.weights, self.profile.total, index)
         self.source = self._overview(index)
-        self._set_policy(tree)
+        self._set_policy(tree, index.files)
 
-    def _set_policy(self, tree: Path) -> None:
-        """What candidates may change: the hot files (see `guard`), told to the model up front."""
+    def _set_policy(self, tree: Path, files: list[str]) -> None:
+        """What candidates may change: the hot files (see `guard`), told to the model up front.
+        A hot file the commands name (a bench script) stays the bench's: named as a word of a
+        command, not as part of one (`sqmod.py` inside `test_sqmod.py` left no hot file at all,
+        every file editable, and a new src/sqmod.py stood in for it under the bench, red team 30)."""
         named = guard.bench_files(tree, [self.test, self.bench], self.subdir)
-        hot = {h.fn.path for h in self.hotspots if h.fn.path not in f"{self.test} {self.bench}"}
-        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot)
+        words = guard.command_words([self.test, self.bench], self.subdir)
+        hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
+        modules = frozenset(m for f in files if (m := guard.module_name(f)))
+        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot, modules=modules)
         self.instructions = _instructions(self.policy.describe())
         self._baseline_changes = set(self._changes(tree))
 
