@@ -38,8 +38,8 @@ class OutputCheck:
         self.metric, self.reference = metric, reference
         self.floats, self.off = False, False
         self.expected = normalised(reference, metric)
-        self.numbers = _numbers(self.expected)  # the first run's numbers: (line, place in it) -> number
-        self.varying: set[tuple[int, int]] = set()  # which of them another run of the original printed otherwise
+        self.numbers = _numbers(self.expected)  # the first run's numbers: (shape, nth, place) -> number
+        self.varying: set[tuple[str, int, int]] = set()  # which of them another run of the original printed otherwise
 
     def learn(self, reference: str, alike_only: bool = False) -> bool:
         """Another run of the original: loosen the check as far as its own output varies.
@@ -70,7 +70,7 @@ class OutputCheck:
         text = normalised(output, self.metric)
         if not self.floats:
             return text
-        return "\n".join(_mask_line(line, i, self.varying) for i, line in enumerate(text.split("\n")))
+        return _mask(text, self.varying)
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""
@@ -129,22 +129,36 @@ class OutputCheck:
         return f"same as the original's ({masked} masked)"
 
 
-def _numbers(text: str) -> dict[tuple[int, int], str]:
-    """The numbers of TEXT's lines short enough to match, by (line, place in the line): where
-    `_masked` finds them. Counted in one run over every line, the masks after a long line (an
-    input echoed) landed on later numbers: a printed answer went unchecked and an honest patch
-    failed on a timing; and a line long in one run, short in another (the bench on another
-    input), moved every mask after it (red team 29)."""
-    return {(i, k): n for i, line in enumerate(text.split("\n")) if len(line) <= MAX_MATCHED_LINE
-            for k, n in enumerate(NUMBER.findall(line))}
+def _numbers(text: str) -> dict[tuple[str, int, int], str]:
+    """The numbers of TEXT's lines short enough to match, by where `_masked` finds them: the
+    line's shape (numbers masked), which of the lines of that shape, the place in the line.
+    Counted in one run over every line, the masks after a long line (an input echoed) landed
+    on later numbers: a printed answer went unchecked and an honest patch failed on a timing;
+    keyed by line number, the bench's timing line moved on its other input (fewer block lines
+    before it) and was compared digit for digit (red teams 29, 30)."""
+    return {(shape, nth, k): n for line, shape, nth in _shaped(text) for k, n in enumerate(NUMBER.findall(line))}
 
 
-def _mask_line(line: str, i: int, varying: set[tuple[int, int]]) -> str:
-    """Line I of an output with the numbers VARYING names masked (a long line as it is)."""
-    if len(line) > MAX_MATCHED_LINE:
-        return line
-    at = iter(range(1 << 62))
-    return NUMBER.sub(lambda m: "<num>" if (i, next(at)) in varying else m.group(0), line)
+def _shaped(text: str):
+    """(line, shape, nth) for each short line of TEXT; a long line as (line, None, 0)."""
+    seen: dict[str, int] = {}
+    for line in text.split("\n"):
+        if len(line) > MAX_MATCHED_LINE:
+            yield line, None, 0
+            continue
+        shape = NUMBER.sub("<num>", line)
+        seen[shape] = seen.get(shape, -1) + 1
+        yield line, shape, seen[shape]
+
+
+def _mask(text: str, varying: set[tuple[str, int, int]]) -> str:
+    """TEXT with the numbers VARYING names masked (a long line as it is)."""
+    out = []
+    for line, shape, nth in _shaped(text):
+        out.append(line if shape is None else NUMBER.sub(
+            lambda m, key=(shape, nth), at=iter(range(1 << 62)): "<num>" if (*key, next(at)) in varying
+            else m.group(0), line))
+    return "\n".join(out)
 
 
 def _lines_masked(text: str) -> str:
