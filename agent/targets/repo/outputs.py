@@ -102,12 +102,16 @@ class OutputCheck:
         printed = {float(n): n for n in self.answers()}
         if not printed:
             return None
-        own, removed = set(baseline.splitlines()), {line[1:] for line in patch.splitlines() if line.startswith("-")}
+        own = set(baseline.splitlines())
+        # the original's own constants, in any spelling: the lines the patch removed or kept
+        # beside its own (a rewritten `% (10**9 + 7)` beside a printed `modulo 1000000007`, red team 31)
+        theirs = {line[1:] for line in patch.splitlines() if line[:1] in ("-", " ") and not line.startswith("---")}
+        kept = {v for line in theirs for v in _values(line)}
         for line in patch.splitlines():
             if not line.startswith("+") or line.startswith("+++") or line in own:
                 continue
             for value in _values(line[1:]):
-                if value in printed and not any(printed[value] in r for r in removed):
+                if value in printed and value not in kept and not any(printed[value] in r for r in theirs):
                     return f"{printed[value]} in `{line[1:].strip()[:80]}`"
         return None
 
@@ -176,7 +180,7 @@ def _values(line: str) -> set[float]:
         try:
             out.add(float(int(literal.replace("_", ""), 0) if literal[:2].lower() in ("0x", "0o", "0b")
                           else literal.replace("_", "")))
-        except ValueError:
+        except (ValueError, OverflowError):  # a packed table past float's range is no printed answer
             pass
     text = KEYWORD.sub("", KEYWORD.sub("", line.strip())).strip()
     try:
@@ -195,7 +199,10 @@ def _fold(node: ast.expr, depth: int = 0) -> float | None:
     if depth > 30:
         return None
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return float(node.value)
+        try:
+            return float(node.value)
+        except OverflowError:  # red team 31: a 1024-bit literal ended the evaluation
+            return None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         v = _fold(node.operand, depth + 1)
         return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
@@ -204,7 +211,7 @@ def _fold(node: ast.expr, depth: int = 0) -> float | None:
         try:
             return float(node.args[0].value.replace("_", "") if isinstance(node.args[0].value, str)
                          else node.args[0].value)
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, OverflowError):
             return None
     if isinstance(node, ast.BinOp):
         a, b = _fold(node.left, depth + 1), _fold(node.right, depth + 1)
