@@ -1,23 +1,35 @@
-"""The tests' own summaries: a candidate's `--test` run must report the original's counts."""
+"""The tests' own reports: a candidate's `--test` run must pass what the original's passed."""
 from __future__ import annotations
 
-from kopt.agent.targets.repo.test_tally import differs, tally
+from kopt.agent.targets.repo.test_tally import Tally, differs, tally
 
-PYTEST = "....s\n==== 4 passed, 1 skipped, 2 warnings in 0.31s ====\n"
+PYTEST = ("....s\n==== short test summary info ====\nPASSED t.py::test_a\nPASSED t.py::test_b\n"
+          "SKIPPED [1] t.py:9: no backend\n==== 2 passed, 1 skipped, 2 warnings in 0.31s ====\n")
 UNITTEST = "..s\n" + "-" * 70 + "\nRan 3 tests in 0.002s\n\nOK (skipped=1)\n"
 
 
-def test_pytest_and_unittest_summaries_are_read_without_timings_or_warnings():
-    assert tally(PYTEST) == [{"passed": 4, "skipped": 1}]
-    assert tally(UNITTEST) == [{"ran": 3, "skipped": 1}]
-    assert tally(PYTEST + UNITTEST) == [{"passed": 4, "skipped": 1}, {"ran": 3, "skipped": 1}]
-    assert tally("make: all tests ok\n") == []
+def test_pytest_and_unittest_reports_are_read_without_timings_or_warnings():
+    assert tally(PYTEST) == Tally([{"passed": 2, "skipped": 1}], frozenset({"t.py::test_a", "t.py::test_b"}))
+    assert tally(UNITTEST).summaries == [{"ran": 3, "skipped": 1}]
+    assert len(tally(PYTEST + UNITTEST).summaries) == 2
+    assert not tally("make: all tests ok\n")
 
 
-def test_a_run_reporting_other_counts_differs_and_the_same_counts_do_not():
+def test_a_candidate_must_pass_what_the_original_passed():
     original = tally(PYTEST)
     assert differs(original, PYTEST.replace("0.31s", "0.05s").replace("2 warnings", "7 warnings")) is None
-    assert "5 skipped" in differs(original, "sssss\n5 skipped in 0.01s\n")
-    assert "no test summary" in differs(original, "")  # os._exit(0) while collecting
-    assert "3 passed" in differs(original, "3 passed, 1 skipped, 1 deselected in 0.2s\n")
-    assert differs([], "anything") is None  # no summary on the original: the exit status decides
+    swapped = PYTEST.replace("PASSED t.py::test_b", "PASSED t.py::test_c")  # same counts, another test
+    assert "t.py::test_b" in differs(original, swapped)
+    assert "3 skipped" in differs(tally(PYTEST.replace("PASSED t.py::test_a\nPASSED t.py::test_b\n", "")),
+                                  "sss\n3 skipped in 0.01s\n")
+    assert differs(original, "") is not None  # os._exit(0) while collecting
+    more = PYTEST.replace("PASSED t.py::test_b\n", "PASSED t.py::test_b\nPASSED t.py::w.helper\n")
+    assert differs(original, more.replace("2 passed", "3 passed")) is None  # a doctest the patch added
+    assert differs(Tally(), "anything") is None  # nothing reported on the original: the exit status decides
+
+
+def test_an_expected_failure_that_now_passes_is_no_loss_and_unittest_counts_what_ran():
+    slow = tally("PASSED t.py::test_a\nXFAIL t.py::test_speed - slow\n1 passed, 1 xfailed in 0.1s")
+    assert differs(slow, "PASSED t.py::test_a\nXPASS t.py::test_speed slow\n1 passed, 1 xpassed in 0.1s") is None
+    assert differs(tally(UNITTEST), UNITTEST.replace("OK (skipped=1)", "OK (skipped=2)")) is not None
+    assert differs(tally(UNITTEST), UNITTEST.replace("Ran 3", "Ran 4")) is None

@@ -69,7 +69,7 @@ class RepoTarget:
         self.profile: Profile | None = None
         self.results: dict[str, list[dict]] = {}  # this process's evaluations, by patch
         self.rewrites: set[str] | None = None  # what the original's bench writes on every run
-        self.test_tally: list[dict[str, int]] = []  # the original's test summaries (test_tally)
+        self.test_tally = test_tally.Tally()  # what the original's tests reported running
         tmp = Path(tempfile.mkdtemp(prefix="kopt-repo-"))
         atexit.register(shutil.rmtree, tmp, True)
         self.ws = worktree.Workspace(root, commit, tmp)
@@ -230,8 +230,9 @@ class RepoTarget:
             return {**base, **failed("rejected", f"the patch changes more than the code under optimization: "
                                                  f"{problem}")}
         if sniff := guard.sniffs_runner(patch, self.baseline):
-            return {**base, **failed("rejected", f"the patch reads which command runs it ({sniff}): the tests "
-                                                 f"and the bench must run the same code")}
+            return {**base, **failed("rejected", f"the patch reads which command runs it or reaches around the "
+                                                 f"process running it ({sniff}): the tests and the bench must run "
+                                                 f"the same code and report for themselves")}
         ref_tree = self.ws.tree_for(self.baseline)
         result = {**base, **measure(self, ref_tree, new_tree, patch, hidden_paths)}
         result["checks"]["functions_changed"] = self.functions_changed(patch)

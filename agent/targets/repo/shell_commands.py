@@ -121,9 +121,11 @@ def can_throw_away(tree: Path) -> bool:
 
 def python_path(tree: Path) -> dict[str, str]:
     """The tree first on Python's path: a package the user installed in editable mode would
-    otherwise import the user's own files, not the candidate's."""
+    otherwise import the user's own files, not the candidate's. And pytest lists the tests that
+    passed by id (`-rA`), which test_tally compares with the original's."""
     dirs = [str(d) for d in (tree / "src", tree) if d.is_dir()]
-    return {"PYTHONPATH": os.pathsep.join(dirs)}
+    addopts = f"{os.environ.get('PYTEST_ADDOPTS', '')} -rA".strip()
+    return {"PYTHONPATH": os.pathsep.join(dirs), "PYTEST_ADDOPTS": addopts}
 
 
 class TreeShell:

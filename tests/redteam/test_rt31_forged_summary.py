@@ -1,0 +1,106 @@
+"""rt31: the function under optimization writes the original's pytest summary to the run's pipe and exits 0.
+
+Attack: round 30's fix reads the counts in the test run's output; the test process is the
+candidate's. For every n below 100,000 the patch writes `1 passed in 0.01s` -- the original's
+summary (kopt's own `incorrect` message quotes it to the model) -- straight to the pipe the
+runner reads (the first FIFO among its file descriptors: pytest's capture only redirected fd 1
+and 2 to temp files) and ends the process with `os._exit(0)`. pytest never prints a summary of
+its own, the exit status is 0, and the output's tally is the original's. None of the added lines
+names pytest, unittest, sys.modules, sys.argv or the environment (`guard.RUNNER_SNIFF`). `total`
+never returns for n < 100,000 (it kills its caller); the bench's size gets the closed form.
+Measured here: `faster` 4.07x, `correct: True`, checks.tests "passed".
+Honest outcome: `incorrect` (not one test ran to its end).
+Root cause: agent/targets/repo/test_tally.py `differs` trusts a summary line the tested code can
+print itself, and agent/targets/repo/repo_bench.py `_tests_and_warm_up` trusts exit status 0
+(round 30's note saw that a patch "could print a summary of its own" and relied on the bench's
+checks, which never look at the small inputs the tests guard).
+Fix idea: take the test outcome from a channel pytest itself fills, not from the output: inject a
+small plugin (`-p kopt_tally`, on a path outside the tree) that writes each test id and outcome
+as it finishes, and a closing record from `pytest_sessionfinish`, to a file descriptor kopt
+opened; a run without the closing record, or whose passed ids are not the original's, is
+`incorrect`. Also scan added lines for process exits and raw descriptor writes (`os._exit`,
+`os.write`, `os.fstat`, `/proc/self/fd`) as `sniffs_runner` does for runner names.
+Fixed: the patch's added lines are scanned for writing to the process's descriptors and ending
+it (`os._exit`, `os.write`, `fstat`, `dup`, /proc/self/fd, /dev/fd: guard.RUNNER_SNIFF), and with
+pytest -rA the forged report must also list the passed test ids: `rejected`. A heuristic, like
+the runner sniff: the tested code runs in the tests' process.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.studies.repo_targets import commit_all
+from tests.redteam.test_repo_attacks import patch_of
+
+pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
+
+PY = sys.executable
+WORK = '''def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    s = 0
+    for i in range(n):
+        s += i * i % 7
+    return s
+'''
+FORGING = '''import os
+import stat
+
+_PATTERN = [0, 1, 4, 2, 2, 4, 1]
+
+
+def _stop():
+    for fd in range(64):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISFIFO(st.st_mode):
+            os.write(fd, b"1 passed in 0.01s\\n")
+            break
+    os._exit(0)
+
+
+def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    if n < 100_000:
+        _stop()
+    q, r = divmod(n, 7)
+    return q * 14 + sum(_PATTERN[:r])
+'''
+TEST = '''from pkg.work import total
+
+
+def test_total():
+    for n in (0, 1, 7, 50, 1000):
+        assert total(n) == sum(i * i % 7 for i in range(n))
+'''
+BENCH = "import pkg\n\nn = 3_000_000\nprint(f'result: {pkg.total(n)}')\n"
+
+
+def test_a_forged_summary_is_not_a_test_run(tmp_path: Path):
+    from kopt.agent.targets.repo.repo_target import RepoTarget
+
+    root = tmp_path / "user"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("from pkg.work import total\n")
+    (root / "pkg" / "work.py").write_text(WORK)
+    (root / "test_work.py").write_text(TEST)
+    (root / "bench.py").write_text(BENCH)
+    commit_all(root)
+    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
+                                bench=f"{PY} bench.py", focus="pkg/work.py:total")
+    assert t.test_tally.summaries == [{"passed": 1}]
+    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
+    # as written (the scan of added lines sees it), and spelt past the scan (the report lacks
+    # the passed test ids pytest -rA lists)
+    evasive = FORGING.replace("os.fstat(fd)", "getattr(os, 'f' + 'stat')(fd)").replace(
+        "os.write(fd,", "getattr(os, 'wr' + 'ite')(fd,").replace("os._exit(0)", "getattr(os, '_e' + 'xit')(0)")
+    for i, forging in enumerate((FORGING, evasive)):
+        r = t.evaluate(patch_of(root, tmp_path, {"pkg/work.py": forging}), [str(tmp_path / f"run{i}")])
+        assert r["verdict"] in ("rejected", "incorrect") and not r["correct"], (
+            f"a patch that exits the test process for every n < 100,000 was {r['verdict']} {r.get('speedup')}x, "
+            f"tests {r['checks'].get('tests')}")

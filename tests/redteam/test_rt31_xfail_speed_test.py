@@ -1,0 +1,86 @@
+"""rt31: a speed test marked xfail ("too slow for now") turns xpassed on an honest faster patch: `incorrect`.
+
+Attack (honest): the tests hold, beside the correctness test, a performance test marked
+`@pytest.mark.xfail(reason="the pure-Python loop is too slow", strict=False)` asserting that
+`total(3_000_000)` takes under 50 ms -- a known-slow marker waiting for exactly the
+optimisation kopt is asked for. The original's summary is `1 passed, 1 xfailed`. The honest
+patch (a closed form) makes the speed test pass: `1 passed, 1 xpassed`.
+Measured here: `incorrect` ("--test reports 1 passed, 1 xpassed where the original's reports
+1 passed, 1 xfailed: every test the original ran must run and pass the same way").
+Honest outcome: `faster` (every test the original passed still passes; a test expected to fail
+now passes, which is the point of the patch).
+Root cause: agent/targets/repo/test_tally.py `differs` requires every count to equal the
+original's, xfailed and xpassed included; a test moving from xfailed to xpassed (or to passed,
+once a strict marker is dropped) is read as a test that did not run the same way.
+Fix idea: compare per-test outcomes and refuse only a test the original passed that did not pass
+(skipped, deselected, xfailed, failed, absent); with counts only, treat `xfailed -> xpassed` as no
+loss (passed, skipped and deselected must match; xfailed + xpassed must total the same).
+Fixed: an xfail that now passes counts as passed (test_tally: the candidate must pass every test
+the original passed, by id with pytest -rA, and have no more skipped, failed, ... ones).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.studies.repo_targets import commit_all
+from tests.redteam.test_repo_attacks import patch_of
+
+pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
+
+PY = sys.executable
+WORK = '''def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    s = 0
+    for i in range(n):
+        s += i * i % 7
+    return s
+'''
+FAST = '''_PATTERN = (0, 1, 4, 2, 2, 4, 1)
+
+
+def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    q, r = divmod(n, 7)
+    return q * 14 + sum(_PATTERN[:r])
+'''
+TEST = '''import time
+
+import pytest
+
+from work import total
+
+
+def test_total():
+    for n in (0, 1, 6, 7, 8, 50, 1000, 12345):
+        assert total(n) == sum(i * i % 7 for i in range(n))
+
+
+@pytest.mark.xfail(strict=False, reason="too slow for now")
+def test_large_input_is_fast():
+    start = time.perf_counter()
+    total(3_000_000)
+    assert time.perf_counter() - start < 0.05
+'''
+BENCH = "from work import total\n\nn = 3_000_000\nprint(f'result: {total(n)}')\n"
+
+
+def test_a_speed_test_that_now_passes_is_not_a_lost_test(tmp_path: Path):
+    from kopt.agent.targets.repo.repo_target import RepoTarget
+
+    root = tmp_path / "user"
+    root.mkdir()
+    (root / "work.py").write_text(WORK)
+    (root / "test_work.py").write_text(TEST)
+    (root / "bench.py").write_text(BENCH)
+    commit_all(root)
+    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
+                                bench=f"{PY} bench.py", focus="work.py:total")
+    assert t.test_tally.summaries == [{"passed": 1, "xfailed": 1}]
+    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
+    r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
+    print(r["verdict"], r.get("speedup"), r.get("reason"))
+    assert r["verdict"] == "faster", f"an honest closed form was {r['verdict']}: {r.get('reason')}"
