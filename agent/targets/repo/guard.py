@@ -169,11 +169,24 @@ def shadows(rel: str) -> str | None:
 
 def module_name(rel: str) -> str | None:
     """The top name `import` finds the file REL under from its own folder, or None (not Python)."""
+    return found[1] if (found := importable_as(rel)) else None
+
+
+def importable_as(rel: str) -> tuple[str, str] | None:
+    """(the folder that must be on sys.path, the name) for `import name` to find REL, or None."""
     path = PurePosixPath(rel)
     if path.suffix not in (".py", ".pyc", ".so", ".pyi") and path.name != "__init__.py":
         return None
+    at = path.parent.parent if path.name == "__init__.py" else path.parent
     name = path.parent.name if path.name == "__init__.py" else path.name.split(".")[0]
-    return name if name.isidentifier() else None
+    return (str(at), name) if name.isidentifier() else None
+
+
+def import_roots(commands: list[str], subdir: str = "") -> frozenset[str]:
+    """The tree's folders a command's sys.path may hold: its top, `src/`, where the commands
+    run and the folders of the scripts they name."""
+    scripts = {str(PurePosixPath(w).parent) for w in command_words(commands, subdir) if w.endswith(".py")}
+    return frozenset({".", "src", subdir or ".", *scripts})
 
 
 @functools.cache
@@ -200,7 +213,8 @@ class Policy:
     bench: set[str]             # named by the commands, or imported by a Python bench
     globs: tuple[str, ...] = ()  # --editable
     everything: bool = False    # no hot spot known: every source file that is not protected
-    modules: frozenset[str] = frozenset()  # the module names of the tree's own Python files
+    modules: frozenset[str] = frozenset()  # the top-level module names of the tree's own files
+    roots: frozenset[str] = frozenset()  # the folders a command's sys.path may hold (import_roots)
 
     def allowed(self, c: Change, flag_lines_only) -> str | None:
         """None when the candidate may make this change, else why not."""
@@ -221,10 +235,12 @@ class Policy:
         source = PurePosixPath(c.path).suffix.lower() in LANGUAGE_OF
         if c.status == "A" and (shadowed := shadows(c.path)):
             return f"{c.path} would be imported in place of {shadowed}"
-        if c.status == "A" and (name := module_name(c.path)) in self.modules:
+        if c.status == "A" and (found := importable_as(c.path)) and found[0] in self.roots \
+                and found[1] in self.modules:
             # a src/ or bench-folder copy comes first on one command's sys.path and not on the
-            # other's: the bench ran the new one, the tests the old (red team 30)
-            return f"{c.path} would stand in for the repository's own module {name!r} (change that file instead)"
+            # other's: the bench ran the new one, the tests the old (red team 30). A module of
+            # the same name inside another package stands in for nothing (red team 31)
+            return f"{c.path} would stand in for the repository's own module {found[1]!r} (change that file instead)"
         if c.status == "A" and source and str(PurePosixPath(c.path).parent) in folders:
             return None
         if self.everything and source:

@@ -165,8 +165,10 @@ class RepoTarget:
         named = guard.bench_files(tree, [self.test, self.bench], self.subdir)
         words = guard.command_words([self.test, self.bench], self.subdir)
         hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
-        modules = frozenset(m for f in files if (m := guard.module_name(f)))
-        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot, modules=modules)
+        roots = guard.import_roots([self.test, self.bench], self.subdir)
+        modules = frozenset(found[1] for f in files if (found := guard.importable_as(f)) and found[0] in roots)
+        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot, modules=modules,
+                                   roots=roots)
         self.instructions = _instructions(self.policy.describe())
         self._baseline_changes = set(self._changes(tree))
 
