@@ -20,7 +20,7 @@ Fix idea: compare a digest of the WHOLE stream, computed in the runner as it rea
 every byte, plus the total length), besides the kept head/tail; with a metric or varying
 numbers, hash each line's masked form (or keep a per-line hash list) so masking still works;
 at least mark a cut output and make a `faster` on it `unverified`.
-Fixed: the runner puts a sha256 of the cut bytes in the cut line (repo_runner._collect), which
+Fixed: the runner puts a sha256 of the cut lines in the cut line (repo_runner._collect), which
 the check compares like any other line: the zeros are `incorrect`. Where the original's own
 middle varies between its runs, its cut line does too, the check is off and a `faster` is
 `unverified`.
