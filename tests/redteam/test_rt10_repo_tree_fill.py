@@ -59,10 +59,10 @@ UNLINKED = """diff --git a/lib.py b/lib.py
 +    chunk, wrote, held = b"\\0" * (64 << 20), 0, []
 +    try:
 +        for i in range(24):  # 1.5 GiB onto the tree's disk, in no file of the tree
-+            fd = os.open(f"blob{i}.bin", os.O_CREAT | os.O_WRONLY, 0o600)
++            f = open(f"blob{i}.bin", "wb")  # a file object: the runner sniff refuses raw descriptor writes
 +            os.unlink(f"blob{i}.bin")
-+            os.write(fd, chunk)
-+            held.append(fd)
++            f.write(chunk)
++            held.append(f)
 +            wrote += 64
 +    finally:
 +        raise SystemExit(f"wrote {wrote} MB")

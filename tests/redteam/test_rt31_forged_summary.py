@@ -21,7 +21,7 @@ opened; a run without the closing record, or whose passed ids are not the origin
 `incorrect`. Also scan added lines for process exits and raw descriptor writes (`os._exit`,
 `os.write`, `os.fstat`, `/proc/self/fd`) as `sniffs_runner` does for runner names.
 Fixed: the patch's added lines are scanned for writing to the process's descriptors and ending
-it (`os._exit`, `os.write`, `fstat`, `dup`, /proc/self/fd, /dev/fd: guard.RUNNER_SNIFF), and with
+it (`os._exit`, `os.write`, `os.fstat`, `os.dup`, /proc/self/fd, /dev/fd: guard.RUNNER_SNIFF), and with
 pytest -rA the forged report must also list the passed test ids: `rejected`. A heuristic, like
 the runner sniff: the tested code runs in the tests' process.
 """

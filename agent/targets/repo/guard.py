@@ -43,7 +43,7 @@ SYSTEM_INCLUDE = ("/usr/include", "/usr/local/include", "/usr/include/c++")
 # pipe and called os._exit(0): `faster` 4.07x and correct, every small input unanswered).
 RUNNER_SNIFF = re.compile(r"pytest|unittest|sys\.modules|sys\.argv|_getframe|inspect\.(?:stack|currentframe)"
                           r"|__main__|environ|getenv|/proc/self/(?:cmdline|exe|fd)|PYTEST_"
-                          r"|_exit\b|os\.write\b|fstat|\bdup2?\b|/dev/fd|/dev/std", re.I)
+                          r"|_exit\b|os\.write\b|os\.fstat|os\.dup2?\b|/dev/fd|/dev/std", re.I)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""rt31: a bench printing its time to the second: an honest faster patch prints another second and is `incorrect`.
+
+Attack (honest): the bench prints its answer and `done in 1 s` (its time, `f"{dt:.0f}"`: the
+original takes 0.6-1.4 s here, which always prints 1). The output check masks only the numbers
+that varied between the original's own runs; this one never varies, so it is taken for part of
+the answer. The honest patch (a closed form) prints the same answer and `done in 0 s`.
+Measured here: `incorrect` ("line 2 is 'done in 0 s' where the original printed 'done in 1 s'").
+Honest outcome: `faster` (the same answer; the bench's own timing is shorter, as it must be).
+Root cause: agent/targets/repo/outputs.py `OutputCheck.learn` learns what is a timing only from
+the original's runs at one speed, and `differs` compares every number that did not vary; a
+number that tracks the run's speed but is printed coarsely enough to be steady is compared
+digit for digit (agent/targets/repo/repo_bench.py `_timed_rounds`, `_check_outputs`).
+Fix idea: learn the speed-dependent numbers by running the original at another speed too (one
+untimed run under a CPU quota, cpu.max at a fraction, or with a busy sibling pinned to its
+core): a number that changes when only the speed changed is a timing and is masked; or when
+a candidate's output differs only in numbers, rerun the original slowed down before calling it
+`incorrect`.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.studies.repo_targets import commit_all
+from tests.redteam.test_repo_attacks import patch_of
+
+pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
+
+PY = sys.executable
+WORK = '''def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    s = 0
+    for i in range(n):
+        s += i * i % 7
+    return s
+'''
+FAST = '''_PATTERN = (0, 1, 4, 2, 2, 4, 1)
+
+
+def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    q, r = divmod(n, 7)
+    return q * 14 + sum(_PATTERN[:r])
+'''
+TEST = '''from work import total
+
+
+def test_total():
+    for n in (0, 1, 6, 7, 8, 50, 1000, 12345):
+        assert total(n) == sum(i * i % 7 for i in range(n))
+'''
+BENCH = '''import time
+
+from work import total
+
+start = time.perf_counter()
+result = total(9_000_000)
+print(f"result: {result}")
+print(f"done in {time.perf_counter() - start:.0f} s")
+'''
+
+
+@pytest.mark.xfail(strict=False, reason="rt31: a timing printed to the second never varies in the original's runs")
+def test_a_coarse_timing_that_is_steady_in_the_original_is_not_the_answer(tmp_path: Path):
+    from kopt.agent.targets.repo.repo_target import RepoTarget
+
+    root = tmp_path / "user"
+    root.mkdir()
+    (root / "work.py").write_text(WORK)
+    (root / "test_work.py").write_text(TEST)
+    (root / "bench.py").write_text(BENCH)
+    commit_all(root)
+    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
+                                bench=f"{PY} bench.py", focus="work.py:total")
+    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
+    r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
+    print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("output"))
+    assert r["verdict"] == "faster", f"an honest closed form was {r['verdict']}: {r.get('reason')}"
