@@ -248,6 +248,10 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
         verdict, reason = "unverified", ("faster, but the bench prints nothing but its metric, so nothing checked "
                                          "the answer it computed (only the tests did); make the bench print its "
                                          "result")
+    elif verdict == "faster" and t.test_tally.blind:
+        verdict, reason = "unverified", ("faster, but the tests report counts, not which tests passed, and some "
+                                         "did not run on the original (skipped): a patch could swap which; run "
+                                         "them with pytest (kopt reads its -rA ids)")
     elif verdict == "faster" and expect.off:
         verdict, reason = "unverified", ("faster, but the original's own output varies between its runs beyond its "
                                          "numbers, so nothing checked the answer it computed (only the tests did); "
@@ -255,7 +259,8 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
     if est.speedup > SUSPICIOUS_SPEEDUP:
         checks["warning"] = (f"speedup above {SUSPICIOUS_SPEEDUP:.0f}x: an algorithmic change, or the bench no "
                              f"longer does its work -- read the patch")
-    return {"compiled": True, "correct": True, "speedup": round(est.speedup, 4),
+    blind = verdict == "unverified" and t.test_tally.blind  # which tests passed is not known
+    return {"compiled": True, "correct": not blind, "speedup": round(est.speedup, 4),
             "speedup_ci": [round(est.ci[0], 4), round(est.ci[1], 4)],
             "ref_ms": round(est.ref_ms, 3), "new_ms": round(est.new_ms, 3), "checks": checks,
             "verdict": verdict, **({"reason": reason} if reason else {})}, expect

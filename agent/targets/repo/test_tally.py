@@ -7,7 +7,7 @@ compared, a patch that skipped one test and let another (skipped before) run kep
 (red team 31). So pytest runs with `-rA` (`PYTEST_ADDOPTS`, see `shell_commands`), which lists
 every test that passed by id, and the candidate's run must pass every test the original's
 did (an xfail that now passes counts as passed; a new test passing is fine), with no more
-skipped, deselected, failed or erroring ones in any summary line (pytest's `3 passed, 1 skipped
+skipped, deselected, xfailed, failed or erroring ones in any summary line (pytest's `3 passed, 1 skipped
 in 0.2s`, unittest's `Ran 4 tests` / `OK (skipped=1)`). Where the original's output has none of
 this, the exit status stays the test (another runner, a Makefile's own checks).
 The tested code runs in the tests' process and could print all of this itself; the patch's
@@ -23,9 +23,10 @@ PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|deselected|xfailed|xpas
 PYTEST_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|skipped|deselected|xfailed|xpassed|errors?|warnings?)\b"
                          r".* in [\d.]+\s*s(?:econds)?\b")
 PASSED_ID = re.compile(r"^(?:PASSED|XPASS) (\S+)")
+SHORT_SUMMARY = re.compile(r"^=+ short test summary info =+$")
 UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in [\d.]+s$")
 UNITTEST_RESULT = re.compile(r"^(?:OK|FAILED)(?: \((.*)\))?$")
-WORSE = ("failed", "skipped", "deselected", "error", "failures", "errors", "expected failures")
+WORSE = ("failed", "skipped", "deselected", "xfailed", "error", "failures", "errors", "expected failures")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class Tally:
 
     def __bool__(self) -> bool:
         return bool(self.summaries or self.passed)
+
+    @property
+    def blind(self) -> bool:
+        """Counts without ids where some test did not pass (unittest's `OK (skipped=1)`): a patch
+        that skips one test and lets another run keeps them (red team 32)."""
+        return not self.passed and any(c.get(k, 0) for c in self.summaries
+                                       for k in ("skipped", "deselected", "xfailed", "expected failures"))
 
 
 def tally(output: str) -> Tally:
@@ -54,7 +62,21 @@ def tally(output: str) -> Tally:
                 if value.isdigit():
                     counts[key] = int(value)
             found.append(counts)
-    return Tally(found, frozenset(m.group(1) for line in lines if (m := PASSED_ID.match(line))))
+    return Tally(found, _passed_ids(lines))
+
+
+def _passed_ids(lines: list[str]) -> frozenset[str]:
+    """The PASSED/XPASS ids of the last `short test summary info` block, up to its summary line:
+    a passing test's captured stdout (shown above it by -rA) printed `PASSED <id>` for a test
+    that did not pass (red team 32)."""
+    starts = [i for i, line in enumerate(lines) if SHORT_SUMMARY.match(line)]
+    ids = set()
+    for line in lines[starts[-1] + 1:] if starts else []:
+        if PYTEST_LINE.match(line):
+            break
+        if m := PASSED_ID.match(line):
+            ids.add(m.group(1))
+    return frozenset(ids)
 
 
 def differs(original: Tally, output: str) -> str | None:
