@@ -182,11 +182,33 @@ def importable_as(rel: str) -> tuple[str, str] | None:
     return (str(at), name) if name.isidentifier() else None
 
 
-def import_roots(commands: list[str], subdir: str = "") -> frozenset[str]:
+def import_roots(commands: list[str], subdir: str = "", files: list[str] = ()) -> frozenset[str]:
     """The tree's folders a command's sys.path may hold: its top, `src/`, where the commands
-    run and the folders of the scripts they name."""
+    run, the folders of the scripts they name, and pytest's basedirs (a test file's first
+    folder upwards without `__init__.py`, which pytest puts first on the tests' path)."""
     scripts = {str(PurePosixPath(w).parent) for w in command_words(commands, subdir) if w.endswith(".py")}
-    return frozenset({".", "src", subdir or ".", *scripts})
+    have = set(files)
+    basedirs = set()
+    for f in files:
+        if is_test_path(f) and f.endswith(".py"):
+            at = PurePosixPath(f).parent
+            while at != PurePosixPath(".") and str(at / "__init__.py") in have:
+                at = at.parent
+            basedirs.add(str(at))
+    return frozenset({".", "src", subdir or ".", *scripts, *basedirs})
+
+
+def top_level_names(files: list[str], roots: frozenset[str]) -> frozenset[str]:
+    """The names `import` finds in the tree from ROOTS: its modules there and every folder of
+    Python files there, `__init__.py` or not (a namespace package: a new `nspkg/nspkg.py` under
+    pytest's basedir `nspkg/` stood in for the package `nspkg` in the tests only, red team 32)."""
+    names = {found[1] for f in files if (found := importable_as(f)) and found[0] in roots}
+    for f in files:
+        for folder in PurePosixPath(f).parents:
+            if folder != PurePosixPath(".") and str(folder.parent) in roots and folder.name.isidentifier() \
+                    and f.endswith(".py"):
+                names.add(folder.name)
+    return frozenset(names)
 
 
 @functools.cache

@@ -165,10 +165,9 @@ class RepoTarget:
         named = guard.bench_files(tree, [self.test, self.bench], self.subdir)
         words = guard.command_words([self.test, self.bench], self.subdir)
         hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
-        roots = guard.import_roots([self.test, self.bench], self.subdir)
-        modules = frozenset(found[1] for f in files if (found := guard.importable_as(f)) and found[0] in roots)
-        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot, modules=modules,
-                                   roots=roots)
+        roots = guard.import_roots([self.test, self.bench], self.subdir, files)
+        self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot,
+                                   modules=guard.top_level_names(files, roots), roots=roots)
         self.instructions = _instructions(self.policy.describe())
         self._baseline_changes = set(self._changes(tree))
 
