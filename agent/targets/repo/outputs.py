@@ -22,7 +22,12 @@ PRINTED = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 LITERAL = re.compile(r"(?<![\w.])(?:0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?)"
                      r"(?![\w.])")
 KEYWORD = re.compile(r"^(?:if|elif|while|return|assert|yield|else|case|for .* in)\b|[:;{]\s*$")
-NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")  # integers too
+# integers too, and digits grouped in thousands as one number (`101,234,567 ns`: red team 32)
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+# a time unit after a number the original's runs varied in (its timing) may change with the
+# speed (`101.2 ms`, then `11.7 us` for a faster patch: red team 32)
+TIME_UNIT = re.compile(r"<num>(\s*)(?:ns|us|µs|ms|s|sec|secs|msec|usec|min|seconds|milliseconds|microseconds"
+                       r"|nanoseconds)\b")
 ANSWER_DIGITS = 4  # a printed number with fewer significant digits (10, 1000, 0.5) is too common to tell
 
 
@@ -150,25 +155,32 @@ def _shaped(text: str):
         if len(line) > MAX_MATCHED_LINE:
             yield line, None, 0
             continue
-        shape = NUMBER.sub("<num>", line)
+        shape = _shape(line)
         seen[shape] = seen.get(shape, -1) + 1
         yield line, shape, seen[shape]
+
+
+def _shape(line: str) -> str:
+    """LINE with its numbers masked, and the time unit after one."""
+    return TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub("<num>", line))
 
 
 def _mask(text: str, varying: set[tuple[str, int, int]]) -> str:
     """TEXT with the numbers VARYING names masked (a long line as it is)."""
     out = []
     for line, shape, nth in _shaped(text):
-        out.append(line if shape is None else NUMBER.sub(
-            lambda m, key=(shape, nth), at=iter(range(1 << 62)): "<num>" if (*key, next(at)) in varying
-            else m.group(0), line))
+        if shape is None:
+            out.append(line)
+            continue
+        masked = NUMBER.sub(lambda m, key=(shape, nth), at=iter(range(1 << 62)): "<num>" if (*key, next(at))
+                            in varying else m.group(0), line)
+        out.append(TIME_UNIT.sub(r"<num>\1<unit>", masked))  # a masked number's time unit with it
     return "\n".join(out)
 
 
 def _lines_masked(text: str) -> str:
     """TEXT with every number of a line short enough to match masked: what must not vary."""
-    return "\n".join(NUMBER.sub("<num>", line) if len(line) <= MAX_MATCHED_LINE else line
-                     for line in text.split("\n"))
+    return "\n".join(_shape(line) if len(line) <= MAX_MATCHED_LINE else line for line in text.split("\n"))
 
 
 def _values(line: str) -> set[float]:
