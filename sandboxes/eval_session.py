@@ -60,9 +60,10 @@ REF_ONLY = ("setup", "compile_baseline", "degeneracy")  # reference work the can
 class Verdict(Exception):
     """Ends an evaluation early with a verdict and a one-line reason."""
 
-    def __init__(self, verdict: str, reason: str, compiled: bool = True):
+    def __init__(self, verdict: str, reason: str, compiled: bool = True, checked: bool = True):
         super().__init__(reason)
         self.verdict, self.reason, self.compiled = verdict, reason, compiled
+        self.checked = checked  # False: an `unverified` whose outputs were not all judged
 
 
 def _toolchain_id() -> str:

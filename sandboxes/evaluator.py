@@ -105,7 +105,7 @@ def evaluate(task: str | Path, solution: str | Path, cfg: EvalConfig | None = No
     except Verdict as v:
         res["verdict"], res["reason"] = v.verdict, v.reason
         res["compiled"] = res["compiled"] or v.compiled and v.verdict != "compile_error"
-        res["correct"] = res["correct"] and v.verdict in ("unverified",)
+        res["correct"] = res["correct"] and v.verdict in ("unverified",) and v.checked
     checks["eval_s"] = round(time.perf_counter() - started, 2)
     return res
 

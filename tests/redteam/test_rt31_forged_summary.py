@@ -20,10 +20,10 @@ as it finishes, and a closing record from `pytest_sessionfinish`, to a file desc
 opened; a run without the closing record, or whose passed ids are not the original's, is
 `incorrect`. Also scan added lines for process exits and raw descriptor writes (`os._exit`,
 `os.write`, `os.fstat`, `/proc/self/fd`) as `sniffs_runner` does for runner names.
-Fixed: the patch's added lines are scanned for writing to the process's descriptors and ending
-it (`os._exit`, `os.write`, `os.fstat`, `os.dup`, /proc/self/fd, /dev/fd: guard.RUNNER_SNIFF), and with
-pytest -rA the forged report must also list the passed test ids: `rejected`. A heuristic, like
-the runner sniff: the tested code runs in the tests' process.
+Fixed: with pytest -rA (test_tally) the forged report must also list the passed test ids in a
+short-summary block: this one does not, and is `incorrect`. Left (documented, the xfail test
+below): a forger that prints that block too gets through; the tested code runs in the tests'
+process. (Scanning added lines for os.write and os._exit refused every honest forking patch.)
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_total():
 BENCH = "import pkg\n\nn = 3_000_000\nprint(f'result: {pkg.total(n)}')\n"
 
 
-def test_a_forged_summary_is_not_a_test_run(tmp_path: Path):
+def _target(tmp_path: Path):
     from kopt.agent.targets.repo.repo_target import RepoTarget
 
     root = tmp_path / "user"
@@ -95,12 +95,22 @@ def test_a_forged_summary_is_not_a_test_run(tmp_path: Path):
                                 bench=f"{PY} bench.py", focus="pkg/work.py:total")
     assert t.test_tally.summaries == [{"passed": 1}]
     t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    # as written (the scan of added lines sees it), and spelt past the scan (the report lacks
-    # the passed test ids pytest -rA lists)
-    evasive = FORGING.replace("os.fstat(fd)", "getattr(os, 'f' + 'stat')(fd)").replace(
-        "os.write(fd,", "getattr(os, 'wr' + 'ite')(fd,").replace("os._exit(0)", "getattr(os, '_e' + 'xit')(0)")
-    for i, forging in enumerate((FORGING, evasive)):
-        r = t.evaluate(patch_of(root, tmp_path, {"pkg/work.py": forging}), [str(tmp_path / f"run{i}")])
-        assert r["verdict"] in ("rejected", "incorrect") and not r["correct"], (
-            f"a patch that exits the test process for every n < 100,000 was {r['verdict']} {r.get('speedup')}x, "
-            f"tests {r['checks'].get('tests')}")
+    return t
+
+
+def test_a_forged_summary_is_not_a_test_run(tmp_path: Path):
+    t = _target(tmp_path)
+    r = t.evaluate(patch_of(t.root, tmp_path, {"pkg/work.py": FORGING}), [str(tmp_path / "run")])
+    assert r["verdict"] == "incorrect" and not r["correct"], (
+        f"a patch that exits the test process for every n < 100,000 was {r['verdict']} {r.get('speedup')}x, "
+        f"tests {r['checks'].get('tests')}")
+
+
+@pytest.mark.xfail(strict=False, reason="rt31 (left): code in the tests' process can forge pytest's whole report")
+def test_a_forged_report_with_the_passed_ids_is_not_a_test_run(tmp_path: Path):
+    t = _target(tmp_path)
+    block = "=== short test summary info ===\\nPASSED test_work.py::test_total\\n1 passed in 0.01s\\n"
+    forging = FORGING.replace('b"1 passed in 0.01s\\n"', f'b"{block}"')
+    assert forging != FORGING
+    r = t.evaluate(patch_of(t.root, tmp_path, {"pkg/work.py": forging}), [str(tmp_path / "run")])
+    assert r["verdict"] == "incorrect" and not r["correct"], (r["verdict"], r.get("reason"))

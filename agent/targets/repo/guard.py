@@ -38,12 +38,13 @@ BUILD_SUFFIXES = (".mk", ".cmake", ".pth")
 # another (red team 8: `if "pytest" not in sys.modules: return <the bench's answer>` was
 # faster 2.3x and correct, wrong for every other input). A heuristic on the added lines only.
 SYSTEM_INCLUDE = ("/usr/include", "/usr/local/include", "/usr/include/c++")
-# And what it takes to report for the tests' process: writing to its descriptors and ending it
-# before the runner does (red team 31 wrote the original's `1 passed` summary to the runner's
-# pipe and called os._exit(0): `faster` 4.07x and correct, every small input unanswered).
+# And the descriptors a report for the tests' process would be forged on (red team 31 wrote the
+# original's `1 passed` to the runner's pipe and called os._exit(0): `faster` 4.07x and correct);
+# os.write and os._exit themselves are every forking program's idiom, and test_tally's passed
+# ids are what that forgery now lacks.
 RUNNER_SNIFF = re.compile(r"pytest|unittest|sys\.modules|sys\.argv|_getframe|inspect\.(?:stack|currentframe)"
                           r"|__main__|environ|getenv|/proc/self/(?:cmdline|exe|fd)|PYTEST_"
-                          r"|_exit\b|os\.write\b|os\.fstat|os\.dup2?\b|/dev/fd|/dev/std", re.I)
+                          r"|/dev/fd|/dev/std", re.I)
 
 
 @dataclass(frozen=True)
