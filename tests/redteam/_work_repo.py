@@ -6,6 +6,14 @@ from pathlib import Path
 
 from benchmarks.studies.repo_targets import commit_all
 
+# the function red teams 30-32 attack, with its docstring
+TOTAL_MOD7 = '''def total(n):
+    """The sum of i * i % 7 over range(n)."""
+    s = 0
+    for i in range(n):
+        s += i * i % 7
+    return s
+'''
 WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 
 

@@ -39,18 +39,13 @@ from pathlib import Path
 import pytest
 
 from benchmarks.studies.repo_targets import commit_all
+from tests.redteam._work_repo import TOTAL_MOD7
 from tests.redteam.test_repo_attacks import patch_of
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
 PY = sys.executable
-WORK = '''def total(n):
-    """The sum of i * i % 7 over range(n)."""
-    s = 0
-    for i in range(n):
-        s += i * i % 7
-    return s
-'''
+WORK = TOTAL_MOD7
 SHADOW = '''_PATTERN = [0, 1, 4, 2, 2, 4, 1]
 
 
