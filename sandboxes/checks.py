@@ -235,8 +235,7 @@ def check_round(ref_outs: list, ref_inputs_after: list | None, new_body: dict, t
     def failed(verdict: str, reason: str) -> str:
         return reason if verdict == "incorrect" else (
             f"{reason}; kopt's float64 second opinion on it ran out of time (half the call time limit a round, "
-            f"the call time limit in all): "
-            f"raise call_timeout_s ([eval] in a run config) to have it judged")
+            f"the call time limit in all): raise call_timeout_s ([eval] in a run config) to have it judged")
 
     for i, (r, n) in enumerate(zip(ref_outs, outs)):
         c = compare(r, n, tol)

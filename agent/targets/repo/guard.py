@@ -204,11 +204,8 @@ def top_level_names(files: list[str], roots: frozenset[str]) -> frozenset[str]:
     Python files there, `__init__.py` or not (a namespace package: a new `nspkg/nspkg.py` under
     pytest's basedir `nspkg/` stood in for the package `nspkg` in the tests only, red team 32)."""
     names = {found[1] for f in files if (found := importable_as(f)) and found[0] in roots}
-    for f in files:
-        for folder in PurePosixPath(f).parents:
-            if folder != PurePosixPath(".") and str(folder.parent) in roots and folder.name.isidentifier() \
-                    and f.endswith(".py"):
-                names.add(folder.name)
+    names |= {folder.name for f in files if f.endswith(".py") for folder in PurePosixPath(f).parents
+              if folder != PurePosixPath(".") and str(folder.parent) in roots and folder.name.isidentifier()}
     return frozenset(names)
 
 

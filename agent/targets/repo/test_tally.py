@@ -10,9 +10,8 @@ did (an xfail that now passes counts as passed; a new test passing is fine), wit
 skipped, deselected, xfailed, failed or erroring ones in any summary line (pytest's `3 passed, 1 skipped
 in 0.2s`, unittest's `Ran 4 tests` / `OK (skipped=1)`). Where the original's output has none of
 this, the exit status stays the test (another runner, a Makefile's own checks).
-The tested code runs in the tests' process and could print all of this itself; the patch's
-added lines are scanned for what that takes (`guard.RUNNER_SNIFF`), and the bench's output on
-two inputs is checked besides.
+The tested code runs in the tests' process and could print all of this itself, ids included
+(red team 31's xfail); the bench's output on two inputs is checked besides.
 """
 from __future__ import annotations
 
