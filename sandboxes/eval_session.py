@@ -65,6 +65,11 @@ class Verdict(Exception):
         self.verdict, self.reason, self.compiled = verdict, reason, compiled
         self.checked = checked  # False: an `unverified` whose outputs were not all judged
 
+    def reworded(self, reason: str) -> Verdict:
+        """The same verdict with another reason: a re-raise that rebuilt it from verdict and
+        reason alone made an unjudged `unverified` on the fresh pair `correct` (red team 33)."""
+        return Verdict(self.verdict, reason, self.compiled, self.checked)
+
 
 def _toolchain_id() -> str:
     from importlib.metadata import PackageNotFoundError, version

@@ -152,8 +152,8 @@ def _remeasure(task: Path, sol: Path, source: str, kernel: str, cfg: EvalConfig,
     try:
         _run(task, sol, source, kernel, cfg, again, timing_only=True)
     except Verdict as v:
-        raise Verdict(v.verdict, f"on a fresh pair of workers, timing a {first['speedup']:.2f}x speedup again: "
-                                 f"{v.reason}") from None
+        raise v.reworded(f"on a fresh pair of workers, timing a {first['speedup']:.2f}x speedup again: "
+                         f"{v.reason}") from None
     second = {"speedup": again["speedup"], "speedup_ci": again["speedup_ci"], "verdict": again["verdict"]}
     res["checks"]["remeasured"] = {"first": first["speedup"], "second": second["speedup"],
                                    "verdicts": [first["verdict"], second["verdict"]]}

@@ -176,3 +176,12 @@ def test_the_second_opinions_time_is_capped_over_an_evaluation(tmp_path: Path) -
     assert res["verdict"] in ("same", "faster", "slower", "unverified"), (res["verdict"], res.get("reason"))
     assert res["checks"].get("float64_reference", 0) > 0, res["checks"]  # the opinion did judge some calls
     assert res["checks"]["float64_s"] <= cfg.call_timeout_s + 1.0, res["checks"]["float64_s"]
+
+
+def test_a_reworded_verdict_keeps_whether_its_outputs_were_judged() -> None:
+    """Red team 33: the fresh pair's re-raise rebuilt the Verdict from verdict and reason, so an
+    `unverified` whose outputs the second opinion had no time for came out `correct` there."""
+    from kopt.sandboxes.eval_session import Verdict
+
+    v = Verdict("unverified", "ran out of time", compiled=True, checked=False).reworded("on a fresh pair: ...")
+    assert (v.verdict, v.reason, v.compiled, v.checked) == ("unverified", "on a fresh pair: ...", True, False)
