@@ -42,6 +42,16 @@ def _pids_cgroup() -> str:
     return f"yes ({where})"
 
 
+def _cpu_cgroup() -> str:
+    """Whether a run's CPU can be capped here: the repository target runs the original's bench
+    once slowed, to tell the numbers it prints that track its speed (repo_bench._slowed_run)."""
+    cg = Cgroups(64, None, cpu_quota=0.5)
+    capped = cg.cpu_capped
+    cg.remove()
+    return ("yes (the original's bench runs once slowed: a coarse timing it prints is not taken for its answer)"
+            if capped else "no (a timing a bench prints too coarsely to vary may be taken for part of its answer)")
+
+
 def _protections() -> dict[str, str]:
     """Each protection of the jail, on or off here, by the names `checks.sandbox` uses."""
 
@@ -81,6 +91,7 @@ def report() -> dict:
                     "namespaces (no mount isolation: weaker)" if prefix else "rlimits only (weaker isolation)"),
         "jail": "yes" if jail else "no",
         "pids cgroup": _pids_cgroup(),
+        "cpu cgroup": _cpu_cgroup(),
         "namespaces": ("net+pid+ipc" if "--ipc" in prefix else "net+pid") if prefix else "none",
         "user namespaces": "yes" if "--user" in prefix else ("not needed (root)" if prefix else "no"),
         "worker user": (f"a uid of its own per worker ({WORKER_UIDS.start}+), no capabilities, read-only host"

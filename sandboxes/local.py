@@ -384,7 +384,7 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
         env.update(KOPT_CACHE_DIR=limits.cache_dir,
                    TORCH_EXTENSIONS_DIR=str(Path(limits.cache_dir) / "torch_extensions"))
     # the memory cap covers the whole tree, the private work dir's files (tmpfs) included
-    cgroup = Cgroups(limits.nproc, limits.memory_mb if limits.memory_mb < 1 << 30 else None)
+    cgroup = Cgroups(limits.nproc, limits.memory_mb if limits.memory_mb < 1 << 30 else None, limits.cpu_quota)
     channel = {"in": to_r, "out": from_w, "alarm": alarm_w,
                **({"shm": shm_fd, "pass": pass_ends[1]} if shm_fd is not None else {})}
     # a KernelBench harness worker forks from a pre-imported zygote where that is on and gives a

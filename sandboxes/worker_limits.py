@@ -38,6 +38,10 @@ class Limits:
     # evict the file pages the worker brought into the page cache when it ends (its cgroup's own
     # charge): a later evaluation then finds the host's page cache as this one found it
     evict_at_exit: bool = False
+    # CPUs' worth of time the whole tree may use (a cgroup CPU quota), None: no cap. The
+    # repository target runs the original's bench once slowed to learn which printed numbers
+    # track its speed (a timing printed to the second never varies at one speed: red team 31)
+    cpu_quota: float | None = None
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not import
@@ -67,31 +71,42 @@ def _limit_self(limits: Limits) -> None:
     cap(resource.RLIMIT_CORE, 0)
 
 
+CPU_PERIOD_US = 100_000
+
+
 class Cgroups:
     """Per-worker cgroups (v1 or v2): a process cap (`pids`) and a memory cap (`memory`) for
-    the whole tree -- rlimits are per process and root ignores RLIMIT_NPROC."""
+    the whole tree -- rlimits are per process and root ignores RLIMIT_NPROC -- and, asked
+    for, a CPU quota (`cpu`) that slows the whole tree down."""
 
-    def __init__(self, max_pids: int, memory_mb: int | None):
+    def __init__(self, max_pids: int, memory_mb: int | None, cpu_quota: float | None = None):
         self.paths: list[Path] = []
-        wanted: dict[str, tuple[str, str] | None] = {"pids": ("pids.max", str(max_pids))}
+        self.cpu_capped = False  # whether CPU_QUOTA was set
+        wanted: dict[str, list[tuple[str, str]]] = {"pids": [("pids.max", str(max_pids))]}
         if memory_mb:
-            wanted["memory"] = ("memory.limit_in_bytes" if Path("/sys/fs/cgroup/memory").is_dir() else "memory.max",
-                                str(memory_mb << 20))
-        wanted["cpuacct"] = None  # v1: the tree's CPU time (v2 has cpu.stat in every cgroup)
+            v1 = Path("/sys/fs/cgroup/memory").is_dir()
+            wanted["memory"] = [("memory.limit_in_bytes" if v1 else "memory.max", str(memory_mb << 20))]
+        wanted["cpuacct"] = []  # v1: the tree's CPU time (v2 has cpu.stat in every cgroup)
+        if cpu_quota:
+            quota = max(1000, int(cpu_quota * CPU_PERIOD_US))
+            wanted["cpu"] = ([("cpu.cfs_period_us", str(CPU_PERIOD_US)), ("cpu.cfs_quota_us", str(quota))]
+                             if Path("/sys/fs/cgroup/cpu/cgroup.procs").exists()
+                             else [("cpu.max", f"{quota} {CPU_PERIOD_US}")])
         made: dict[Path, Path] = {}  # v2: one hierarchy, so one cgroup for every controller
-        for controller, setting in wanted.items():
+        for controller, settings in wanted.items():
             base = _cgroup_base(controller)
             if base is None:
                 continue
             try:
                 path = made.get(base) or Path(tempfile.mkdtemp(prefix="kopt-", dir=base))
-                if setting:
-                    (path / setting[0]).write_text(setting[1])
+                if base not in made:
+                    made[base] = path
+                    self.paths.append(path)
+                for name, value in settings:
+                    (path / name).write_text(value)
             except OSError:
                 continue
-            if base not in made:
-                made[base] = path
-                self.paths.append(path)
+            self.cpu_capped |= controller == "cpu"
 
     @property
     def path(self) -> Path | None:

@@ -15,6 +15,10 @@ untimed run under a CPU quota, cpu.max at a fraction, or with a busy sibling pin
 core): a number that changes when only the speed changed is a timing and is masked; or when
 a candidate's output differs only in numbers, rerun the original slowed down before calling it
 `incorrect`.
+Fixed: the original's bench runs once held to a third of a CPU (repo_bench._slowed_run, a cgroup
+CPU quota); its `done in 3 s` there marks the number as one that tracks the speed, masked like
+any timing. Where the host gives kopt no CPU cgroup the run is not made (`checks.slowed_run`
+says so, `kopt doctor` too) and this test is skipped.
 """
 from __future__ import annotations
 
@@ -58,7 +62,6 @@ print(f"done in {time.perf_counter() - start:.0f} s")
 '''
 
 
-@pytest.mark.xfail(strict=False, reason="rt31: a timing printed to the second never varies in the original's runs")
 def test_a_coarse_timing_that_is_steady_in_the_original_is_not_the_answer(tmp_path: Path):
     from kopt.agent.targets.repo.repo_target import RepoTarget
 
@@ -72,5 +75,7 @@ def test_a_coarse_timing_that_is_steady_in_the_original_is_not_the_answer(tmp_pa
                                 bench=f"{PY} bench.py", focus="work.py:total")
     t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
     r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
-    print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("output"))
+    print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("output"), r["checks"].get("slowed_run"))
+    if r["checks"].get("slowed_run", "").startswith("not run"):
+        pytest.skip(f"this host cannot slow a run: {r['checks']['slowed_run']}")
     assert r["verdict"] == "faster", f"an honest closed form was {r['verdict']}: {r.get('reason')}"

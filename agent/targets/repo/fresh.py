@@ -50,6 +50,7 @@ class FreshRuns:
         # put back (red teams 15-17); elsewhere the resets between runs do what they can
         self.throwaway = can_throw_away(self.tree)
         self.upper: Path | None = None  # the last run's, until the next run starts
+        self.cpu_quota: float | None = None  # the next worker's CPU quota (`slowed`)
 
     def start(self) -> None:
         """Reset the tree and start the next run's worker; workers of both sides of a round
@@ -62,7 +63,8 @@ class FreshRuns:
             overlay_upper.remove(self.upper)
             self.upper = overlay_upper.make(self.tree) if self.throwaway else None
             self.before = {} if self.throwaway else snapshot(self.tree)
-            self.shell = TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir, upper=self.upper)
+            self.shell = TreeShell(self.tree, self.hidden, [self.ws.clone], subdir=self.subdir, upper=self.upper,
+                                   cpu_quota=self.cpu_quota)
             self.pinged = None
 
     def ready(self) -> RunResult:
@@ -84,6 +86,24 @@ class FreshRuns:
         self.written = (overlay_upper.changes(self.upper) if self.upper
                         else changed_files(self.before, snapshot(self.tree)))
         return r
+
+    def slowed(self, command: str, timeout: float, cpu_quota: float) -> RunResult | None:
+        """Run `command` from a clean copy with the whole run held to CPU_QUOTA CPUs' worth of
+        time, or None where the host does not let kopt cap it. What the run wrote is not
+        taken for the tree's own (`written` stays as the last plain run left it)."""
+        if self.shell is not None:
+            self.shell.close()
+            self.shell = None
+        written, self.cpu_quota = self.written, cpu_quota
+        try:
+            self.start()
+            if not self.shell.cpu_capped:
+                self.shell.close()
+                self.shell = None
+                return None
+            return self.run(command, timeout)
+        finally:
+            self.cpu_quota, self.written = None, written
 
     def _as_left(self, rel: str) -> tuple[Path, Path]:
         """(the folder, the file) where REL is as the last run left it: its upper folder where

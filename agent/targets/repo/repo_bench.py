@@ -5,6 +5,7 @@ original's, every cost cross-checked with kopt's own clock."""
 from __future__ import annotations
 
 import copy
+import os
 import statistics
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -19,6 +20,7 @@ from kopt.sandboxes.timing import estimate_speedup, speed_verdict
 BASELINE_ROUNDS = 3
 AGREEMENT_FACTOR = 3.0  # metric speedup / wall-time speedup above which the clock must say `faster` too
 SUSPICIOUS_SPEEDUP = 100.0
+SLOWED_QUOTA = 1 / 3  # CPUs: the original's bench run once about 3x slower (_slowed_run)
 REFERENCE_RUNS_FIRST = 3  # runs of the original (warm-up included) before a candidate's output is judged
 # sources a build compiles but never runs: a patch changing only these may keep build outputs
 # (not .rs: build.rs and proc macros run at build time)
@@ -98,6 +100,8 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
         if not again.ok:
             raise _Failed("runtime_error", f"the original's bench failed this time: {again.last_line()}")
         t.rewrites = rewrites
+        t.slowed, t.slowed_output = _slowed_run(t, ref, warm_ref)
+    checks["slowed_run"] = t.slowed
     # the same build outputs on both sides, kept between runs; never a file the original
     # rewrites on every run (a result: kept, its contents would be the candidate's cache)
     built = (new.written & ref.written) - t.rewrites
@@ -111,6 +115,21 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
     new.keep(built)
     ref.keep(built)
     return warm_new, warm_ref
+
+
+def _slowed_run(t, ref: FreshRuns, warm_ref: RunResult) -> tuple[str, str | None]:
+    """(what came of it, the output) of one run of the original's bench held to SLOWED_QUOTA of
+    a CPU: a number that tracks its speed but is printed too coarsely to vary at one speed
+    (`done in 1 s`) changes there and is masked like any timing; an honest patch printing
+    `done in 0 s` was `incorrect` (red team 31). No output where the host cannot cap a
+    run's CPU (no writable cpu cgroup) or the slowed run failed."""
+    timeout = min(3 * t.bench_timeout, max(60.0, 6 * (os.cpu_count() or 1) * warm_ref.wall_s))
+    r = ref.slowed(t.bench, timeout, SLOWED_QUOTA)
+    if r is None:
+        return "not run: this host gives kopt no CPU cgroup to slow a run with", None
+    if not r.ok:
+        return f"failed ({r.status}): nothing learnt from it", None
+    return f"learnt from ({r.wall_s:.1f}s, held to a third of a CPU)", r.output
 
 
 def _built_without_the_program(t, new: FreshRuns, built: set[str], checks: dict) -> set[str]:
@@ -183,6 +202,8 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
                     # printing 42 for 13401 in the bench only was 'faster' 27x (red team 6)
                     expect = OutputCheck(t.bench_metric, r.output)
                     learnt += expect.learn(warm_ref.output, alike_only=True)
+                    if t.slowed_output is not None:
+                        expect.learn(t.slowed_output, alike_only=True)
                 else:
                     expect.learn(r.output)
                 learnt += 1

@@ -69,6 +69,8 @@ class RepoTarget:
         self.profile: Profile | None = None
         self.results: dict[str, list[dict]] = {}  # this process's evaluations, by patch
         self.rewrites: set[str] | None = None  # what the original's bench writes on every run
+        self.slowed: str | None = None  # how the original's bench ran slowed (repo_bench._slowed_run)
+        self.slowed_output: str | None = None  # what it printed there, where it ran
         self.test_tally = test_tally.Tally()  # what the original's tests reported running
         tmp = Path(tempfile.mkdtemp(prefix="kopt-repo-"))
         atexit.register(shutil.rmtree, tmp, True)

@@ -132,17 +132,23 @@ class TreeShell:
     """A sandboxed runner bound to one tree; `run` executes one shell command there."""
 
     def __init__(self, tree: Path, hidden: list[str], keep: list[Path] = (), wall_s: float = 24 * 3600,
-                 memory_mb: int = 8192, subdir: str = "", confine: bool = True, upper: Path | None = None):
+                 memory_mb: int = 8192, subdir: str = "", confine: bool = True, upper: Path | None = None,
+                 cpu_quota: float | None = None):
         self.tree, self.confine = Path(tree).resolve(), confine  # confine: run_confinement (valgrind needs /proc)
         self.cwd = self.tree / subdir  # where the user pointed kopt, inside the repository
         # upper (overlay_upper.make; see can_throw_away): the worker sees its tree through an
         # overlay and what it changes lands there, the tree itself stays as it is
         self.writable = overlay_upper.root(upper) if upper else self.tree
-        self.upper = upper
+        self.upper = upper  # cpu_quota: the whole run slowed to that many CPUs' worth (Limits)
         limits = Limits(wall_s=wall_s, memory_mb=memory_mb, cache_dir=str(self.tree), cache_mb=None,
                         hide_paths=tuple(hide_around(hidden, [self.tree, *keep])),
-                        cache_overlay=str(upper) if upper else None)
+                        cache_overlay=str(upper) if upper else None, cpu_quota=cpu_quota)
         self.worker = start_worker([sys.executable, "-m", "kopt.sandboxes.repo_runner"], limits, python_path(self.tree))
+
+    @property
+    def cpu_capped(self) -> bool:
+        """Whether the run's CPU quota (cpu_quota) is in force: the host let kopt set it."""
+        return bool(self.worker.cgroup and self.worker.cgroup.cpu_capped)
 
     def run(self, shell: str, timeout: float, no_exec: bool = False) -> RunResult:
         """Run `shell` in the tree; with `no_exec`, nothing under the tree may be executed."""
