@@ -102,7 +102,11 @@ def confine_reads() -> None:
     from the page cache through fault-around and /proc/self/pagemap. A GPU worker is left
     as it is: the driver reads /proc."""
     if os.environ.get("KOPT_CONFINE_READS") == "1":
-        Confinement().apply()
+        confinement = Confinement()
+        try:
+            confinement.apply()
+        finally:
+            confinement.close()
 
 
 def pin_threads(cpus: list[int]) -> None:

@@ -87,6 +87,13 @@ class Confinement:
         if self._filter is not None:
             self._filter.load()
 
+    def close(self) -> None:
+        """Close the ruleset fd: once applied in a process that goes on (the KernelBench worker),
+        the candidate should not find it open (harmless -- rules can only be added -- but a leak)."""
+        if self.ruleset_fd >= 0:
+            os.close(self.ruleset_fd)
+            self.ruleset_fd = -1
+
 
 def children_disk_reads() -> int:
     """Major page faults and blocks read of this process's waited-for children so far: what the

@@ -8,7 +8,10 @@ A counted run (valgrind, which needs /proc) is not confined and still counts.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -73,3 +76,26 @@ def test_a_python_program_runs_confined():
         r = runner.run(b"", 30)
     assert r.rc == 0 and r.confined, r.failure()
     assert r.stdout.decode().split() == ["True", "0", "45"]
+
+
+def test_a_confined_kernelbench_worker_keeps_no_ruleset_fd_open():
+    """confine_reads (the KernelBench worker's, before the candidate loads) applies the ruleset
+    and closes its fd: the candidate would otherwise find it open (harmless, but a leak)."""
+    probe = ("import os\n"
+             "def open_fds():\n"
+             "    out = set()\n"
+             "    for fd in range(1024):\n"
+             "        try:\n"
+             "            os.fstat(fd)\n"
+             "            out.add(fd)\n"
+             "        except OSError:\n"
+             "            pass\n"
+             "    return out\n"
+             "from kopt.sandboxes.harness_support import confine_reads\n"
+             "before = open_fds()\n"
+             "confine_reads()\n"
+             "print(sorted(open_fds() - before))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "KOPT_CONFINE_READS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"fds left open by confine_reads: {out.stdout.strip()}"
