@@ -97,6 +97,7 @@ class Cgroups:
             base = _cgroup_base(controller)
             if base is None:
                 continue
+            _sweep_once(base)
             try:
                 path = made.get(base) or Path(tempfile.mkdtemp(prefix="kopt-", dir=base))
                 if base not in made:
@@ -227,6 +228,30 @@ def evict_charged_pages(path: Path) -> None:
         knob.write_text(amount)
     except OSError:  # EBUSY / EAGAIN: some of it could not be reclaimed (the kernel gave up)
         pass
+
+
+STALE_S = 600.0  # an empty kopt cgroup this old was left by a kopt that was killed (SIGKILL)
+_swept: set[Path] = set()
+
+
+def _sweep_once(base: Path) -> None:
+    """Remove, once per process and folder, the empty `kopt-*` cgroups under BASE older than
+    STALE_S: a kopt killed outright never removes its workers' (a test suite's killed runs
+    left ~60 a day here). A live one is never empty for long: its worker joins at once."""
+    if base in _swept:
+        return
+    _swept.add(base)
+    try:
+        entries = [p for p in base.iterdir() if p.name.startswith("kopt-")]
+    except OSError:
+        return
+    now = time.time()
+    for path in entries:
+        try:
+            if now - path.stat().st_mtime > STALE_S and not _read(path / "cgroup.procs").strip():
+                path.rmdir()
+        except OSError:
+            continue
 
 
 def _cgroup_base(controller: str) -> Path | None:
