@@ -18,9 +18,9 @@ from pathlib import Path
 
 from kopt.sandboxes import overlay_upper
 from kopt.sandboxes.jail_setup import (
-    JAIL,
     MINIMAL_DEV,
     PROTECTIONS,
+    jail_command,
     jail_options,
     namespace_prefix,
     runtime_paths,
@@ -80,8 +80,8 @@ def _probe_once(prefix: tuple[str, ...], features: frozenset[str], run=None) -> 
                             gpu=False, extra_blanks=(f"{d}/home",))
         jail_args = [*opts, "16", f"{d}/work", f"{d}/cache", f"{d}/secret"]
         if run is None:
-            cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *jail_args, "--",
-                   os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d, str(add_key)]
+            cmd = jail_command(prefix, jail_args, [os.path.realpath(sys.executable), "-I", "-S", "-c", PROBE, d,
+                                                   str(add_key)])
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
             except (OSError, subprocess.TimeoutExpired) as e:
@@ -193,8 +193,8 @@ def overlay_works() -> bool:
         before = {n: os.stat(f"{tree}/{n}") for n in ("old", "gone", ".")}
         upper = str(overlay_upper.make(Path(tree)))
         opts = jail_options(jail[0], f"{d}/work", [*runtime_paths(), tree, upper], gpu=False, overlay=upper)
-        cmd = [*namespace_prefix(), "--mount", "/bin/sh", str(JAIL), *opts, "16", f"{d}/work", tree, upper, "--",
-               os.path.realpath(sys.executable), "-I", "-S", "-c", OVERLAY_PROBE, tree]
+        cmd = jail_command(namespace_prefix(), [*opts, "16", f"{d}/work", tree, upper],
+                           [os.path.realpath(sys.executable), "-I", "-S", "-c", OVERLAY_PROBE, tree])
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as e:

@@ -39,6 +39,13 @@ def namespace_prefix() -> tuple[str, ...]:
 
 
 JAIL = Path(__file__).with_name("jail.sh")
+
+
+def jail_command(prefix: list[str], jail_args: list[str], argv: list[str]) -> list[str]:
+    """ARGV run inside jail.sh (given JAIL_ARGS: its options, tmpfs size, work dir, cache dir,
+    hidden paths) in the namespaces PREFIX opens, a mount namespace among them: the one way
+    workers and the jail's probes are started."""
+    return [*prefix, "--mount", "/bin/sh", str(JAIL), *jail_args, "--", *argv]
 # When kopt runs as root, each worker gets a uid (and the same gid) of its own from this
 # range, owned by nobody on the host: workers sharing one uid would share its process count
 # (RLIMIT_NPROC: a fork bomb would starve the next evaluation's threads) and keyring.

@@ -23,8 +23,8 @@ from pathlib import Path
 from kopt.sandboxes import fs_walk, zygote_client
 from kopt.sandboxes.jail_probe import jail_features, protections
 from kopt.sandboxes.jail_setup import (
-    JAIL,
     default_hidden,
+    jail_command,
     jail_options,
     namespace_prefix,
     outside_system,
@@ -377,7 +377,7 @@ def start_worker(argv: list[str], limits: Limits, env_extra: dict[str, str] | No
         opts = jail_options(features, str(workdir), [os.path.realpath(a) for a in allowed if a], limits.gpu,
                             overlay=limits.cache_overlay)
         jail_args = [*opts, str(limits.tmp_mb), str(workdir), limits.cache_dir or "", *hide]
-        cmd = [*prefix, "--mount", "/bin/sh", str(JAIL), *jail_args, "--", *cmd]
+        cmd = jail_command(prefix, jail_args, cmd)
     else:
         cmd = [*prefix, *cmd]
     if limits.cache_dir:
