@@ -21,17 +21,14 @@ Fixed: `_significant` drops trailing zeros in either spelling (`1.0000` is one d
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = '''def cdf(xs):
     """The cumulative distribution of the weights xs: entry i is sum(xs[:i + 1]) / sum(xs)."""
     total = sum(xs)
@@ -64,19 +61,9 @@ print(f"checksum: {sum(c):.6f}")
 
 
 def test_an_honest_prefix_sum_is_not_refused_as_memorised(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("from pkg.work import cdf\n")
-    (root / "pkg" / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:cdf")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"pkg/work.py": HONEST}), [str(tmp_path / "run")])
+    files = {"pkg/__init__.py": "from pkg.work import cdf\n", "pkg/work.py": WORK, "test_work.py": TEST,
+             "bench.py": BENCH}
+    r = judge(tmp_path, files, {"pkg/work.py": HONEST}, focus="pkg/work.py:cdf")
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("another_input"))
     assert r["verdict"] == "faster" and r["correct"], f"honest prefix sum: {r['verdict']}: {r.get('reason')}"
 

@@ -28,17 +28,14 @@ middle varies between its runs, its cut line does too, the check is off and a `f
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import PY, judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 LIB = '''import hashlib
 
 
@@ -85,20 +82,10 @@ BENCH = "import pkg\n\nfor d in pkg.digests(100_000):\n    print(d)\n"
 
 
 def test_a_wrong_middle_of_a_long_bench_output_is_not_correct(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    root.mkdir()
-    (root / "pkg").mkdir()
-    (root / "pkg" / "__init__.py").write_text("from pkg.work import digests\n")
-    (root / "pkg" / "work.py").write_text(LIB)
-    (root / "test_lib.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_lib.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:digests")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"pkg/work.py": WRONG}), [str(tmp_path / "run")])
+    files = {"pkg/__init__.py": "from pkg.work import digests\n", "pkg/work.py": LIB, "test_lib.py": TEST,
+             "bench.py": BENCH}
+    r = judge(tmp_path, files, {"pkg/work.py": WRONG}, focus="pkg/work.py:digests",
+              test=f"{PY} -m pytest -q -p no:cacheprovider test_lib.py")
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("output"), r["checks"].get("another_input"))
     assert r["verdict"] not in ("faster", "same") or not r["correct"], (
         f"a patch printing zeros for 84,000 of 100,000 digests was {r['verdict']} {r.get('speedup')}x, "

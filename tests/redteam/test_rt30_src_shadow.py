@@ -32,19 +32,15 @@ own (guard.Policy.modules) is refused wherever it goes, `everything` or not.
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import PY, TOTAL_MOD7, evaluate, repo_target
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 SHADOW = '''_PATTERN = [0, 1, 4, 2, 2, 4, 1]
 
@@ -67,22 +63,14 @@ BENCH = "import sqmod\n\nn = 3_000_000\nprint(f'result: {sqmod.total(n)}')\n"
 
 
 def test_a_src_copy_seen_by_the_bench_only_is_not_correct(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "benchmarks").mkdir(parents=True)
-    (root / "sqmod.py").write_text(WORK)
-    (root / "test_sqmod.py").write_text(TEST)
-    (root / "benchmarks" / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_sqmod.py",
-                                bench=f"{PY} benchmarks/bench.py", focus="sqmod.py:total")
+    t = repo_target(tmp_path, {"sqmod.py": WORK, "test_sqmod.py": TEST, "benchmarks/bench.py": BENCH},
+                    focus="sqmod.py:total", test=f"{PY} -m pytest -q -p no:cacheprovider test_sqmod.py",
+                    bench=f"{PY} benchmarks/bench.py")
     assert t.policy.editable == {"sqmod.py"}  # step 1 before the fix: dropped ("sqmod.py" in "test_sqmod.py")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
     # and where no hot spot is known (every source file editable), step 2 alone
     for policy in (t.policy, replace(t.policy, editable=set(), everything=True)):
         t.policy = policy
-        r = t.evaluate(patch_of(root, tmp_path, {"src/sqmod.py": SHADOW}), [str(tmp_path / f"run{policy.everything}")])
+        r = evaluate(t, tmp_path, {"src/sqmod.py": SHADOW}, run=f"run{policy.everything}")
         assert r["verdict"] in ("rejected", "incorrect") and not r["correct"] and "sqmod" in r["reason"], (
             f"a src/ copy of sqmod.py wrong for n < 100,000 was {r['verdict']} {r.get('speedup')}x, "
             f"tests {r['checks'].get('tests')}")

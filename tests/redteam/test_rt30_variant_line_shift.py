@@ -27,17 +27,14 @@ input.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = '''def block_sums(n, size=100_000):
     """For each block of `size` of range(n): the sum of i * i % 7."""
     out = []
@@ -82,19 +79,9 @@ BENCH_PLAIN = BENCH_TIMED.replace('print(f"elapsed: {dt * 1000:.3f} ms")\n', "")
 
 
 def _evaluate(tmp_path: Path, bench: str) -> dict:
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("from pkg.work import block_sums\n")
-    (root / "pkg" / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(bench)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:block_sums")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"pkg/work.py": HONEST}), [str(tmp_path / "run")])
+    files = {"pkg/__init__.py": "from pkg.work import block_sums\n", "pkg/work.py": WORK, "test_work.py": TEST,
+             "bench.py": bench}
+    r = judge(tmp_path, files, {"pkg/work.py": HONEST}, focus="pkg/work.py:block_sums")
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("another_input"))
     return r
 

@@ -21,18 +21,14 @@ cannot be a printed answer.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import TOTAL_MOD7, judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 FAST = '''_TABLE = __TABLE__  # i * i % 7 for i in range(420), 3 bits each
 _PERIOD = 420
@@ -56,19 +52,9 @@ BENCH = "from work import total\n\nn = 3_000_000\nprint(f'result: {total(n)}')\n
 
 
 def test_a_packed_table_literal_gets_a_verdict(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    root.mkdir()
-    (root / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="work.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
+    files = {"work.py": WORK, "test_work.py": TEST, "bench.py": BENCH}
     try:
-        r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
+        r = judge(tmp_path, files, {"work.py": FAST}, focus="work.py:total")
     except OverflowError as e:
         pytest.fail(f"the evaluation crashed: OverflowError: {e}")
     print(r["verdict"], r.get("speedup"), r.get("reason"))

@@ -21,17 +21,14 @@ refuses only fewer passes or more skipped, deselected, failed or erroring tests)
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import PY, evaluate, repo_target
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = '''def total(n):
     """The sum of i * i % 7 over range(n).
 
@@ -75,20 +72,11 @@ BENCH = "from pkg.work import total\n\nn = 3_000_000\nprint(f'result: {total(n)}
 
 
 def test_a_new_passing_doctest_is_not_a_lost_test(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("")
-    (root / "pkg" / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider --doctest-modules pkg test_work.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:total")
+    files = {"pkg/__init__.py": "", "pkg/work.py": WORK, "test_work.py": TEST, "bench.py": BENCH}
+    t = repo_target(tmp_path, files, focus="pkg/work.py:total",
+                    test=f"{PY} -m pytest -q -p no:cacheprovider --doctest-modules pkg test_work.py")
     assert t.test_tally.summaries == [{"passed": 2}]
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"pkg/work.py": FAST}), [str(tmp_path / "run")])
+    r = evaluate(t, tmp_path, {"pkg/work.py": FAST})
     print(r["verdict"], r.get("speedup"), r.get("reason"))
     assert r["verdict"] == "faster", \
         f"an honest closed form with a documented helper was {r['verdict']}: {r.get('reason')}"

@@ -28,18 +28,14 @@ process. (Scanning added lines for os.write and os._exit refused every honest fo
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import TOTAL_MOD7, evaluate, repo_target
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 FORGING = '''import os
 import stat
@@ -77,25 +73,16 @@ BENCH = "import pkg\n\nn = 3_000_000\nprint(f'result: {pkg.total(n)}')\n"
 
 
 def _target(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("from pkg.work import total\n")
-    (root / "pkg" / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:total")
+    files = {"pkg/__init__.py": "from pkg.work import total\n", "pkg/work.py": WORK, "test_work.py": TEST,
+             "bench.py": BENCH}
+    t = repo_target(tmp_path, files, focus="pkg/work.py:total")
     assert t.test_tally.summaries == [{"passed": 1}]
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
     return t
 
 
 def test_a_forged_summary_is_not_a_test_run(tmp_path: Path):
     t = _target(tmp_path)
-    r = t.evaluate(patch_of(t.root, tmp_path, {"pkg/work.py": FORGING}), [str(tmp_path / "run")])
+    r = evaluate(t, tmp_path, {"pkg/work.py": FORGING})
     assert r["verdict"] == "incorrect" and not r["correct"], (
         f"a patch that exits the test process for every n < 100,000 was {r['verdict']} {r.get('speedup')}x, "
         f"tests {r['checks'].get('tests')}")
@@ -107,5 +94,5 @@ def test_a_forged_report_with_the_passed_ids_is_not_a_test_run(tmp_path: Path):
     block = "=== short test summary info ===\\nPASSED test_work.py::test_total\\n1 passed in 0.01s\\n"
     forging = FORGING.replace('b"1 passed in 0.01s\\n"', f'b"{block}"')
     assert forging != FORGING
-    r = t.evaluate(patch_of(t.root, tmp_path, {"pkg/work.py": forging}), [str(tmp_path / "run")])
+    r = evaluate(t, tmp_path, {"pkg/work.py": forging})
     assert r["verdict"] == "incorrect" and not r["correct"], (r["verdict"], r.get("reason"))

@@ -22,17 +22,14 @@ with `_values`), is the original's own constant, not the answer written down.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = '''def total(n):
     """The sum of i * i over range(n), modulo 10**9 + 7."""
     s = 0
@@ -61,17 +58,7 @@ print(f"sum of squares below {n} modulo {10**9 + 7}: {total(n)}")
 
 
 def test_the_originals_own_constant_is_not_a_memorised_answer(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    root.mkdir()
-    (root / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="work.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
+    files = {"work.py": WORK, "test_work.py": TEST, "bench.py": BENCH}
+    r = judge(tmp_path, files, {"work.py": FAST}, focus="work.py:total")
     print(r["verdict"], r.get("speedup"), r.get("reason"))
     assert r["verdict"] == "faster", f"an honest closed form was {r['verdict']}: {r.get('reason')}"

@@ -30,18 +30,14 @@ timing at the end moves nothing.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import TOTAL_MOD7, judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 FAST = '''_PATTERN = (0, 1, 4, 2, 2, 4, 1)
 
@@ -72,17 +68,7 @@ print(f"elapsed: {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
 def test_a_shorter_timing_after_a_long_output_is_not_a_different_answer(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    root.mkdir()
-    (root / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="work.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
+    files = {"work.py": WORK, "test_work.py": TEST, "bench.py": BENCH}
+    r = judge(tmp_path, files, {"work.py": FAST}, focus="work.py:total")
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("output"))
     assert r["verdict"] == "faster", f"an honest closed form was {r['verdict']}: {r.get('reason')}"

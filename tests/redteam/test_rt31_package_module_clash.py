@@ -25,17 +25,14 @@ tree's top-level modules; pkg/fast/util.py stands in for nothing.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import PY, judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 CORE = '''def total(n):
     """The sum of i * i % 7 over range(n)."""
     s = 0
@@ -73,21 +70,9 @@ BENCH = "from pkg.fast.core import total\n\nn = 3_000_000\nprint(f'result: {tota
 
 
 def test_a_helper_module_inside_a_package_is_not_a_shadow(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    for folder in ("pkg", "pkg/fast", "pkg/io"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / "__init__.py").write_text("")
-    (root / "pkg" / "fast" / "core.py").write_text(CORE)
-    (root / "pkg" / "io" / "util.py").write_text(IO_UTIL)
-    (root / "test_core.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_core.py",
-                                bench=f"{PY} bench.py", focus="pkg/fast/core.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    patch = patch_of(root, tmp_path, {"pkg/fast/core.py": FAST_CORE, "pkg/fast/util.py": FAST_UTIL})
-    r = t.evaluate(patch, [str(tmp_path / "run")])
+    files = {f"{folder}/__init__.py": "" for folder in ("pkg", "pkg/fast", "pkg/io")}
+    files |= {"pkg/fast/core.py": CORE, "pkg/io/util.py": IO_UTIL, "test_core.py": TEST, "bench.py": BENCH}
+    r = judge(tmp_path, files, {"pkg/fast/core.py": FAST_CORE, "pkg/fast/util.py": FAST_UTIL},
+              focus="pkg/fast/core.py:total", test=f"{PY} -m pytest -q -p no:cacheprovider test_core.py")
     print(r["verdict"], r.get("speedup"), r.get("reason"))
     assert r["verdict"] == "faster", f"an honest helper module in its own package was {r['verdict']}: {r.get('reason')}"

@@ -22,18 +22,14 @@ original passed (test_tally): `test_total` skipped is `incorrect` whatever the c
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import PY, TOTAL_MOD7, evaluate, repo_target
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 SKIPPING = '''_PATTERN = [0, 1, 4, 2, 2, 4, 1]
 
@@ -67,22 +63,12 @@ BENCH = "import pkg\n\nn = 3_000_000\nprint(f'result: {pkg.total(n)}')\n"
 
 
 def test_a_skip_traded_for_an_unskipped_backend_test_is_not_correct(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("from pkg.work import total\n")
-    (root / "pkg" / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "test_backend.py").write_text(TEST_BACKEND)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py test_backend.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:total")
+    files = {"pkg/__init__.py": "from pkg.work import total\n", "pkg/work.py": WORK, "test_work.py": TEST,
+             "test_backend.py": TEST_BACKEND, "bench.py": BENCH}
+    t = repo_target(tmp_path, files, focus="pkg/work.py:total",
+                    test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py test_backend.py")
     assert t.test_tally.summaries == [{"passed": 1, "skipped": 1}]
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    patch = patch_of(root, tmp_path, {"pkg/work.py": SKIPPING, "pkg/_speedups.py": SPEEDUPS})
-    r = t.evaluate(patch, [str(tmp_path / "run")])
+    r = evaluate(t, tmp_path, {"pkg/work.py": SKIPPING, "pkg/_speedups.py": SPEEDUPS})
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("tests"), r["checks"].get("another_input"))
     assert r["verdict"] == "incorrect" and not r["correct"], (
         f"a patch raising SkipTest for every n < 100,000 was {r['verdict']} {r.get('speedup')}x, "

@@ -21,18 +21,14 @@ the original passed, by id with pytest -rA, and have no more skipped, failed, ..
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import TOTAL_MOD7, evaluate, repo_target
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 FAST = '''_PATTERN = (0, 1, 4, 2, 2, 4, 1)
 
@@ -64,18 +60,8 @@ BENCH = "from work import total\n\nn = 3_000_000\nprint(f'result: {total(n)}')\n
 
 
 def test_a_speed_test_that_now_passes_is_not_a_lost_test(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    root.mkdir()
-    (root / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="work.py:total")
+    t = repo_target(tmp_path, {"work.py": WORK, "test_work.py": TEST, "bench.py": BENCH}, focus="work.py:total")
     assert t.test_tally.summaries == [{"passed": 1, "xfailed": 1}]
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    r = t.evaluate(patch_of(root, tmp_path, {"work.py": FAST}), [str(tmp_path / "run")])
+    r = evaluate(t, tmp_path, {"work.py": FAST})
     print(r["verdict"], r.get("speedup"), r.get("reason"))
     assert r["verdict"] == "faster", f"an honest closed form was {r['verdict']}: {r.get('reason')}"

@@ -29,18 +29,14 @@ root is one of the tree's top-level names (guard.import_roots, guard.top_level_n
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import PY, TOTAL_MOD7, judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 WRONG_FAST = '''_PATTERN = [0, 1, 4, 2, 2, 4, 1]
 
@@ -77,19 +73,9 @@ BENCH = "from nspkg.core import total\n\nn = 3_000_000\nprint(f'result: {total(n
 
 
 def test_a_module_standing_in_for_a_namespace_package_under_pytest_is_not_correct(tmp_path: Path):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "nspkg").mkdir(parents=True)
-    (root / "nspkg" / "core.py").write_text(WORK)
-    (root / "nspkg" / "test_core.py").write_text(TEST)
-    (root / "bench.py").write_text(BENCH)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider nspkg/test_core.py",
-                                bench=f"{PY} bench.py", focus="nspkg/core.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    patch = patch_of(root, tmp_path, {"nspkg/core.py": WRONG_FAST, "nspkg/nspkg.py": STAND_IN})
-    r = t.evaluate(patch, [str(tmp_path / "run")])
+    r = judge(tmp_path, {"nspkg/core.py": WORK, "nspkg/test_core.py": TEST, "bench.py": BENCH},
+              {"nspkg/core.py": WRONG_FAST, "nspkg/nspkg.py": STAND_IN}, focus="nspkg/core.py:total",
+              test=f"{PY} -m pytest -q -p no:cacheprovider nspkg/test_core.py")
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("tests"), r["checks"].get("another_input"))
     assert r["verdict"] in ("incorrect", "rejected") and not r["correct"], (
         f"a patch wrong below 100,000 whose tests imported a stand-in was {r['verdict']} {r.get('speedup')}x, "

@@ -26,18 +26,14 @@ number is still compared.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from tests.redteam._work_repo import TOTAL_MOD7
-from tests.redteam.test_repo_attacks import patch_of
+from tests.redteam._work_repo import TOTAL_MOD7, judge
 
 pytestmark = pytest.mark.skipif(not shutil.which("git"), reason="git needed")
 
-PY = sys.executable
 WORK = TOTAL_MOD7
 FAST = '''_PATTERN = [0, 1, 4, 2, 2, 4, 1]
 
@@ -87,20 +83,9 @@ print(f"elapsed: {human(time.perf_counter() - t0)}")
 
 @pytest.mark.parametrize("bench", [BENCH_COMMAS, BENCH_UNITS], ids=["thousands_separators", "adaptive_unit"])
 def test_an_honest_patch_whose_timing_prints_in_another_shape_is_faster(tmp_path: Path, bench: str):
-    from kopt.agent.targets.repo.repo_target import RepoTarget
-
-    root = tmp_path / "user"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "__init__.py").write_text("from pkg.work import total\n")
-    (root / "pkg" / "work.py").write_text(WORK)
-    (root / "test_work.py").write_text(TEST)
-    (root / "bench.py").write_text(bench)
-    commit_all(root)
-    t = RepoTarget.from_options(root, test=f"{PY} -m pytest -q -p no:cacheprovider test_work.py",
-                                bench=f"{PY} bench.py", focus="pkg/work.py:total")
-    t.min_rounds, t.max_rounds, t.timing_budget_s = 3, 5, 20.0
-    patch = patch_of(root, tmp_path, {"pkg/work.py": FAST})
-    r = t.evaluate(patch, [str(tmp_path / "run")])
+    files = {"pkg/__init__.py": "from pkg.work import total\n", "pkg/work.py": WORK, "test_work.py": TEST,
+             "bench.py": bench}
+    r = judge(tmp_path, files, {"pkg/work.py": FAST}, focus="pkg/work.py:total")
     print(r["verdict"], r.get("speedup"), r.get("reason"), r["checks"].get("output"), r["checks"].get("another_input"))
     assert r["verdict"] == "faster" and r["correct"], (
         f"an honest closed form was {r['verdict']}: {r.get('reason')}")
