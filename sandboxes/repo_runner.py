@@ -16,6 +16,7 @@ import functools
 import hashlib
 import mmap
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +30,12 @@ from kopt.sandboxes.run_confinement import Confinement, children_disk_reads
 PR_SET_DUMPABLE = 4
 OUTPUT_LIMIT = 256 << 10
 EDGE_LINES = 2000  # whole lines kept at each end of a long output
+# a test runner's report lines (pytest -rA's short summary and its summary line, unittest's),
+# kept from a long output's middle too, up to REPORT_LIMIT bytes: test_tally reads which tests
+# passed there, and 2,200 tests' ids fell in the cut (red team 34)
+REPORT_LINE = re.compile(rb"^\s*(?:(?:PASSED|XPASS|FAILED|ERROR|SKIPPED|XFAIL) |=+ .* =+\s*$|Ran \d+ tests? in "
+                         rb"|(?:OK|FAILED)(?: \(.*\))?\s*$)")
+REPORT_LIMIT = 2 << 20
 
 
 def _not_dumpable() -> None:
@@ -44,9 +51,12 @@ def _collect(stream, keep: list, limit: int) -> None:
     output check compares that line like any other. Without the digest a bench printing 1.7 MB
     had its middle never compared, and a patch printing zeros for most of its answers was
     `faster` 2.16x and correct (red team 30); cut at byte offsets, a faster patch's shorter
-    printed timing moved the cut and its digest, and it was `incorrect` (red team 31)."""
+    printed timing moved the cut and its digest, and it was `incorrect` (red team 31). The
+    test report lines among those cut stay, after the digest (REPORT_LINE), and the marker says
+    whether they all fit."""
     half, head, tail, partial = limit // 2, [], collections.deque(), b""
-    sizes = {"head": 0, "tail": 0, "cut": 0}
+    sizes = {"head": 0, "tail": 0, "cut": 0, "report": 0}
+    report: list[bytes] = []
     middle = hashlib.sha256()
 
     def line(text: bytes) -> None:
@@ -61,6 +71,10 @@ def _collect(stream, keep: list, limit: int) -> None:
             sizes["tail"] -= len(gone)
             middle.update(gone)
             sizes["cut"] += 1
+            if REPORT_LINE.match(gone):
+                sizes["report"] += len(gone)
+                if sizes["report"] <= REPORT_LIMIT:
+                    report.append(gone)
     for chunk in iter(lambda: stream.read1(1 << 16), b""):
         *whole, partial = (partial + chunk).split(b"\n")
         for text in whole:
@@ -70,8 +84,12 @@ def _collect(stream, keep: list, limit: int) -> None:
             partial = partial[half:]
     if partial:
         line(partial)
-    cut = f"... [{sizes['cut']} lines cut, sha256 {middle.hexdigest()}] ...\n" if sizes["cut"] else ""
-    keep.append(b"".join(head) + cut.encode() + b"".join(tail))
+    cut = ""
+    if sizes["cut"]:
+        kept = (f"; {len(report)} test report lines kept from them"
+                f"{', more cut' if sizes['report'] > REPORT_LIMIT else ''}" if sizes["report"] else "")
+        cut = f"... [{sizes['cut']} lines cut, sha256 {middle.hexdigest()}{kept}] ...\n"
+    keep.append(b"".join(head) + cut.encode() + b"".join(report) + b"".join(tail))
 
 
 @functools.cache

@@ -14,6 +14,8 @@ optimisation-flag lines (what `--model rules` does). Git decides what a patch ch
 from __future__ import annotations
 
 import ast
+import collections
+import doctest
 import fnmatch
 import functools
 import importlib.util
@@ -42,9 +44,12 @@ SYSTEM_INCLUDE = ("/usr/include", "/usr/local/include", "/usr/include/c++")
 # original's `1 passed` to the runner's pipe and called os._exit(0): `faster` 4.07x and correct);
 # os.write and os._exit themselves are every forking program's idiom, and test_tally's passed
 # ids are what that forgery now lacks.
+# The import system's hooks and the interpreter's tracing tell the tests' process too (red team 34
+# found pytest's assertion rewriter in sys.meta_path; pytest now runs with --assert=plain besides).
 RUNNER_SNIFF = re.compile(r"pytest|unittest|sys\.modules|sys\.argv|_getframe|inspect\.(?:stack|currentframe)"
                           r"|__main__|environ|getenv|/proc/self/(?:cmdline|exe|fd)|PYTEST_"
-                          r"|/dev/fd|/dev/std", re.I)
+                          r"|/dev/fd|/dev/std|meta_path|path_hooks|path_importer_cache|gettrace|getprofile"
+                          r"|_current_frames|faulthandler", re.I)
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,27 @@ def sniffs_runner(patch: str, baseline: str = "") -> str | None:
     return None
 
 
+def doctest_lost(old: str, new: str) -> str | None:
+    """The first doctest example of the Python text OLD that NEW no longer has, or None: a hot
+    file --test runs by name (`python -m doctest lib/work.py`) may change, its tests may not."""
+    def examples(text: str) -> collections.Counter:
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return collections.Counter()
+        parser, found = doctest.DocTestParser(), collections.Counter()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                    and (doc := ast.get_docstring(node, clean=True)):
+                try:
+                    found.update((e.source, e.want) for e in parser.get_examples(doc))
+                except ValueError:  # a malformed example: doctest itself would fail on it
+                    continue
+        return found
+    lost = examples(old) - examples(new)
+    return f"`>>> {next(iter(lost))[0].strip()[:60]}`" if lost else None
+
+
 def shadows(rel: str) -> str | None:
     """What a new file would stand in for: a module Python finds outside the tree (the
     standard library's or an installed one's: a command's folder comes first on sys.path) or a
@@ -235,6 +261,7 @@ class Policy:
     everything: bool = False    # no hot spot known: every source file that is not protected
     modules: frozenset[str] = frozenset()  # the top-level module names of the tree's own files
     roots: frozenset[str] = frozenset()  # the folders a command's sys.path may hold (import_roots)
+    packages: frozenset[str] = frozenset()  # the tree's folders holding an __init__.py
 
     def allowed(self, c: Change, flag_lines_only) -> str | None:
         """None when the candidate may make this change, else why not."""
@@ -253,7 +280,7 @@ class Policy:
             return f"{c.path} is part of the bench"
         folders = {str(PurePosixPath(p).parent) for p in self.editable}
         source = PurePosixPath(c.path).suffix.lower() in LANGUAGE_OF
-        if c.status == "A" and (shadowed := shadows(c.path)):
+        if c.status == "A" and not self._inside_a_package(c.path) and (shadowed := shadows(c.path)):
             return f"{c.path} would be imported in place of {shadowed}"
         if c.status == "A" and (found := importable_as(c.path)) and found[0] in self.roots \
                 and found[1] in self.modules:
@@ -266,6 +293,13 @@ class Policy:
         if self.everything and source:
             return None
         return f"{c.path} is not under optimization"
+
+    def _inside_a_package(self, rel: str) -> bool:
+        """Whether a new Python file REL lies in a package folder that is no command's import root:
+        `import types` there finds the standard library's, the file is only ever `lib.types`
+        (a helper `lib/types.py` beside the hot file was refused: red team 34)."""
+        found = importable_as(rel)
+        return found is not None and found[0] in self.packages and found[0] not in self.roots
 
     def check(self, changes: list[Change], flag_lines_only) -> str | None:
         problems = [p for c in changes if (p := self.allowed(c, flag_lines_only))]

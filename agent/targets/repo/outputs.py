@@ -22,8 +22,9 @@ PRINTED = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 LITERAL = re.compile(r"(?<![\w.])(?:0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?)"
                      r"(?![\w.])")
 KEYWORD = re.compile(r"^(?:if|elif|while|return|assert|yield|else|case|for .* in)\b|[:;{]\s*$")
-# integers too, and digits grouped in thousands as one number (`101,234,567 ns`: red team 32)
-NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+# integers too, and digits grouped in thousands as one number (`101,234,567 ns`: red team 32),
+# a group never followed by a digit (`1000000,152,1999998`, a CSV row, read `152,199`: red team 34)
+NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d*)?|\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 # a time unit after a number the original's runs varied in (its timing) may change with the
 # speed (`101.2 ms`, then `11.7 us` for a faster patch: red team 32)
 TIME_UNIT = re.compile(r"<num>(\s*)(?:ns|us|µs|ms|s|sec|secs|msec|usec|min|seconds|milliseconds|microseconds"
@@ -45,6 +46,10 @@ class OutputCheck:
         self.expected = normalised(reference, metric)
         self.numbers = _numbers(self.expected)  # the first run's numbers: (shape, nth, place) -> number
         self.varying: set[tuple[str, int, int]] = set()  # which of them another run of the original printed otherwise
+        # of a varying number read as grouped digits, how many trailing groups every run printed
+        # alike: still compared (`152,999`, a CSV row's varying time and steady checksum read
+        # as one number, had its checksum masked with the time: red team 34)
+        self.steady: dict[tuple[str, int, int], int] = {}
 
     def learn(self, reference: str, alike_only: bool = False) -> bool:
         """Another run of the original: loosen the check as far as its own output varies.
@@ -60,14 +65,17 @@ class OutputCheck:
             return True
         self.floats = True
         numbers = _numbers(other)
-        self.varying |= {at for at, n in self.numbers.items() if numbers.get(at, n) != n}
+        for at, n in self.numbers.items():
+            if numbers.get(at, n) != n:
+                self.varying.add(at)
+                self.steady[at] = min(self.steady.get(at, 1 << 30), _alike_groups(n, numbers[at]))
         return True
 
     def against(self, reference: str) -> OutputCheck:
         """This check with another run of the original as the yardstick (the bench on another
         input): what it learnt varies between the original's runs stays masked."""
         other = OutputCheck(self.metric, reference)
-        other.floats, other.off, other.varying = self.floats, self.off, set(self.varying)
+        other.floats, other.off, other.varying, other.steady = self.floats, self.off, set(self.varying), self.steady
         return other
 
     def _masked(self, output: str) -> str:
@@ -75,7 +83,7 @@ class OutputCheck:
         text = normalised(output, self.metric)
         if not self.floats:
             return text
-        return _mask(text, self.varying)
+        return _mask(text, self.varying, self.steady)
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""
@@ -122,17 +130,24 @@ class OutputCheck:
 
     @property
     def empty(self) -> bool:
-        """Nothing but the masked metric (or nothing at all) to compare: the bench cannot vouch
-        for the answer (code right only under the test runner passed as `faster`: red team 7)."""
-        rest = re.sub(self.metric, "", self.reference, flags=re.M) if self.metric else self.reference
-        return not self.off and not (NUMBER.sub("", rest) if self.floats and len(self.varying) == len(self.numbers)
-                                     else rest).strip()
+        """Nothing but the masked metric and timings (or nothing at all) to compare: the bench
+        cannot vouch for the answer (code right only under the test runner passed as `faster`:
+        red team 7). A line holding a masked number says something only through a number left
+        unmasked: `elapsed: 153.2 ms` alone vouched for an answer never printed (red team 34)."""
+        if self.off:
+            return False
+        for line in self._masked(self.reference).split("\n"):
+            if ("<num>" in line or "<metric>" in line) and not NUMBER.search(line):
+                continue  # its words only label what is masked
+            if line.strip():
+                return False
+        return True
 
     def describe(self) -> str:
         if self.off:
             return "not checked: the original's output varies between its runs"
         if self.empty:
-            return "nothing to check: the bench prints only its metric (print its result to check it)"
+            return "nothing to check: the bench prints only its metric and timings (print its result to check it)"
         masked = f"metric and the {len(self.varying)} number(s) its own runs vary in" if self.floats \
             else "metric"
         return f"same as the original's ({masked} masked)"
@@ -165,17 +180,36 @@ def _shape(line: str) -> str:
     return TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub("<num>", line))
 
 
-def _mask(text: str, varying: set[tuple[str, int, int]]) -> str:
-    """TEXT with the numbers VARYING names masked (a long line as it is)."""
+def _mask(text: str, varying: set[tuple[str, int, int]], steady: dict[tuple[str, int, int], int]) -> str:
+    """TEXT with the numbers VARYING names masked but for their STEADY trailing digit groups
+    (a long line as it is)."""
     out = []
     for line, shape, nth in _shaped(text):
         if shape is None:
             out.append(line)
             continue
-        masked = NUMBER.sub(lambda m, key=(shape, nth), at=iter(range(1 << 62)): "<num>" if (*key, next(at))
-                            in varying else m.group(0), line)
-        out.append(TIME_UNIT.sub(r"<num>\1<unit>", masked))  # a masked number's time unit with it
+        places = iter(range(1 << 62))
+
+        def masked(m: re.Match, shape=shape, nth=nth, places=places) -> str:
+            at = (shape, nth, next(places))
+            if at not in varying:
+                return m.group(0)
+            if not (keep := steady.get(at, 0)):
+                return "<num>"
+            groups = m.group(0).split(",")  # fewer groups than steady ones: compared whole
+            return "<num>," + ",".join(groups[-keep:]) if len(groups) > keep else m.group(0)
+        out.append(TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub(masked, line)))  # a masked number's time unit with it
     return "\n".join(out)
+
+
+def _alike_groups(a: str, b: str) -> int:
+    """How many trailing comma groups of two printed numbers are the same."""
+    alike = 0
+    for x, y in zip(reversed(a.split(",")), reversed(b.split(","))):
+        if x != y:
+            break
+        alike += 1
+    return alike
 
 
 def _lines_masked(text: str) -> str:

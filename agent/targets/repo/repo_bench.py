@@ -266,9 +266,9 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
             est = replace(est, speedup=clock.speedup, ci=(min(clock.ci[0], est.ci[0]), max(clock.ci[1], est.ci[1])))
     reason = None
     if verdict == "faster" and expect.empty:
-        verdict, reason = "unverified", ("faster, but the bench prints nothing but its metric, so nothing checked "
-                                         "the answer it computed (only the tests did); make the bench print its "
-                                         "result")
+        verdict, reason = "unverified", ("faster, but the bench prints nothing but its metric and timings, so "
+                                         "nothing checked the answer it computed (only the tests did); make the "
+                                         "bench print its result")
     elif verdict == "faster" and t.test_tally.blind:
         verdict, reason = "unverified", ("faster, but the tests report counts, not which tests passed, and some "
                                          "did not run on the original (skipped): a patch could swap which; run "

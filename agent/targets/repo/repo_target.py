@@ -15,7 +15,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.rules.repo_rules import flags_only
@@ -69,6 +69,7 @@ class RepoTarget:
         self.profile: Profile | None = None
         self.results: dict[str, list[dict]] = {}  # this process's evaluations, by patch
         self.rewrites: set[str] | None = None  # what the original's bench writes on every run
+        self.tested_by_name: set[str] = set()  # hot files --test names (their doctests stay)
         self.slowed: str | None = None  # how the original's bench ran slowed (repo_bench._slowed_run)
         self.slowed_output: str | None = None  # what it printed there, where it ran
         self.test_tally = test_tally.Tally()  # what the original's tests reported running
@@ -164,12 +165,17 @@ class RepoTarget:
         A hot file the commands name (a bench script) stays the bench's: named as a word of a
         command, not as part of one (`sqmod.py` inside `test_sqmod.py` left no hot file at all,
         every file editable, and a new src/sqmod.py stood in for it under the bench, red team 30)."""
-        named = guard.bench_files(tree, [self.test, self.bench], self.subdir)
-        words = guard.command_words([self.test, self.bench], self.subdir)
+        words = guard.command_words([self.bench], self.subdir)
         hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
+        # a hot file only --test names (`python -m doctest lib/work.py`) is under test, not the
+        # bench's: kept protected, nothing could change (red team 34); its doctests stay (doctests_kept)
+        tested = guard.bench_files(tree, [self.test], self.subdir)
+        named = guard.bench_files(tree, [self.bench], self.subdir) | (tested - hot)
+        self.tested_by_name = tested & hot
         roots = guard.import_roots([self.test, self.bench], self.subdir, files)
+        packages = frozenset(str(PurePosixPath(f).parent) for f in files if PurePosixPath(f).name == "__init__.py")
         self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot,
-                                   modules=guard.top_level_names(files, roots), roots=roots)
+                                   modules=guard.top_level_names(files, roots), roots=roots, packages=packages)
         self.instructions = _instructions(self.policy.describe())
         self._baseline_changes = set(self._changes(tree))
 
@@ -211,15 +217,24 @@ class RepoTarget:
         """Why the candidate in `tree` changes more than the code under optimization, or None.
         Changes the uncommitted baseline (--include-dirty) already made are the user's."""
         own = [c for c in self._changes(tree) if c not in self._baseline_changes]
-        return self.policy.check(own, lambda rel: self._flag_lines_only(tree, rel))
+        if problem := self.policy.check(own, lambda rel: (texts := self._texts(tree, rel)) is not None
+                                        and flags_only(*texts)):
+            return problem
+        for c in own:
+            if c.path in self.tested_by_name:
+                if c.status == "D":
+                    return f"{c.path} is run by --test (its doctests) and cannot be removed"
+                if lost := guard.doctest_lost(*(self._texts(tree, c.path) or ("", ""))):
+                    return f"{c.path} loses its doctest {lost}, which --test runs"
+        return None
 
-    def _flag_lines_only(self, tree: Path, rel: str) -> bool:
+    def _texts(self, tree: Path, rel: str) -> tuple[str, str] | None:
+        """REL at HEAD and in the committed candidate in TREE (not the files), or None."""
         try:
-            old = worktree.git(self.ws.clone, "show", f"{self.commit}:{rel}")
-            new = self.ws.tree_git(tree, "show", f"HEAD:{rel}")  # the committed candidate, not the files
+            return (worktree.git(self.ws.clone, "show", f"{self.commit}:{rel}"),
+                    self.ws.tree_git(tree, "show", f"HEAD:{rel}"))
         except worktree.GitError:
-            return False
-        return flags_only(old, new)
+            return None
 
     def evaluate(self, candidate_file: Path, hidden_paths: list[str]) -> dict:
         patch = Path(candidate_file).read_text()

@@ -122,9 +122,10 @@ def can_throw_away(tree: Path) -> bool:
 def python_path(tree: Path) -> dict[str, str]:
     """The tree first on Python's path: a package the user installed in editable mode would
     otherwise import the user's own files, not the candidate's. And pytest lists the tests that
-    passed by id (`-rA`), which test_tally compares with the original's."""
+    passed by id (`-rA`), which test_tally compares with the original's, and with plain asserts:
+    the assertion rewriter's import hook told the tests' process from the bench's (red team 34)."""
     dirs = [str(d) for d in (tree / "src", tree) if d.is_dir()]
-    addopts = f"{os.environ.get('PYTEST_ADDOPTS', '')} -rA".strip()
+    addopts = f"{os.environ.get('PYTEST_ADDOPTS', '')} -rA --assert=plain".strip()
     return {"PYTHONPATH": os.pathsep.join(dirs), "PYTEST_ADDOPTS": addopts}
 
 

@@ -18,64 +18,81 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|deselected|xfailed|xpassed|errors?)\b")
+COUNT = r"(?<!\d)(\d{1,12})(?!\d)"  # a count of more digits is no test run's (int() refuses 4,300: red team 34)
+PYTEST_COUNT = re.compile(COUNT + r" (passed|failed|skipped|deselected|xfailed|xpassed|errors?)\b")
 PYTEST_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|skipped|deselected|xfailed|xpassed|errors?|warnings?)\b"
                          r".* in [\d.]+\s*s(?:econds)?\b")
-PASSED_ID = re.compile(r"^(?:PASSED|XPASS) (\S+)")
+PASSED_ID = re.compile(r"^(PASSED|XPASS) (.+)$")
 SHORT_SUMMARY = re.compile(r"^=+ short test summary info =+$")
-UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in [\d.]+s$")
+UNITTEST_RAN = re.compile(r"^Ran " + COUNT + r" tests? in [\d.]+s$")
 UNITTEST_RESULT = re.compile(r"^(?:OK|FAILED)(?: \((.*)\))?$")
 WORSE = ("failed", "skipped", "deselected", "xfailed", "error", "failures", "errors", "expected failures")
+NOT_RUN = ("skipped", "deselected", "xfailed", "expected failures")
+# the runner's cut marker where the test report lines of a long output's middle did not all fit
+# (sandboxes/repo_runner._collect): which tests passed is then not fully known
+REPORT_CUT = re.compile(r"^\.\.\. \[\d+ lines cut, sha256 \w+; \d+ test report lines kept from them, more cut\]")
 
 
 @dataclass(frozen=True)
 class Tally:
     summaries: list[dict[str, int]] = field(default_factory=list)  # one per summary line, in order
-    passed: frozenset[str] = frozenset()  # ids of the tests that passed (pytest -rA)
+    # (which summary, id) of each test that passed (pytest -rA): a test command running pytest
+    # twice has each run's ids checked, not only the last run's (red team 34)
+    passed: frozenset[tuple[int, str]] = frozenset()
+    report_cut: bool = False  # the output's report lines did not all fit (REPORT_CUT)
 
     def __bool__(self) -> bool:
         return bool(self.summaries or self.passed)
 
     @property
     def blind(self) -> bool:
-        """Counts without ids where some test did not pass (unittest's `OK (skipped=1)`): a patch
-        that skips one test and lets another run keeps them (red team 32)."""
-        return not self.passed and any(c.get(k, 0) for c in self.summaries
-                                       for k in ("skipped", "deselected", "xfailed", "expected failures"))
+        """A summary that counts tests not run without saying which passed (unittest's `OK
+        (skipped=1)`, a pytest run without -rA ids), whatever the other summaries listed (red
+        team 34: a pytest run's ids beside a unittest run's skips), or report lines cut: a
+        patch that skips one test and lets another run keeps the counts (red team 32)."""
+        with_ids = {k for k, _ in self.passed}
+        return self.report_cut or any(k not in with_ids and any(c.get(n, 0) for n in NOT_RUN)
+                                      for k, c in enumerate(self.summaries))
 
 
 def tally(output: str) -> Tally:
     """The summaries and passed ids in OUTPUT (warnings left out: a patch may warn where the
-    original did not)."""
+    original did not). A summary's ids are those of the `short test summary info` block just
+    above it, from its last header: a passing test's captured stdout (shown above the block by
+    -rA) printed `PASSED <id>` for a test that did not pass (red team 32)."""
     found: list[dict[str, int]] = []
+    passed: set[tuple[int, str]] = set()
+    block: set[str] | None = None  # the ids of the open short-summary block
     lines = [line.strip() for line in output.splitlines()]
     for i, line in enumerate(lines):
-        if PYTEST_LINE.match(line):
+        if SHORT_SUMMARY.match(line):
+            block = set()
+        elif PYTEST_LINE.match(line):
+            passed |= {(len(found), test_id) for test_id in block or ()}
             found.append({word.rstrip("s") if word.startswith("error") else word: int(n)
                           for n, word in PYTEST_COUNT.findall(line)})
+            block = None
+        elif block is not None and (m := PASSED_ID.match(line)):
+            block.add(_test_id(m.group(1), m.group(2)))
         elif m := UNITTEST_RAN.match(line):
             counts = {"ran": int(m.group(1))}
             result = next((UNITTEST_RESULT.match(x) for x in lines[i + 1:i + 4] if UNITTEST_RESULT.match(x)), None)
             for part in (result.group(1) or "").split(",") if result else []:
                 key, _, value = part.strip().partition("=")
-                if value.isdigit():
+                if value.isdigit() and len(value) <= 12:
                     counts[key] = int(value)
             found.append(counts)
-    return Tally(found, _passed_ids(lines))
+    return Tally(found, frozenset(passed), any(REPORT_CUT.match(line) for line in lines))
 
 
-def _passed_ids(lines: list[str]) -> frozenset[str]:
-    """The PASSED/XPASS ids of the last `short test summary info` block, up to its summary line:
-    a passing test's captured stdout (shown above it by -rA) printed `PASSED <id>` for a test
-    that did not pass (red team 32)."""
-    starts = [i for i, line in enumerate(lines) if SHORT_SUMMARY.match(line)]
-    ids = set()
-    for line in lines[starts[-1] + 1:] if starts else []:
-        if PYTEST_LINE.match(line):
-            break
-        if m := PASSED_ID.match(line):
-            ids.add(m.group(1))
-    return frozenset(ids)
+def _test_id(outcome: str, rest: str) -> str:
+    """The whole id of a PASSED/XPASS line: ids may hold spaces (`test_total[n = 10]`, cut at
+    the first space two ids were one: red team 34); an XPASS line may end in ` - reason`."""
+    if outcome == "XPASS":
+        params_end = rest.rfind("]") + 1
+        if (dash := rest.find(" - ", params_end)) >= 0:
+            return rest[:dash]
+    return rest
 
 
 def differs(original: Tally, output: str) -> str | None:
@@ -85,7 +102,8 @@ def differs(original: Tally, output: str) -> str | None:
     got = tally(output)
     if lost := sorted(original.passed - got.passed):
         more = f" (and {len(lost) - 3} more)" if len(lost) > 3 else ""
-        return f"--test did not pass {', '.join(lost[:3])}{more}, which passed on the original (skipped or not run?)"
+        return (f"--test did not pass {', '.join(test_id for _, test_id in lost[:3])}{more}, which passed on the "
+                f"original (skipped or not run?)")
     if len(got.summaries) != len(original.summaries) or any(
             _short(o, c) for o, c in zip(original.summaries, got.summaries)):
         return (f"--test reports {_spell(got.summaries) or 'no test summary'} where the original's reports "
