@@ -252,3 +252,15 @@ def test_a_patch_that_writes_down_the_printed_answer_is_caught_and_an_honest_one
     assert check.memorised("+++ b/lib.py\n+    return 2 * n - 1\n+    # 1000 steps\n") is None
     kept = "-    total = 5999999 - 1\n+    total = 5999999 - 1  # unchanged constant\n"
     assert check.memorised(kept) is None  # a constant the original had already
+
+
+def test_a_hot_file_the_test_command_runs_keeps_its_doctests_where_doctest_finds_them():
+    from kopt.agent.targets.repo.guard import doctest_lost
+
+    old = 'def total(n):\n    """Sum.\n\n    >>> total(3)\n    5\n    """\n    return n\n'
+    assert doctest_lost(old, old.replace("return n", "return n + 0")) is None  # the code may change
+    inner = 'def total(n):\n    def inner():\n        """\n        >>> total(3)\n        5\n        """\n    return n\n'
+    assert "total(3)" in doctest_lost(old, inner)  # an inner function's docstring never runs
+    assert doctest_lost(old, old + "def total(n):\n    return 0\n")  # the later definition is the one found
+    assert doctest_lost(old, "import functools\n@functools.lru_cache\n" + old)  # a decorator may hide it
+    assert doctest_lost(old, old.replace("    5\n", "    6\n"))  # its expected output changed

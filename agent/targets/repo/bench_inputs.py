@@ -136,17 +136,16 @@ def _bench_files(command: str, root: Path) -> list[str]:
     return out
 
 
-def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:
-    """The bench with every integer of 8 or more changed at once (each value to its own secret
-    draw), then up to MAX_VARIANTS benches with one changed, the largest first: the command's
-    own numbers and the literals of the files it names (ROOT is the original's tree; file
-    keys are relative to it, SUBDIR is where the command runs). All at once first: changing
-    only the largest integer, a repeat count (3000 runs of size 2000), left the size a patch
-    special-cased as it was (red team 13)."""
+Spans = dict[str, dict[int, list[tuple[int, int, str]]]]  # key -> value -> (start, end, literal)
+
+
+def _spans(command: str, root: Path, subdir: str = "") -> tuple[dict[str, str], dict[str, str], Spans]:
+    """(texts, names, integer spans) of the command (key "") and of the files it names (keys
+    relative to ROOT; names as the command spells them)."""
     where = root / subdir if subdir else root
-    sources = {"": command}  # "" is the command; the rest, files by their key
-    names: dict[str, str] = {}  # key -> the file as the command names it
-    spans: dict[str, dict[int, list[tuple[int, int, str]]]] = {"": {}}
+    sources = {"": command}
+    names: dict[str, str] = {}
+    spans: Spans = {"": {}}
     for m in ARGUMENT.finditer(command):
         spans[""].setdefault(_value(m.group(1)), []).append((m.start(1), m.end(1), m.group(1)))
     for rel in _bench_files(command, where):
@@ -155,6 +154,22 @@ def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:
         spans[key] = {}
         for start, end, literal in _integers(sources[key], python=rel.endswith(".py")):
             spans[key].setdefault(_value(literal), []).append((start, end, literal))
+    return sources, names, spans
+
+
+def input_values(command: str, root: Path, subdir: str = "") -> set[int]:
+    """The bench's integers that `variants` changes: its inputs, which a bench may echo."""
+    return {v for at in _spans(command, root, subdir)[2].values() for v in at if v >= MIN_VALUE}
+
+
+def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:
+    """The bench with every integer of 8 or more changed at once (each value to its own secret
+    draw), then up to MAX_VARIANTS benches with one changed, the largest first: the command's
+    own numbers and the literals of the files it names (ROOT is the original's tree; file
+    keys are relative to it, SUBDIR is where the command runs). All at once first: changing
+    only the largest integer, a repeat count (3000 runs of size 2000), left the size a patch
+    special-cased as it was (red team 13)."""
+    sources, names, spans = _spans(command, root, subdir)
     draws = {v: changed(v) for at in spans.values() for v in at if v >= MIN_VALUE}
 
     def variant(what: str, values: set[int], drawn: dict[int, int] = draws) -> Variant:

@@ -22,13 +22,20 @@ PRINTED = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 LITERAL = re.compile(r"(?<![\w.])(?:0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\d[\d_]*(?:\.[\d_]*)?(?:[eE][-+]?\d+)?)"
                      r"(?![\w.])")
 KEYWORD = re.compile(r"^(?:if|elif|while|return|assert|yield|else|case|for .* in)\b|[:;{]\s*$")
-# integers too, and digits grouped in thousands as one number (`101,234,567 ns`: red team 32),
-# a group never followed by a digit (`1000000,152,1999998`, a CSV row, read `152,199`: red team 34)
-NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d*)?|\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+# integers too, and numbers joined by commas as one run of fields: digits grouped in thousands
+# (`101,234,567 ns`, then `4,947 ns`: red team 32) and a CSV row (`1000000,152,1999998`) alike;
+# the fields at a run's ends that every run of the original printed alike stay compared
+# (`OutputCheck.ends`: a grouping by threes read a row's checksum as part of its time, red teams 34-35)
+FIELD = r"(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
+NUMBER = re.compile(rf"[-+]?{FIELD}(?:,{FIELD})*")
+# words that say how a check came out: a line with a masked timing says something through them
+VERDICT = re.compile(r"\b(?:pass(?:ed|es)?|fail(?:ed|s|ure)?|ok|error|true|false|correct|incorrect|wrong"
+                     r"|match(?:ed|es)?|mismatch|valid|invalid|differ(?:s|ent)?|same)\b", re.I)
 # a time unit after a number the original's runs varied in (its timing) may change with the
 # speed (`101.2 ms`, then `11.7 us` for a faster patch: red team 32)
 TIME_UNIT = re.compile(r"<num>(\s*)(?:ns|us|µs|ms|s|sec|secs|msec|usec|min|seconds|milliseconds|microseconds"
                        r"|nanoseconds)\b")
+Place = tuple[str, int, int]  # a number's line shape, which line of that shape, its place in the line
 ANSWER_DIGITS = 4  # a printed number with fewer significant digits (10, 1000, 0.5) is too common to tell
 
 
@@ -46,10 +53,10 @@ class OutputCheck:
         self.expected = normalised(reference, metric)
         self.numbers = _numbers(self.expected)  # the first run's numbers: (shape, nth, place) -> number
         self.varying: set[tuple[str, int, int]] = set()  # which of them another run of the original printed otherwise
-        # of a varying number read as grouped digits, how many trailing groups every run printed
-        # alike: still compared (`152,999`, a CSV row's varying time and steady checksum read
-        # as one number, had its checksum masked with the time: red team 34)
-        self.steady: dict[tuple[str, int, int], int] = {}
+        # of a varying run of comma-joined fields (NUMBER): how many leading and trailing fields
+        # every run of the original printed alike, and the fewest fields it printed
+        self.ends: dict[tuple[str, int, int], tuple[int, int, int]] = {}
+        self.inputs: set[float] = set()  # the bench's input integers (bench_inputs): an echo, not an answer
 
     def learn(self, reference: str, alike_only: bool = False) -> bool:
         """Another run of the original: loosen the check as far as its own output varies.
@@ -68,14 +75,15 @@ class OutputCheck:
         for at, n in self.numbers.items():
             if numbers.get(at, n) != n:
                 self.varying.add(at)
-                self.steady[at] = min(self.steady.get(at, 1 << 30), _alike_groups(n, numbers[at]))
+                self.ends[at] = _alike_ends(n, numbers[at], self.ends.get(at))
         return True
 
     def against(self, reference: str) -> OutputCheck:
         """This check with another run of the original as the yardstick (the bench on another
         input): what it learnt varies between the original's runs stays masked."""
         other = OutputCheck(self.metric, reference)
-        other.floats, other.off, other.varying, other.steady = self.floats, self.off, set(self.varying), self.steady
+        other.floats, other.off, other.varying, other.ends = self.floats, self.off, set(self.varying), self.ends
+        other.inputs = self.inputs
         return other
 
     def _masked(self, output: str) -> str:
@@ -83,7 +91,7 @@ class OutputCheck:
         text = normalised(output, self.metric)
         if not self.floats:
             return text
-        return _mask(text, self.varying, self.steady)
+        return _mask(text, self.varying, self.ends)
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""
@@ -133,12 +141,16 @@ class OutputCheck:
         """Nothing but the masked metric and timings (or nothing at all) to compare: the bench
         cannot vouch for the answer (code right only under the test runner passed as `faster`:
         red team 7). A line holding a masked number says something only through a number left
-        unmasked: `elapsed: 153.2 ms` alone vouched for an answer never printed (red team 34)."""
+        unmasked that is not the bench's own input echoed, or a word of a verdict (`check
+        passed in 361.4 ms`): `elapsed: 153.2 ms` (red team 34) and `total(6000000) took
+        361.4 ms` (red team 35) vouched for an answer never printed."""
         if self.off:
             return False
         for line in self._masked(self.reference).split("\n"):
-            if ("<num>" in line or "<metric>" in line) and not NUMBER.search(line):
-                continue  # its words only label what is masked
+            if "<num>" in line or "<metric>" in line:
+                said = [n for n in PRINTED.findall(line) if _as_float(n) not in self.inputs]
+                if not said and not VERDICT.search(line):
+                    continue  # its words only label what is masked
             if line.strip():
                 return False
         return True
@@ -180,9 +192,9 @@ def _shape(line: str) -> str:
     return TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub("<num>", line))
 
 
-def _mask(text: str, varying: set[tuple[str, int, int]], steady: dict[tuple[str, int, int], int]) -> str:
-    """TEXT with the numbers VARYING names masked but for their STEADY trailing digit groups
-    (a long line as it is)."""
+def _mask(text: str, varying: set[Place], ends: dict[Place, tuple[int, int, int]]) -> str:
+    """TEXT with the numbers VARYING names masked but for their steady fields at each end (ENDS;
+    a long line as it is)."""
     out = []
     for line, shape, nth in _shaped(text):
         if shape is None:
@@ -194,22 +206,40 @@ def _mask(text: str, varying: set[tuple[str, int, int]], steady: dict[tuple[str,
             at = (shape, nth, next(places))
             if at not in varying:
                 return m.group(0)
-            if not (keep := steady.get(at, 0)):
-                return "<num>"
-            groups = m.group(0).split(",")  # fewer groups than steady ones: compared whole
-            return "<num>," + ",".join(groups[-keep:]) if len(groups) > keep else m.group(0)
+            lead, trail = _steady_ends(ends.get(at))
+            fields = m.group(0).split(",")
+            if len(fields) <= lead + trail:  # fewer fields than the steady ones: compared whole
+                return m.group(0)
+            return ",".join([*fields[:lead], "<num>", *fields[len(fields) - trail:]])
         out.append(TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub(masked, line)))  # a masked number's time unit with it
     return "\n".join(out)
 
 
-def _alike_groups(a: str, b: str) -> int:
-    """How many trailing comma groups of two printed numbers are the same."""
-    alike = 0
-    for x, y in zip(reversed(a.split(",")), reversed(b.split(","))):
-        if x != y:
-            break
-        alike += 1
-    return alike
+def _alike_ends(a: str, b: str, before: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """(leading fields alike, trailing fields alike, fewest fields) of two printed runs A and B,
+    no more than BEFORE found over the original's other runs."""
+    x, y = a.split(","), b.split(",")
+    lead = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+    trail = next((i for i, (p, q) in enumerate(zip(reversed(x), reversed(y))) if p != q), min(len(x), len(y)))
+    now = (lead, trail, min(len(x), len(y)))
+    return now if before is None else tuple(min(p, q) for p, q in zip(now, before))
+
+
+def _steady_ends(ends: tuple[int, int, int] | None) -> tuple[int, int]:
+    """(leading, trailing) fields of a varying run still compared: at least one field of the
+    fewest the original printed is left to vary."""
+    if ends is None:
+        return 0, 0
+    lead, trail, fewest = ends
+    lead = max(0, min(lead, fewest - 1))
+    return lead, max(0, min(trail, fewest - 1 - lead))
+
+
+def _as_float(n: str) -> float | None:
+    try:
+        return float(n)
+    except ValueError:
+        return None
 
 
 def _lines_masked(text: str) -> str:

@@ -101,6 +101,7 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
             raise _Failed("runtime_error", f"the original's bench failed this time: {again.last_line()}")
         t.rewrites = rewrites
         t.slowed, t.slowed_output = _slowed_run(t, ref, warm_ref)
+        t.bench_values = {float(v) for v in bench_inputs.input_values(t.bench, ref.tree, t.subdir)}
     checks["slowed_run"] = t.slowed
     # the same build outputs on both sides, kept between runs; never a file the original
     # rewrites on every run (a result: kept, its contents would be the candidate's cache)
@@ -201,6 +202,7 @@ def _timed_rounds(t, ref: FreshRuns, new: FreshRuns, patch: str, warm_new: RunRe
                     # so every Makefile bench had its output check switched off and a candidate
                     # printing 42 for 13401 in the bench only was 'faster' 27x (red team 6)
                     expect = OutputCheck(t.bench_metric, r.output)
+                    expect.inputs = t.bench_values
                     learnt += expect.learn(warm_ref.output, alike_only=True)
                     if t.slowed_output is not None:
                         expect.learn(t.slowed_output, alike_only=True)

@@ -72,6 +72,7 @@ class RepoTarget:
         self.tested_by_name: set[str] = set()  # hot files --test names (their doctests stay)
         self.slowed: str | None = None  # how the original's bench ran slowed (repo_bench._slowed_run)
         self.slowed_output: str | None = None  # what it printed there, where it ran
+        self.bench_values: set[float] = set()  # the bench's input integers (bench_inputs.input_values)
         self.test_tally = test_tally.Tally()  # what the original's tests reported running
         tmp = Path(tempfile.mkdtemp(prefix="kopt-repo-"))
         atexit.register(shutil.rmtree, tmp, True)

@@ -22,7 +22,7 @@ COUNT = r"(?<!\d)(\d{1,12})(?!\d)"  # a count of more digits is no test run's (i
 PYTEST_COUNT = re.compile(COUNT + r" (passed|failed|skipped|deselected|xfailed|xpassed|errors?)\b")
 PYTEST_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|skipped|deselected|xfailed|xpassed|errors?|warnings?)\b"
                          r".* in [\d.]+\s*s(?:econds)?\b")
-PASSED_ID = re.compile(r"^(PASSED|XPASS) (.+)$")
+RECORD = re.compile(r"^(PASSED|XPASS|SKIPPED|XFAIL|ERROR|FAILED) (.+)$")  # a line of -rA's short summary
 SHORT_SUMMARY = re.compile(r"^=+ short test summary info =+$")
 UNITTEST_RAN = re.compile(r"^Ran " + COUNT + r" tests? in [\d.]+s$")
 UNITTEST_RESULT = re.compile(r"^(?:OK|FAILED)(?: \((.*)\))?$")
@@ -62,18 +62,19 @@ def tally(output: str) -> Tally:
     -rA) printed `PASSED <id>` for a test that did not pass (red team 32)."""
     found: list[dict[str, int]] = []
     passed: set[tuple[int, str]] = set()
-    block: set[str] | None = None  # the ids of the open short-summary block
+    block: list[tuple[str, str]] | None = None  # the records of the open short-summary block
     lines = [line.strip() for line in output.splitlines()]
     for i, line in enumerate(lines):
         if SHORT_SUMMARY.match(line):
-            block = set()
+            block = []
         elif PYTEST_LINE.match(line):
-            passed |= {(len(found), test_id) for test_id in block or ()}
-            found.append({word.rstrip("s") if word.startswith("error") else word: int(n)
-                          for n, word in PYTEST_COUNT.findall(line)})
+            counts = {word.rstrip("s") if word.startswith("error") else word: int(n)
+                      for n, word in PYTEST_COUNT.findall(line)}
+            passed |= {(len(found), test_id) for test_id in _records_ids(block or [], counts)}
+            found.append(counts)
             block = None
-        elif block is not None and (m := PASSED_ID.match(line)):
-            block.add(_test_id(m.group(1), m.group(2)))
+        elif block is not None and (m := RECORD.match(line)):
+            block.append((m.group(1), m.group(2)))
         elif m := UNITTEST_RAN.match(line):
             counts = {"ran": int(m.group(1))}
             result = next((UNITTEST_RESULT.match(x) for x in lines[i + 1:i + 4] if UNITTEST_RESULT.match(x)), None)
@@ -83,6 +84,20 @@ def tally(output: str) -> Tally:
                     counts[key] = int(value)
             found.append(counts)
     return Tally(found, frozenset(passed), any(REPORT_CUT.match(line) for line in lines))
+
+
+def _records_ids(records: list[tuple[str, str]], counts: dict[str, int]) -> set[str]:
+    """The passed ids of one block's RECORDS (outcome, rest), or none where pytest did not write
+    them all: -rA lists every PASSED record first, then the skipped, xfailed, XPASS, error and
+    failed ones, one per test its summary line counts. A skip's reason carried a second line
+    `PASSED <id>` for the test it skipped (red team 35): a PASSED after another record, or
+    more PASSED/XPASS records than tests passed, and no id of the block is believed."""
+    outcomes = [outcome for outcome, _ in records]
+    first_other = next((i for i, o in enumerate(outcomes) if o != "PASSED"), len(outcomes))
+    if "PASSED" in outcomes[first_other:] or outcomes.count("PASSED") != counts.get("passed", 0) \
+            or outcomes.count("XPASS") != counts.get("xpassed", 0):
+        return set()
+    return {_test_id(outcome, rest) for outcome, rest in records if outcome in ("PASSED", "XPASS")}
 
 
 def _test_id(outcome: str, rest: str) -> str:
