@@ -264,3 +264,14 @@ def test_a_hot_file_the_test_command_runs_keeps_its_doctests_where_doctest_finds
     assert doctest_lost(old, old + "def total(n):\n    return 0\n")  # the later definition is the one found
     assert doctest_lost(old, "import functools\n@functools.lru_cache\n" + old)  # a decorator may hide it
     assert doctest_lost(old, old.replace("    5\n", "    6\n"))  # its expected output changed
+
+
+def test_a_package_folder_is_sealed_unless_a_named_script_or_conftest_edits_sys_path(tmp_path):
+    from kopt.agent.targets.repo.guard import sealed_packages
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "__init__.py").write_text("")
+    (tmp_path / "bench.py").write_text("import sys\nsys.path.insert(0, 'lib')\n")
+    files = ["lib/__init__.py", "bench.py"]
+    assert sealed_packages(tmp_path, files, set()) == {"lib"}
+    assert sealed_packages(tmp_path, files, {"bench.py"}) == frozenset()  # lib/types.py would shadow there

@@ -269,6 +269,19 @@ def import_roots(commands: list[str], subdir: str = "", files: list[str] = ()) -
     return frozenset({".", "src", subdir or ".", *scripts, *basedirs})
 
 
+def sealed_packages(tree: Path, files: list[str], scripts: set[str]) -> frozenset[str]:
+    """The tree's package folders (an `__init__.py`), where a new module stands in for nothing
+    (`Policy._inside_a_package`); none where a script the commands name or a conftest.py edits
+    sys.path itself (`sys.path.insert(0, "lib")` puts a package folder first on it)."""
+    for rel in [f for f in files if PurePosixPath(f).name == "conftest.py"] + sorted(scripts):
+        try:
+            if rel.endswith(".py") and "sys.path" in safefs.read_text(tree, rel, errors="replace"):
+                return frozenset()
+        except OSError:
+            continue
+    return frozenset(str(PurePosixPath(f).parent) for f in files if PurePosixPath(f).name == "__init__.py")
+
+
 def top_level_names(files: list[str], roots: frozenset[str]) -> frozenset[str]:
     """The names `import` finds in the tree from ROOTS: its modules there and every folder of
     Python files there, `__init__.py` or not (a namespace package: a new `nspkg/nspkg.py` under

@@ -15,7 +15,7 @@ import shutil
 import statistics
 import sys
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.rules.repo_rules import flags_only
@@ -174,7 +174,7 @@ class RepoTarget:
         named = guard.bench_files(tree, [self.bench], self.subdir) | (tested - hot)
         self.tested_by_name = tested & hot
         roots = guard.import_roots([self.test, self.bench], self.subdir, files)
-        packages = frozenset(str(PurePosixPath(f).parent) for f in files if PurePosixPath(f).name == "__init__.py")
+        packages = guard.sealed_packages(tree, files, guard.bench_files(tree, [self.test, self.bench], self.subdir))
         self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot,
                                    modules=guard.top_level_names(files, roots), roots=roots, packages=packages)
         self.instructions = _instructions(self.policy.describe())
