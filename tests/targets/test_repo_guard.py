@@ -254,18 +254,6 @@ def test_a_patch_that_writes_down_the_printed_answer_is_caught_and_an_honest_one
     assert check.memorised(kept) is None  # a constant the original had already
 
 
-def test_a_hot_file_the_test_command_runs_keeps_its_doctests_where_doctest_finds_them():
-    from kopt.agent.targets.repo.guard import doctest_lost
-
-    old = 'def total(n):\n    """Sum.\n\n    >>> total(3)\n    5\n    """\n    return n\n'
-    assert doctest_lost(old, old.replace("return n", "return n + 0")) is None  # the code may change
-    inner = 'def total(n):\n    def inner():\n        """\n        >>> total(3)\n        5\n        """\n    return n\n'
-    assert "total(3)" in doctest_lost(old, inner)  # an inner function's docstring never runs
-    assert doctest_lost(old, old + "def total(n):\n    return 0\n")  # the later definition is the one found
-    assert doctest_lost(old, "import functools\n@functools.lru_cache\n" + old)  # a decorator may hide it
-    assert doctest_lost(old, old.replace("    5\n", "    6\n"))  # its expected output changed
-
-
 def test_a_package_folder_is_sealed_unless_a_named_script_or_conftest_edits_sys_path(tmp_path):
     from kopt.agent.targets.repo.guard import sealed_packages
 
@@ -275,3 +263,22 @@ def test_a_package_folder_is_sealed_unless_a_named_script_or_conftest_edits_sys_
     files = ["lib/__init__.py", "bench.py"]
     assert sealed_packages(tmp_path, files, set()) == {"lib"}
     assert sealed_packages(tmp_path, files, {"bench.py"}) == frozenset()  # lib/types.py would shadow there
+    (tmp_path / "pytest.ini").write_text("[pytest]\npythonpath = lib\n")
+    assert sealed_packages(tmp_path, files, set()) == frozenset()  # pytest puts lib/ first on the tests' path
+    (tmp_path / "pytest.ini").unlink()
+    assert sealed_packages(tmp_path, files, set(), ["PYTHONPATH=lib python -m pytest"]) == frozenset()
+
+
+def test_only_a_file_a_runner_loads_is_under_test_and_only_doctest_v_runs_are_compared():
+    from kopt.agent.targets.repo import doctests
+
+    assert doctests.runner_of("python -m doctest lib/work.py && pytest", "lib/work.py")
+    assert not doctests.runner_of("python lib/work.py && pytest", "lib/work.py")  # its own test runner
+    assert doctests.verbose_commands("python3 -m doctest lib/work.py", {"lib/work.py"}) == [
+        "python3 -m doctest -v lib/work.py"]
+    ran = ("Trying:\n    total(3)\nExpecting:\n    5\nok\nTrying:\n    total(0)\nExpecting nothing\nok\n"
+           "2 passed and 0 failed.\nTest passed.\n")
+    original = doctests.passed_examples(ran)
+    assert original == {"total(3)": 1, "total(0)": 1}
+    assert doctests.lost(original, ran) is None
+    assert doctests.lost(original, "") == "total(3)"

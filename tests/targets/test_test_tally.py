@@ -54,3 +54,8 @@ def test_skips_counted_without_ids_are_blind_whatever_another_run_listed():
     assert tally(PYTEST + UNITTEST).blind
     assert tally("=" * 5 + " 3 passed, 1 skipped in 0.1s").blind  # pytest without -rA's ids
     assert tally("9" * 5000 + " passed in 0.01s").summaries == [{}]  # a count no run has: no crash
+
+
+def test_a_run_with_subtests_is_blind_to_which_passed():
+    subtests = PYTEST.replace("2 warnings", "1 subtests passed")
+    assert tally(subtests).passed == frozenset() and tally(subtests).blind

@@ -14,8 +14,6 @@ optimisation-flag lines (what `--model rules` does). Git decides what a patch ch
 from __future__ import annotations
 
 import ast
-import collections
-import doctest
 import fnmatch
 import functools
 import importlib.util
@@ -149,71 +147,6 @@ def sniffs_runner(patch: str, baseline: str = "") -> str | None:
     return None
 
 
-def doctest_lost(old: str, new: str) -> str | None:
-    """The first doctest example of the Python text OLD that NEW no longer runs, or None: a hot
-    file --test runs by name (`python -m doctest lib/work.py`) may change, its tests may not.
-    Examples are kept where doctest's finder reads them: the same name's last definition, its
-    decorators unchanged (an example moved into an inner function never ran: red team 35)."""
-    def examples(text: str) -> dict[str, tuple[str, collections.Counter]]:
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return {}
-        parser, out = doctest.DocTestParser(), {}
-        for name, (decorators, doc) in _doctest_docstrings(tree).items():
-            try:
-                out[name] = (decorators, collections.Counter((e.source, e.want) for e in parser.get_examples(doc)))
-            except ValueError:  # a malformed example: doctest itself would fail on it
-                continue
-        return out
-    before, after = examples(old), examples(new)
-    for name, (decorators, found) in before.items():
-        kept_decorators, kept = after.get(name, ("", collections.Counter()))
-        lost = found - kept if kept_decorators == decorators else found
-        if lost:
-            return f"`>>> {next(iter(lost))[0].strip()[:60]}`" + (f" (of {name})" if name else "")
-    return None
-
-
-def _doctest_docstrings(module: ast.Module) -> dict[str, tuple[str, str]]:
-    """{qualified name: (its decorators, as code; its docstring)} for what doctest's finder reads:
-    the module, and the last binding of each name at the top level and in classes (a function's
-    inner functions are not searched), plus `__test__`'s string values."""
-    docs: dict[str, tuple[str, str]] = {}
-
-    def visit(node: ast.AST, prefix: str) -> None:
-        if doc := ast.get_docstring(node, clean=True):
-            docs[prefix.rstrip(".")] = ("", doc)
-        for child in node.body:
-            for name in _bound_names(child):  # a later binding hides what came before under that name
-                for key in [k for k in docs if k == prefix + name or k.startswith(prefix + name + ".")]:
-                    del docs[key]
-            if isinstance(child, ast.ClassDef):
-                visit(child, prefix + child.name + ".")
-            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-                    (doc := ast.get_docstring(child, clean=True)):
-                docs[prefix + child.name] = (ast.dump(ast.Module(child.decorator_list, [])), doc)
-    visit(module, "")
-    for node in module.body:
-        if isinstance(node, ast.Assign) and "__test__" in _bound_names(node) and isinstance(node.value, ast.Dict):
-            docs.update({f"__test__.{i}": ("", v.value) for i, v in enumerate(node.value.values)
-                         if isinstance(v, ast.Constant) and isinstance(v.value, str)})
-    return docs
-
-
-def _bound_names(node: ast.stmt) -> list[str]:
-    """The names a statement of a module's or class's body binds (or deletes)."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, (ast.Assign, ast.Delete)):
-        return [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-    if isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-        return [n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)]
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [(a.asname or a.name).split(".")[0] for a in node.names]
-    return []
-
-
 def shadows(rel: str) -> str | None:
     """What a new file would stand in for: a module Python finds outside the tree (the
     standard library's or an installed one's: a command's folder comes first on sys.path) or a
@@ -269,13 +202,24 @@ def import_roots(commands: list[str], subdir: str = "", files: list[str] = ()) -
     return frozenset({".", "src", subdir or ".", *scripts, *basedirs})
 
 
-def sealed_packages(tree: Path, files: list[str], scripts: set[str]) -> frozenset[str]:
+PATH_EDIT = re.compile(r"sys\.path|pythonpath", re.I)
+
+
+def sealed_packages(tree: Path, files: list[str], scripts: set[str], commands: list[str] = (),
+                    subdir: str = "") -> frozenset[str]:
     """The tree's package folders (an `__init__.py`), where a new module stands in for nothing
-    (`Policy._inside_a_package`); none where a script the commands name or a conftest.py edits
-    sys.path itself (`sys.path.insert(0, "lib")` puts a package folder first on it)."""
-    for rel in [f for f in files if PurePosixPath(f).name == "conftest.py"] + sorted(scripts):
+    (`Policy._inside_a_package`); none where anything may put a folder on sys.path: a command
+    (`PYTHONPATH=lib`), a script it names or a conftest.py (`sys.path.insert(0, "lib")`), test
+    configuration (pytest's `pythonpath = lib`: a new `lib/statistics.py` was what the tests
+    imported, red team 36)."""
+    if PATH_EDIT.search(" ".join(commands)):
+        return frozenset()
+    configs = {f for f in files if PurePosixPath(f).name in CONFIG_NAMES}  # conftest.py: source files
+    configs |= {str(PurePosixPath(*([commands_dir] if commands_dir else []), name)) for name in CONFIG_NAMES
+                for commands_dir in {"", subdir}}  # the test configuration beside the commands
+    for rel in sorted(scripts | configs):
         try:
-            if rel.endswith(".py") and "sys.path" in safefs.read_text(tree, rel, errors="replace"):
+            if safefs.is_regular(tree, rel) and PATH_EDIT.search(safefs.read_text(tree, rel, errors="replace")):
                 return frozenset()
         except OSError:
             continue

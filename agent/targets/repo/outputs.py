@@ -24,10 +24,11 @@ LITERAL = re.compile(r"(?<![\w.])(?:0[xX][\da-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|\
 KEYWORD = re.compile(r"^(?:if|elif|while|return|assert|yield|else|case|for .* in)\b|[:;{]\s*$")
 # integers too, and numbers joined by commas as one run of fields: digits grouped in thousands
 # (`101,234,567 ns`, then `4,947 ns`: red team 32) and a CSV row (`1000000,152,1999998`) alike;
-# the fields at a run's ends that every run of the original printed alike stay compared
-# (`OutputCheck.ends`: a grouping by threes read a row's checksum as part of its time, red teams 34-35)
+# how a varying run is masked is learnt field by field (FieldMask: a grouping by threes read a
+# row's checksum as part of its time, red teams 34-36)
 FIELD = r"(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
 NUMBER = re.compile(rf"[-+]?{FIELD}(?:,{FIELD})*")
+GROUPED = re.compile(r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?")  # or a plain number
 # words that say how a check came out: a line with a masked timing says something through them
 VERDICT = re.compile(r"\b(?:pass(?:ed|es)?|fail(?:ed|s|ure)?|ok|error|true|false|correct|incorrect|wrong"
                      r"|match(?:ed|es)?|mismatch|valid|invalid|differ(?:s|ent)?|same)\b", re.I)
@@ -53,9 +54,7 @@ class OutputCheck:
         self.expected = normalised(reference, metric)
         self.numbers = _numbers(self.expected)  # the first run's numbers: (shape, nth, place) -> number
         self.varying: set[tuple[str, int, int]] = set()  # which of them another run of the original printed otherwise
-        # of a varying run of comma-joined fields (NUMBER): how many leading and trailing fields
-        # every run of the original printed alike, and the fewest fields it printed
-        self.ends: dict[tuple[str, int, int], tuple[int, int, int]] = {}
+        self.ends: dict[Place, FieldMask] = {}  # how each varying run of fields (NUMBER) is masked
         self.inputs: set[float] = set()  # the bench's input integers (bench_inputs): an echo, not an answer
 
     def learn(self, reference: str, alike_only: bool = False) -> bool:
@@ -75,7 +74,7 @@ class OutputCheck:
         for at, n in self.numbers.items():
             if numbers.get(at, n) != n:
                 self.varying.add(at)
-                self.ends[at] = _alike_ends(n, numbers[at], self.ends.get(at))
+                self.ends.setdefault(at, FieldMask(n)).add(numbers[at])
         return True
 
     def against(self, reference: str) -> OutputCheck:
@@ -148,7 +147,7 @@ class OutputCheck:
             return False
         for line in self._masked(self.reference).split("\n"):
             if "<num>" in line or "<metric>" in line:
-                said = [n for n in PRINTED.findall(line) if _as_float(n) not in self.inputs]
+                said = [n for n in NUMBER.findall(line) if not _echoed(n, self.inputs)]
                 if not said and not VERDICT.search(line):
                     continue  # its words only label what is masked
             if line.strip():
@@ -192,9 +191,9 @@ def _shape(line: str) -> str:
     return TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub("<num>", line))
 
 
-def _mask(text: str, varying: set[Place], ends: dict[Place, tuple[int, int, int]]) -> str:
-    """TEXT with the numbers VARYING names masked but for their steady fields at each end (ENDS;
-    a long line as it is)."""
+def _mask(text: str, varying: set[Place], ends: dict[Place, FieldMask]) -> str:
+    """TEXT with the numbers VARYING names masked but for the fields ENDS says stay compared (a
+    long line as it is)."""
     out = []
     for line, shape, nth in _shaped(text):
         if shape is None:
@@ -206,40 +205,60 @@ def _mask(text: str, varying: set[Place], ends: dict[Place, tuple[int, int, int]
             at = (shape, nth, next(places))
             if at not in varying:
                 return m.group(0)
-            lead, trail = _steady_ends(ends.get(at))
-            fields = m.group(0).split(",")
-            if len(fields) <= lead + trail:  # fewer fields than the steady ones: compared whole
-                return m.group(0)
-            return ",".join([*fields[:lead], "<num>", *fields[len(fields) - trail:]])
+            return ends[at].mask(m.group(0)) if at in ends else "<num>"
         out.append(TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub(masked, line)))  # a masked number's time unit with it
     return "\n".join(out)
 
 
-def _alike_ends(a: str, b: str, before: tuple[int, int, int] | None) -> tuple[int, int, int]:
-    """(leading fields alike, trailing fields alike, fewest fields) of two printed runs A and B,
-    no more than BEFORE found over the original's other runs."""
-    x, y = a.split(","), b.split(",")
-    lead = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
-    trail = next((i for i, (p, q) in enumerate(zip(reversed(x), reversed(y))) if p != q), min(len(x), len(y)))
-    now = (lead, trail, min(len(x), len(y)))
-    return now if before is None else tuple(min(p, q) for p, q in zip(now, before))
+class FieldMask:
+    """How a varying run of comma-joined fields is masked, learnt from the original's runs: as
+    one number where every run read as digits grouped in thousands (a CPU time `1,362 us`,
+    then `0 us`: its steady `1` is no answer, red team 36); field by field where every run
+    printed as many fields (a CSV row's time and rate masked, its total between them compared:
+    red team 36); else all but the fields alike at its ends."""
+
+    def __init__(self, first: str):
+        self.first = first.split(",")
+        self.grouped = bool(GROUPED.fullmatch(first))
+        self.count: int | None = len(self.first)  # None once the runs printed other counts
+        self.varying: set[int] = set()
+        self.lead = self.trail = self.fewest = len(self.first)
+
+    def add(self, other: str) -> None:
+        """Another run of the original printed OTHER where the first printed `first`."""
+        x, y = self.first, other.split(",")
+        self.grouped &= bool(GROUPED.fullmatch(other))
+        if len(y) != self.count:
+            self.count = None
+        else:
+            self.varying |= {i for i, (p, q) in enumerate(zip(x, y)) if p != q}
+        alike = min(len(x), len(y))
+        self.lead = min(self.lead, next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), alike))
+        self.trail = min(self.trail, next((i for i, (p, q) in enumerate(zip(x[::-1], y[::-1])) if p != q), alike))
+        self.fewest = min(self.fewest, len(y))
+
+    def mask(self, run: str) -> str:
+        fields = run.split(",")
+        if self.grouped:
+            return "<num>"
+        if self.count is not None and len(fields) == self.count:
+            return ",".join("<num>" if i in self.varying else f for i, f in enumerate(fields))
+        lead = max(0, min(self.lead, self.fewest - 1))  # at least one field of the fewest left to vary
+        trail = max(0, min(self.trail, self.fewest - 1 - lead))
+        if len(fields) <= lead + trail:  # fewer fields than the steady ones: compared whole
+            return run
+        return ",".join([*fields[:lead], "<num>", *fields[len(fields) - trail:]])
 
 
-def _steady_ends(ends: tuple[int, int, int] | None) -> tuple[int, int]:
-    """(leading, trailing) fields of a varying run still compared: at least one field of the
-    fewest the original printed is left to vary."""
-    if ends is None:
-        return 0, 0
-    lead, trail, fewest = ends
-    lead = max(0, min(lead, fewest - 1))
-    return lead, max(0, min(trail, fewest - 1 - lead))
-
-
-def _as_float(n: str) -> float | None:
-    try:
-        return float(n)
-    except ValueError:
-        return None
+def _echoed(run: str, inputs: set[float]) -> bool:
+    """Whether a printed run of fields is the bench's own inputs: as one number grouped in
+    thousands (`2,000,000`: red team 36) or field by field."""
+    def value(n: str) -> float | None:
+        try:
+            return float(n)
+        except ValueError:
+            return None
+    return value(run.replace(",", "")) in inputs or all(value(f) in inputs for f in run.split(","))
 
 
 def _lines_masked(text: str) -> str:

@@ -4,6 +4,7 @@ every run from a clean tree in a new sandbox; every bench output checked against
 original's, every cost cross-checked with kopt's own clock."""
 from __future__ import annotations
 
+import collections
 import copy
 import os
 import statistics
@@ -11,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from kopt.agent.targets.disk_reads import store_problem
-from kopt.agent.targets.repo import bench_inputs, guard, test_tally, worktree
+from kopt.agent.targets.repo import bench_inputs, doctests, guard, test_tally, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.outputs import OutputCheck
 from kopt.agent.targets.repo.shell_commands import RunResult, parse_metric
@@ -85,6 +86,9 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
     if why := test_tally.differs(t.test_tally, r.output):
         checks["tests"] = "passed with other counts"
         raise _Failed("incorrect", why)
+    if why := _doctests_short(t, ref, new):
+        checks["tests"] = "passed, some doctests did not run"
+        raise _Failed("incorrect", why)
     warm_new = new.run(t.bench, t.bench_timeout)
     if not warm_new.ok:
         raise _Failed("timeout" if warm_new.timed_out else "runtime_error",
@@ -116,6 +120,19 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
     new.keep(built)
     ref.keep(built)
     return warm_new, warm_ref
+
+
+def _doctests_short(t, ref: FreshRuns, new: FreshRuns) -> str | None:
+    """Why the candidate's doctests of the hot files --test runs by name fall short of the
+    original's (doctests.py), or None; the original's are learnt once."""
+    for command in doctests.verbose_commands(t.test, t.tested_by_name, t.subdir):
+        if command not in t.doctests_ran:
+            r = ref.run(command, t.test_timeout)
+            t.doctests_ran[command] = doctests.passed_examples(r.output) if r.ok else collections.Counter()
+        r = new.run(command, t.test_timeout)
+        if missing := doctests.lost(t.doctests_ran[command], r.output if r.ok else ""):
+            return f"`{command}` did not pass the example `{missing}`, which passed on the original"
+    return None
 
 
 def _slowed_run(t, ref: FreshRuns, warm_ref: RunResult) -> tuple[str, str | None]:

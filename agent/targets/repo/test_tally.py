@@ -70,7 +70,9 @@ def tally(output: str) -> Tally:
         elif PYTEST_LINE.match(line):
             counts = {word.rstrip("s") if word.startswith("error") else word: int(n)
                       for n, word in PYTEST_COUNT.findall(line)}
-            passed |= {(len(found), test_id) for test_id in _records_ids(block or [], counts)}
+            if "subtest" not in line:  # a test's subtests pass and skip inside it: its id tells nothing of
+                # which ran (a skip swap between two subtests of one test, red team 36), so blind
+                passed |= {(len(found), test_id) for test_id in _records_ids(block or [], counts)}
             found.append(counts)
             block = None
         elif block is not None and (m := RECORD.match(line)):
