@@ -254,15 +254,16 @@ def test_a_patch_that_writes_down_the_printed_answer_is_caught_and_an_honest_one
     assert check.memorised(kept) is None  # a constant the original had already
 
 
-def test_a_package_folder_is_sealed_unless_a_named_script_or_conftest_edits_sys_path(tmp_path):
+def test_a_package_folder_is_sealed_unless_something_edits_the_path(tmp_path):
     from kopt.agent.targets.repo.guard import sealed_packages
 
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "__init__.py").write_text("")
-    (tmp_path / "bench.py").write_text("import sys\nsys.path.insert(0, 'lib')\n")
+    (tmp_path / "bench.py").write_text("from lib import work\n")
     files = ["lib/__init__.py", "bench.py"]
     assert sealed_packages(tmp_path, files, set()) == {"lib"}
-    assert sealed_packages(tmp_path, files, {"bench.py"}) == frozenset()  # lib/types.py would shadow there
+    (tmp_path / "test_x.py").write_text("import sys\nsys.path.insert(0, 'lib')\n")  # any file of the tree
+    assert sealed_packages(tmp_path, [*files, "test_x.py"], set()) == frozenset()  # lib/types.py would shadow
     (tmp_path / "pytest.ini").write_text("[pytest]\npythonpath = lib\n")
     assert sealed_packages(tmp_path, files, set()) == frozenset()  # pytest puts lib/ first on the tests' path
     (tmp_path / "pytest.ini").unlink()
@@ -273,12 +274,15 @@ def test_only_a_file_a_runner_loads_is_under_test_and_only_doctest_v_runs_are_co
     from kopt.agent.targets.repo import doctests
 
     assert doctests.runner_of("python -m doctest lib/work.py && pytest", "lib/work.py")
+    assert doctests.runner_of("python -m doctest lib/*.py", "lib/work.py")
     assert not doctests.runner_of("python lib/work.py && pytest", "lib/work.py")  # its own test runner
-    assert doctests.verbose_commands("python3 -m doctest lib/work.py", {"lib/work.py"}) == [
-        "python3 -m doctest -v lib/work.py"]
+    assert not doctests.runner_of("python -m pytest && python -u lib/work.py", "lib/work.py")
+    assert doctests.verbose_commands("python3 -m doctest -o ELLIPSIS lib/work.py && pytest") == [
+        "python3 -m doctest -v -o ELLIPSIS lib/work.py"]
     ran = ("Trying:\n    total(3)\nExpecting:\n    5\nok\nTrying:\n    total(0)\nExpecting nothing\nok\n"
            "2 passed and 0 failed.\nTest passed.\n")
     original = doctests.passed_examples(ran)
-    assert original == {"total(3)": 1, "total(0)": 1}
+    assert original == {"total(3)\n->\n5": 1, "total(0)\n->\n": 1}
     assert doctests.lost(original, ran) is None
     assert doctests.lost(original, "") == "total(3)"
+    assert doctests.lost(original, ran.replace("    5\n", "    0\n")) == "total(3)"  # its expected output rewritten

@@ -158,8 +158,10 @@ def _spans(command: str, root: Path, subdir: str = "") -> tuple[dict[str, str], 
 
 
 def input_values(command: str, root: Path, subdir: str = "") -> set[int]:
-    """The bench's integers that `variants` changes: its inputs, which a bench may echo."""
-    return {v for at in _spans(command, root, subdir)[2].values() for v in at if v >= MIN_VALUE}
+    """The bench's integers that `variants` changes (its inputs) and every number of the command
+    itself (`python -m timeit -n 1 -r 5` prints `1 loop, best of 5`): what a bench may echo."""
+    spans = _spans(command, root, subdir)[2]
+    return {v for at in spans.values() for v in at if v >= MIN_VALUE} | set(spans[""])
 
 
 def variants(command: str, root: Path, subdir: str = "") -> list[Variant]:

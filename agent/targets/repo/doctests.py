@@ -13,37 +13,42 @@ this report itself, as for pytest's (red team 31's residual).
 from __future__ import annotations
 
 import collections
+import fnmatch
 import re
-import shlex
 
-DOCTEST = re.compile(r"(\S*python[\w.]*)\s+-m\s+doctest\b")
+# a doctest run of the test command: the interpreter and its options up to `-m doctest`, then
+# the run's own options and files up to the next shell separator
+DOCTEST = re.compile(r"(\S*python[\w.]*(?:\s+-\S+)*\s+-m\s+doctest)([^;&|\n]*)")
 RUNNER = re.compile(r"-m\s+doctest\b|\bpy\.?test\b|--doctest-modules")
+INTERPRETER = re.compile(r"\S*python[\w.]*")
 
 
 def runner_of(command: str, rel: str) -> bool:
-    """Whether COMMAND names the file REL for a test runner to load (doctest, pytest), not as the
-    script an interpreter runs."""
-    words = command.split()
-    if not RUNNER.search(command):
-        return False
-    for i, word in enumerate(words):
-        if word.removeprefix("./") == rel and i and re.fullmatch(r"\S*python[\w.]*", words[i - 1]):
-            return False
-    return True
+    """Whether COMMAND names the file REL only for a test runner to load (doctest, pytest), never
+    as the script an interpreter runs (`python -u lib/work.py`, its options skipped: red team 37)."""
+    for segment in re.split(r"&&|\|\||[;|\n]", command):
+        words = segment.split()
+        for i, word in enumerate(words):
+            if not fnmatch.fnmatchcase(rel, word.removeprefix("./")):  # a glob (`lib/*.py`) names it too
+                continue
+            runs = [j for j in range(i) if INTERPRETER.fullmatch(words[j])]
+            if runs and not {"-m", "-c"} & set(words[runs[-1] + 1:i]):
+                return False  # the interpreter's script
+            if not RUNNER.search(segment):
+                return False
+    return bool(RUNNER.search(command))
 
 
-def verbose_commands(test: str, files: set[str], subdir: str = "") -> list[str]:
-    """`python -m doctest -v FILE` for each of FILES (repository paths) the test command runs
-    with `-m doctest` (paths as seen from SUBDIR, where commands run)."""
-    if not (m := DOCTEST.search(test)):
-        return []
-    prefix = f"{subdir}/" if subdir else ""
-    return [f"{m.group(1)} -m doctest -v {shlex.quote(rel.removeprefix(prefix))}" for rel in sorted(files)]
+def verbose_commands(test: str) -> list[str]:
+    """Each `-m doctest` run of the test command again with `-v`, its options and files kept
+    (`-o NORMALIZE_WHITESPACE` dropped, every example failed on the original: red team 37)."""
+    return [f"{m.group(1)} -v{m.group(2)}".rstrip() for m in DOCTEST.finditer(test)]
 
 
 def passed_examples(output: str) -> collections.Counter:
-    """The source of each example a `doctest -v` run tried and passed (`Trying:`, the example,
-    `Expecting:`, its output, then `ok`)."""
+    """Each example a `doctest -v` run tried and passed (`Trying:`, the example, `Expecting:`,
+    its output, then `ok`), as its source and expected output: an expected output rewritten to
+    fit a wrong function was the same example by its source alone (red team 37)."""
     found: collections.Counter = collections.Counter()
     lines, i = output.splitlines(), 0
     while i < len(lines):
@@ -54,14 +59,16 @@ def passed_examples(output: str) -> collections.Counter:
         while i < len(lines) and lines[i].startswith("    "):
             source.append(lines[i].strip())
             i += 1
+        want = []
         if i < len(lines) and lines[i] == "Expecting:":
             i += 1
             while i < len(lines) and lines[i].startswith("    "):
+                want.append(lines[i][4:])
                 i += 1
         elif i < len(lines) and lines[i] == "Expecting nothing":
             i += 1
         if i < len(lines) and lines[i] == "ok":
-            found["\n".join(source)] += 1
+            found["\n".join(source) + "\n->\n" + "\n".join(want)] += 1
     return found
 
 

@@ -17,6 +17,7 @@ import ast
 import fnmatch
 import functools
 import importlib.util
+import itertools
 import os
 import re
 import shutil
@@ -103,13 +104,36 @@ def command_words(commands: list[str], subdir: str = "") -> set[str]:
     return words | ({f"{subdir}/{w}" for w in words} if subdir else set())
 
 
+def named_files(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
+    """The tree's files the commands name, as words or through globs."""
+    return {w for w in command_words(commands, subdir) if safefs.is_regular(tree, w)} | \
+        _globbed(tree, commands, subdir)
+
+
 def bench_files(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
     """Files the commands name, and the repository modules a named Python script imports."""
-    named = {w for w in command_words(commands, subdir) if safefs.is_regular(tree, w)}
+    named = named_files(tree, commands, subdir)
     out = set(named)
     for rel in named:
         if rel.endswith(".py"):
             out |= _imports(tree, rel)
+    return out
+
+
+def _globbed(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
+    """The files a command's glob words name (`python -m doctest lib/*.py`: the shell expands
+    them where the command runs; read as words, `lib/work.py` was never named: red team 37)."""
+    out: set[str] = set()
+    base = tree / subdir if subdir else tree
+    for word in " ".join(commands).split():
+        word = word.strip("'\"").removeprefix("./")
+        if not set("*?[") & set(word) or word.startswith("/") or ".." in word:
+            continue
+        try:
+            matches = list(itertools.islice(base.glob(word), 1000))
+        except (ValueError, OSError):
+            continue
+        out |= {rel for path in matches if safefs.is_regular(tree, rel := path.relative_to(tree).as_posix())}
     return out
 
 
@@ -202,22 +226,22 @@ def import_roots(commands: list[str], subdir: str = "", files: list[str] = ()) -
     return frozenset({".", "src", subdir or ".", *scripts, *basedirs})
 
 
-PATH_EDIT = re.compile(r"sys\.path|pythonpath", re.I)
+PATH_EDIT = re.compile(r"sys\.path|pythonpath|addsitedir", re.I)
 
 
 def sealed_packages(tree: Path, files: list[str], scripts: set[str], commands: list[str] = (),
                     subdir: str = "") -> frozenset[str]:
     """The tree's package folders (an `__init__.py`), where a new module stands in for nothing
     (`Policy._inside_a_package`); none where anything may put a folder on sys.path: a command
-    (`PYTHONPATH=lib`), a script it names or a conftest.py (`sys.path.insert(0, "lib")`), test
-    configuration (pytest's `pythonpath = lib`: a new `lib/statistics.py` was what the tests
-    imported, red team 36)."""
+    (`PYTHONPATH=lib`), any Python file of the tree (`sys.path.insert(0, "lib")` in a test file
+    a pytest command's folder holds: red team 37), test configuration (pytest's
+    `pythonpath = lib`: a new `lib/statistics.py` was what the tests imported, red team 36)."""
     if PATH_EDIT.search(" ".join(commands)):
         return frozenset()
     configs = {f for f in files if PurePosixPath(f).name in CONFIG_NAMES}  # conftest.py: source files
     configs |= {str(PurePosixPath(*([commands_dir] if commands_dir else []), name)) for name in CONFIG_NAMES
                 for commands_dir in {"", subdir}}  # the test configuration beside the commands
-    for rel in sorted(scripts | configs):
+    for rel in sorted(scripts | configs | {f for f in files if f.endswith(".py")}):
         try:
             if safefs.is_regular(tree, rel) and PATH_EDIT.search(safefs.read_text(tree, rel, errors="replace")):
                 return frozenset()

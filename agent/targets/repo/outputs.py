@@ -34,7 +34,7 @@ VERDICT = re.compile(r"\b(?:pass(?:ed|es)?|fail(?:ed|s|ure)?|ok|error|true|false
                      r"|match(?:ed|es)?|mismatch|valid|invalid|differ(?:s|ent)?|same)\b", re.I)
 # a time unit after a number the original's runs varied in (its timing) may change with the
 # speed (`101.2 ms`, then `11.7 us` for a faster patch: red team 32)
-TIME_UNIT = re.compile(r"<num>(\s*)(?:ns|us|µs|ms|s|sec|secs|msec|usec|min|seconds|milliseconds|microseconds"
+TIME_UNIT = re.compile(r"<num>(\s*)(?:ns|us|µs|ms|s|sec|secs|msec|usec|nsec|min|seconds|milliseconds|microseconds"
                        r"|nanoseconds)\b")
 Place = tuple[str, int, int]  # a number's line shape, which line of that shape, its place in the line
 ANSWER_DIGITS = 4  # a printed number with fewer significant digits (10, 1000, 0.5) is too common to tell

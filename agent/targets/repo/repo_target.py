@@ -168,15 +168,17 @@ class RepoTarget:
         A hot file the commands name (a bench script) stays the bench's: named as a word of a
         command, not as part of one (`sqmod.py` inside `test_sqmod.py` left no hot file at all,
         every file editable, and a new src/sqmod.py stood in for it under the bench, red team 30)."""
-        words = guard.command_words([self.bench], self.subdir)
+        words = guard.command_words([self.bench], self.subdir) | guard.named_files(tree, [self.bench], self.subdir)
         hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
         # a hot file --test names only for a runner to load (`python -m doctest lib/work.py`) is
-        # under test, not the bench's: kept protected, nothing could change (red team 34); the
-        # examples it ran must run (repo_bench._doctests_short)
-        tested = guard.bench_files(tree, [self.test], self.subdir)
-        self.tested_by_name = {f for f in tested & hot if doctests.runner_of(self.test, f.removeprefix(
+        # under test: kept protected, nothing could change (red team 34); the examples it ran must
+        # run (repo_bench._doctests_short). One it runs as a script (`python -u lib/work.py`) is
+        # its test runner and stays protected (red team 37)
+        direct = guard.named_files(tree, [self.test], self.subdir) & hot
+        self.tested_by_name = {f for f in direct if doctests.runner_of(self.test, f.removeprefix(
             f"{self.subdir}/" if self.subdir else ""))}
-        named = guard.bench_files(tree, [self.bench], self.subdir) | (tested - self.tested_by_name)
+        hot -= direct - self.tested_by_name
+        named = guard.bench_files(tree, [self.bench, self.test], self.subdir) - self.tested_by_name
         roots = guard.import_roots([self.test, self.bench], self.subdir, files)
         commands = [self.test, self.bench]
         packages = guard.sealed_packages(tree, files, guard.bench_files(tree, commands, self.subdir), commands,
