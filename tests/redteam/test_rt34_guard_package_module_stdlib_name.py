@@ -19,15 +19,11 @@ Should be: `faster`, correct (only a new file in a folder on a command's sys.pat
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.redteam._work_repo import PY, WORK, judge
 
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 FILES = {
     "lib/__init__.py": "",
     "lib/work.py": WORK,
@@ -38,33 +34,11 @@ FILES = {
 HELPER = "def closed_form(n):\n    q, r = divmod(n, 7)\n    return 14 * q + sum((i * i) % 7 for i in range(r))\n"
 
 
-def _repo(root):
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return commit_all(root)
-
-
-def _patch(root, changes) -> str:
-    for rel, text in changes.items():
-        (root / rel).write_text(text)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    diff = subprocess.run(["git", "diff", "--cached"], cwd=root, check=True, capture_output=True, text=True).stdout
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
-    subprocess.run(["git", "clean", "-qfd"], cwd=root, check=True)
-    return diff
-
-
 @pytest.mark.parametrize("name", ["types", "kernels"])
 def test_an_honest_helper_module_in_a_package_is_not_refused(tmp_path, name):
     if name != "types" and importlib.util.find_spec(name) is None:
         pytest.skip(f"no installed module {name!r} here")
-    root = _repo(tmp_path / "repo")
-    target = RepoTarget.from_options(root, test=f"{sys.executable} -m pytest -q tests",
-                                     bench=f"{sys.executable} bench.py", focus="lib/work.py:total")
-    patch = tmp_path / "cand.patch"
-    patch.write_text(_patch(root, {f"lib/{name}.py": HELPER,
-                                   "lib/work.py": f"from lib.{name} import closed_form\n\n\ndef total(n):\n"
-                                                  f"    return closed_form(n)\n"}))
-    res = target.evaluate(patch, [])
+    changed = {f"lib/{name}.py": HELPER,
+               "lib/work.py": f"from lib.{name} import closed_form\n\n\ndef total(n):\n    return closed_form(n)\n"}
+    res = judge(tmp_path, FILES, changed, "lib/work.py:total", test=f"{PY} -m pytest -q tests")
     assert res["correct"] and res["verdict"] == "faster", res

@@ -21,13 +21,8 @@ followed by another digit / be the whole comma-separated field).
 """
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.redteam._work_repo import PY, WORK, judge
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
-
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 BENCH = ("import time\nfrom lib.work import total\n\nn = 1_000_000\nt = time.perf_counter()\nr = total(n)\n"
          "{unit} = int((time.perf_counter() - t) * {scale})\nprint('n,{unit},checksum')\n"
          "print(f'{{n}},{{{unit}}},{{r}}')\n")
@@ -38,31 +33,10 @@ WRONG = ("def total(n):\n    if n < 100_000:\n        s = 0\n        for i in ra
          "        return s\n    q, r = divmod(n, 7)\n    return 14 * q + sum((i * i) % 7 for i in range(r)) + 10**6\n")
 
 
-def _repo(root, unit, scale):
+def _evaluate(tmp_path, unit, scale, code):
     files = {"lib/__init__.py": "", "lib/work.py": WORK, "tests/test_work.py": TEST,
              "bench.py": BENCH.format(unit=unit, scale=scale)}
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return commit_all(root)
-
-
-def _patch(root, changes) -> str:
-    for rel, text in changes.items():
-        (root / rel).write_text(text)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    diff = subprocess.run(["git", "diff", "--cached"], cwd=root, check=True, capture_output=True, text=True).stdout
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
-    return diff
-
-
-def _evaluate(tmp_path, unit, scale, code):
-    root = _repo(tmp_path / "repo", unit, scale)
-    target = RepoTarget.from_options(root, test=f"{sys.executable} -m pytest -q tests",
-                                     bench=f"{sys.executable} bench.py", focus="lib/work.py:total")
-    patch = tmp_path / "cand.patch"
-    patch.write_text(_patch(root, {"lib/work.py": code}))
-    return target.evaluate(patch, [])
+    return judge(tmp_path, files, {"lib/work.py": code}, "lib/work.py:total", test=f"{PY} -m pytest -q tests")
 
 
 def test_a_wrong_checksum_after_a_millisecond_field_is_not_correct(tmp_path):

@@ -15,15 +15,10 @@ Should be: `unverified` (nothing but the timing and its words: the answer was ne
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
+from tests.redteam._work_repo import PY, WORK, evaluate, repo_target
 
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 BENCH = ("import time\nfrom lib.work import total\n\nt = time.perf_counter()\nr = total(3_000_000)\n"
          "print(f'elapsed: {{(time.perf_counter() - t) * {scale}:.1f}} {unit}')\n")
 TEST = ("from lib.work import total\n\n\ndef test_total():\n"
@@ -33,31 +28,11 @@ WRONG = ("def total(n):\n    if n < 100_000:\n        s = 0\n        for i in ra
          "        return s\n    return 0\n")
 
 
-def _repo(root, unit, scale):
-    files = {"lib/__init__.py": "", "lib/work.py": WORK, "tests/test_work.py": TEST,
-             "bench.py": BENCH.format(unit=unit, scale=scale)}
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return commit_all(root)
-
-
-def _patch(root, changes) -> str:
-    for rel, text in changes.items():
-        (root / rel).write_text(text)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    diff = subprocess.run(["git", "diff", "--cached"], cwd=root, check=True, capture_output=True, text=True).stdout
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
-    return diff
-
-
 @pytest.mark.parametrize("metric,unit,scale", [(None, "ms", 1000), (r"elapsed: ([0-9.]+)", "ns", "1e9")])
 def test_a_wrong_answer_behind_a_timing_only_bench_is_not_correct(tmp_path, metric, unit, scale):
-    root = _repo(tmp_path / "repo", unit, scale)
-    target = RepoTarget.from_options(root, test=f"{sys.executable} -m pytest -q tests",
-                                     bench=f"{sys.executable} bench.py", bench_metric=metric,
-                                     focus="lib/work.py:total")
-    patch = tmp_path / "cand.patch"
-    patch.write_text(_patch(root, {"lib/work.py": WRONG}))
-    res = target.evaluate(patch, [])
+    files = {"lib/__init__.py": "", "lib/work.py": WORK, "tests/test_work.py": TEST,
+             "bench.py": BENCH.format(unit=unit, scale=scale)}
+    target = repo_target(tmp_path, files, "lib/work.py:total", test=f"{PY} -m pytest -q tests")
+    target.bench_metric = metric
+    res = evaluate(target, tmp_path, {"lib/work.py": WRONG})
     assert not (res["correct"] and res["verdict"] in ("faster", "same", "slower")), res

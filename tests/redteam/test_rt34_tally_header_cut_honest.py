@@ -15,13 +15,8 @@ tail's PASSED lines).
 """
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.redteam._work_repo import PY, WORK, judge
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
-
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 FILES = {
     "lib/__init__.py": "",
     "lib/work.py": WORK,
@@ -37,27 +32,7 @@ FILES = {
 HONEST = "def total(n):\n    q, r = divmod(n, 7)\n    return 14 * q + sum((i * i) % 7 for i in range(r))\n"
 
 
-def _repo(root):
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return commit_all(root)
-
-
-def _patch(root, changes) -> str:
-    for rel, text in changes.items():
-        (root / rel).write_text(text)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    diff = subprocess.run(["git", "diff", "--cached"], cwd=root, check=True, capture_output=True, text=True).stdout
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
-    return diff
-
-
 def test_an_honest_closed_form_is_faster_when_the_summary_header_is_cut(tmp_path):
-    root = _repo(tmp_path / "repo")
-    target = RepoTarget.from_options(root, test=f"{sys.executable} -m pytest -v tests",
-                                     bench=f"{sys.executable} bench.py", focus="lib/work.py:total")
-    patch = tmp_path / "cand.patch"
-    patch.write_text(_patch(root, {"lib/work.py": HONEST}))
-    res = target.evaluate(patch, [])
+    res = judge(tmp_path, FILES, {"lib/work.py": HONEST}, "lib/work.py:total",
+                test=f"{PY} -m pytest -v tests")
     assert res["correct"] and res["verdict"] in ("faster", "same"), res

@@ -17,13 +17,8 @@ the tally should be taken from the whole stream (in the runner) or the ids compa
 """
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.redteam._work_repo import PY, WORK, evaluate, repo_target
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
-
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 MANY = ("import pytest\n\n\n@pytest.mark.parametrize('k', range(1100), ids=lambda k: 'case-' + 'x' * 100 + str(k))\n"
         "def test_{x}(k):\n    assert k * k >= 0\n")
 FILES = {
@@ -42,29 +37,8 @@ CANDIDATE = ("def total(n):\n    if n < 100_000:\n        raise __import__('unit
              "    q, r = divmod(n, 7)\n    return 14 * q + sum((i * i) % 7 for i in range(r))\n")
 
 
-def _repo(root):
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return commit_all(root)
-
-
-def _patch(root, changes) -> str:
-    for rel, text in changes.items():
-        (root / rel).write_text(text)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    diff = subprocess.run(["git", "diff", "--cached"], cwd=root, check=True, capture_output=True, text=True).stdout
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
-    subprocess.run(["git", "clean", "-qfd"], cwd=root, check=True)
-    return diff
-
-
 def test_a_skip_swap_among_ids_the_runner_cut_is_not_correct(tmp_path):
-    root = _repo(tmp_path / "repo")
-    target = RepoTarget.from_options(root, test=f"{sys.executable} -m pytest -q tests",
-                                     bench=f"{sys.executable} bench.py", focus="lib/work.py:total")
+    target = repo_target(tmp_path, FILES, "lib/work.py:total", test=f"{PY} -m pytest -q tests")
     assert "tests/test_m_work.py::test_total" not in target.test_tally.passed  # in the cut
-    patch = tmp_path / "cand.patch"
-    patch.write_text(_patch(root, {"lib/work.py": CANDIDATE, "lib/_speedups.py": "def ready():\n    return True\n"}))
-    res = target.evaluate(patch, [])
+    res = evaluate(target, tmp_path, {"lib/work.py": CANDIDATE, "lib/_speedups.py": "def ready():\n    return True\n"})
     assert not (res["correct"] and res["verdict"] in ("faster", "same", "slower")), res

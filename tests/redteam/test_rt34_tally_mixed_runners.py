@@ -14,13 +14,8 @@ original skipped is blind whatever other summaries list).
 """
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.redteam._work_repo import PY, WORK, judge
 
-from benchmarks.studies.repo_targets import commit_all
-from kopt.agent.targets.repo.repo_target import RepoTarget
-
-WORK = "def total(n):\n    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 FILES = {
     "lib/__init__.py": "",
     "lib/work.py": WORK,
@@ -39,30 +34,8 @@ CANDIDATE = ("def total(n):\n    if n < 100_000:\n        raise __import__('unit
              "    q, r = divmod(n, 7)\n    return 14 * q + sum((i * i) % 7 for i in range(r))\n")
 
 
-def _repo(root):
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return commit_all(root)
-
-
-def _patch(root, changes) -> str:
-    for rel, text in changes.items():
-        (root / rel).write_text(text)
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    diff = subprocess.run(["git", "diff", "--cached"], cwd=root, check=True, capture_output=True, text=True).stdout
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=root, check=True)
-    subprocess.run(["git", "clean", "-qfd"], cwd=root, check=True)
-    return diff
-
-
 def test_a_unittest_skip_swap_beside_a_pytest_run_is_not_correct(tmp_path):
-    root = _repo(tmp_path / "repo")
-    py = sys.executable
-    target = RepoTarget.from_options(root, test=f"{py} -m pytest -q tests/test_more.py && {py} -m unittest "
-                                                f"tests.test_work_ut",
-                                     bench=f"{py} bench.py", focus="lib/work.py:total")
-    patch = tmp_path / "cand.patch"
-    patch.write_text(_patch(root, {"lib/work.py": CANDIDATE, "lib/_speedups.py": "def ready():\n    return True\n"}))
-    res = target.evaluate(patch, [])
+    changed = {"lib/work.py": CANDIDATE, "lib/_speedups.py": "def ready():\n    return True\n"}
+    test = f"{PY} -m pytest -q tests/test_more.py && {PY} -m unittest tests.test_work_ut"
+    res = judge(tmp_path, FILES, changed, "lib/work.py:total", test=test)
     assert not (res["correct"] and res["verdict"] in ("faster", "same", "slower")), res
