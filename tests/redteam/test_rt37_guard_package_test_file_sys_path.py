@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 
+from tests.redteam import test_rt36_guard_package_stdlib_pythonpath as rt36
 from tests.redteam._work_repo import WORK, judge
 
 TEST = '''import os
@@ -35,36 +36,13 @@ def test_total():
 def test_mean():
     assert statistics.fmean([total(7), total(14)]) == 21
 '''
-BENCH = "from lib.work import total\nprint('total', total(2000000))\n"
-WRONG = '''def total(n):
-    if n < 100000:
-        return 0
-    q, r = divmod(n, 7)
-    return 14 * q + (0, 0, 1, 5, 7, 9, 13)[r]
-'''
-SHADOW = '''import os
-import sysconfig
-
-with open(os.path.join(sysconfig.get_paths()["stdlib"], "statistics.py")) as _f:
-    exec(compile(_f.read(), __file__, "exec"))
-
-import work as _work  # noqa: E402
-
-
-def _total(n):
-    s = 0
-    for i in range(n):
-        s += (i * i) % 7
-    return s
-
-
-_work.total = _total
-'''
+# round 36's bench, wrong patch and shadow; the shadow imports `work` as the test file does
+SHADOW = rt36.SHADOW.replace("import lib.work as _work", "import work as _work")
 
 
 def test_a_stdlib_named_module_in_a_package_a_test_file_puts_on_the_path_is_refused(tmp_path):
-    files = {"lib/__init__.py": "", "lib/work.py": WORK, "tests/test_work.py": TEST, "bench.py": BENCH}
+    files = {"lib/__init__.py": "", "lib/work.py": WORK, "tests/test_work.py": TEST, "bench.py": rt36.BENCH}
     test = f"{sys.executable} -m pytest -q -p no:cacheprovider tests"
-    r = judge(tmp_path, files, {"lib/work.py": WRONG, "lib/statistics.py": SHADOW}, "lib/work.py:total", test=test)
+    r = judge(tmp_path, files, {"lib/work.py": rt36.WRONG, "lib/statistics.py": SHADOW}, "lib/work.py:total", test=test)
     seen = (r["verdict"], r["correct"], r["speedup"], r.get("reason"))
     assert r["verdict"] != "faster", seen
