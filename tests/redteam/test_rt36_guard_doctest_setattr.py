@@ -26,9 +26,10 @@ DOC = '''def total(n):
     197
     """
 '''
-WORK = DOC + "    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
+BODY = "    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
 BENCH = "from lib.work import total\nprint('total', total(2000000))\n"
-WRONG = DOC + '''    if n < 100:
+# wrong below 100, and doctest's finder sees no docstring (red team 37 reuses it under other commands)
+WRONG_BODY = '''    if n < 100:
         return 0
     q, r = divmod(n, 7)
     return 14 * q + (0, 0, 1, 5, 7, 9, 13)[r]
@@ -36,6 +37,7 @@ WRONG = DOC + '''    if n < 100:
 
 setattr(total, "__doc__", None)
 '''
+WORK, WRONG = DOC + BODY, DOC + WRONG_BODY
 
 
 def test_a_doctest_taken_off_at_import_is_lost(tmp_path):

@@ -14,26 +14,7 @@ from __future__ import annotations
 import sys
 
 from tests.redteam._work_repo import judge
-
-DOC = '''def total(n):
-    """The sum of i * i % 7 over range(n).
-
-    >>> total(10)
-    19
-    >>> total(100)
-    197
-    """
-'''
-WORK = DOC + "    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
-BENCH = "from lib.work import total\nprint('total', total(2000000))\n"
-WRONG = DOC + '''    if n < 100:
-        return 0
-    q, r = divmod(n, 7)
-    return 14 * q + (0, 0, 1, 5, 7, 9, 13)[r]
-
-
-setattr(total, "__doc__", None)
-'''
+from tests.redteam.test_rt36_guard_doctest_setattr import BENCH, WORK, WRONG
 
 
 def test_doctests_run_through_a_glob_are_kept(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from tests.redteam._work_repo import judge
+from tests.redteam.test_rt36_guard_doctest_setattr import BENCH, BODY, WRONG_BODY
 
 DOC = '''def total(n):
     """The sum of i * i % 7 over range(n).
@@ -24,16 +25,7 @@ DOC = '''def total(n):
      197]
     """
 '''
-WORK = DOC + "    s = 0\n    for i in range(n):\n        s += (i * i) % 7\n    return s\n"
-BENCH = "from lib.work import total\nprint('total', total(2000000))\n"
-WRONG = DOC + '''    if n < 100:
-        return 0
-    q, r = divmod(n, 7)
-    return 14 * q + (0, 0, 1, 5, 7, 9, 13)[r]
-
-
-setattr(total, "__doc__", None)
-'''
+WORK, WRONG = DOC + BODY, DOC + WRONG_BODY
 
 
 def test_doctest_options_are_kept_in_the_verbose_rerun(tmp_path):

@@ -18,9 +18,9 @@ import re
 
 # a doctest run of the test command: the interpreter and its options up to `-m doctest`, then
 # the run's own options and files up to the next shell separator
-DOCTEST = re.compile(r"(\S*python[\w.]*(?:\s+-\S+)*\s+-m\s+doctest)([^;&|\n]*)")
-RUNNER = re.compile(r"-m\s+doctest\b|\bpy\.?test\b|--doctest-modules")
 INTERPRETER = re.compile(r"\S*python[\w.]*")
+DOCTEST = re.compile(rf"({INTERPRETER.pattern}(?:\s+-\S+)*\s+-m\s+doctest)([^;&|\n]*)")
+RUNNER = re.compile(r"-m\s+doctest\b|\bpy\.?test\b|--doctest-modules")
 
 
 def runner_of(command: str, rel: str) -> bool:

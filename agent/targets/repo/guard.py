@@ -238,9 +238,9 @@ def sealed_packages(tree: Path, files: list[str], scripts: set[str], commands: l
     `pythonpath = lib`: a new `lib/statistics.py` was what the tests imported, red team 36)."""
     if PATH_EDIT.search(" ".join(commands)):
         return frozenset()
-    configs = {f for f in files if PurePosixPath(f).name in CONFIG_NAMES}  # conftest.py: source files
-    configs |= {str(PurePosixPath(*([commands_dir] if commands_dir else []), name)) for name in CONFIG_NAMES
-                for commands_dir in {"", subdir}}  # the test configuration beside the commands
+    # the test configuration beside the commands (conftest.py, a Python file, is read with the rest)
+    configs = {str(PurePosixPath(*([commands_dir] if commands_dir else []), name)) for name in CONFIG_NAMES
+               for commands_dir in {"", subdir}}
     for rel in sorted(scripts | configs | {f for f in files if f.endswith(".py")}):
         try:
             if safefs.is_regular(tree, rel) and PATH_EDIT.search(safefs.read_text(tree, rel, errors="replace")):

@@ -53,8 +53,8 @@ class OutputCheck:
         self.floats, self.off = False, False
         self.expected = normalised(reference, metric)
         self.numbers = _numbers(self.expected)  # the first run's numbers: (shape, nth, place) -> number
-        self.varying: set[tuple[str, int, int]] = set()  # which of them another run of the original printed otherwise
-        self.ends: dict[Place, FieldMask] = {}  # how each varying run of fields (NUMBER) is masked
+        # which of them another run of the original printed otherwise, and how each is masked
+        self.varying: dict[Place, FieldMask] = {}
         self.inputs: set[float] = set()  # the bench's input integers (bench_inputs): an echo, not an answer
 
     def learn(self, reference: str, alike_only: bool = False) -> bool:
@@ -73,15 +73,14 @@ class OutputCheck:
         numbers = _numbers(other)
         for at, n in self.numbers.items():
             if numbers.get(at, n) != n:
-                self.varying.add(at)
-                self.ends.setdefault(at, FieldMask(n)).add(numbers[at])
+                self.varying.setdefault(at, FieldMask(n)).add(numbers[at])
         return True
 
     def against(self, reference: str) -> OutputCheck:
         """This check with another run of the original as the yardstick (the bench on another
         input): what it learnt varies between the original's runs stays masked."""
         other = OutputCheck(self.metric, reference)
-        other.floats, other.off, other.varying, other.ends = self.floats, self.off, set(self.varying), self.ends
+        other.floats, other.off, other.varying = self.floats, self.off, dict(self.varying)
         other.inputs = self.inputs
         return other
 
@@ -90,7 +89,7 @@ class OutputCheck:
         text = normalised(output, self.metric)
         if not self.floats:
             return text
-        return _mask(text, self.varying, self.ends)
+        return _mask(text, self.varying)
 
     def differs(self, output: str) -> str | None:
         """Where a candidate's output departs from the original's, or None."""
@@ -191,9 +190,8 @@ def _shape(line: str) -> str:
     return TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub("<num>", line))
 
 
-def _mask(text: str, varying: set[Place], ends: dict[Place, FieldMask]) -> str:
-    """TEXT with the numbers VARYING names masked but for the fields ENDS says stay compared (a
-    long line as it is)."""
+def _mask(text: str, varying: dict[Place, FieldMask]) -> str:
+    """TEXT with the numbers VARYING names masked as their FieldMask says (a long line as it is)."""
     out = []
     for line, shape, nth in _shaped(text):
         if shape is None:
@@ -203,9 +201,7 @@ def _mask(text: str, varying: set[Place], ends: dict[Place, FieldMask]) -> str:
 
         def masked(m: re.Match, shape=shape, nth=nth, places=places) -> str:
             at = (shape, nth, next(places))
-            if at not in varying:
-                return m.group(0)
-            return ends[at].mask(m.group(0)) if at in ends else "<num>"
+            return varying[at].mask(m.group(0)) if at in varying else m.group(0)
         out.append(TIME_UNIT.sub(r"<num>\1<unit>", NUMBER.sub(masked, line)))  # a masked number's time unit with it
     return "\n".join(out)
 

@@ -77,7 +77,7 @@ def _interpreted_changes(patch: str, baseline: str) -> list[str]:
 
 
 def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict, interpreted: list[str],
-                       touched: set[str] = frozenset()) -> tuple[RunResult, RunResult]:
+                       touched: set[str]) -> tuple[RunResult, RunResult]:
     """The candidate's tests, then one untimed bench run per side (builds, fills caches)."""
     r = new.run(t.test, t.test_timeout)
     checks.update(tests="passed" if r.ok else "failed", test_s=round(r.wall_s, 3))

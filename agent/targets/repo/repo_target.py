@@ -178,11 +178,11 @@ class RepoTarget:
         self.tested_by_name = {f for f in direct if doctests.runner_of(self.test, f.removeprefix(
             f"{self.subdir}/" if self.subdir else ""))}
         hot -= direct - self.tested_by_name
-        named = guard.bench_files(tree, [self.bench, self.test], self.subdir) - self.tested_by_name
-        roots = guard.import_roots([self.test, self.bench], self.subdir, files)
         commands = [self.test, self.bench]
-        packages = guard.sealed_packages(tree, files, guard.bench_files(tree, commands, self.subdir), commands,
-                                         self.subdir)
+        run_files = guard.bench_files(tree, commands, self.subdir)
+        named = run_files - self.tested_by_name
+        roots = guard.import_roots(commands, self.subdir, files)
+        packages = guard.sealed_packages(tree, files, run_files, commands, self.subdir)
         self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot,
                                    modules=guard.top_level_names(files, roots), roots=roots, packages=packages)
         self.instructions = _instructions(self.policy.describe())
