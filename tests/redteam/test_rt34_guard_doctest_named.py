@@ -10,8 +10,14 @@ bench". The candidate is an honest closed form of `total` (its doctest kept).
 
 Observed before: `rejected` ("lib/work.py is part of the bench").
 Should be: `faster`, correct (a file named only by --test is under test, not the bench's).
+Withdrawn (round 38): letting such a file change, its doctests rerun with `-v` on both trees, was
+worked round in four ways by red teams 35-38 (an example rebinding `total`, interpreter options
+the rerun could not parse, pytest's --doctest-modules, `python -m lib.work`); the file stays
+protected and this honest patch is `rejected` with the reason. Left as an xfail.
 """
 from __future__ import annotations
+
+import pytest
 
 from tests.redteam._work_repo import PY, judge
 
@@ -28,6 +34,7 @@ HONEST = (WORK.split("    s = 0")[0]
           + "    q, r = divmod(n, 7)\n    return 14 * q + sum((i * i) % 7 for i in range(r))\n")
 
 
+@pytest.mark.xfail(strict=False, reason="left: a hot file the test command names stays protected (red team 38)")
 def test_an_honest_patch_to_a_module_whose_doctests_the_test_command_runs_is_faster(tmp_path):
     res = judge(tmp_path, FILES, {"lib/work.py": HONEST}, "lib/work.py:total",
                 test=f"{PY} -m doctest lib/work.py && {PY} -m pytest -q tests")

@@ -105,9 +105,12 @@ def command_words(commands: list[str], subdir: str = "") -> set[str]:
 
 
 def named_files(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
-    """The tree's files the commands name, as words or through globs."""
-    return {w for w in command_words(commands, subdir) if safefs.is_regular(tree, w)} | \
-        _globbed(tree, commands, subdir)
+    """The tree's files the commands name: as words, through globs, or as the module `-m` runs
+    (`python -m lib.work` runs lib/work.py's self-test: red team 38)."""
+    modules = [f"{m.replace('.', '/')}{end}" for m in re.findall(r"-m\s+([\w.]+)", " ".join(commands))
+               for end in (".py", "/__main__.py")]
+    words = command_words(commands, subdir) | set(modules) | ({f"{subdir}/{m}" for m in modules} if subdir else set())
+    return {w for w in words if safefs.is_regular(tree, w)} | _globbed(tree, commands, subdir)
 
 
 def bench_files(tree: Path, commands: list[str], subdir: str = "") -> set[str]:
@@ -232,16 +235,19 @@ PATH_EDIT = re.compile(r"sys\.path|pythonpath|addsitedir", re.I)
 def sealed_packages(tree: Path, files: list[str], scripts: set[str], commands: list[str] = (),
                     subdir: str = "") -> frozenset[str]:
     """The tree's package folders (an `__init__.py`), where a new module stands in for nothing
-    (`Policy._inside_a_package`); none where anything may put a folder on sys.path: a command
-    (`PYTHONPATH=lib`), any Python file of the tree (`sys.path.insert(0, "lib")` in a test file
-    a pytest command's folder holds: red team 37), test configuration (pytest's
-    `pythonpath = lib`: a new `lib/statistics.py` was what the tests imported, red team 36)."""
+    (`Policy._inside_a_package`); none where what the commands run may put a folder on
+    sys.path: a command (`PYTHONPATH=lib`), a script they name or what it imports, a test file
+    or conftest.py (`sys.path.insert(0, "lib")` in a test file a pytest command's folder
+    holds: red team 37), test configuration (pytest's `pythonpath = lib`: a new
+    `lib/statistics.py` was what the tests imported, red team 36). Not the tree's other files:
+    a Sphinx `docs/conf.py` ended every exemption (red team 38)."""
     if PATH_EDIT.search(" ".join(commands)):
         return frozenset()
     # the test configuration beside the commands (conftest.py, a Python file, is read with the rest)
     configs = {str(PurePosixPath(*([commands_dir] if commands_dir else []), name)) for name in CONFIG_NAMES
                for commands_dir in {"", subdir}}
-    for rel in sorted(scripts | configs | {f for f in files if f.endswith(".py")}):
+    loaded = {f for f in files if f.endswith(".py") and (is_test_path(f) or PurePosixPath(f).name in CONFIG_NAMES)}
+    for rel in sorted(scripts | configs | loaded):
         try:
             if safefs.is_regular(tree, rel) and PATH_EDIT.search(safefs.read_text(tree, rel, errors="replace")):
                 return frozenset()

@@ -4,7 +4,6 @@ every run from a clean tree in a new sandbox; every bench output checked against
 original's, every cost cross-checked with kopt's own clock."""
 from __future__ import annotations
 
-import collections
 import copy
 import os
 import statistics
@@ -12,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from kopt.agent.targets.disk_reads import store_problem
-from kopt.agent.targets.repo import bench_inputs, doctests, guard, test_tally, worktree
+from kopt.agent.targets.repo import bench_inputs, guard, test_tally, worktree
 from kopt.agent.targets.repo.fresh import FreshRuns
 from kopt.agent.targets.repo.outputs import OutputCheck
 from kopt.agent.targets.repo.shell_commands import RunResult, parse_metric
@@ -50,9 +49,7 @@ def measure(t, ref_tree: Path, new_tree: Path, patch: str, hidden: list[str]) ->
         checks: dict = {"tree": "read-only to the runs (an overlay each; kopt reads what they changed)"
                         if new.throwaway and ref.throwaway else "written by the runs, reset between them"}
         try:
-            touched = set(worktree.changed_paths(patch))
-            warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks, _interpreted_changes(patch, t.baseline),
-                                                    touched)
+            warm_new, warm_ref = _tests_and_warm_up(t, ref, new, checks, _interpreted_changes(patch, t.baseline))
             res, expect = _timed_rounds(t, ref, new, patch, warm_new, warm_ref, checks)
             if res["verdict"] == "faster" and patch != t.baseline:
                 res = _on_another_input(t, ref, new, patch, res, warm_ref, expect)
@@ -76,8 +73,8 @@ def _interpreted_changes(patch: str, baseline: str) -> list[str]:
                   and guard.protected_kind(p) != "a build file")
 
 
-def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict, interpreted: list[str],
-                       touched: set[str]) -> tuple[RunResult, RunResult]:
+def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict,
+                       interpreted: list[str]) -> tuple[RunResult, RunResult]:
     """The candidate's tests, then one untimed bench run per side (builds, fills caches)."""
     r = new.run(t.test, t.test_timeout)
     checks.update(tests="passed" if r.ok else "failed", test_s=round(r.wall_s, 3))
@@ -87,9 +84,6 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict, interpre
         raise _Failed("incorrect", f"--test fails (exit {r.rc}): {r.tail_line()}")
     if why := test_tally.differs(t.test_tally, r.output):
         checks["tests"] = "passed with other counts"
-        raise _Failed("incorrect", why)
-    if why := _doctests_short(t, ref, new, touched):
-        checks["tests"] = "passed, some doctests did not run"
         raise _Failed("incorrect", why)
     warm_new = new.run(t.bench, t.bench_timeout)
     if not warm_new.ok:
@@ -122,25 +116,6 @@ def _tests_and_warm_up(t, ref: FreshRuns, new: FreshRuns, checks: dict, interpre
     new.keep(built)
     ref.keep(built)
     return warm_new, warm_ref
-
-
-def _doctests_short(t, ref: FreshRuns, new: FreshRuns, touched: set[str]) -> str | None:
-    """Why the candidate's doctests of the hot files --test runs by name fall short of the
-    original's (doctests.py), or None; the original's are learnt once. Where the original's
-    run shows none, a patch that changes such a file (TOUCHED: what it changes) cannot be judged."""
-    for command in doctests.verbose_commands(t.test) if t.tested_by_name else []:
-        if command not in t.doctests_ran:
-            r = ref.run(command, t.test_timeout)
-            t.doctests_ran[command] = doctests.passed_examples(r.output) if r.ok else collections.Counter()
-        if not t.doctests_ran[command]:
-            if not touched & t.tested_by_name:
-                continue
-            return (f"`{command}` passed no example on the original, so nothing shows which doctests of "
-                    f"{', '.join(sorted(t.tested_by_name))} run: that file cannot be judged")
-        r = new.run(command, t.test_timeout)
-        if missing := doctests.lost(t.doctests_ran[command], r.output if r.ok else ""):
-            return f"`{command}` did not pass the example `{missing}`, which passed on the original"
-    return None
 
 
 def _slowed_run(t, ref: FreshRuns, warm_ref: RunResult) -> tuple[str, str | None]:

@@ -10,7 +10,6 @@ not the whole repository, and answer with SEARCH/REPLACE blocks headed by file p
 from __future__ import annotations
 
 import atexit
-import collections
 import re
 import shutil
 import statistics
@@ -21,7 +20,7 @@ from pathlib import Path
 from kopt.agent.errors import UserInputError
 from kopt.agent.proposers.rules.repo_rules import flags_only
 from kopt.agent.targets.option_flags import as_flags
-from kopt.agent.targets.repo import doctests, guard, patches, test_tally, worktree
+from kopt.agent.targets.repo import guard, patches, test_tally, worktree
 from kopt.agent.targets.repo.hotspots import Hotspot, RepoIndex, rank, render
 from kopt.agent.targets.repo.profile import Profile, profile_bench
 from kopt.agent.targets.repo.repo_bench import failed, measure
@@ -70,8 +69,6 @@ class RepoTarget:
         self.profile: Profile | None = None
         self.results: dict[str, list[dict]] = {}  # this process's evaluations, by patch
         self.rewrites: set[str] | None = None  # what the original's bench writes on every run
-        self.tested_by_name: set[str] = set()  # hot files --test names for a runner to load
-        self.doctests_ran: dict[str, collections.Counter] = {}  # what the original's `doctest -v` passed
         self.slowed: str | None = None  # how the original's bench ran slowed (repo_bench._slowed_run)
         self.slowed_output: str | None = None  # what it printed there, where it ran
         self.bench_values: set[float] = set()  # the bench's input integers (bench_inputs.input_values)
@@ -168,21 +165,15 @@ class RepoTarget:
         A hot file the commands name (a bench script) stays the bench's: named as a word of a
         command, not as part of one (`sqmod.py` inside `test_sqmod.py` left no hot file at all,
         every file editable, and a new src/sqmod.py stood in for it under the bench, red team 30)."""
-        words = guard.command_words([self.bench], self.subdir) | guard.named_files(tree, [self.bench], self.subdir)
-        hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
-        # a hot file --test names only for a runner to load (`python -m doctest lib/work.py`) is
-        # under test: kept protected, nothing could change (red team 34); the examples it ran must
-        # run (repo_bench._doctests_short). One it runs as a script (`python -u lib/work.py`) is
-        # its test runner and stays protected (red team 37)
-        direct = guard.named_files(tree, [self.test], self.subdir) & hot
-        self.tested_by_name = {f for f in direct if doctests.runner_of(self.test, f.removeprefix(
-            f"{self.subdir}/" if self.subdir else ""))}
-        hot -= direct - self.tested_by_name
+        # a hot file a command names stays that command's (a bench script, a test runner script,
+        # a module whose doctests --test runs): letting a doctest-run file change was worked round
+        # four ways by red teams 35-38 (examples rebinding the name, options the rerun lost, ...)
         commands = [self.test, self.bench]
-        run_files = guard.bench_files(tree, commands, self.subdir)
-        named = run_files - self.tested_by_name
+        words = guard.command_words(commands, self.subdir) | guard.named_files(tree, commands, self.subdir)
+        hot = {h.fn.path for h in self.hotspots if h.fn.path not in words}
+        named = guard.bench_files(tree, commands, self.subdir)
         roots = guard.import_roots(commands, self.subdir, files)
-        packages = guard.sealed_packages(tree, files, run_files, commands, self.subdir)
+        packages = guard.sealed_packages(tree, files, named, commands, self.subdir)
         self.policy = guard.Policy(hot, named - hot, self.editable_globs, everything=not hot,
                                    modules=guard.top_level_names(files, roots), roots=roots, packages=packages)
         self.instructions = _instructions(self.policy.describe())
@@ -229,8 +220,6 @@ class RepoTarget:
         if problem := self.policy.check(own, lambda rel: (texts := self._texts(tree, rel)) is not None
                                         and flags_only(*texts)):
             return problem
-        if gone := [c.path for c in own if c.path in self.tested_by_name and c.status == "D"]:
-            return f"{gone[0]} is run by --test (its doctests) and cannot be removed"
         return None
 
     def _texts(self, tree: Path, rel: str) -> tuple[str, str] | None:
